@@ -1,0 +1,1 @@
+"""The shared engine of layerpeek: registries, manifests, layers. Knows no front end."""

@@ -1,0 +1,152 @@
+"""Image references, normalised the way Docker normalises them.
+
+``alpine`` means ``docker.io/library/alpine:latest``; ``ghcr.io/o/r@sha256:…`` names a digest;
+``localhost:5000/app:1`` a registry with a port. The grammar follows distribution's
+``reference`` package; every rejection names the part that is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from .errors import InvalidReference
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN_RE = re.compile(
+    rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?"
+)
+_PATH_COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_TAG_RE = re.compile(r"[\w][\w.-]{0,127}")
+_DIGEST_RE = re.compile(r"(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})")
+_MAX_REPOSITORY = 255
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed image reference; ``tag`` and ``digest`` may both be set (digest wins)."""
+
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def api_host(self) -> str:
+        """The host to talk HTTP to: Docker Hub's API lives apart from its name."""
+        return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
+
+    @property
+    def target(self) -> str:
+        """What to ask the manifests endpoint for: the digest if pinned, else the tag."""
+        return self.digest or self.tag or "latest"
+
+    @property
+    def name(self) -> str:
+        """``registry/repository`` without tag or digest."""
+        return f"{self.registry}/{self.repository}"
+
+    def with_digest(self, digest: str) -> Reference:
+        """The same image pinned to ``digest`` (the tag is kept for display)."""
+        return replace(self, digest=digest)
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+def _split_domain(text: str) -> tuple[str, str]:
+    """Docker's rule: the first component is a registry if it looks like a host."""
+    first, sep, rest = text.partition("/")
+    looks_like_host = "." in first or ":" in first or first == "localhost" or first != first.lower()
+    if not sep or not looks_like_host:
+        return DOCKER_HUB, text
+    if not _DOMAIN_RE.fullmatch(first):
+        raise InvalidReference(f"invalid registry host {first!r} in {text!r}")
+    return (DOCKER_HUB if first in _HUB_ALIASES else first), rest
+
+
+def _check_repository(repository: str, original: str) -> str:
+    if not repository:
+        raise InvalidReference(f"missing repository name in {original!r}")
+    if repository != repository.lower():
+        raise InvalidReference(f"repository name must be lowercase: {repository!r}")
+    for component in repository.split("/"):
+        if not _PATH_COMPONENT_RE.fullmatch(component):
+            raise InvalidReference(
+                f"invalid repository path component {component!r} in {original!r} "
+                "(lowercase letters, digits and single . _ __ - separators)"
+            )
+    if len(repository) > _MAX_REPOSITORY:
+        raise InvalidReference(f"repository name longer than {_MAX_REPOSITORY} characters")
+    return repository
+
+
+def _split_digest(text: str, original: str) -> tuple[str, str | None]:
+    name, at, digest = text.partition("@")
+    if not at:
+        return text, None
+    if not _DIGEST_RE.fullmatch(digest):
+        raise InvalidReference(
+            f"invalid digest {digest!r} in {original!r} (expected sha256: and 64 hex digits)"
+        )
+    return name, digest
+
+
+def _split_tag(text: str, original: str) -> tuple[str, str | None]:
+    slash = text.rfind("/")
+    colon = text.rfind(":")
+    if colon <= slash:
+        return text, None
+    tag = text[colon + 1 :]
+    if not _TAG_RE.fullmatch(tag):
+        raise InvalidReference(
+            f"invalid tag {tag!r} in {original!r} (letters, digits, _ . -; at most 128)"
+        )
+    return text[:colon], tag
+
+
+def parse_reference(text: str, *, default_tag: str | None = "latest") -> Reference:
+    """Parse an image reference; without tag or digest the tag is ``default_tag``."""
+    original = text
+    text = text.strip()
+    if not text:
+        raise InvalidReference("empty image reference (expected e.g. alpine:3.20)")
+    if any(c.isspace() for c in text):
+        raise InvalidReference(f"image reference contains whitespace: {original!r}")
+    if "://" in text:
+        raise InvalidReference(
+            f"image reference must not have a URL scheme: {original!r} (drop the http(s)://)"
+        )
+    rest, digest = _split_digest(text, original)
+    rest, tag = _split_tag(rest, original)
+    registry, repository = _split_domain(rest)
+    if registry == DOCKER_HUB and "/" not in repository:
+        repository = f"library/{repository}"
+    repository = _check_repository(repository, original)
+    if tag is None and digest is None:
+        tag = default_tag
+    return Reference(registry, repository, tag, digest)
+
+
+def parse_repository(text: str) -> Reference:
+    """Parse a repository name (for tag listing): no tag or digest allowed."""
+    ref = parse_reference(text, default_tag=None)
+    if ref.tag or ref.digest:
+        raise InvalidReference(f"expected a repository without tag or digest, got {text!r}")
+    return ref
+
+
+def parse_digest(text: str) -> str:
+    """Validate a content digest such as ``sha256:`` + 64 hex digits."""
+    if not _DIGEST_RE.fullmatch(text):
+        raise InvalidReference(f"invalid digest {text!r} (expected sha256: and 64 hex digits)")
+    return text

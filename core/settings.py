@@ -1,0 +1,47 @@
+"""Settings from the environment (prefix ``LAYERPEEK_``) and, for servers, a ``.env`` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+class Settings(BaseSettings):
+    """What an operator can set; every field maps to ``LAYERPEEK_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="LAYERPEEK_", extra="ignore")
+
+    plain_http: CommaList = Field(
+        default=(), description="host[:port] list reached over plain HTTP (insecure registries)"
+    )
+    allow_private: CommaList = Field(
+        default=(),
+        description="hosts, host:port or CIDRs the network guard lets resolve to private addresses",
+    )
+    ca_bundle: Path | None = Field(
+        default=None, description="PEM file of extra CAs to trust for registries"
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_cache_dir("layerpeek")),
+        description="where layer indexes, configs and manifests are kept",
+    )
+    cache_url: str | None = Field(default=None, description="redis://… for shared deployments")
+    retries: int = Field(default=4, ge=1, le=20, description="attempts on 429 and 5xx")
+    max_retry_wait: float = Field(
+        default=60.0, ge=0, description="longest Retry-After we wait for before giving up"
+    )
+    timeout: float = Field(default=30.0, gt=0, description="seconds per network operation")
+
+    @field_validator("plain_http", "allow_private", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        """Docker's own lists are comma-separated; accept that rather than JSON."""
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value

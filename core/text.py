@@ -1,0 +1,42 @@
+"""Rendering untrusted strings (file names, build steps, labels) safely for a terminal or chat.
+
+Image contents are written by whoever built the image: a name can hold a newline, an ANSI
+escape that repaints the terminal, or bytes that are not UTF-8. We show such characters as
+visible escapes instead of dropping them, so the reader sees that something odd is there.
+"""
+
+from __future__ import annotations
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, kept by surrogateescape
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control, format and undecodable characters shown as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def human_size(size: int) -> str:
+    """1536 → '1.5 KiB': binary units, as `ls -h` and registries' UIs show them."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def short_digest(digest: str) -> str:
+    """``sha256:0123456789ab…`` → ``sha256:0123456789ab``: 12 hex digits, as docker shows."""
+    algorithm, _, hexdigits = digest.partition(":")
+    return f"{algorithm}:{hexdigits[:12]}" if hexdigits else digest
