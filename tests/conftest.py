@@ -1,0 +1,139 @@
+"""Session fixtures: real registries (plain, basic, token) over one storage root, the standard
+images pushed once, a token server and a fault proxy.
+
+Only the registry binary's absence may skip, and only outside CI (``CI=true`` makes it a
+failure, so a broken install cannot pass as green).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fixtures.catalog import Catalog, push_standard_images
+from fixtures.proxy import FaultProxy
+from fixtures.registry import RegistryProcess, registry_binary
+from fixtures.token_server import DEFAULT_USERS, TokenServer
+
+
+@dataclass(frozen=True)
+class SeededRegistry:
+    """A running registry and the catalog of images in its (shared) storage."""
+
+    process: RegistryProcess
+    catalog: Catalog
+
+    @property
+    def host(self) -> str:
+        return self.process.host
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+
+def require_registry_binary() -> str:
+    """The one place a test may be skipped: no ``docker-registry`` on a developer's machine."""
+    binary = registry_binary()
+    if binary is not None:
+        return binary
+    message = (
+        "docker-registry is not installed "
+        "(apt-get install -y --no-install-recommends docker-registry)"
+    )
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def docker_registry() -> str:
+    """Path of the registry binary; requesting it applies the skip-or-fail rule."""
+    return require_registry_binary()
+
+
+@pytest.fixture(scope="session")
+def registry_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Storage shared by every registry process of the session."""
+    return tmp_path_factory.mktemp("registry-storage")
+
+
+@pytest.fixture(scope="session")
+def catalog(plain_registry: SeededRegistry) -> Catalog:
+    """The standard images, as pushed into the shared storage."""
+    return plain_registry.catalog
+
+
+@pytest.fixture(scope="session")
+def plain_registry(docker_registry: str, registry_root: Path) -> Iterator[SeededRegistry]:
+    """No auth; the standard images are pushed through it once per session."""
+    with RegistryProcess(registry_root, "plain", binary=docker_registry) as process:
+        yield SeededRegistry(process, push_standard_images(process.url))
+
+
+@pytest.fixture(scope="session")
+def basic_registry(
+    docker_registry: str, registry_root: Path, plain_registry: SeededRegistry
+) -> Iterator[SeededRegistry]:
+    """htpasswd auth with alice/wonderland, serving the same images."""
+    with RegistryProcess(
+        registry_root, "basic", users=DEFAULT_USERS, binary=docker_registry
+    ) as process:
+        yield SeededRegistry(process, plain_registry.catalog)
+
+
+@pytest.fixture(scope="session")
+def token_server() -> Iterator[TokenServer]:
+    with TokenServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def token_registry(
+    docker_registry: str,
+    registry_root: Path,
+    plain_registry: SeededRegistry,
+    token_server: TokenServer,
+) -> Iterator[SeededRegistry]:
+    """Docker Hub-style token auth through ``token_server``, serving the same images."""
+    with RegistryProcess(
+        registry_root, "token", token_server=token_server, binary=docker_registry
+    ) as process:
+        yield SeededRegistry(process, plain_registry.catalog)
+
+
+@pytest.fixture(scope="session")
+def _session_proxy(plain_registry: SeededRegistry) -> Iterator[FaultProxy]:
+    with FaultProxy(plain_registry.url) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def fault_proxy(_session_proxy: FaultProxy) -> FaultProxy:
+    """A fault proxy in front of the plain registry, with no faults and empty counters."""
+    _session_proxy.reset()
+    return _session_proxy
+
+
+@pytest.fixture
+def layerpeek_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, plain_registry: SeededRegistry
+) -> Path:
+    """The environment a user of the local registries would set: plain HTTP for them, an empty
+    docker config (so the developer's own credentials never leak into a test), a fresh cache.
+    Returns the docker config directory, for tests that write credentials into it."""
+    docker_config = tmp_path / "docker-config"
+    docker_config.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(docker_config))
+    monkeypatch.setenv("LAYERPEEK_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LAYERPEEK_PLAIN_HTTP", "127.0.0.1")
+    return docker_config
