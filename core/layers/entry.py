@@ -1,0 +1,32 @@
+"""One tar entry as layerpeek reports it, whatever tar dialect or compression it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+EntryType = Literal[
+    "file", "dir", "symlink", "hardlink", "char", "block", "fifo", "whiteout", "opaque"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TarEntry:
+    """A file, directory, link or whiteout found in a layer.
+
+    ``path`` is normalised for display and comparison only (no leading ``./`` or ``/``, no
+    trailing ``/``); ``..`` components, newlines and undecodable bytes are kept as they are
+    (undecodable bytes via ``surrogateescape``), because a hostile name must be reported, not
+    repaired. It is never used as a local path. ``offset`` is where the entry's data starts in
+    the uncompressed tar stream, so a later reader can fetch just this file.
+    """
+
+    path: str
+    type: EntryType
+    size: int
+    mode: int
+    uid: int
+    gid: int
+    mtime: int
+    link: str = ""
+    offset: int = 0

@@ -1,0 +1,468 @@
+"""The push tar scanner over archives built by tarfile (GNU, PAX, ustar) and by hand."""
+
+from __future__ import annotations
+
+import io
+import random
+import tarfile
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from layerpeek.core.errors import CorruptLayer, HostileLayer, TruncatedLayer
+from layerpeek.core.layers.entry import TarEntry
+from layerpeek.core.layers.tar import FileData, ScanEvent, TarScanner
+
+MTIME = 1_700_000_000
+LONG_DIR = "usr/lib/" + "x" * 90
+FORMATS = {"gnu": tarfile.GNU_FORMAT, "pax": tarfile.PAX_FORMAT, "ustar": tarfile.USTAR_FORMAT}
+
+
+def member(
+    name: str,
+    kind: bytes = tarfile.REGTYPE,
+    data: bytes = b"",
+    *,
+    mode: int = 0o644,
+    uid: int = 0,
+    link: str = "",
+    device: tuple[int, int] = (0, 0),
+) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.uid, info.gid, info.mtime = kind, mode, uid, 0, MTIME
+    info.size = len(data) if kind == tarfile.REGTYPE else 0
+    info.linkname = link
+    info.devmajor, info.devminor = device
+    return info, data
+
+
+def archive(fmt: int, members: list[tuple[tarfile.TarInfo, bytes]], **options: object) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(
+        fileobj=buffer, mode="w", format=fmt, errors="surrogateescape", **options
+    ) as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if info.size else None)
+    return buffer.getvalue()
+
+
+def raw_header(name: bytes, kind: bytes = b"0", size: int = 0, **fields: bytes) -> bytes:
+    """One hand-made header block; ``fields`` maps "at_OFFSET" to raw bytes placed there."""
+    block = bytearray(512)
+    block[0 : len(name)] = name
+    block[100:108] = b"0000644\0"
+    block[108:116] = b"0000000\0"
+    block[116:124] = b"0000000\0"
+    block[124:136] = b"%011o\0" % size
+    block[136:148] = b"%011o\0" % MTIME
+    block[156:157] = kind
+    for key, value in fields.items():
+        offset = int(key.removeprefix("at_"))
+        block[offset : offset + len(value)] = value
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+def padded(data: bytes) -> bytes:
+    return data + bytes(-len(data) % 512)
+
+
+def pax_body(**records: str) -> bytes:
+    """PAX records ("%d key=value\n", the length counting itself); "_" in a key means "."."""
+    out = b""
+    for key, value in records.items():
+        body = b" %s=%s\n" % (key.replace("_", ".").encode(), value.encode())
+        length = len(body) + 1
+        while len(b"%d" % length) + len(body) != length:
+            length = len(b"%d" % length) + len(body)
+        out += b"%d" % length + body
+    return out
+
+
+END = bytes(1024)
+
+SAMPLE = [
+    member("./", tarfile.DIRTYPE, mode=0o755),
+    member("./etc/", tarfile.DIRTYPE, mode=0o755),
+    member("./etc/passwd", data=b"root:x:0:0:root:/root:/bin/sh\n"),
+    member("./etc/.wh.secret.key"),
+    member("./usr/bin/bash", data=b"\x7fELF" + bytes(1500), mode=0o755),
+    member("./usr/bin/sh", tarfile.SYMTYPE, link="/usr/bin/bash", mode=0o777),
+    member("./usr/bin/rbash", tarfile.LNKTYPE, link="./usr/bin/bash", mode=0o755),
+    member("./usr/bin/sudo", data=b"setuid", mode=0o4755),
+    member(f"./{LONG_DIR}/libfoo.so.1", data=b"library"),
+    member("./var/cache/.wh..wh..opq"),
+    member("./dev/null", tarfile.CHRTYPE, device=(1, 3)),
+    member("./dev/sda", tarfile.BLKTYPE, device=(8, 0)),
+    member("./run/initctl", tarfile.FIFOTYPE),
+    member("./tmp/empty"),
+]
+
+
+def expected(path: str, kind: str, size: int = 0, mode: int = 0o644, link: str = "") -> TarEntry:
+    return TarEntry(path, kind, size, mode, 0, 0, MTIME, link)  # type: ignore[arg-type]
+
+
+EXPECTED = [
+    expected(".", "dir", mode=0o755),
+    expected("etc", "dir", mode=0o755),
+    expected("etc/passwd", "file", 30),
+    expected("etc/.wh.secret.key", "whiteout"),
+    expected("usr/bin/bash", "file", 1504, 0o755),
+    expected("usr/bin/sh", "symlink", mode=0o777, link="/usr/bin/bash"),
+    expected("usr/bin/rbash", "hardlink", mode=0o755, link="usr/bin/bash"),
+    expected("usr/bin/sudo", "file", 6, 0o4755),
+    expected(f"{LONG_DIR}/libfoo.so.1", "file", 7),
+    expected("var/cache/.wh..wh..opq", "opaque"),
+    expected("dev/null", "char"),
+    expected("dev/sda", "block"),
+    expected("run/initctl", "fifo"),
+    expected("tmp/empty", "file"),
+]
+
+
+def chunkings(blob: bytes, seed: int = 3) -> Iterator[list[bytes]]:
+    """One piece, byte by byte, and random chunk sizes around the 512-byte block size."""
+    yield [blob]
+    yield [blob[i : i + 1] for i in range(len(blob))]
+    rng = random.Random(seed)
+    pieces, pos = [], 0
+    while pos < len(blob):
+        step = rng.choice([1, 100, 511, 512, 513, 1000, 4096])
+        pieces.append(blob[pos : pos + step])
+        pos += step
+    yield pieces
+
+
+def scan(pieces: list[bytes] | bytes, want: object = None) -> list[ScanEvent]:
+    scanner = TarScanner(want)  # type: ignore[arg-type]
+    events: list[ScanEvent] = []
+    for piece in [pieces] if isinstance(pieces, bytes) else pieces:
+        events += scanner.feed(piece)
+    scanner.close()
+    return events
+
+
+def entries(blob: bytes) -> list[TarEntry]:
+    return [e for e in scan(blob) if isinstance(e, TarEntry)]
+
+
+def without_offsets(found: list[TarEntry]) -> list[TarEntry]:
+    return [replace(e, offset=0) for e in found]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_dialect_lists_the_same_entries_whatever_the_chunking(fmt: str) -> None:
+    blob = archive(FORMATS[fmt], SAMPLE)
+    results = [scan(pieces) for pieces in chunkings(blob)]
+    assert without_offsets(results[0]) == EXPECTED  # type: ignore[arg-type]
+    assert results[1] == results[0]
+    assert results[2] == results[0]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_offsets_point_at_each_files_data(fmt: str) -> None:
+    blob = archive(FORMATS[fmt], SAMPLE)
+    contents = {info.name.removeprefix("./"): data for info, data in SAMPLE}
+    for entry in entries(blob):
+        if entry.type == "file":
+            assert blob[entry.offset : entry.offset + entry.size] == contents[entry.path]
+
+
+def test_gnu_long_names_long_links_and_base256_numbers() -> None:
+    name = "deep/" * 60 + "file"
+    target = "target/" * 30
+    blob = archive(
+        tarfile.GNU_FORMAT,
+        [member(name, data=b"x", uid=1 << 40), member("link", tarfile.SYMTYPE, link=target)],
+    )
+    found = entries(blob)
+    assert (found[0].path, found[0].uid, found[0].size) == (name, 1 << 40, 1)
+    assert (found[1].path, found[1].link) == ("link", target)
+    assert blob[found[0].offset : found[0].offset + 1] == b"x"
+
+
+def test_pax_records_override_the_header_fields() -> None:
+    info, data = member("ünïcødé/" + "n" * 120, data=b"pax data", uid=1 << 30)
+    info.mtime = 1_700_000_000.75  # type: ignore[assignment]
+    link, _ = member("hard", tarfile.LNKTYPE, link="./ünïcødé/" + "n" * 120)
+    found = entries(archive(tarfile.PAX_FORMAT, [(info, data), (link, b"")]))
+    assert found[0].path == "ünïcødé/" + "n" * 120
+    assert (found[0].uid, found[0].mtime, found[0].size) == (1 << 30, MTIME, 8)
+    assert found[1].link == "ünïcødé/" + "n" * 120
+
+
+def test_pax_size_says_how_much_data_follows() -> None:
+    pax = pax_body(size="5", path="big.bin")
+    blob = (
+        raw_header(b"././@PaxHeader", b"x", len(pax))
+        + padded(pax)
+        + raw_header(b"truncated-name", b"0", 0)
+        + padded(b"12345")
+        + raw_header(b"next", b"0", 0)
+        + END
+    )
+    found = entries(blob)
+    assert [(e.path, e.size) for e in found] == [("big.bin", 5), ("next", 0)]
+    assert blob[found[0].offset : found[0].offset + 5] == b"12345"
+
+
+def test_pax_global_headers_apply_until_overridden() -> None:
+    glob = pax_body(uid="77", mtime="42.5")
+    unset = pax_body(uid="")
+    local = pax_body(uid="88")
+    blob = b"".join(
+        [
+            raw_header(b"pax_global_header", b"g", len(glob)),
+            padded(glob),
+            raw_header(b"a"),
+            raw_header(b"././@PaxHeader", b"x", len(local)),
+            padded(local),
+            raw_header(b"b"),
+            raw_header(b"c"),
+            raw_header(b"pax_global_header", b"g", len(unset)),
+            padded(unset),
+            raw_header(b"d"),
+            END,
+        ]
+    )
+    assert [(e.path, e.uid, e.mtime) for e in entries(blob)] == [
+        ("a", 77, 42),
+        ("b", 88, 42),
+        ("c", 77, 42),
+        ("d", 0, 42),
+    ]
+
+
+def test_tarfile_global_pax_headers_are_applied() -> None:
+    blob = archive(tarfile.PAX_FORMAT, [member("a"), member("b")], pax_headers={"uid": "5"})
+    assert [e.uid for e in entries(blob)] == [5, 5]
+
+
+def test_ustar_prefix_field_is_joined_to_the_name() -> None:
+    name = "p" * 120 + "/file"
+    blob = archive(tarfile.USTAR_FORMAT, [member(name, data=b"u")])
+    assert entries(blob)[0].path == name
+    assert blob[345:350] == b"ppppp"
+
+
+def test_gnu_headers_do_not_read_atime_bytes_as_a_prefix() -> None:
+    header = raw_header(b"name", at_257=b"ustar  \0", at_345=b"01234567012\0")
+    assert entries(header + END)[0].path == "name"
+
+
+def test_v7_headers_without_magic() -> None:
+    blob = raw_header(b"old/", b"\0") + raw_header(b"old/file", b"\0", 3) + padded(b"abc") + END
+    found = entries(blob)
+    assert [(e.path, e.type, e.size) for e in found] == [("old", "dir", 0), ("old/file", "file", 3)]
+
+
+def test_old_gnu_sparse_files_report_their_real_size() -> None:
+    gnu = {"at_257": b"ustar  \0", "at_386": b"%011o\0" % 0 + b"%011o\0" % 512}
+    simple = raw_header(b"sparse", b"S", 512, at_483=b"%011o\0" % 100_000, **gnu)
+    extended = raw_header(b"more", b"S", 512, at_482=b"\1", at_483=b"%011o\0" % 9_000, **gnu)
+    extension = bytearray(512)
+    extension[0:24] = b"%011o\0" % 4096 + b"%011o\0" % 0
+    blob = b"".join(
+        [
+            simple,
+            padded(b"s" * 512),
+            extended,
+            bytes(extension),
+            padded(b"m" * 512),
+            raw_header(b"after", b"0", 2),
+            padded(b"ok"),
+            END,
+        ]
+    )
+    found = scan(blob, want=lambda e: True)
+    listed = [e for e in found if isinstance(e, TarEntry)]
+    assert [(e.path, e.type, e.size) for e in listed] == [
+        ("sparse", "file", 100_000),
+        ("more", "file", 9_000),
+        ("after", "file", 2),
+    ]
+    assert listed[1].offset == blob.index(b"m" * 512)
+    # Sparse data is fragments, not file content: only "after" is streamed.
+    assert [(e.entry.path, e.data) for e in found if isinstance(e, FileData)] == [("after", b"ok")]
+
+
+def test_pax_sparse_files_report_their_real_name_and_size() -> None:
+    pax = pax_body(GNU_sparse_name="data/real.img", GNU_sparse_realsize="1048576")
+    blob = (
+        raw_header(b"././@PaxHeader", b"x", len(pax))
+        + padded(pax)
+        + raw_header(b"data/GNUSparseFile.0/real.img", b"0", 512)
+        + bytes(512)
+        + END
+    )
+    found = scan(blob, want=lambda e: True)
+    assert [(e.path, e.size) for e in found if isinstance(e, TarEntry)] == [
+        ("data/real.img", 1 << 20)
+    ]
+    assert not [e for e in found if isinstance(e, FileData)]
+
+
+def test_unknown_types_read_as_regular_files_and_modes_keep_permission_bits() -> None:
+    blob = raw_header(b"odd", b"Z", 4, at_100=b"0100755\0") + padded(b"data") + END
+    found = entries(blob)
+    assert (found[0].type, found[0].size, found[0].mode) == ("file", 4, 0o755)
+
+
+@pytest.mark.parametrize("fmt", ["gnu", "pax"])
+def test_hostile_names_are_reported_not_repaired(fmt: str) -> None:
+    names = ["../../etc/shadow", "/abs/path", "a\nb", "bad\udcffname", "./.././x"]
+    blob = archive(FORMATS[fmt], [member(n, data=b"!") for n in names])
+    assert [e.path for e in entries(blob)] == [
+        "../../etc/shadow",
+        "abs/path",
+        "a\nb",
+        "bad\udcffname",
+        ".././x",
+    ]
+
+
+def test_wanted_files_stream_as_file_data_whatever_the_chunking() -> None:
+    payload = bytes(range(256)) * 40
+    members = [member("a", data=b"skip"), member("want", data=payload), member("empty")]
+    blob = archive(tarfile.PAX_FORMAT, [*members, member("z", tarfile.DIRTYPE)])
+    asked: list[str] = []
+
+    def want(entry: TarEntry) -> bool:
+        asked.append(entry.path)
+        return entry.path in ("want", "empty")
+
+    for pieces in chunkings(blob):
+        asked.clear()
+        events = scan(pieces, want)
+        data = [e for e in events if isinstance(e, FileData)]
+        assert b"".join(e.data for e in data if e.entry.path == "want") == payload
+        assert [e.last for e in data if e.entry.path == "want"][-1] is True
+        assert sum(e.last for e in data) == 2
+        empty = next(e for e in events if isinstance(e, TarEntry) and e.path == "empty")
+        assert events[events.index(empty) + 1] == FileData(empty, b"", True)
+        assert asked == ["a", "want", "empty"]
+        first = events.index(next(e for e in events if isinstance(e, FileData)))
+        assert isinstance(events[first - 1], TarEntry) and events[first - 1].path == "want"
+
+
+def test_bad_checksum_is_corrupt() -> None:
+    header = bytearray(raw_header(b"file"))
+    header[0] = ord("F")
+    with pytest.raises(CorruptLayer, match="checksum at tar offset 0"):
+        entries(bytes(header) + END)
+
+
+def test_signed_checksums_are_accepted() -> None:
+    name = "é".encode() * 10
+    header = bytearray(raw_header(name))
+    signed = sum(b - 256 if b > 127 else b for b in header[:148] + b" " * 8 + header[156:])
+    header[148:156] = b"%06o\0 " % signed
+    assert entries(bytes(header) + END)[0].path == "é" * 10
+
+
+@pytest.mark.parametrize("kind", [b"x", b"g", b"L", b"K"])
+def test_extended_headers_over_one_mebibyte_are_hostile(kind: bytes) -> None:
+    header = raw_header(b"././@LongLink", kind, (1 << 20) + 1)
+    with pytest.raises(HostileLayer, match="exceeds the 1 MiB limit") as caught:
+        scan(header)
+    assert caught.value.offset == 0
+
+
+def test_tarfile_pax_header_over_one_mebibyte_is_hostile() -> None:
+    info, _ = member("f")
+    info.pax_headers = {"comment": "c" * (1 << 20)}
+    with pytest.raises(HostileLayer):
+        entries(archive(tarfile.PAX_FORMAT, [(info, b"")]))
+
+
+@pytest.mark.parametrize(
+    "size_field",
+    [b"\xff" * 12, b"\x80" + b"\xff" * 11, b"\x80\x00\x00\x01" + bytes(8)],
+)
+def test_negative_or_absurd_sizes_are_hostile(size_field: bytes) -> None:
+    with pytest.raises(HostileLayer, match="absurd tar entry size"):
+        scan(raw_header(b"huge", at_124=size_field))
+
+
+def test_negative_pax_size_is_hostile() -> None:
+    pax = pax_body(size="-1")
+    with pytest.raises(HostileLayer):
+        scan(raw_header(b"x", b"x", len(pax)) + padded(pax) + raw_header(b"f"))
+
+
+def test_an_entry_claiming_more_data_than_the_stream_has_is_truncated() -> None:
+    blob = raw_header(b"a") + raw_header(b"big", at_124=b"\x80" + bytes(6) + b"\x01" + bytes(4))
+    with pytest.raises(TruncatedLayer, match="inside the data of 'big'") as caught:
+        scan(blob + b"some data")
+    assert caught.value.offset == len(blob) + 9
+
+
+def test_a_stream_cut_inside_a_wanted_file_is_truncated() -> None:
+    blob = archive(tarfile.GNU_FORMAT, [member("f", data=b"x" * 5000)])[:3000]
+    with pytest.raises(TruncatedLayer, match="inside the data of 'f'"):
+        scan(blob, want=lambda e: True)
+
+
+@pytest.mark.parametrize(
+    ("cut", "message"),
+    [
+        (100, "inside a header"),
+        (512 * 3, "without its end-of-archive marker"),
+        (512 * 3 + 512, "without its end-of-archive marker"),
+        (700, "inside the data of 'a'"),
+    ],
+)
+def test_a_stream_ending_early_is_truncated(cut: int, message: str) -> None:
+    blob = archive(tarfile.GNU_FORMAT, [member("a", data=b"a" * 600)])
+    with pytest.raises(TruncatedLayer, match=message):
+        scan(blob[:cut])
+
+
+def test_a_cut_extended_header_is_truncated() -> None:
+    pax = pax_body(path="p" * 300)
+    with pytest.raises(TruncatedLayer, match="inside an extended header"):
+        scan(raw_header(b"x", b"x", len(pax)) + pax[:100])
+
+
+def test_an_empty_stream_is_an_empty_layer() -> None:
+    assert scan(b"") == []
+
+
+def test_bytes_after_the_end_marker_are_ignored() -> None:
+    blob = raw_header(b"a") + END + b"trailing garbage" + raw_header(b"b")
+    scanner = TarScanner()
+    assert [e.path for e in scanner.feed(blob)] == ["a"]  # type: ignore[union-attr]
+    assert scanner.done
+    scanner.close()
+
+
+def test_a_header_after_a_lone_zero_block_is_corrupt() -> None:
+    with pytest.raises(CorruptLayer, match="after a zero block"):
+        scan(raw_header(b"a") + bytes(512) + raw_header(b"b"))
+
+
+def test_malformed_pax_records_are_corrupt() -> None:
+    for body in [b"999 path=x\n", b"nonsense", b"8 path=x\n", b"10 pathx\n\n\n"]:
+        with pytest.raises(CorruptLayer, match="malformed PAX record"):
+            scan(raw_header(b"x", b"x", len(body)) + padded(body) + raw_header(b"f") + END)
+
+
+def test_pax_values_that_are_not_numbers_are_corrupt() -> None:
+    for body in [pax_body(uid="abc"), pax_body(mtime="1.5e3")]:
+        with pytest.raises(CorruptLayer, match="bad PAX"):
+            scan(raw_header(b"x", b"x", len(body)) + padded(body) + raw_header(b"f") + END)
+
+
+def test_garbage_in_a_numeric_field_is_corrupt() -> None:
+    with pytest.raises(CorruptLayer, match="bad tar size field"):
+        scan(raw_header(b"f", at_124=b"12x45678901\0"))
+
+
+def test_events_before_an_error_reach_a_callers_list() -> None:
+    events: list[ScanEvent] = []
+    with pytest.raises(CorruptLayer):
+        TarScanner().feed(raw_header(b"a") + raw_header(b"b") + b"\1" * 512, events)
+    assert [e.path for e in events] == ["a", "b"]  # type: ignore[union-attr]
