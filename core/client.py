@@ -1,0 +1,342 @@
+"""The registry client: manifests, blobs and tags over the OCI distribution API.
+
+One client per process. It owns the HTTP connection pool, the auth flow (tokens cached per
+realm/service/scope), retries on 429/5xx honouring Retry-After, plain HTTP for the hosts an
+operator named, and — for front ends fed untrusted references — the network guard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import json
+import ssl
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import certifi
+import httpx
+import stamina
+
+from .auth import RegistryAuth, TokenCache, unreachable_error
+from .credentials import load_credentials
+from .errors import (
+    DigestMismatch,
+    LayerpeekError,
+    ManifestError,
+    RateLimited,
+    RegistryUnreachable,
+    error_from_response,
+)
+from .guard import NetworkGuard, make_transport
+from .image import MANIFEST_ACCEPT
+from .reference import Reference
+from .settings import Settings
+
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the distribution spec lets registries stop at 4 MiB
+MAX_CONFIG_BYTES = 32 * 1024 * 1024
+MAX_TAG_PAGES = 1000
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def _user_agent() -> str:
+    try:
+        return f"layerpeek/{version('layerpeek')}"
+    except PackageNotFoundError:
+        return "layerpeek"
+
+
+@dataclass(frozen=True)
+class RawManifest:
+    """A manifest or index exactly as received, with the digest of those bytes."""
+
+    body: bytes
+    media_type: str
+    digest: str
+
+
+class _Transient(Exception):
+    """A response worth retrying; carries the wait the server asked for, if any."""
+
+    def __init__(self, response: httpx.Response, wait: float | None) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+        self.wait = wait
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a Retry-After header (delta form; HTTP dates are rare from registries)."""
+    value = response.headers.get("Retry-After", "").strip()
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def digest_of(data: bytes, algorithm: str = "sha256") -> str:
+    """The OCI digest string of ``data``."""
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+
+
+def verify_digest(data: bytes, expected: str, what: str) -> None:
+    """Refuse bytes that do not hash to the digest they were fetched by."""
+    algorithm = expected.partition(":")[0]
+    if algorithm not in ("sha256", "sha512"):
+        raise DigestMismatch(f"unsupported digest algorithm in {expected!r} for {what}")
+    actual = digest_of(data, algorithm)
+    if actual != expected:
+        raise DigestMismatch(f"{what}: received bytes hash to {actual}, expected {expected}")
+
+
+def uses_plain_http(host: str, entries: Sequence[str]) -> bool:
+    """Docker's insecure-registries rule: an entry is ``host:port``, a bare host (any port) or
+    a CIDR that contains the host's IP address."""
+    hostname = httpx.URL(f"//{host}").host
+    for entry in entries:
+        if entry in (host, hostname):
+            return True
+        if "/" in entry:
+            with contextlib.suppress(ValueError):
+                if ipaddress.ip_address(hostname) in ipaddress.ip_network(entry, strict=False):
+                    return True
+    return False
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext | bool:
+    """Public CAs plus the operator's bundle (a private registry's CA), not instead of them."""
+    if settings.ca_bundle is None:
+        return True
+    context = ssl.create_default_context(cafile=certifi.where())
+    try:
+        context.load_verify_locations(cafile=str(settings.ca_bundle))
+    except (OSError, ssl.SSLError) as exc:
+        raise LayerpeekError(f"cannot load CA bundle {settings.ca_bundle}: {exc}") from None
+    return context
+
+
+class RegistryClient:
+    """Talks to any OCI / Docker registry; an async context manager owning its connections."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        guarded: bool = False,
+        credentials: Any = load_credentials,
+    ) -> None:
+        self.settings = settings or Settings()
+        guard = NetworkGuard(self.settings.allow_private) if guarded else None
+        self._http = httpx.AsyncClient(
+            transport=make_transport(guard, _ssl_context(self.settings)),
+            auth=RegistryAuth(credentials, TokenCache()),
+            follow_redirects=True,
+            timeout=httpx.Timeout(self.settings.timeout, connect=min(10.0, self.settings.timeout)),
+            headers={"User-Agent": _user_agent()},
+        )
+
+    async def __aenter__(self) -> RegistryClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def url(self, ref: Reference, path: str) -> str:
+        """The API URL for ``path`` under the reference's repository."""
+        host = ref.api_host
+        scheme = "http" if uses_plain_http(host, self.settings.plain_http) else "https"
+        return f"{scheme}://{host}/v2/{ref.repository}/{path}"
+
+    # -- sending, with retries -------------------------------------------------------------
+
+    def _backoff(self, exc: Exception) -> bool | float:
+        """stamina hook: retry transient statuses (waiting what the server asked) and drops."""
+        if isinstance(exc, _Transient):
+            return True if exc.wait is None else exc.wait
+        return isinstance(exc, httpx.TransportError) and not isinstance(
+            exc, httpx.UnsupportedProtocol
+        )
+
+    async def _send_once(self, request: httpx.Request, what: str) -> httpx.Response:
+        response = await self._http.send(request, stream=True)
+        if response.status_code not in _RETRY_STATUSES:
+            return response
+        await response.aread()
+        await response.aclose()
+        wait = _retry_after(response)
+        if wait is not None and wait > self.settings.max_retry_wait:
+            raise rate_limited(response, what)
+        raise _Transient(response, wait)
+
+    async def send(
+        self, method: str, url: str, what: str, headers: Mapping[str, str] | None = None
+    ) -> httpx.Response:
+        """Send with retries; return a *streamed* 2xx/3xx response or raise a typed error.
+
+        The caller must read or close the response (``async with`` or ``aclose``).
+        """
+        request = self._http.build_request(method, url, headers=headers)
+        try:
+            async for attempt in stamina.retry_context(
+                on=self._backoff,
+                attempts=self.settings.retries,
+                timeout=None,
+                wait_initial=0.2,
+                wait_max=10.0,
+                wait_jitter=0.2,
+            ):
+                with attempt:
+                    response = await self._send_once(request, what)
+        except _Transient as exc:
+            if exc.response.status_code == 429:
+                raise rate_limited(exc.response, what) from None
+            raise error_from_response(exc.response, what) from None
+        except httpx.TransportError as exc:
+            raise unreachable_error(exc) from None
+        if response.status_code >= 400:
+            await response.aread()
+            await response.aclose()
+            raise error_from_response(response, what)
+        return response
+
+    async def _read_capped(self, response: httpx.Response, cap: int, what: str) -> bytes:
+        """Read a small body, refusing one larger than ``cap`` before it fills memory."""
+        declared = int(response.headers.get("Content-Length", "0") or 0)
+        if declared > cap:
+            await response.aclose()
+            raise ManifestError(f"{what} is {declared} bytes, more than the {cap} allowed")
+        chunks, total = [], 0
+        try:
+            async for chunk in response.aiter_raw():
+                total += len(chunk)
+                if total > cap:
+                    raise ManifestError(f"{what} is larger than the {cap} bytes allowed")
+                chunks.append(chunk)
+        except httpx.TransportError as exc:
+            # A drop mid-body happens after send() and its retries: say so, as stream_blob does.
+            raise RegistryUnreachable(f"connection lost while reading {what}: {exc}") from None
+        finally:
+            await response.aclose()
+        return b"".join(chunks)
+
+    # -- the API ---------------------------------------------------------------------------
+
+    async def get_manifest(self, ref: Reference, target: str | None = None) -> RawManifest:
+        """A manifest or index by tag or digest; by digest, the bytes are verified."""
+        target = target or ref.target
+        what = (
+            f"manifest {ref.name}:{target}"
+            if ":" not in target
+            else f"manifest {ref.name}@{target}"
+        )
+        response = await self.send(
+            "GET", self.url(ref, f"manifests/{target}"), what, {"Accept": MANIFEST_ACCEPT}
+        )
+        body = await self._read_capped(response, MAX_MANIFEST_BYTES, what)
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        if target.startswith(("sha256:", "sha512:")):
+            verify_digest(body, target, what)
+            return RawManifest(body, media_type, target)
+        return RawManifest(body, media_type, self._tag_digest(response, body, what))
+
+    @staticmethod
+    def _tag_digest(response: httpx.Response, body: bytes, what: str) -> str:
+        """The digest of a manifest fetched by tag: what the registry says, checked."""
+        claimed = response.headers.get("Docker-Content-Digest", "")
+        if claimed.startswith(("sha256:", "sha512:")):
+            verify_digest(body, claimed, what)
+            return claimed
+        return digest_of(body)
+
+    async def get_blob(self, ref: Reference, digest: str, cap: int = MAX_CONFIG_BYTES) -> bytes:
+        """A small blob (a config), read whole and verified against its digest."""
+        what = f"blob {digest} of {ref.name}"
+        response = await self.send("GET", self.url(ref, f"blobs/{digest}"), what)
+        body = await self._read_capped(response, cap, what)
+        verify_digest(body, digest, what)
+        return body
+
+    async def blob_size(self, ref: Reference, digest: str) -> int:
+        """The blob's size from a HEAD request (no body transferred)."""
+        what = f"blob {digest} of {ref.name}"
+        response = await self.send("HEAD", self.url(ref, f"blobs/{digest}"), what)
+        await response.aclose()
+        return int(response.headers.get("Content-Length", "0") or 0)
+
+    async def stream_blob(
+        self, ref: Reference, digest: str, start: int = 0
+    ) -> AsyncIterator[bytes]:
+        """The blob's bytes from ``start`` as they arrive; stop iterating to stop the download.
+
+        Redirects (CDNs) are followed with the Range header kept and Authorization dropped.
+        """
+        what = f"blob {digest} of {ref.name}"
+        headers = {"Range": f"bytes={start}-"} if start else {}
+        response = await self.send("GET", self.url(ref, f"blobs/{digest}"), what, headers)
+        try:
+            if start and response.status_code != 206:
+                raise LayerpeekError(f"{what}: the registry ignored the Range request")
+            try:
+                async for chunk in response.aiter_raw():
+                    yield chunk
+            except httpx.TransportError as exc:
+                raise RegistryUnreachable(f"connection lost while reading {what}: {exc}") from None
+        finally:
+            await response.aclose()
+
+    async def list_tags(self, ref: Reference) -> list[str]:
+        """Every tag of the repository, following ``Link: <…>; rel="next"`` pages."""
+        what = f"tags of {ref.name}"
+        url: str | None = self.url(ref, "tags/list?n=1000")
+        tags: list[str] = []
+        seen: set[str] = set()
+        while url and url not in seen and len(seen) < MAX_TAG_PAGES:
+            seen.add(url)
+            response = await self.send("GET", url, what)
+            page = await self._read_capped(response, MAX_MANIFEST_BYTES, what)
+            tags.extend(_tags_of(page, what))
+            url = _next_link(response)
+        # A Link that loops back to a page under another URL repeats its tags: keep each once.
+        return list(dict.fromkeys(tags))
+
+
+def _tags_of(page: bytes, what: str) -> list[str]:
+    try:
+        data = json.loads(page)
+    except ValueError:
+        raise ManifestError(f"{what}: the registry sent a page that is not JSON") from None
+    tags = data.get("tags") if isinstance(data, dict) else None
+    return [str(t) for t in tags or []]
+
+
+def _next_link(response: httpx.Response) -> str | None:
+    """The next page's absolute URL; registries send it relative (distribution does)."""
+    link = response.links.get("next", {}).get("url")
+    return str(response.url.join(link)) if link else None
+
+
+def _rate_limit_note(response: httpx.Response) -> str:
+    """Docker Hub says in ``ratelimit-*`` headers (``76;w=21600``) how many pulls are left."""
+    remaining = response.headers.get("ratelimit-remaining", "").split(";")[0]
+    limit = response.headers.get("ratelimit-limit", "").split(";")[0]
+    window = response.headers.get("ratelimit-remaining", "").partition("w=")[2]
+    note = f"; {remaining} of {limit or '?'} pulls left" if remaining else ""
+    note += f" per {int(window) // 3600} h window" if window.isdigit() and remaining else ""
+    if response.url.host.endswith("docker.io"):
+        note += "; `docker login` raises Docker Hub's limit"
+    return note
+
+
+def rate_limited(response: httpx.Response, what: str) -> RateLimited:
+    """The 429 error: how long the registry asked us to wait and what is left of the quota."""
+    wait = _retry_after(response)
+    after = f"retry after {wait:.0f} s" if wait is not None else "retry later"
+    return RateLimited(
+        f"rate limited while fetching {what}: {after}{_rate_limit_note(response)}",
+        retry_after=wait,
+    )

@@ -1,0 +1,53 @@
+"""A one-line progress display on stderr for long reads, silent when stderr is not a terminal."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from .service import Progress
+from .text import human_size
+
+_MIN_INTERVAL = 0.1  # redraw at most ten times a second
+
+
+class ProgressLine:
+    """Shows bytes, rate and entries while a layer is read; scripts see nothing.
+
+    Used as the service's progress callback; ``close()`` erases the line.
+    """
+
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.label = label
+        self._started = time.monotonic()
+        self._drawn = 0.0
+        self._width = 0
+
+    def __call__(self, progress: Progress) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self._drawn < _MIN_INTERVAL:
+            return
+        self._drawn = now
+        self._draw(self.render(progress, now - self._started))
+
+    def render(self, progress: Progress, elapsed: float) -> str:
+        """``label  12.0 MiB of 40.0 MiB  8.1 MiB/s  1,234 entries``."""
+        done = human_size(progress.bytes_read)
+        of = f" of {human_size(progress.total)}" if progress.total else ""
+        rate = human_size(int(progress.bytes_read / elapsed)) + "/s" if elapsed > 0 else ""
+        entries = f"  {progress.entries:,} entries" if progress.entries else ""
+        return f"{self.label}  {done}{of}  {rate}{entries}"
+
+    def _draw(self, text: str) -> None:
+        padding = " " * max(0, self._width - len(text))
+        self.stream.write(f"\r{text}{padding}")
+        self.stream.flush()
+        self._width = len(text)
+
+    def close(self) -> None:
+        if self.enabled and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()

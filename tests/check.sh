@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install what the tests need (the docker-registry binary, the [test] extra), then lint and run
+# the whole suite. This is the project's one test command; .ci/run calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v docker-registry >/dev/null 2>&1; then
+  echo "installing Debian's docker-registry (the real registry the tests run against)" >&2
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends docker-registry
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+python3 -m ruff check .
+python3 -m ruff format --check .
+python3 -m pytest "$@"

@@ -1,0 +1,144 @@
+"""Layer listing and `cat` against the real registry: every format, every hostile blob."""
+
+import pytest
+
+from fixtures.catalog import LATE_TXT
+from layerpeek.core.client import RegistryClient
+from layerpeek.core.errors import (
+    CorruptLayer,
+    FileNotInLayer,
+    HostileLayer,
+    LayerpeekError,
+    TruncatedLayer,
+)
+from layerpeek.core.service import Layerpeek
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def peek(layerpeek_env):
+    async with RegistryClient() as client:
+        yield Layerpeek(client)
+
+
+def reported_type(entry) -> str:
+    """The fixtures record whiteout markers as the plain files they are in the tar."""
+    name = entry.path.rpartition("/")[2]
+    if name == ".wh..wh..opq":
+        return "opaque"
+    return "whiteout" if name.startswith(".wh.") else entry.type
+
+
+async def listing(peek, ref, layer=None, limit=None):
+    image = await peek.resolve(ref)
+    found = []
+    async for entry in peek.entries(image, layer):
+        found.append(entry)
+        if limit and len(found) >= limit:
+            break
+    return found
+
+
+async def read(peek, ref, path, layer=None) -> bytes:
+    image = await peek.resolve(ref)
+    return b"".join([chunk async for chunk in peek.read_file(image, path, layer)])
+
+
+@pytest.mark.parametrize("name", ["gzip", "zstd", "plain", "whiteouts", "history"])
+async def test_every_layer_lists_exactly_what_it_holds(peek, plain_registry, catalog, name):
+    image = getattr(catalog, name)
+    entries = await listing(peek, image.ref(plain_registry.host))
+    expected = [
+        (i, e.path, reported_type(e), e.size, e.link)
+        for i, layer in enumerate(image.layers)
+        for e in layer.entries
+    ]
+    assert [(e.layer, e.path, e.type, e.size, e.link) for e in entries] == expected
+
+
+async def test_one_layer_and_negative_index(peek, plain_registry, catalog):
+    ref = catalog.gzip.ref(plain_registry.host)
+    top = await listing(peek, ref, layer=-1)
+    assert {e.layer for e in top} == {1}
+    assert [e.path for e in top] == [e.path for e in catalog.gzip.layers[1].entries]
+
+
+async def test_layer_out_of_range_says_how_many_there_are(peek, plain_registry, catalog):
+    with pytest.raises(LayerpeekError, match="has 2 layers"):
+        await listing(peek, catalog.gzip.ref(plain_registry.host), layer=5)
+
+
+async def test_limit_stops_the_read_early(peek, fault_proxy, catalog):
+    entries = await listing(peek, catalog.gzip.ref(fault_proxy.host), layer=1, limit=1)
+    assert len(entries) == 1
+    layer = catalog.gzip.layers[1]
+    assert fault_proxy.body_bytes(layer.digest) <= layer.size
+
+
+async def test_cat_finds_a_file_near_the_end_of_a_layer(peek, plain_registry, catalog):
+    data = await read(peek, catalog.gzip.ref(plain_registry.host), "/app/data/late.txt")
+    assert data == LATE_TXT
+
+
+@pytest.mark.parametrize("name", ["zstd", "plain"])
+async def test_cat_reads_every_file_of_zstd_and_plain_layers(peek, plain_registry, catalog, name):
+    image = getattr(catalog, name)
+    for path, content in image.layers[0].files.items():
+        assert await read(peek, image.ref(plain_registry.host), path, layer=0) == content
+
+
+async def test_cat_of_a_deleted_file_names_the_layer_that_deleted_it(peek, plain_registry, catalog):
+    ref = catalog.whiteouts.ref(plain_registry.host)
+    with pytest.raises(FileNotInLayer, match=r"deleted in layer 1.*--layer"):
+        await read(peek, ref, "etc/secret.key")
+    with pytest.raises(FileNotInLayer, match="deleted in layer 1"):
+        await read(peek, ref, "opt/app/a")  # hidden by the opaque directory
+    old = catalog.whiteouts.layers[0].files["etc/secret.key"]
+    assert await read(peek, ref, "etc/secret.key", layer=0) == old
+
+
+async def test_cat_refuses_what_is_not_a_regular_file(peek, plain_registry, catalog):
+    ref = catalog.whiteouts.ref(plain_registry.host)
+    with pytest.raises(FileNotInLayer, match="is a dir"):
+        await read(peek, ref, "etc")
+    with pytest.raises(FileNotInLayer, match="not a file in any layer"):
+        await read(peek, ref, "no/such/file")
+
+
+async def test_truncated_gzip_says_how_far_it_got(peek, plain_registry, catalog):
+    with pytest.raises(TruncatedLayer) as caught:
+        await listing(peek, catalog.bad.truncated_gzip.ref(plain_registry.host))
+    assert caught.value.offset > 0
+    assert "ends early" in str(caught.value) or "truncated" in str(caught.value).lower()
+
+
+async def test_corrupt_zstd_is_a_corrupt_layer(peek, plain_registry, catalog):
+    with pytest.raises(CorruptLayer, match="zstd"):
+        await listing(peek, catalog.bad.corrupt_zstd.ref(plain_registry.host))
+
+
+async def test_huge_pax_header_is_refused(peek, plain_registry, catalog):
+    with pytest.raises(HostileLayer, match="PAX"):
+        await listing(peek, catalog.bad.huge_pax.ref(plain_registry.host))
+
+
+async def test_entry_claiming_more_data_than_the_stream_has(peek, plain_registry, catalog):
+    with pytest.raises(TruncatedLayer) as caught:
+        await listing(peek, catalog.bad.short_entry.ref(plain_registry.host))
+    assert caught.value.entries >= 1
+
+
+async def test_hostile_names_are_reported_as_they_are(peek, plain_registry, catalog):
+    entries = await listing(peek, catalog.bad.hostile_names.ref(plain_registry.host))
+    expected = catalog.bad.hostile_names.layers[0].entries
+    assert [(e.path, e.type, e.link) for e in entries] == [
+        (e.path, e.type, e.link) for e in expected
+    ]
+
+
+async def test_a_gzip_bomb_is_listed_without_inflating_it_in_memory(peek, plain_registry, catalog):
+    entries = await listing(peek, catalog.bad.bomb.ref(plain_registry.host))
+    assert [(e.path, e.size) for e in entries] == [
+        (e.path, e.size) for e in catalog.bad.bomb.layers[0].entries
+    ]
