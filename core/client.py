@@ -289,6 +289,22 @@ class RegistryClient:
         finally:
             await response.aclose()
 
+    async def fetch_range(self, ref: Reference, digest: str, start: int, end: int) -> bytes:
+        """Bytes ``start`` to ``end`` (inclusive) of a blob, with one Range request.
+
+        ``start`` may be negative for a suffix (``bytes=-N``: the last N bytes, e.g. a TOC
+        footer), then ``end`` is ignored. A registry must answer 206 to a range; one that sends
+        the whole blob instead is refused here rather than read in full.
+        """
+        what = f"bytes {start}-{end} of blob {digest} of {ref.name}"
+        span = f"bytes={start}" if start < 0 else f"bytes={start}-{end}"
+        response = await self.send("GET", self.url(ref, f"blobs/{digest}"), what, {"Range": span})
+        if response.status_code != 206:
+            await response.aclose()
+            raise LayerpeekError(f"{what}: the registry ignored the Range request")
+        wanted = -start if start < 0 else end - start + 1
+        return await self._read_capped(response, wanted, what)
+
     async def list_tags(self, ref: Reference) -> list[str]:
         """Every tag of the repository, following ``Link: <…>; rel="next"`` pages."""
         what = f"tags of {ref.name}"

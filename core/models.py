@@ -89,6 +89,14 @@ class EntryInfo(BaseModel):
         )
 
 
+class EntryPage(BaseModel):
+    """One page of a listing; ``next_start`` continues it, None once the listing is done."""
+
+    entries: list[EntryInfo]
+    next_start: int | None = Field(description="position of the next entry; null at the end")
+    complete: bool = Field(description="true when the whole listing is known to end here")
+
+
 class PullResult(BaseModel):
     path: str
     digest: str

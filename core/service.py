@@ -24,6 +24,7 @@ from .layers.scan import FileData, scan_layer
 from .models import (
     ConfigInfo,
     EntryInfo,
+    EntryPage,
     HistoryInfo,
     ImageReport,
     LayerInfo,
@@ -193,6 +194,34 @@ class Layerpeek:
                         yield EntryInfo.of(index, event)
             finally:
                 await events.aclose()
+
+    async def list_page(
+        self,
+        image: ResolvedImage,
+        layer: int | None = None,
+        start: int = 0,
+        limit: int = 100,
+        on_progress: ProgressCallback | None = None,
+    ) -> EntryPage:
+        """Entries ``start`` to ``start + limit`` of a listing (one layer, or all bottom-up).
+
+        Front ends page with this: the answer says where the next page starts.
+        """
+        if start < 0 or limit < 1:
+            raise LayerpeekError("a page needs start >= 0 and limit >= 1")
+        found: list[EntryInfo] = []
+        position = 0
+        listing = self.entries(image, layer, on_progress)
+        try:
+            async for entry in listing:
+                if position >= start + limit:
+                    return EntryPage(entries=found, next_start=position, complete=False)
+                if position >= start:
+                    found.append(entry)
+                position += 1
+        finally:
+            await listing.aclose()
+        return EntryPage(entries=found, next_start=None, complete=True)
 
     async def read_file(
         self, image: ResolvedImage, path: str, layer: int | None = None

@@ -142,3 +142,16 @@ async def test_a_gzip_bomb_is_listed_without_inflating_it_in_memory(peek, plain_
     assert [(e.path, e.size) for e in entries] == [
         (e.path, e.size) for e in catalog.bad.bomb.layers[0].entries
     ]
+
+
+async def test_pages_cover_the_listing_once_in_order(peek, plain_registry, catalog):
+    image = await peek.resolve(catalog.gzip.ref(plain_registry.host))
+    everything = [e async for e in peek.entries(image)]
+    pages, start = [], 0
+    while start is not None:
+        page = await peek.list_page(image, start=start, limit=3)
+        pages.append(page)
+        start = page.next_start
+    assert [e for page in pages for e in page.entries] == everything
+    assert pages[-1].complete and not any(page.complete for page in pages[:-1])
+    assert all(len(page.entries) == 3 for page in pages[:-1])

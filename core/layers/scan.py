@@ -27,11 +27,11 @@ __all__ = [
     "scan_layer",
 ]
 
+# Network chunks are joined into batches for the worker thread: the first small, so the first
+# entries (and a ``--limit`` stop) come soon, then doubling up to BATCH, so the ~0.2 ms a
+# worker-thread hop costs stays small next to the work it carries.
 FIRST_BATCH = 64 << 10
 BATCH = 1 << 20
-"""Network chunks are joined into batches for the worker thread: the first small, so the
-first entries (and a ``--limit`` stop) come soon, then doubling up to ``BATCH``, so the
-~0.2 ms a worker-thread hop costs stays small next to the work it carries."""
 STEP_OUTPUT = 4 << 20
 """Decompressed bytes one step handles, which bounds the events (and data) it returns."""
 
