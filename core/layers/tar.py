@@ -57,6 +57,7 @@ _PAX_KEYS = frozenset(
 _USTAR_MAGIC = b"ustar\x00"
 _OPAQUE = ".wh..wh..opq"
 _WHITEOUT_PREFIX = ".wh."
+_LOW_BYTES = bytes(range(128))
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,9 +479,6 @@ def _verify_checksum(block: bytes, at: int) -> None:
     high = len(block.translate(None, _LOW_BYTES)) - len(field.translate(None, _LOW_BYTES))
     if stored != unsigned - 256 * high:
         raise CorruptLayer(f"bad tar header checksum at tar offset {at:,}", at)
-
-
-_LOW_BYTES = bytes(range(128))
 
 
 def _parse_pax(body: bytes, at: int) -> dict[str, str]:
