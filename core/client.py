@@ -76,6 +76,16 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+def _caused_by_tls(exc: BaseException) -> bool:
+    """httpx wraps the ssl error of a failed handshake; find it in the exception chain."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def digest_of(data: bytes, algorithm: str = "sha256") -> str:
     """The OCI digest string of ``data``."""
     return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
@@ -158,9 +168,9 @@ class RegistryClient:
         """stamina hook: retry transient statuses (waiting what the server asked) and drops."""
         if isinstance(exc, _Transient):
             return True if exc.wait is None else exc.wait
-        return isinstance(exc, httpx.TransportError) and not isinstance(
-            exc, httpx.UnsupportedProtocol
-        )
+        if not isinstance(exc, httpx.TransportError) or isinstance(exc, httpx.UnsupportedProtocol):
+            return False
+        return not _caused_by_tls(exc)  # a certificate will not become valid by retrying
 
     async def _send_once(self, request: httpx.Request, what: str) -> httpx.Response:
         response = await self._http.send(request, stream=True)
