@@ -73,11 +73,11 @@ async def test_unknown_ca_is_refused(monkeypatch, layerpeek_env, tls_registry, c
     process, _ = tls_registry
     monkeypatch.delenv("LAYERPEEK_PLAIN_HTTP")
     async with RegistryClient() as client:
-        with pytest.raises(RegistryUnreachable, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+        with pytest.raises(RegistryUnreachable, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
             await Layerpeek(client).inspect(catalog.zstd.ref(process.host))
 
 
 async def test_a_missing_bundle_file_is_named(monkeypatch, layerpeek_env, tmp_path):
     monkeypatch.setenv("LAYERPEEK_CA_BUNDLE", str(tmp_path / "nope.pem"))
-    with pytest.raises(LayerpeekError, match="nope.pem"):
+    with pytest.raises(LayerpeekError, match=r"nope\.pem"):
         RegistryClient()
