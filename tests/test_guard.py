@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import re
 import ssl
@@ -15,10 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from fixtures.certs import write_server_certificate
 from layerpeek.core.auth import RegistryAuth, TokenCache
 from layerpeek.core.errors import LayerpeekError, NetworkRefused
 from layerpeek.core.guard import NetworkGuard, make_transport
@@ -246,31 +243,7 @@ async def test_without_a_guard_the_transport_is_plain() -> None:
 
 def _localhost_certificate(directory: Path) -> tuple[Path, Path]:
     """A self-signed certificate valid for the name ``localhost`` only (no IP SAN)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+    return write_server_certificate(directory, [x509.DNSName("localhost")])
 
 
 async def test_tls_verifies_and_sends_sni_for_the_host_name_not_the_address(
