@@ -27,6 +27,7 @@ from .errors import (
     DigestMismatch,
     LayerpeekError,
     ManifestError,
+    RangeNotSupported,
     RateLimited,
     RegistryUnreachable,
     error_from_response,
@@ -290,7 +291,7 @@ class RegistryClient:
         response = await self.send("GET", self.url(ref, f"blobs/{digest}"), what, headers)
         try:
             if start and response.status_code != 206:
-                raise LayerpeekError(f"{what}: the registry ignored the Range request")
+                raise RangeNotSupported(f"{what}: the registry ignored the Range request")
             try:
                 async for chunk in response.aiter_raw():
                     yield chunk
@@ -298,6 +299,16 @@ class RegistryClient:
                 raise RegistryUnreachable(f"connection lost while reading {what}: {exc}") from None
         finally:
             await response.aclose()
+
+    async def open_blob(
+        self, ref: Reference, digest: str, start: int = 0, end: int | None = None
+    ) -> httpx.Response:
+        """A streamed GET of a blob asking for bytes ``start`` to ``end`` (inclusive; None: to
+        the end). The status says what came: 206 the range, 200 the whole blob from byte 0
+        (a registry or CDN that ignores Range). The caller reads and closes the response."""
+        what = f"blob {digest} of {ref.name}"
+        span = f"bytes={start}-{'' if end is None else end}"
+        return await self.send("GET", self.url(ref, f"blobs/{digest}"), what, {"Range": span})
 
     async def fetch_range(self, ref: Reference, digest: str, start: int, end: int) -> bytes:
         """Bytes ``start`` to ``end`` (inclusive) of a blob, with one Range request.
@@ -311,7 +322,7 @@ class RegistryClient:
         response = await self.send("GET", self.url(ref, f"blobs/{digest}"), what, {"Range": span})
         if response.status_code != 206:
             await response.aclose()
-            raise LayerpeekError(f"{what}: the registry ignored the Range request")
+            raise RangeNotSupported(f"{what}: the registry ignored the Range request")
         wanted = -start if start < 0 else end - start + 1
         return await self._read_capped(response, wanted, what)
 

@@ -66,6 +66,10 @@ class ServerError(RegistryError):
     """The registry kept failing with 5xx after every retry."""
 
 
+class RangeNotSupported(LayerpeekError):
+    """The registry answered a Range request with the whole blob (or not at all)."""
+
+
 class PlatformNotFound(LayerpeekError):
     """An index has no entry for the wanted platform; ``available`` lists what it has."""
 

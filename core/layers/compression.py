@@ -166,10 +166,15 @@ class ZstdDecompressor:
     call: a block never decodes to more than 128 KiB. Knowing the framing also tells a frame
     cut short (which zstd's stream readers report as a clean end) and lets skippable frames,
     such as zstd:chunked's manifest, pass.
+
+    ``frames`` records where each frame starts, as (compressed, uncompressed) offsets: frames
+    decode independently, so a layer of several can later be read from the nearest one.
     """
 
     def __init__(self) -> None:
         self.consumed = 0
+        self.produced = 0
+        self.frames: list[tuple[int, int]] = []
         self._context = zstandard.ZstdDecompressor()
         self._frame: zstandard.ZstdDecompressionObj | None = None
         self._header = bytearray()
@@ -230,6 +235,7 @@ class ZstdDecompressor:
         self._expect(5 + window + dictionary + content_size, self._frame_header, keep=True)
 
     def _frame_header(self, header: bytes) -> None:
+        self.frames.append((self.consumed - len(header), self.produced))
         self._frame = self._context.decompressobj()
         self._decode(header)
         self._expect(3, self._block_header)
@@ -275,6 +281,8 @@ class ZstdDecompressor:
     def _decode(self, data: bytes | memoryview) -> bytes:
         assert self._frame is not None, "zstd block outside a frame"
         try:
-            return self._frame.decompress(data)
+            out = self._frame.decompress(data)
         except zstandard.ZstdError as error:
             raise CorruptLayer(f"corrupt zstd data ({error})", self.consumed) from error
+        self.produced += len(out)
+        return out

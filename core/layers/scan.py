@@ -14,7 +14,13 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 import anyio.to_thread
 
 from ..errors import LayerError
-from .compression import MAGIC_LENGTH, Decompressor, detect_compression, make_decompressor
+from .compression import (
+    MAGIC_LENGTH,
+    Compression,
+    Decompressor,
+    detect_compression,
+    make_decompressor,
+)
 from .tar import FileData, ScanEvent, TarScanner, Want
 
 __all__ = [
@@ -50,7 +56,14 @@ class LayerReader:
     listing of a damaged layer shows everything up to the damage.
     """
 
-    def __init__(self, want: Want | None = None) -> None:
+    def __init__(
+        self,
+        want: Want | None = None,
+        make: Callable[[Compression], Decompressor] = make_decompressor,
+    ) -> None:
+        """``make`` picks the decompressor once the compression is known (a layer index
+        passes one that records gzip checkpoints while it inflates)."""
+        self._make = make
         self._scanner = TarScanner(want)
         self._decompressor: Decompressor | None = None
         self._head = b""
@@ -79,7 +92,7 @@ class LayerReader:
             if len(self._head) < MAGIC_LENGTH:
                 return
             data, self._head = self._head, b""
-            self._decompressor = make_decompressor(detect_compression(data))
+            self._decompressor = self._make(detect_compression(data))
         self._pieces = self._decompressor.feed(data)
 
     def step(self) -> list[ScanEvent]:
@@ -110,7 +123,7 @@ class LayerReader:
         try:
             if self._head:
                 # Shorter than any magic number, so too short for a tar header: no events.
-                self._decompressor = make_decompressor(detect_compression(self._head))
+                self._decompressor = self._make(detect_compression(self._head))
                 for piece in self._decompressor.feed(self._head):
                     self._scanner.feed(piece)
             if self._decompressor is not None:

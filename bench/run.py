@@ -1,0 +1,185 @@
+"""The range engine's benchmark: one command, one local registry, ratios against baselines.
+
+    python bench/run.py [--files N] [--work DIR]
+
+Builds a deterministic gzip layer (a few hundred MB of tar: many small text-like files and
+some incompressible ones), starts Debian's ``docker-registry`` (the test fixtures' own
+launcher), pushes the layer, and measures with layerpeek: the first page, the full listing,
+``cat`` of a file near the end without and with the layer index, a cached repeat; and the
+baselines in the same run: a full download + ``tarfile`` (the naive way) and GNU
+``tar -tzf`` on the local file. Bytes are counted by a proxy in front of the registry (the
+test fixtures' fault proxy), times are taken inside a fresh process per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fixtures.images import OCI_LAYER_GZIP, Pusher, sha256_digest  # noqa: E402
+from fixtures.proxy import FaultProxy  # noqa: E402
+from fixtures.registry import RegistryProcess  # noqa: E402
+
+REPO = "bench/big"
+MTIME = 1_700_000_000
+
+
+def build_layer(path: Path, files: int) -> list[str]:
+    """Write the gzip layer to ``path``; returns the file paths in order."""
+    rng = random.Random(20261128)
+    words = [
+        bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz_", k=rng.randint(2, 10)))
+        for _ in range(3000)
+    ]
+    corpus = b" ".join(rng.choice(words) for _ in range(1_500_000))
+    names: list[str] = []
+    with (
+        gzip.GzipFile(path, "wb", compresslevel=6, mtime=0) as out,
+        tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for i in range(files):
+            if i % 40 == 0:
+                directory = tarfile.TarInfo(f"usr/share/pkg{i // 40:04d}")
+                directory.type, directory.mode, directory.mtime = tarfile.DIRTYPE, 0o755, MTIME
+                tar.addfile(directory)
+            data = _content(rng, corpus, i)
+            info = tarfile.TarInfo(f"usr/share/pkg{i // 40:04d}/file{i:06d}.txt")
+            info.size, info.mode, info.mtime = len(data), 0o644, MTIME
+            tar.addfile(info, io.BytesIO(data))
+            names.append(info.name)
+    return names
+
+
+def _content(rng: random.Random, corpus: bytes, i: int) -> bytes:
+    """Mostly small text-like files, a few larger ones, every 25th incompressible."""
+    roll = rng.random()
+    size = (
+        rng.randint(200, 6000)
+        if roll < 0.7
+        else rng.randint(6000, 40000)
+        if roll < 0.95
+        else rng.randint(40000, 300000)
+    )
+    if i % 25 == 0:
+        return rng.randbytes(size)
+    start = rng.randrange(len(corpus) - size)
+    return corpus[start : start + size]
+
+
+def measure(step: str, ref: str, path: str, cache: Path, plain: str) -> dict:
+    env = {**os.environ, "LAYERPEEK_CACHE_DIR": str(cache), "LAYERPEEK_PLAIN_HTTP": plain}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "measure.py"), step, ref, path],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode:
+        raise SystemExit(f"step {step} failed:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=24000, help="files in the layer")
+    parser.add_argument(
+        "--work", type=Path, default=Path(tempfile.gettempdir()) / "layerpeek-bench"
+    )
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    blob_path = args.work / f"layer-{args.files}.tar.gz"
+    started = time.perf_counter()
+    names = build_layer(blob_path, args.files)
+    blob = blob_path.read_bytes()
+    tar_bytes = _tar_size(blob_path)
+    built = time.perf_counter() - started
+    print(
+        f"layer: {len(names):,} files, {tar_bytes / 1e6:.0f} MB tar, "
+        f"{len(blob) / 1e6:.0f} MB gzip (built in {built:.0f} s)"
+    )
+    with tempfile.TemporaryDirectory(prefix="layerpeek-bench-") as scratch:
+        run_all(Path(scratch), blob, names, blob_path)
+
+
+def _tar_size(path: Path) -> int:
+    with gzip.open(path, "rb") as stream:
+        return sum(len(chunk) for chunk in iter(lambda: stream.read(1 << 20), b""))
+
+
+def run_all(scratch: Path, blob: bytes, names: list[str], blob_path: Path) -> None:
+    with RegistryProcess(scratch / "storage") as registry, FaultProxy(registry.url) as proxy:
+        with Pusher(registry.url) as pusher:
+            config = {
+                "architecture": "amd64",
+                "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": []},
+            }
+            pusher.image(REPO, ["latest"], [(blob, OCI_LAYER_GZIP)], config)
+        layer_path = f"/blobs/{sha256_digest(blob)}$"  # the layer only, not the config
+        plain = f"{registry.host},{proxy.host}"
+        via_proxy, direct = f"{proxy.host}/{REPO}:latest", f"{registry.host}/{REPO}:latest"
+        late = names[-3]
+        rows = []
+
+        def step(label: str, name: str, ref: str, cache: str, path: str = "") -> dict:
+            proxy.reset()
+            result = measure(name, ref, path, scratch / cache, plain)
+            result["bytes_read"] = proxy.body_bytes(layer_path) if ref == via_proxy else None
+            rows.append((label, result))
+            return result
+
+        step("first page (100 entries)", "first-page", via_proxy, "c1")
+        step("cat near the end, no index", "cat", via_proxy, "c2", late)
+        full = step("full listing (direct)", "full-listing", direct, "c3")
+        step("full listing (through proxy)", "full-listing", via_proxy, "c4")
+        step("cat near the end, indexed", "cat", via_proxy, "c4", late)
+        step("cached repeat listing", "full-listing", via_proxy, "c4")
+        naive = step("baseline: download + tarfile", "naive", direct, "c5")
+        tar_seconds = _gnu_tar(blob_path)
+        report(rows, len(blob), full, naive, tar_seconds)
+
+
+def _gnu_tar(path: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(["tar", "-tzf", str(path)], stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started
+
+
+def report(rows: list, blob_size: int, full: dict, naive: dict, tar_seconds: float) -> None:
+    columns = ("blob bytes", "of blob", "seconds", "x tar -tzf", "RSS MB", "loop lag ms")
+    print(f"\n{'step':34} " + " ".join(f"{c:>11}" for c in columns))
+    for label, r in rows:
+        read = r["bytes_read"]
+        cells = (
+            f"{read:,}" if read is not None else "-",
+            f"{read / blob_size:.2%}" if read is not None else "-",
+            f"{r['seconds']:.3f}",
+            f"{r['seconds'] / tar_seconds:.2f}",
+            f"{r['rss_mb']:.0f}",
+            f"{r['loop_lag_ms']:.1f}",
+        )
+        print(f"{label:34} " + " ".join(f"{c:>11}" for c in cells))
+    tar_cells = ("-", "-", f"{tar_seconds:.3f}", "1.00", "-", "-")
+    print(f"{'baseline: GNU tar -tzf (local)':34} " + " ".join(f"{c:>11}" for c in tar_cells))
+    print(
+        f"\nfull listing / tar -tzf = {full['seconds'] / tar_seconds:.2f}; "
+        f"download + tarfile / full listing = {naive['seconds'] / full['seconds']:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""What layerpeek learnt about immutable content, kept by digest in one SQLite file.
+
+A layer, config or manifest never changes once it has a digest, so what is stored under one
+is true forever and kept until the size bound evicts the least recently used. Tags move, so
+tag → digest lasts ``tag_ttl`` seconds. Several processes (a CLI next to a bot) share the
+file: WAL lets readers run beside a writer and the busy timeout makes writers wait their
+turn instead of failing. Every payload is stored with its sha256; one that no longer hashes
+to it (a torn write, a disk error, a hand edit) is dropped and reported as a miss, so the
+caller rebuilds it and corrupt data is never served.
+
+``Cache`` is synchronous; ``AsyncCache`` runs each call in a worker thread, because a write
+may wait on another process's lock for up to the busy timeout. The cache only saves work: a
+database error once it is open (a full disk, a lock held past the timeout) makes a read a
+miss and a write a no-op, never a failed command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal, ParamSpec, TypeVar
+
+import anyio.to_thread
+
+from .errors import LayerpeekError
+
+Kind = Literal["index", "manifest", "config"]
+P = ParamSpec("P")
+T = TypeVar("T")
+
+FILE_NAME = "layerpeek.sqlite3"
+DEFAULT_MAX_BYTES = 512 << 20
+DEFAULT_TAG_TTL = 60.0
+BUSY_TIMEOUT = 10.0
+_TOUCH_INTERVAL = 60.0
+"""A hit rewrites ``used`` only if the last touch is older than this: reads stay reads."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS blobs (
+    kind TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    used REAL NOT NULL,
+    PRIMARY KEY (kind, digest)
+);
+CREATE INDEX IF NOT EXISTS blobs_used ON blobs (used);
+CREATE TABLE IF NOT EXISTS tags (
+    name TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+"""
+
+
+def _or_none(method: Callable[P, T]) -> Callable[P, T | None]:
+    """A database error turns into None (a miss, or a write that did not happen)."""
+
+    @functools.wraps(method)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> T | None:
+        with contextlib.suppress(sqlite3.Error):
+            return method(*args, **kwargs)
+        return None
+
+    return guarded
+
+
+class Cache:
+    """The SQLite store; safe to share between threads of one process and between processes."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        tag_ttl: float = DEFAULT_TAG_TTL,
+    ) -> None:
+        self.path = directory / FILE_NAME
+        self.max_bytes = max_bytes
+        self.tag_ttl = tag_ttl
+        self._lock = threading.Lock()
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT, check_same_thread=False, isolation_level=None
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise LayerpeekError(
+                f"cannot open the cache at {self.path}: {exc}; set LAYERPEEK_CACHE_DIR to a "
+                "writable directory"
+            ) from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- content by digest -----------------------------------------------------------------
+
+    @_or_none
+    def get(self, kind: Kind, digest: str) -> bytes | None:
+        """The payload stored for ``digest``, or None (also when it failed its checksum)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT payload, sha256, used FROM blobs WHERE kind = ? AND digest = ?",
+                (kind, digest),
+            ).fetchone()
+            if row is None:
+                return None
+            payload, checksum, used = row
+            if hashlib.sha256(payload).hexdigest() != checksum:
+                self._db.execute("DELETE FROM blobs WHERE kind = ? AND digest = ?", (kind, digest))
+                return None
+            now = time.time()
+            if now - used > _TOUCH_INTERVAL:
+                self._db.execute(
+                    "UPDATE blobs SET used = ? WHERE kind = ? AND digest = ?",
+                    (now, kind, digest),
+                )
+            return bytes(payload)
+
+    @_or_none
+    def put(self, kind: Kind, digest: str, payload: bytes) -> None:
+        """Store ``payload`` (replacing any older copy), then evict down to ``max_bytes``."""
+        if len(payload) > self.max_bytes:
+            return  # larger than the whole cache: keeping it would evict everything else
+        checksum = hashlib.sha256(payload).hexdigest()
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO blobs VALUES (?, ?, ?, ?, ?, ?)",
+                (kind, digest, payload, checksum, len(payload), time.time()),
+            )
+            self._evict()
+
+    def _evict(self) -> None:
+        """Drop least recently used payloads until the total fits ``max_bytes``."""
+        (total,) = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM blobs").fetchone()
+        if total <= self.max_bytes:
+            return
+        rows = self._db.execute("SELECT kind, digest, size FROM blobs ORDER BY used").fetchall()
+        doomed = []
+        for kind, digest, size in rows:
+            if total <= self.max_bytes:
+                break
+            doomed.append((kind, digest))
+            total -= size
+        self._db.executemany("DELETE FROM blobs WHERE kind = ? AND digest = ?", doomed)
+
+    def stored_bytes(self) -> int:
+        """The payload bytes held now."""
+        with self._lock:
+            (total,) = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM blobs").fetchone()
+        return int(total)
+
+    # -- tags ------------------------------------------------------------------------------
+
+    @_or_none
+    def get_tag(self, name: str) -> str | None:
+        """The digest ``name`` (``registry/repository:tag``) pointed to, if still fresh."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT digest FROM tags WHERE name = ? AND expires > ?", (name, time.time())
+            ).fetchone()
+        return row[0] if row else None
+
+    @_or_none
+    def put_tag(self, name: str, digest: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO tags VALUES (?, ?, ?)",
+                (name, digest, time.time() + self.tag_ttl),
+            )
+
+
+class AsyncCache:
+    """``Cache`` for the event loop: the database is opened lazily, every call in a thread."""
+
+    def __init__(self, directory: Path, **options: float) -> None:
+        self.directory = directory
+        self._options = options
+        self._cache: Cache | None = None
+        self._opening = anyio.Lock()
+
+    async def _store(self) -> Cache:
+        async with self._opening:
+            if self._cache is None:
+                self._cache = await anyio.to_thread.run_sync(
+                    lambda: Cache(self.directory, **self._options)  # type: ignore[arg-type]
+                )
+        return self._cache
+
+    async def get(self, kind: Kind, digest: str) -> bytes | None:
+        store = await self._store()
+        return await anyio.to_thread.run_sync(store.get, kind, digest)
+
+    async def put(self, kind: Kind, digest: str, payload: bytes) -> None:
+        store = await self._store()
+        await anyio.to_thread.run_sync(store.put, kind, digest, payload)
+
+    async def get_tag(self, name: str) -> str | None:
+        store = await self._store()
+        return await anyio.to_thread.run_sync(store.get_tag, name)
+
+    async def put_tag(self, name: str, digest: str) -> None:
+        store = await self._store()
+        await anyio.to_thread.run_sync(store.put_tag, name, digest)

@@ -1,0 +1,299 @@
+"""Random access into gzip layers: zran-style checkpoints, built while a layer is scanned.
+
+Deflate can only be resumed at a block boundary, with the 32 KiB of output before it as the
+dictionary and the 0-7 bits of the boundary's first byte that belong to the next block
+(zlib's examples/zran.c). Python's ``zlib`` module hides block boundaries (``Z_BLOCK``) and
+``inflatePrime``, so both sides call the system zlib — the library the ``zlib`` module itself
+links — through ``ctypes``: ``CheckpointInflater`` decompresses a gzip stream for the scanner
+and records a ``Checkpoint`` every ``SPACING`` bytes of output; ``inflate_from`` resumes at
+one. No extra dependency and no second decompression: the scan's inflater is the builder.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..errors import CorruptLayer, TruncatedLayer
+
+SPACING = 4 << 20
+"""Uncompressed bytes between checkpoints: a ``cat`` reads at most about this much extra."""
+WINDOW = 32 << 10
+OUTPUT = 256 << 10
+"""Largest output piece, as ``compression.MAX_OUTPUT``: a bomb never sits in memory whole."""
+
+_Z_OK, _Z_STREAM_END, _Z_BUF_ERROR = 0, 1, -5
+_Z_NO_FLUSH, _Z_BLOCK = 0, 5
+_GZIP_WBITS = 31  # a gzip header and trailer, 32 KiB window
+_RAW_WBITS = -15
+
+
+class _ZStream(ctypes.Structure):
+    """zlib's ``z_stream`` (zlib.h), the layout every zlib 1.x build shares."""
+
+    _fields_ = [
+        ("next_in", ctypes.c_void_p),
+        ("avail_in", ctypes.c_uint),
+        ("total_in", ctypes.c_ulong),
+        ("next_out", ctypes.c_void_p),
+        ("avail_out", ctypes.c_uint),
+        ("total_out", ctypes.c_ulong),
+        ("msg", ctypes.c_char_p),
+        ("state", ctypes.c_void_p),
+        ("zalloc", ctypes.c_void_p),
+        ("zfree", ctypes.c_void_p),
+        ("opaque", ctypes.c_void_p),
+        ("data_type", ctypes.c_int),
+        ("adler", ctypes.c_ulong),
+        ("reserved", ctypes.c_ulong),
+    ]
+
+
+def _load_zlib() -> ctypes.CDLL:
+    name = ctypes.util.find_library("z") or "libz.so.1"
+    lib = ctypes.CDLL(name)
+    lib.zlibVersion.restype = ctypes.c_char_p
+    lib.inflateInit2_.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    lib.inflate.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.inflateEnd.argtypes = [ctypes.c_void_p]
+    lib.inflatePrime.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+    lib.inflateSetDictionary.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint]
+    return lib
+
+
+_ZLIB = _load_zlib()
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where inflating can restart: ``compressed`` is the first whole byte after the block
+    boundary, ``bits`` how many high bits of the byte before it belong to the next block,
+    ``uncompressed`` the output offset there, ``window`` the 32 KiB of output before it."""
+
+    compressed: int
+    uncompressed: int
+    bits: int
+    window: bytes
+
+    @property
+    def fetch_from(self) -> int:
+        """The first blob byte a resume needs (the partial byte, when there is one)."""
+        return self.compressed - (1 if self.bits else 0)
+
+
+class _Inflate:
+    """One zlib inflate stream driven through ctypes; ``end()`` frees it."""
+
+    def __init__(self, wbits: int) -> None:
+        self.stream = _ZStream()
+        self._out = ctypes.create_string_buffer(OUTPUT)
+        self._input = b""
+        self._ended = False
+        version = _ZLIB.zlibVersion()
+        if _ZLIB.inflateInit2_(ctypes.byref(self.stream), wbits, version, ctypes.sizeof(_ZStream)):
+            raise MemoryError("zlib inflateInit2 failed")
+
+    def give(self, data: bytes) -> None:
+        """Queue input; the bytes object is kept alive while zlib points into it."""
+        self._input = data
+        self.stream.next_in = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p)
+        self.stream.avail_in = len(data)
+
+    def run(self, flush: int) -> tuple[int, bytes]:
+        """One ``inflate`` call into the output buffer: its return code and output."""
+        self.stream.next_out = ctypes.addressof(self._out)
+        self.stream.avail_out = OUTPUT
+        code = _ZLIB.inflate(ctypes.byref(self.stream), flush)
+        produced = OUTPUT - self.stream.avail_out
+        if code not in (_Z_OK, _Z_STREAM_END, _Z_BUF_ERROR):
+            message = (self.stream.msg or b"invalid deflate data").decode(errors="replace")
+            raise CorruptLayer(f"corrupt gzip data ({message})", self.stream.total_in)
+        return code, ctypes.string_at(self._out, produced)
+
+    def end(self) -> None:
+        """Free zlib's state; safe to call twice (also runs when a failed stream is dropped)."""
+        if not self._ended:
+            self._ended = True
+            _ZLIB.inflateEnd(ctypes.byref(self.stream))
+
+    __del__ = end
+
+
+class CheckpointInflater:
+    """A ``compression.Decompressor`` for gzip that also records checkpoints.
+
+    Checkpoints are taken in the blob's first gzip member only: a layer of many members
+    (eStargz) is better served by its TOC. Later members are inflated with stdlib zlib.
+    """
+
+    def __init__(self, spacing: int = SPACING) -> None:
+        self.consumed = 0
+        self.checkpoints: list[Checkpoint] = []
+        self._spacing = spacing
+        self._inflate: _Inflate | None = _Inflate(_GZIP_WBITS)
+        self._tail = bytearray()  # the last WINDOW bytes of output
+        self._out = 0
+        self._rest = _RestMembers()
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """Inflate ``data``, yielding output pieces of at most ``OUTPUT`` bytes."""
+        if self._inflate is None:
+            yield from self._rest.feed(data, self)
+            return
+        inflate = self._inflate
+        inflate.give(data)
+        before = inflate.stream.total_in
+        while True:
+            code, out = inflate.run(_Z_BLOCK)
+            self.consumed += inflate.stream.total_in - before
+            before = inflate.stream.total_in
+            if out:
+                self._record_output(out)
+                yield out
+            if code == _Z_STREAM_END:
+                rest = data[len(data) - inflate.stream.avail_in :]
+                inflate.end()
+                self._inflate = None
+                yield from self._rest.feed(rest, self)
+                return
+            self._maybe_checkpoint(inflate.stream)
+            if not out and (code == _Z_BUF_ERROR or not inflate.stream.avail_in):
+                return
+
+    def finish(self) -> None:
+        if self._inflate is not None:
+            self._inflate.end()
+            self._inflate = None
+            raise TruncatedLayer("gzip stream ends early", self.consumed)
+        self._rest.finish(self)
+
+    def _record_output(self, out: bytes) -> None:
+        self._out += len(out)
+        self._tail += out[-WINDOW:]
+        del self._tail[:-WINDOW]
+
+    def _maybe_checkpoint(self, stream: _ZStream) -> None:
+        """At a block boundary (bit 128 of data_type) that is not the last block's end (64)."""
+        boundary = stream.data_type & 128 and not stream.data_type & 64
+        last = self.checkpoints[-1].uncompressed if self.checkpoints else 0
+        if boundary and self._out - last >= self._spacing and len(self._tail) == WINDOW:
+            self.checkpoints.append(
+                Checkpoint(stream.total_in, self._out, stream.data_type & 7, bytes(self._tail))
+            )
+
+
+class _RestMembers:
+    """Members after the first, inflated with stdlib zlib (zeros between them skipped)."""
+
+    def __init__(self) -> None:
+        self._member: zlib._Decompress | None = None
+
+    def feed(self, data: bytes, owner: CheckpointInflater) -> Iterator[bytes]:
+        while data:
+            if self._member is None:
+                stripped = data.lstrip(b"\0")
+                owner.consumed += len(data) - len(stripped)
+                if not stripped:
+                    return
+                data, self._member = stripped, zlib.decompressobj(_GZIP_WBITS)
+            try:
+                out = self._member.decompress(data, OUTPUT)
+            except zlib.error as error:
+                raise CorruptLayer(f"corrupt gzip data ({error})", owner.consumed) from error
+            rest = self._member.unused_data if self._member.eof else self._member.unconsumed_tail
+            owner.consumed += len(data) - len(rest)
+            if self._member.eof:
+                self._member = None
+            if out:
+                yield out
+            if not rest and len(out) < OUTPUT and self._member is not None:
+                return
+            data = rest
+
+    def finish(self, owner: CheckpointInflater) -> None:
+        if self._member is not None:
+            raise TruncatedLayer("gzip stream ends early", owner.consumed)
+
+
+def nearest(checkpoints: list[Checkpoint], offset: int) -> Checkpoint | None:
+    """The last checkpoint at or before uncompressed ``offset`` (None: start of the blob)."""
+    best = None
+    for point in checkpoints:
+        if point.uncompressed > offset:
+            break
+        best = point
+    return best
+
+
+def end_for(checkpoints: list[Checkpoint], offset: int) -> int | None:
+    """A blob offset past the compressed bytes that produce output up to ``offset``: the first
+    checkpoint at or after it (the deflate data before a boundary ends there), else None."""
+    for point in checkpoints:
+        if point.uncompressed >= offset:
+            return point.compressed + 1
+    return None
+
+
+class Resume:
+    """Inflate from a checkpoint: feed blob bytes from ``point.fetch_from``, get output from
+    ``point.uncompressed`` on. Only valid inside the first member, where checkpoints are."""
+
+    def __init__(self, point: Checkpoint) -> None:
+        self._inflate = _Inflate(_RAW_WBITS)
+        self._point = point
+        self._primed = False
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """Inflate the next blob bytes (the first call starts at ``point.fetch_from``)."""
+        if not self._primed and data:
+            self._prime(data[0])
+            data = data[1:] if self._point.bits else data
+        self._inflate.give(data)
+        self._inflate.give(data)
+        while True:
+            code, out = self._inflate.run(_Z_NO_FLUSH)
+            if out:
+                yield out
+            if code != _Z_OK or not out:
+                return
+
+    def _prime(self, first: int) -> None:
+        """Load the boundary byte's leftover bits, then the window, as zran.c does."""
+        self._primed = True
+        point, stream = self._point, ctypes.byref(self._inflate.stream)
+        if point.bits:
+            _ZLIB.inflatePrime(stream, point.bits, first >> (8 - point.bits))
+        if _ZLIB.inflateSetDictionary(stream, point.window, len(point.window)) != _Z_OK:
+            raise CorruptLayer("checkpoint window refused by zlib", point.compressed)
+
+    def close(self) -> None:
+        self._inflate.end()
+
+
+def encode(checkpoints: list[Checkpoint]) -> bytes:
+    """Checkpoints as bytes for the cache: a count, fixed records, then the windows."""
+    head = struct.pack("<I", len(checkpoints))
+    records = b"".join(
+        struct.pack("<QQB", p.compressed, p.uncompressed, p.bits) for p in checkpoints
+    )
+    return zlib.compress(head + records + b"".join(p.window for p in checkpoints), 6)
+
+
+def decode(data: bytes) -> list[Checkpoint]:
+    """The inverse of ``encode``; raises ValueError (or zlib.error) on anything malformed."""
+    raw = zlib.decompress(data)
+    (count,) = struct.unpack_from("<I", raw)
+    size = struct.calcsize("<QQB")
+    windows = 4 + count * size
+    if len(raw) != windows + count * WINDOW:
+        raise ValueError("checkpoint data has the wrong length")
+    points = []
+    for i in range(count):
+        compressed, uncompressed, bits = struct.unpack_from("<QQB", raw, 4 + i * size)
+        window = raw[windows + i * WINDOW : windows + (i + 1) * WINDOW]
+        points.append(Checkpoint(compressed, uncompressed, bits, window))
+    return points

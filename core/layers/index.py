@@ -1,0 +1,434 @@
+"""Layer indexes: every entry of a layer, learnt once per digest, then served from the cache.
+
+A listing asks ``LayerIndexes.view(..., wanted=N)`` for the first N entries. A layer known in
+full (cached by an earlier scan) answers without touching the network. Otherwise a
+``LayerScan`` (blob reader + decompressor + tar scanner) reads just far enough, and stays
+alive between pages, so page 2 continues from where page 1 stopped instead of reading the
+layer again. When a scan reaches the end of the layer its complete index is stored in the
+cache.
+
+``LayerIndexes.complete`` is the one place that knows a layer in full without scanning it
+(memory, then the cache). A listing from a TOC (``toc.read_toc``: eStargz, zstd:chunked)
+belongs there, after the cache and before a scan: turned into a ``LayerIndex`` and stored
+with ``cache.put("index", ...)`` like a scanned one, so later listings cost nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from functools import partial
+
+import anyio
+import anyio.to_thread
+
+from ..cache import AsyncCache
+from ..client import RegistryClient
+from ..errors import CorruptLayer, RangeNotSupported, TruncatedLayer
+from ..image import Descriptor
+from ..reference import Reference
+from . import checkpoints
+from .checkpoints import SPACING, Checkpoint, CheckpointInflater, Resume, end_for, nearest
+from .compression import (
+    Compression,
+    Decompressor,
+    ZstdDecompressor,
+    make_decompressor,
+)
+from .entry import TarEntry
+from .reader import MAX_WINDOW, BlobReader
+from .scan import BATCH, FIRST_BATCH, LayerReader
+from .toc import TOC_ARTIFACTS, Toc, announces_toc, read_toc
+
+FORMAT_VERSION = 3
+ROWS_PER_LINE = 1000
+LIVE_SCANS = 8
+"""Scans kept open between pages; the least recently used beyond this is closed."""
+KNOWN_INDEXES = 4
+"""Complete indexes kept in memory (a 50k-entry layer holds ~10 MB); the rest are in the cache."""
+LIVE_TTL = 300.0
+"""Seconds an idle scan stays open: long enough to read a page, short enough to free sockets."""
+
+PREFETCH_AFTER = 4 << 20
+"""Blob bytes after which the scan reads one batch ahead: not before, so a first page reads
+no further than it must."""
+
+OnScan = Callable[[int, int], object]
+"""Called as ``on_scan(blob_bytes_received, entries_found)``."""
+
+
+@dataclass
+class LayerIndex:
+    """Everything a listing needs about one layer blob; immutable once complete."""
+
+    digest: str
+    compression: Compression
+    entries: list[TarEntry]
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    frames: list[tuple[int, int]] = field(default_factory=list)
+    """zstd frame starts (compressed, uncompressed), about ``SPACING`` apart; empty for a
+    single-frame layer."""
+
+    def to_bytes(self) -> bytes:
+        """A compact, versioned encoding for the cache: zlib-compressed JSON lines (a header,
+        then the entries ``ROWS_PER_LINE`` at a time; its length first), then the encoded
+        gzip checkpoints.
+
+        One ``json`` call holds the GIL for its whole document, which for 50k entries would
+        stall the event loop beside the worker thread; lines keep each call short. Names may
+        hold surrogate escapes (undecodable bytes); JSON's ``\\udcXX`` escapes keep them exact.
+        """
+        header = {
+            "version": FORMAT_VERSION,
+            "digest": self.digest,
+            "compression": self.compression,
+            "frames": self.frames,
+        }
+        lines = [json.dumps(header)]
+        for start in range(0, len(self.entries), ROWS_PER_LINE):
+            rows = [
+                [e.path, e.type, e.size, e.mode, e.uid, e.gid, e.mtime, e.link, e.offset]
+                for e in self.entries[start : start + ROWS_PER_LINE]
+            ]
+            lines.append(json.dumps(rows, separators=(",", ":")))
+        listing = zlib.compress("\n".join(lines).encode(), 6)
+        return struct.pack("<I", len(listing)) + listing + checkpoints.encode(self.checkpoints)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, digest: str) -> LayerIndex | None:
+        """Decode a cached index; None for anything unexpected (then the layer is rescanned)."""
+        try:
+            (length,) = struct.unpack_from("<I", data)
+            first, *lines = zlib.decompress(data[4 : 4 + length]).split(b"\n")
+            header = json.loads(first)
+            if header["version"] != FORMAT_VERSION or header["digest"] != digest:
+                return None
+            entries = [TarEntry(*row) for line in lines for row in json.loads(line)]
+            frames = [(int(c), int(u)) for c, u in header["frames"]]
+            points = checkpoints.decode(data[4 + length :])
+        except (ValueError, KeyError, TypeError, zlib.error, struct.error):
+            return None
+        return cls(digest, header["compression"], entries, points, frames)
+
+
+@dataclass(frozen=True)
+class LayerView:
+    """What is known of a layer right now: ``entries`` is complete when ``complete`` is set,
+    else the first entries of the layer, found in its first ``scanned`` compressed bytes."""
+
+    entries: list[TarEntry]
+    complete: bool
+    scanned: int
+    size: int
+    index: LayerIndex | None = None
+
+
+class LayerScan:
+    """One layer read progressively: ``advance(n)`` reads until n entries are known."""
+
+    def __init__(self, blob: BlobReader, size: int, hidden: frozenset[str] = frozenset()) -> None:
+        self.blob = blob
+        self.size = size
+        self._hidden = hidden  # paths that are the layer format's, not the image's
+        self.entries: list[TarEntry] = []
+        self.complete = False
+        self.compression: Compression = "none"
+        self._inflater: CheckpointInflater | None = None
+        self._zstd: ZstdDecompressor | None = None
+        self._reader = LayerReader(make=self._decompressor)
+        self._batch = FIRST_BATCH
+        self._ahead: bytes | None = None
+
+    @property
+    def scanned(self) -> int:
+        """Compressed bytes the scanner has consumed."""
+        return self._reader.consumed if not self.complete else self.size
+
+    def view(self) -> LayerView:
+        return LayerView(self.entries, self.complete, self.scanned, self.size)
+
+    async def advance(self, wanted: int | None, on_scan: OnScan | None = None) -> None:
+        """Scan until ``wanted`` entries are known (None: the whole layer) or the layer ends.
+
+        A damaged layer raises its ``LayerError`` after the entries before the damage have
+        been added to ``entries``.
+        """
+        while not self.complete and (wanted is None or len(self.entries) < wanted):
+            batch = await self._take_batch()
+            if not batch:
+                await anyio.to_thread.run_sync(self._reader.close)
+                self.complete = True
+                break
+            self._reader.feed(batch)
+            if self.blob.position < PREFETCH_AFTER:
+                await self._scan_batch()
+            else:
+                await self._scan_and_prefetch()
+            if on_scan is not None:
+                on_scan(self.blob.position, len(self.entries))
+
+    async def _scan_batch(self) -> None:
+        """Decompress and scan the fed batch in a worker thread, step by bounded step."""
+        while not self._reader.needs_input:
+            events = await anyio.to_thread.run_sync(self._reader.step)
+            self.entries.extend(
+                e for e in events if isinstance(e, TarEntry) and e.path not in self._hidden
+            )
+
+    async def _take_batch(self) -> bytes:
+        """The batch read ahead, if any, else the next one from the network."""
+        batch, self._ahead = self._ahead, None
+        return await self._next_batch() if batch is None else batch
+
+    async def _scan_and_prefetch(self) -> None:
+        """Scan the fed batch while the next one arrives; a failure is raised as itself, not
+        wrapped in the task group's ExceptionGroup, so callers see the LayerError they expect."""
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._prefetch)
+                await self._scan_batch()
+        except ExceptionGroup as failures:
+            raise failures.exceptions[0] from None
+
+    async def _prefetch(self) -> None:
+        """Receive the next batch while the current one is inflated: network and
+        decompression overlap once a scan is large enough to be worth it."""
+        self._ahead = await self._next_batch()
+
+    async def _next_batch(self) -> bytes:
+        """Network chunks joined into batches of growing size: the first small, so a first
+        page comes soon, then up to ``BATCH`` so a worker-thread hop carries enough work."""
+        chunks: list[bytes] = []
+        size = 0
+        while size < self._batch and (chunk := await self.blob.read()):
+            chunks.append(chunk)
+            size += len(chunk)
+        self._batch = min(self._batch * 2, BATCH)
+        return b"".join(chunks)
+
+    def _decompressor(self, kind: Compression) -> Decompressor:
+        """gzip through the checkpoint builder: the scan that lists a layer indexes it too."""
+        self.compression = kind
+        if kind == "zstd":
+            self._zstd = ZstdDecompressor()
+            return self._zstd
+        if kind != "gzip":
+            return make_decompressor(kind)
+        self._inflater = CheckpointInflater()
+        return self._inflater
+
+    def index(self, digest: str) -> LayerIndex:
+        points = self._inflater.checkpoints if self._inflater else []
+        frames = _spaced(self._zstd.frames) if self._zstd else []
+        return LayerIndex(digest, self.compression, self.entries, points, frames)
+
+    async def aclose(self) -> None:
+        await self.blob.aclose()
+
+
+@dataclass
+class _Live:
+    scan: LayerScan
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
+    used: float = field(default_factory=time.monotonic)
+
+
+class LayerIndexes:
+    """Indexes by digest: recent ones in memory, all in the cache, the rest built by scans."""
+
+    def __init__(self, client: RegistryClient, cache: AsyncCache) -> None:
+        self.client = client
+        self.cache = cache
+        self._live: dict[str, _Live] = {}
+        self._known: dict[str, LayerIndex] = {}
+        self._tocs: dict[str, Toc] = {}
+
+    async def cached(self, digest: str) -> LayerIndex | None:
+        """The complete index of a layer if one is known, without reading the layer."""
+        if digest in self._known:
+            return self._known[digest]
+        data = await self.cache.get("index", digest)
+        if data is None:
+            return None
+        # Decoding tens of thousands of entries takes longer than the loop may be blocked.
+        index = await anyio.to_thread.run_sync(LayerIndex.from_bytes, data, digest)
+        if index is not None:
+            self._remember(index)
+        return index
+
+    async def complete(self, ref: Reference, layer: Descriptor) -> LayerIndex | None:
+        """The layer's complete index when it is known without scanning the blob: from the
+        cache, or from the layer's own table of contents (eStargz, zstd:chunked)."""
+        index = await self.cached(layer.digest)
+        if index is not None:
+            return index
+        toc = await self.toc(ref, layer)
+        if toc is None:
+            return None
+        # A TOC records no tar offsets and no checkpoints: reading a file goes through the
+        # TOC's chunks (``toc()``), never through ``read_ranged``.
+        kind: Compression = "gzip" if toc.format == "estargz" else "zstd"
+        index = LayerIndex(layer.digest, kind, list(toc.entries))
+        self._remember(index)
+        await self.cache.put("index", layer.digest, await anyio.to_thread.run_sync(index.to_bytes))
+        return index
+
+    async def toc(self, ref: Reference, layer: Descriptor) -> Toc | None:
+        """The layer's TOC when its annotations announce one and it reads and verifies.
+
+        None otherwise: a TOC that is missing, broken or fails its digest costs us nothing but
+        the small reads that found out, because the blob is still an ordinary tar.gz/tar.zst
+        and scanning it gives the same listing.
+        """
+        if not announces_toc(layer.annotations):
+            return None
+        if layer.digest not in self._tocs:
+            fetch = partial(self.client.fetch_range, ref, layer.digest)
+            try:
+                toc = await read_toc(fetch, layer.size, layer.annotations)
+            except (CorruptLayer, RangeNotSupported):
+                return None
+            if toc is None:
+                return None
+            self._tocs[layer.digest] = toc
+            while len(self._tocs) > KNOWN_INDEXES:
+                self._tocs.pop(next(iter(self._tocs)))
+        return self._tocs[layer.digest]
+
+    async def view(
+        self,
+        ref: Reference,
+        layer: Descriptor,
+        wanted: int | None,
+        on_scan: OnScan | None = None,
+    ) -> LayerView:
+        """At least ``wanted`` entries of ``layer`` (fewer only if it has fewer; None: all)."""
+        index = await self.complete(ref, layer)
+        if index is not None:
+            return LayerView(index.entries, True, layer.size, layer.size, index)
+        live = await self._take_live(ref, layer)
+        async with live.lock:
+            try:
+                await live.scan.advance(wanted, on_scan)
+            except BaseException:
+                await self._drop(layer.digest, live)  # a failed scan is never resumed
+                raise
+            live.used = time.monotonic()
+            if not live.scan.complete:
+                return live.scan.view()
+            index = live.scan.index(layer.digest)
+        await self._drop(layer.digest, live)
+        self._remember(index)
+        await self.cache.put("index", layer.digest, await anyio.to_thread.run_sync(index.to_bytes))
+        return LayerView(index.entries, True, layer.size, layer.size, index)
+
+    async def _take_live(self, ref: Reference, layer: Descriptor) -> _Live:
+        """The open scan of this layer, or a new one (closing idle and surplus scans)."""
+        now = time.monotonic()
+        idle = [d for d, live in self._live.items() if now - live.used > LIVE_TTL]
+        surplus = sorted(self._live, key=lambda d: self._live[d].used)[: -LIVE_SCANS + 1]
+        for digest in dict.fromkeys([*idle, *surplus]):
+            live = self._live[digest]
+            if digest != layer.digest and not live.lock.locked():
+                await self._drop(digest, live)
+        live = self._live.get(layer.digest)
+        if live is None:
+            blob = BlobReader(self.client, ref, layer.digest, end=layer.size or None)
+            # An eStargz layer scanned as plain tar.gz (its TOC unreadable) still holds the
+            # format's own entries; they are not files of the image.
+            hidden = TOC_ARTIFACTS if announces_toc(layer.annotations) else frozenset()
+            live = self._live[layer.digest] = _Live(LayerScan(blob, layer.size, hidden))
+        return live
+
+    async def _drop(self, digest: str, live: _Live) -> None:
+        """Forget a scan and close its connection, even while being cancelled."""
+        if self._live.get(digest) is live:
+            del self._live[digest]
+        with anyio.CancelScope(shield=True):
+            await live.scan.aclose()
+
+    def _remember(self, index: LayerIndex) -> None:
+        """Keep a few complete indexes in memory: a repeat listing skips even the cache."""
+        self._known[index.digest] = index
+        while len(self._known) > KNOWN_INDEXES:
+            self._known.pop(next(iter(self._known)))
+
+
+def _spaced(frames: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Frame starts about ``SPACING`` apart (zstd:chunked has one per file); none when the
+    layer is a single frame, which offers no place to start but the beginning."""
+    kept: list[tuple[int, int]] = []
+    for frame in frames:
+        if not kept or frame[1] - kept[-1][1] >= SPACING:
+            kept.append(frame)
+    return kept if len(kept) > 1 else []
+
+
+def _frame_for(frames: list[tuple[int, int]], start: int, stop: int) -> tuple[int, int, int | None]:
+    """The frame start at or before ``start`` (compressed, uncompressed) and a blob offset
+    past the data up to ``stop``: the next kept frame start at or after it, else None."""
+    begin = max((f for f in frames if f[1] <= start), key=lambda f: f[1])
+    end = next((c for c, u in frames if u >= stop), None)
+    return begin[0], begin[1], end
+
+
+def ranged(index: LayerIndex, entry: TarEntry) -> bool:
+    """True when ``read_ranged`` can fetch ``entry`` with one range: an uncompressed layer,
+    a gzip layer with a checkpoint before the entry's data, or a zstd layer with a frame
+    start after the first one before it."""
+    if index.compression == "none":
+        return True
+    if index.compression == "zstd":
+        return any(0 < u <= entry.offset for _, u in index.frames)
+    return index.compression == "gzip" and nearest(index.checkpoints, entry.offset) is not None
+
+
+async def read_ranged(
+    client: RegistryClient, ref: Reference, index: LayerIndex, entry: TarEntry
+) -> AsyncIterator[bytes]:
+    """The data of a regular file ``entry`` of an indexed layer, with one Range request: the
+    bytes themselves when the layer is a plain tar, else the compressed data from the nearest
+    gzip checkpoint (or zstd frame start) to the first one past the file, decompressed in a
+    worker thread."""
+    if index.compression == "none":
+        start, end, window = entry.offset, entry.offset + entry.size, max(entry.size, 1)
+        async with aclosing(
+            BlobReader(client, ref, index.digest, start=start, end=end, window=window).chunks()
+        ) as chunks:
+            async for chunk in chunks:
+                yield chunk
+        return
+    if index.compression == "zstd":
+        fetch_from, out_from, end = _frame_for(
+            index.frames, entry.offset, entry.offset + entry.size
+        )
+        decoder: Resume | ZstdDecompressor = ZstdDecompressor()  # frames start afresh
+    else:
+        point = nearest(index.checkpoints, entry.offset)
+        assert point is not None, "read_ranged needs ranged() to be true"
+        fetch_from, out_from = point.fetch_from, point.uncompressed
+        end = end_for(index.checkpoints, entry.offset + entry.size)
+        decoder = Resume(point)
+    blob = BlobReader(client, ref, index.digest, start=fetch_from, end=end, window=MAX_WINDOW)
+    skip, left = entry.offset - out_from, entry.size
+    try:
+        async with aclosing(blob.chunks()) as chunks:
+            async for chunk in chunks:
+                pieces = decoder.feed(chunk)
+                while left and (piece := await anyio.to_thread.run_sync(next, pieces, b"")):
+                    cut = min(skip, len(piece))
+                    piece, skip = piece[cut : cut + left], skip - cut
+                    if piece:
+                        left -= len(piece)
+                        yield piece
+                if not left:
+                    return
+    finally:
+        if isinstance(decoder, Resume):
+            decoder.close()
+    raise TruncatedLayer(f"the layer ends inside the data of {entry.path!r}", blob.position)
