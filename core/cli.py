@@ -11,20 +11,27 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
-from pydantic import ValidationError
 
 from .client import RegistryClient
 from .errors import LayerpeekError
-from .models import EntryInfo, ImageReport, PlatformsReport
+from .findspec import TYPES, FindSpec
+from .models import (
+    DiffChange,
+    EntryInfo,
+    ImageReport,
+    PathEvent,
+    PlatformsReport,
+    TriageReport,
+)
 from .progress import ProgressLine
 from .service import Layerpeek
-from .settings import Settings
+from .settings import Settings, load_settings
 from .text import human_size, printable, short_digest
 
 _TYPE_BITS = {
@@ -80,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
 
     tags = command("tags", "list the tags of a repository")
     tags.add_argument("reference", metavar="REPO")
+
+    ls.add_argument(
+        "--merged", action="store_true", help="the filesystem after whiteouts, sorted by path"
+    )
+    _add_filesystem_commands(command)
 
     for child in (inspect, ls, cat, pull):
         child.add_argument(
@@ -199,6 +211,8 @@ async def _ls(peek: Layerpeek, args: argparse.Namespace) -> None:
     image = await peek.resolve(args.reference, args.platform)
     if args.limit is not None and args.limit < 1:
         raise LayerpeekError("--limit must be at least 1")
+    if args.merged:
+        return await _ls_merged(peek, image, args)
     progress = ProgressLine("listing")
     current, count = None, 0
     try:
@@ -250,21 +264,213 @@ async def _tags(peek: Layerpeek, args: argparse.Namespace) -> None:
             _print(printable(tag))
 
 
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = "LAYERPEEK_" + str(first["loc"][0]).upper() if first["loc"] else "a setting"
-        raise LayerpeekError(f"invalid {name}: {first['msg']}") from None
+# -- the merged filesystem: ls --merged, trace, removed, find, diff, triage --------------------
+
+
+def _add_filesystem_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    trace = command("trace", "the story of one path across the layers, with each build step")
+    trace.add_argument("reference", metavar="REF")
+    trace.add_argument("path", metavar="PATH")
+
+    removed = command("removed", "files a later layer deleted or overwrote but a lower one ships")
+    removed.add_argument("reference", metavar="REF")
+
+    find = command("find", "find paths by glob (full path or basename) or regex")
+    find.add_argument("reference", metavar="REF")
+    find.add_argument("pattern", metavar="PATTERN")
+    find.add_argument("--regex", action="store_true", help="PATTERN is a regular expression")
+    find.add_argument(
+        "--merged", action="store_true", help="search the merged filesystem, not every layer"
+    )
+    find.add_argument(
+        "--type", action="append", choices=sorted(TYPES), help="only this type (repeatable)"
+    )
+    find.add_argument("--min-size", metavar="SIZE", help="at least SIZE (512, 10K, 1.5M, 2G)")
+    find.add_argument("--max-size", metavar="SIZE", help="at most SIZE")
+    find.add_argument("--limit", type=int, metavar="N", help="show the first N matches")
+
+    diff = command("diff", "files added, removed and changed from image A to image B")
+    diff.add_argument("reference", metavar="A")
+    diff.add_argument("other", metavar="B", nargs="?", help="default: A again (with --platform-b)")
+    diff.add_argument("--platform-b", metavar="OS/ARCH[/VARIANT]", help="platform of B")
+
+    triage = command("triage", "secrets, deleted secrets, setuid and writable paths, user, OS")
+    triage.add_argument("reference", metavar="REF")
+    triage.add_argument("--largest", type=int, default=10, metavar="N", help="N largest files")
+
+    for child in (trace, removed, find, diff, triage):
+        child.add_argument(
+            "--platform",
+            metavar="OS/ARCH[/VARIANT]",
+            help="platform of a multi-arch image (default linux/amd64)",
+        )
+        child.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _step(text: str, width: int = 60) -> str:
+    return printable(text)[:width] or "-"
+
+
+async def _ls_merged(peek: Layerpeek, image: Any, args: argparse.Namespace) -> None:
+    if args.layer is not None:
+        raise LayerpeekError("--merged shows every layer combined; drop --layer")
+    listing = await peek.merged_listing(image, limit=args.limit)
+    for entry in listing.entries:
+        _dump(entry.model_dump()) if args.json else _print(_layered(entry))
+    for odd in listing.irregular:
+        sys.stderr.write(
+            f"layerpeek: note: {printable(odd.path)} (layer {odd.layer}): {odd.reason}\n"
+        )
+
+
+async def _trace(peek: Layerpeek, args: argparse.Namespace) -> None:
+    trace = await peek.trace(await peek.resolve(args.reference, args.platform), args.path)
+    if args.json:
+        _dump(trace.model_dump())
+        return
+    now = (
+        f"present, {trace.entry.type} from layer {trace.entry.layer}"
+        if trace.entry
+        else "not in the merged filesystem"
+    )
+    _print(f"{printable(trace.path)}: {now}")
+    rows = [_event_row(e) for e in trace.events]
+    _table(["LAYER", "ACTION", "TYPE", "SIZE", "CAUSE", "CREATED BY"], rows)
+    if not trace.events:
+        _print("no layer has this path")
+    current = trace.entry.layer if trace.entry else None
+    older = {e.layer: e.layer_path for e in trace.events if e.layer in trace.readable_layers}
+    for layer, name in older.items():
+        if layer != current:
+            _print(f"older copy: layerpeek cat {args.reference} {printable(name)} --layer {layer}")
+
+
+def _event_row(event: PathEvent) -> list[str]:
+    size = _size(event.type, event.size)
+    cause, step = printable(event.cause), _step(event.created_by)
+    return [str(event.layer), event.action, event.type, size, cause, step]
+
+
+def _layered(entry: EntryInfo) -> str:
+    """An ``ls -l`` line prefixed by the layer that provides the entry."""
+    return f"{entry.layer:>3}  {render_entry(entry)}"
+
+
+def _size(type: str, size: int) -> str:
+    return human_size(size) if type in ("file", "hardlink") else "-"
+
+
+async def _removed(peek: Layerpeek, args: argparse.Namespace) -> None:
+    report = await peek.removed_files(await peek.resolve(args.reference, args.platform))
+    if args.json:
+        _dump(report.model_dump())
+        return
+    rows = [
+        [
+            _size(f.type, f.size),
+            str(f.layer),
+            f"{f.action} in {f.removed_in}",
+            _step(f.removed_by, 40),
+            printable(f.path),
+        ]
+        for f in report.files
+    ]
+    _table(["SIZE", "SHIPPED IN", "REMOVED", "BY", "PATH"], rows)
+    _print(f"{len(report.files)} files, {human_size(report.total_size)} still shipped")
+
+
+async def _find(peek: Layerpeek, args: argparse.Namespace) -> None:
+    spec = FindSpec.parse(args.pattern, args.regex, args.type, args.min_size, args.max_size)
+    image = await peek.resolve(args.reference, args.platform)
+    result = await peek.find(image, spec, merged=args.merged, limit=args.limit)
+    if args.json:
+        _dump(result.model_dump())
+        return
+    for match in result.matches:
+        _print(_layered(match))
+    shown = len(result.matches)
+    more = f" (showing {shown}; --limit)" if shown < result.total else ""
+    _print(f"{result.total} matches{more}")
+
+
+async def _diff(peek: Layerpeek, args: argparse.Namespace) -> None:
+    other = args.other or args.reference
+    if other == args.reference and args.platform_b is None:
+        raise LayerpeekError("diff needs two images: A B, or A --platform P --platform-b Q")
+    a = await peek.resolve(args.reference, args.platform)
+    b = await peek.resolve(other, args.platform_b or args.platform)
+    report = await peek.diff(a, b)
+    if args.json:
+        _dump(report.model_dump())
+        return
+    _print(f"--- {report.a}  {short_digest(report.a_digest)}")
+    _print(f"+++ {report.b}  {short_digest(report.b_digest)}")
+    _print(f"shared layers: {', '.join(map(short_digest, report.shared_layers)) or 'none'}")
+    for entry in report.added:
+        _print(f"+ {printable(entry.path)}  {_size(entry.type, entry.size)}")
+    for entry in report.removed:
+        _print(f"- {printable(entry.path)}  {_size(entry.type, entry.size)}")
+    for change in report.changed:
+        fields = ", ".join(_change(change, f) for f in change.fields)
+        _print(f"~ {printable(change.path)}  {fields}")
+    _print(
+        f"{len(report.added)} added, {len(report.removed)} removed, {len(report.changed)} changed,"
+        f" {report.unchanged} unchanged, {report.unverified} same metadata in other layer blobs"
+    )
+
+
+def _change(change: DiffChange, field: str) -> str:
+    before, after = getattr(change.before, field), getattr(change.after, field)
+    if field == "mode":
+        return f"mode {before & 0o7777:04o}->{after & 0o7777:04o}"
+    return f"{field} {printable(str(before))}->{printable(str(after))}"
+
+
+async def _triage(peek: Layerpeek, args: argparse.Namespace) -> None:
+    image = await peek.resolve(args.reference, args.platform)
+    report = await peek.triage(image, largest=args.largest)
+    if args.json:
+        _dump(report.model_dump())
+    else:
+        render_triage(report)
+
+
+def render_triage(report: TriageReport) -> None:
+    """The readable triage report: facts first, then findings by severity, then sizes."""
+    user = printable(report.user) or "(unset)"
+    os_name = printable(report.os.pretty_name or report.os.id) if report.os else "unknown"
+    _print(f"Reference  {report.reference}  ({report.platform})")
+    _print(f"User       {user}{'  -- runs as root' if report.runs_as_root else ''}")
+    _print(f"OS         {os_name}")
+    _print(f"Removed    {human_size(report.removed_size)} of deleted or overwritten files shipped")
+    _print()
+    rows = [
+        [f.severity, f.kind, printable(f.path), str(f.layer), printable(f.detail)[:70]]
+        for f in report.findings
+    ]
+    if rows:
+        _table(["SEVERITY", "KIND", "PATH", "LAYER", "DETAIL"], rows)
+    else:
+        _print("no findings")
+    _print()
+    _print("Largest files")
+    for entry in report.largest:
+        _print(f"  {human_size(entry.size):>10}  {printable(entry.path)}  (layer {entry.layer})")
 
 
 _COMMANDS = {"inspect": _inspect, "ls": _ls, "cat": _cat, "pull": _pull, "tags": _tags}
+_COMMANDS |= {
+    "trace": _trace,
+    "removed": _removed,
+    "find": _find,
+    "diff": _diff,
+    "triage": _triage,
+}
 
 
 async def run(args: argparse.Namespace) -> None:
     """Run one command with a client that lives as long as the command."""
-    async with RegistryClient(_settings()) as client:
+    async with RegistryClient(load_settings(Settings)) as client:
         await _COMMANDS[args.command](Layerpeek(client), args)
 
 

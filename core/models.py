@@ -95,6 +95,13 @@ class EntryPage(BaseModel):
     entries: list[EntryInfo]
     next_start: int | None = Field(description="position of the next entry; null at the end")
     complete: bool = Field(description="true when the whole listing is known to end here")
+    layer: int | None = Field(default=None, description="the layer the page ends in")
+    scanned_bytes: int | None = Field(
+        default=None,
+        description="compressed bytes of that layer read so far; equals layer_bytes once the "
+        "layer is fully indexed, less while the listing is partial",
+    )
+    layer_bytes: int | None = Field(default=None, description="that layer's compressed size")
 
 
 class PullResult(BaseModel):
@@ -102,3 +109,157 @@ class PullResult(BaseModel):
     digest: str
     size: int
     media_type: str
+
+
+# -- the merged filesystem, provenance, find, diff, triage ---------------------------------
+
+
+class IrregularInfo(BaseModel):
+    """An entry kept literally (never resolved against a parent) or a rule that was ignored."""
+
+    path: str
+    layer: int
+    reason: str
+
+
+class MergedListing(BaseModel):
+    """The filesystem after every layer, sorted by path; ``layer`` is the providing layer.
+
+    A hard link's ``size`` is the size of the file it resolves to.
+    """
+
+    reference: str
+    entries: list[EntryInfo]
+    total: int = Field(description="number of paths in the merged filesystem")
+    next_start: int | None = Field(description="start of the next page; null at the end")
+    irregular: list[IrregularInfo]
+
+
+class PathEvent(BaseModel):
+    """One layer's effect on a path: added, changed, deleted, hidden or displaced."""
+
+    layer: int
+    action: str = Field(
+        description="added | changed | deleted (whiteout) | hidden (opaque directory above) | "
+        "displaced (a directory above was replaced by a non-directory)"
+    )
+    type: str = Field(description="the entry type that was added, or that was removed")
+    size: int
+    cause: str = Field(description="the whiteout, opaque marker or replacing path, if any")
+    created_by: str = Field(description="the build step of the layer")
+    layer_digest: str
+    layer_path: str = Field(
+        description="the name in this layer's tar, which `cat --layer N` takes; it differs "
+        "from the path when a symlinked directory placed the entry"
+    )
+
+
+class PathTrace(BaseModel):
+    """A path's story across the layers and what the image shows for it now."""
+
+    reference: str
+    path: str
+    exists: bool = Field(description="whether the merged filesystem has the path")
+    entry: EntryInfo | None = Field(description="the merged entry; null when it is gone")
+    events: list[PathEvent]
+    readable_layers: list[int] = Field(
+        description="layers shipping a regular file at this path (cat --layer N reads it)"
+    )
+
+
+class RemovedFile(BaseModel):
+    """A file a lower layer still ships although a later layer deleted or overwrote it."""
+
+    path: str
+    type: str
+    size: int
+    layer: int = Field(description="the layer that still ships it")
+    layer_path: str = Field(description="its name in that layer's tar (for cat --layer N)")
+    created_by: str
+    removed_in: int
+    removed_by: str = Field(description="the build step of the removing layer")
+    action: str = Field(description="changed (overwritten) | deleted | hidden | displaced")
+    cause: str
+
+
+class RemovedReport(BaseModel):
+    """Every removed-but-shipped file, sorted by size (largest first), then path."""
+
+    reference: str
+    files: list[RemovedFile]
+    total_size: int = Field(description="bytes still shipped for nothing")
+
+
+class FindMatch(EntryInfo):
+    """A matching entry plus the story of its path (same as ``trace``)."""
+
+    history: list[PathEvent]
+
+
+class FindResult(BaseModel):
+    """Matches sorted by path (merged) or by layer then path; paged by ``start``/``limit``."""
+
+    reference: str
+    pattern: str
+    merged: bool
+    matches: list[FindMatch]
+    total: int = Field(description="number of matches in all pages")
+    next_start: int | None
+
+
+class DiffChange(BaseModel):
+    path: str
+    fields: list[str] = Field(description="what differs: type, size, mode, uid, gid, link")
+    before: EntryInfo
+    after: EntryInfo
+    content: str = Field(
+        description="same (both from one shared layer blob) | differs (size differs) | unknown"
+    )
+
+
+class DiffReport(BaseModel):
+    """Merged-level differences from ``a`` to ``b``, each list sorted by path."""
+
+    a: str
+    b: str
+    a_digest: str = Field(description="manifest digest of the first image")
+    b_digest: str
+    added: list[EntryInfo]
+    removed: list[EntryInfo]
+    changed: list[DiffChange]
+    shared_layers: list[str] = Field(description="layer digests both images use")
+    unchanged: int = Field(description="paths identical in type, size, mode, owner and link")
+    unverified: int = Field(
+        description="paths with identical metadata from different layer blobs: bytes may differ"
+    )
+
+
+class Finding(BaseModel):
+    kind: str = Field(
+        description="secret | deleted-secret | setuid | setgid | world-writable | irregular"
+    )
+    severity: str = Field(description="high | medium | low")
+    path: str
+    layer: int
+    created_by: str
+    size: int
+    detail: str
+
+
+class OsInfo(BaseModel):
+    id: str
+    version_id: str
+    pretty_name: str
+    path: str = Field(description="the os-release file it came from")
+
+
+class TriageReport(BaseModel):
+    reference: str
+    digest: str
+    platform: str
+    user: str
+    runs_as_root: bool
+    os: OsInfo | None
+    findings: list[Finding] = Field(description="sorted by severity, then path")
+    largest: list[EntryInfo] = Field(description="the largest files of the merged filesystem")
+    removed_size: int = Field(description="bytes of deleted or overwritten files still shipped")

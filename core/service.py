@@ -11,29 +11,57 @@ import os
 import posixpath
 import tempfile
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import anyio
 
-from .client import RegistryClient
+from . import fsreports
+from .cache import AsyncCache
+from .client import RegistryClient, digest_of
 from .errors import DigestMismatch, FileNotInLayer, LayerpeekError, ManifestError
-from .image import ImageConfig, Index, Manifest, parse_config, parse_manifest
+from .findspec import FindSpec
+from .fs import Node, Overlay
+from .fsreports import LayerFacts, check_page, clean_path, entry_of, layer_facts
+from .image import Descriptor, ImageConfig, Index, Manifest, parse_config, parse_manifest
 from .layers.entry import TarEntry
+from .layers.index import LayerIndex, LayerIndexes, OnScan, ranged, read_ranged
+from .layers.reader import BlobReader
 from .layers.scan import FileData, scan_layer
+from .layers.toc import read_toc_file
 from .models import (
     ConfigInfo,
+    DiffReport,
     EntryInfo,
     EntryPage,
+    Finding,
+    FindResult,
     HistoryInfo,
     ImageReport,
+    IrregularInfo,
     LayerInfo,
+    MergedListing,
+    OsInfo,
+    PathTrace,
     PlatformsReport,
     PlatformSummary,
     PullResult,
+    RemovedReport,
+    TriageReport,
 )
 from .platform import DEFAULT_PLATFORM, Platform, choose, parse_platform, runnable
 from .reference import Reference, parse_reference, parse_repository
+from .triage import (
+    CONTENT_LIMIT,
+    CONTENT_READS,
+    OS_RELEASE,
+    PRIVATE_KEY,
+    parse_os_release,
+    runs_as_root,
+    wants_content_check,
+)
 
 
 @dataclass(frozen=True)
@@ -86,13 +114,28 @@ def _as_platform(platform: str | Platform | None) -> Platform | None:
 class Layerpeek:
     """Inspect images through one shared :class:`RegistryClient`."""
 
-    def __init__(self, client: RegistryClient) -> None:
+    def __init__(self, client: RegistryClient, *, cache: AsyncCache | None = None) -> None:
         self.client = client
+        self.cache = cache or AsyncCache(client.settings.cache_dir)
+        self.indexes = LayerIndexes(client, self.cache)
 
     # -- manifests and configs ---------------------------------------------------------------
 
     async def _manifest(self, ref: Reference, target: str | None = None) -> Manifest | Index:
+        """By digest from the cache when it holds it; a tag through its short-lived digest."""
+        target = target or ref.target
+        by_digest = target.startswith(("sha256:", "sha512:"))
+        tag = f"{ref.name}:{target}"
+        digest = target if by_digest else await self.cache.get_tag(tag)
+        cached = await self.cache.get("manifest", digest) if digest else None
+        if digest and cached is not None:
+            media_type, _, body = cached.partition(b"\n")
+            if digest_of(body, digest.partition(":")[0]) == digest:
+                return parse_manifest(body, media_type.decode(), digest)
         raw = await self.client.get_manifest(ref, target)
+        await self.cache.put("manifest", raw.digest, raw.media_type.encode() + b"\n" + raw.body)
+        if not by_digest:
+            await self.cache.put_tag(tag, raw.digest)
         return parse_manifest(raw.body, raw.media_type, raw.digest)
 
     async def _child(self, ref: Reference, index: Index, wanted: Platform) -> Manifest:
@@ -120,8 +163,12 @@ class Layerpeek:
         return ResolvedImage(ref, top.digest, index, manifest, config, config.platform)
 
     async def _config(self, ref: Reference, manifest: Manifest) -> ImageConfig:
-        raw = await self.client.get_blob(ref, manifest.config.digest)
-        return parse_config(raw, manifest.config.digest)
+        digest = manifest.config.digest
+        raw = await self.cache.get("config", digest)
+        if raw is None or digest_of(raw, digest.partition(":")[0]) != digest:
+            raw = await self.client.get_blob(ref, digest)
+            await self.cache.put("config", digest, raw)
+        return parse_config(raw, digest)
 
     async def inspect(
         self, reference: str | Reference, platform: str | Platform | None = None
@@ -169,14 +216,12 @@ class Layerpeek:
         want: Callable[[TarEntry], bool] | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> AsyncIterator[TarEntry | FileData]:
+        """One streaming pass over a layer (resuming after drops), e.g. to reach one file."""
         descriptor = image.manifest.layers[layer]
-        chunks = self.client.stream_blob(image.reference, descriptor.digest)
-
-        def report(compressed: int, entries: int) -> None:
-            if on_progress:
-                on_progress(Progress(compressed, descriptor.size, entries))
-
-        return scan_layer(chunks, want=want, on_progress=report)
+        blob = BlobReader(
+            self.client, image.reference, descriptor.digest, end=descriptor.size or None
+        )
+        return scan_layer(blob.chunks(), want=want, on_progress=_reporter(descriptor, on_progress))
 
     async def entries(
         self,
@@ -187,13 +232,20 @@ class Layerpeek:
         """Entries of one layer, or of every layer bottom-up; stop iterating to stop reading."""
         layers = [image.layer(layer)] if layer is not None else range(len(image.manifest.layers))
         for index in layers:
-            events = self._events(image, index, on_progress=on_progress)
-            try:
-                async for event in events:
-                    if isinstance(event, TarEntry):
-                        yield EntryInfo.of(index, event)
-            finally:
-                await events.aclose()
+            descriptor = image.manifest.layers[index]
+            report = _reporter(descriptor, on_progress)
+            seen = 0
+            while True:
+                view = await self.indexes.view(image.reference, descriptor, seen + 1, report)
+                fresh = view.entries[seen:]
+                seen += len(fresh)
+                for position, entry in enumerate(fresh, 1):
+                    yield EntryInfo.of(index, entry)
+                    if position % _YIELD_EVERY == 0:
+                        # A cached layer arrives whole: let other tasks run while it is listed.
+                        await anyio.lowlevel.checkpoint()
+                if view.complete:
+                    break
 
     async def list_page(
         self,
@@ -205,23 +257,30 @@ class Layerpeek:
     ) -> EntryPage:
         """Entries ``start`` to ``start + limit`` of a listing (one layer, or all bottom-up).
 
-        Front ends page with this: the answer says where the next page starts.
+        Front ends page with this: the answer says where the next page starts. A page reads a
+        layer only as far as its last entry (plus one, to know whether more follow); the scan
+        stays open, so the next page continues from there, and a layer scanned to its end is
+        indexed and cached. ``scanned_bytes`` of ``layer_bytes`` says how much of the layer
+        the page's last layer has been read.
         """
         if start < 0 or limit < 1:
             raise LayerpeekError("a page needs start >= 0 and limit >= 1")
+        layers = [image.layer(layer)] if layer is not None else range(len(image.manifest.layers))
         found: list[EntryInfo] = []
-        position = 0
-        listing = self.entries(image, layer, on_progress)
-        try:
-            async for entry in listing:
-                if position >= start + limit:
-                    return EntryPage(entries=found, next_start=position, complete=False)
-                if position >= start:
-                    found.append(entry)
-                position += 1
-        finally:
-            await listing.aclose()
-        return EntryPage(entries=found, next_start=None, complete=True)
+        offset = 0  # position of the current layer's first entry in the whole listing
+        for index in layers:
+            descriptor = image.manifest.layers[index]
+            end = start + limit - offset  # where the page ends, counted in this layer
+            report = _reporter(descriptor, on_progress)
+            view = await self.indexes.view(image.reference, descriptor, end + 1, report)
+            found.extend(EntryInfo.of(index, e) for e in view.entries[max(start - offset, 0) : end])
+            coverage = {"layer": index, "scanned_bytes": view.scanned, "layer_bytes": view.size}
+            if len(view.entries) > end:
+                return EntryPage(
+                    entries=found, next_start=start + limit, complete=False, **coverage
+                )
+            offset += len(view.entries)
+        return EntryPage(entries=found, next_start=None, complete=True, **coverage)
 
     async def read_file(
         self, image: ResolvedImage, path: str, layer: int | None = None
@@ -233,7 +292,12 @@ class Layerpeek:
         layers = reversed(range(len(image.manifest.layers))) if merged else [image.layer(layer)]
         for index in layers:
             search = _Search()
-            async for chunk in self._stream_path(image, index, path, merged, search):
+            known = await self.indexes.complete(image.reference, image.manifest.layers[index])
+            if known is not None:
+                reading = self._indexed_path(image, index, path, merged, search, known)
+            else:
+                reading = self._stream_path(image, index, path, merged, search)
+            async for chunk in reading:
                 yield chunk
             if search.found:
                 return
@@ -241,6 +305,43 @@ class Layerpeek:
                 raise FileNotInLayer(_deleted_message(image, index, path))
         where = "any layer" if merged else f"layer {layer}"
         raise FileNotInLayer(f"{path} is not a file in {where} of {image.reference}")
+
+    async def _indexed_path(
+        self,
+        image: ResolvedImage,
+        index: int,
+        path: str,
+        merged: bool,
+        search: _Search,
+        known: LayerIndex,
+    ) -> AsyncIterator[bytes]:
+        """``_stream_path`` for a layer whose index is known: the index decides whether the
+        file is here, deleted or hidden, with no read at all; the file's bytes then come with
+        one range (a plain layer, or a gzip layer from its nearest checkpoint), else by
+        streaming the layer up to the file."""
+        for entry in known.entries:
+            if entry.path == path:
+                search.found = _readable(entry, index)
+                break
+            if merged and _deletes(entry, path):
+                raise FileNotInLayer(_deleted_message(image, index, path))
+            search.hidden = search.hidden or (merged and _hides_below(entry, path))
+        else:
+            return
+        if not entry.size:
+            return
+        descriptor = image.manifest.layers[index]
+        toc = await self.indexes.toc(image.reference, descriptor)
+        if toc is not None and path in toc.files:
+            fetch = partial(self.client.fetch_range, image.reference, descriptor.digest)
+            reading = read_toc_file(fetch, toc, path)
+        elif ranged(known, entry):
+            reading = read_ranged(self.client, image.reference, known, entry)
+        else:
+            reading = self._stream_path(image, index, path, merged, _Search())
+        async with aclosing(reading) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     async def _stream_path(
         self, image: ResolvedImage, index: int, path: str, merged: bool, search: _Search
@@ -301,7 +402,7 @@ class Layerpeek:
         hasher = hashlib.new(algorithm)
         total = 0
         async with await anyio.open_file(target, "wb") as out:
-            async for chunk in self.client.stream_blob(image.reference, digest):
+            async for chunk in BlobReader(self.client, image.reference, digest).chunks():
                 hasher.update(chunk)
                 total += len(chunk)
                 await out.write(chunk)
@@ -313,13 +414,214 @@ class Layerpeek:
             )
         return total
 
+    async def stream_layer(self, image: ResolvedImage, layer: int) -> AsyncIterator[bytes]:
+        """A layer blob's bytes as they arrive, for relaying (a download link). The digest is
+        checked after the last chunk: a mismatch raises there, so the relay aborts instead of
+        completing a response with bytes that are not the layer."""
+        digest = image.manifest.layers[image.layer(layer)].digest
+        algorithm, _, expected = digest.partition(":")
+        hasher = hashlib.new(algorithm)
+        async for chunk in BlobReader(self.client, image.reference, digest).chunks():
+            hasher.update(chunk)
+            yield chunk
+        if hasher.hexdigest() != expected:
+            raise DigestMismatch(
+                f"layer blob {digest}: relayed bytes hash to {algorithm}:{hasher.hexdigest()}"
+            )
+
     async def tags(self, repository: str | Reference) -> list[str]:
         """The repository's tags, every page of them, sorted (registries need not sort)."""
         ref = repository if isinstance(repository, Reference) else parse_repository(repository)
         return sorted(await self.client.list_tags(ref))
 
+    # -- the merged filesystem: provenance, removed files, find, diff, triage ----------------
+
+    async def overlay(self, image: ResolvedImage) -> Overlay:
+        """Every layer's listing through the overlay rules, bottom-up; one layer's listing
+        in memory at a time besides the merged tree."""
+        overlay = Overlay()
+        for index in range(len(image.manifest.layers)):
+            overlay.apply(index, [entry async for entry in self.entries(image, index)])
+        return overlay
+
+    def _facts(self, image: ResolvedImage) -> LayerFacts:
+        return layer_facts(image.manifest, image.config)
+
+    async def merged_listing(
+        self, image: ResolvedImage, start: int = 0, limit: int | None = None
+    ) -> MergedListing:
+        """The merged filesystem sorted by path: ``limit`` paths from ``start`` (None: all)."""
+        check_page(start, limit)
+        overlay = await self.overlay(image)
+        nodes = overlay.listing()
+        end = len(nodes) if limit is None else min(len(nodes), start + limit)
+        return MergedListing(
+            reference=str(image.reference),
+            entries=[entry_of(n) for n in nodes[start:end]],
+            total=len(nodes),
+            next_start=end if end < len(nodes) else None,
+            irregular=[
+                IrregularInfo(path=i.path, layer=i.layer, reason=i.reason)
+                for i in overlay.irregular
+            ],
+        )
+
+    async def trace(self, image: ResolvedImage, path: str) -> PathTrace:
+        """Where ``path`` came from: added, changed, deleted in which layers, by which steps."""
+        clean = clean_path(path)
+        if not clean:
+            raise LayerpeekError("a path is needed, not the root directory")
+        overlay = await self.overlay(image)
+        return fsreports.trace(overlay, self._facts(image), str(image.reference), clean)
+
+    async def removed_files(self, image: ResolvedImage) -> RemovedReport:
+        """Files a later layer deleted or overwrote that a lower layer still ships (all of
+        them, largest first); ``read_file(image, path, layer)`` reads any of them."""
+        overlay = await self.overlay(image)
+        return fsreports.removed_report(overlay, self._facts(image), str(image.reference))
+
+    async def find(
+        self,
+        image: ResolvedImage,
+        spec: FindSpec,
+        merged: bool = True,
+        start: int = 0,
+        limit: int | None = None,
+    ) -> FindResult:
+        """Entries matching ``spec`` in the merged view (sorted by path) or in every layer
+        (layer order, whiteouts included), each with its path's story; paged."""
+        check_page(start, limit)
+        overlay, per_layer = Overlay(), []
+        for index in range(len(image.manifest.layers)):
+            listing = [entry async for entry in self.entries(image, index)]
+            if not merged:
+                per_layer += [e for e in listing if spec.matches(e.path, e.type, e.size)]
+            overlay.apply(index, listing)
+        matches = fsreports.find_matches(
+            overlay, self._facts(image), spec, None if merged else per_layer
+        )
+        end = len(matches) if limit is None else min(len(matches), start + limit)
+        return FindResult(
+            reference=str(image.reference),
+            pattern=spec.pattern,
+            merged=merged,
+            matches=matches[start:end],
+            total=len(matches),
+            next_start=end if end < len(matches) else None,
+        )
+
+    async def diff(self, a: ResolvedImage, b: ResolvedImage) -> DiffReport:
+        """Added, removed and changed paths from ``a`` to ``b`` at the merged level, and the
+        layers they share (every list complete, sorted by path)."""
+        sides = []
+        for image in (a, b):
+            overlay = await self.overlay(image)
+            sides.append((str(image.reference), image.manifest.digest, overlay, self._facts(image)))
+        return fsreports.diff_report(sides[0], sides[1])
+
+    async def triage(self, image: ResolvedImage, largest: int = 10) -> TriageReport:
+        """Secrets (present, or deleted above a layer that still ships them), setuid/setgid
+        and world-writable paths, the user, the OS and the largest files; findings sorted by
+        severity. Reads only os-release and at most CONTENT_READS small key-like files."""
+        if largest < 0:
+            raise LayerpeekError("the number of largest files to show cannot be negative")
+        overlay = await self.overlay(image)
+        facts = self._facts(image)
+        findings = await self._secret_findings(image, overlay, facts)
+        findings += fsreports.mode_findings(overlay, facts)
+        findings += fsreports.irregular_findings(overlay, facts)
+        return TriageReport(
+            reference=str(image.reference),
+            digest=image.manifest.digest,
+            platform=str(image.platform),
+            user=image.config.user,
+            runs_as_root=runs_as_root(image.config.user),
+            os=await self._os_info(image, overlay),
+            findings=fsreports.sort_findings(findings),
+            largest=fsreports.largest_files(overlay, largest),
+            removed_size=sum(r.node.size for r in overlay.unreachable() if r.node.type == "file"),
+        )
+
+    async def _secret_findings(
+        self, image: ResolvedImage, overlay: Overlay, facts: LayerFacts
+    ) -> list[Finding]:
+        present, gone = fsreports.secret_candidates(overlay)
+        reads = [CONTENT_READS]
+        found = []
+        for node, kind in present:
+            detail, key = await self._key_check(image, node, kind, reads)
+            if detail is not None:
+                severity = fsreports.secret_severity(kind, key)
+                found.append(fsreports.finding(facts, "secret", severity, node, detail))
+        for node, kind, removed_in, action in gone:
+            detail, _ = await self._key_check(image, node, kind, reads)
+            if detail is not None:
+                how = f"{action} in layer {removed_in} ({facts.step(removed_in)[:60]})"
+                detail += f"; {how}, still shipped: cat --layer {node.layer} reads it"
+                found.append(fsreports.finding(facts, "deleted-secret", "high", node, detail))
+        return found
+
+    async def _key_check(
+        self, image: ResolvedImage, node: Node, kind: str, reads: list[int]
+    ) -> tuple[str | None, bool]:
+        """(detail, confirmed private key); detail is None for a ``.pem`` whose content is
+        no private key (a certificate). ``reads`` is the remaining content-check budget."""
+        if node.type != "file" or not wants_content_check(kind, node.size) or reads[0] <= 0:
+            return kind, False
+        reads[0] -= 1
+        head = await self._head(image, node.layer_path, node.layer, CONTENT_LIMIT)
+        if PRIVATE_KEY.search(head):
+            return "private key (content checked)", True
+        return (None, False) if kind.startswith("PEM") else (f"{kind} (no PEM key inside)", False)
+
+    async def _head(self, image: ResolvedImage, path: str, layer: int, limit: int) -> bytes:
+        """The first ``limit`` bytes of the copy of ``path`` that ``layer`` ships."""
+        data = bytearray()
+        stream = self.read_file(image, path, layer)
+        try:
+            async for chunk in stream:
+                data += chunk
+                if len(data) >= limit:
+                    break
+        finally:
+            await stream.aclose()
+        return bytes(data[:limit])
+
+    async def _os_info(self, image: ResolvedImage, overlay: Overlay) -> OsInfo | None:
+        """From the first os-release that is a regular file (etc/os-release is usually a
+        symlink to ../usr/lib/os-release)."""
+        for path in OS_RELEASE:
+            node = overlay.nodes.get(path)
+            if node is None or node.type != "file" or node.size > CONTENT_LIMIT:
+                continue
+            head = await self._head(image, node.layer_path, node.layer, CONTENT_LIMIT)
+            fields = parse_os_release(head.decode("utf-8", "replace"))
+            return OsInfo(
+                id=fields.get("ID", ""),
+                version_id=fields.get("VERSION_ID", ""),
+                pretty_name=fields.get("PRETTY_NAME", ""),
+                path=path,
+            )
+        return None
+
 
 # -- pure helpers ----------------------------------------------------------------------------
+
+
+_YIELD_EVERY = 1000
+"""Entries listed between two passes through the event loop (~5 ms of work)."""
+
+
+def _reporter(descriptor: Descriptor, on_progress: ProgressCallback | None) -> OnScan | None:
+    """The scan's ``(bytes, entries)`` callback as the front ends' ``Progress``."""
+    if on_progress is None:
+        return None
+    callback = on_progress
+
+    def report(received: int, entries: int) -> None:
+        callback(Progress(received, descriptor.size, entries))
+
+    return report
 
 
 def _normalise(path: str) -> str:

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-CommaList = Annotated[tuple[str, ...], NoDecode]
+from .errors import LayerpeekError
+
+
+def _split_commas(value: object) -> object:
+    """Docker's own lists are comma-separated; accept that rather than JSON."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_commas)]
+S = TypeVar("S", bound=BaseSettings)
 
 
 class Settings(BaseSettings):
@@ -38,10 +49,13 @@ class Settings(BaseSettings):
     )
     timeout: float = Field(default=30.0, gt=0, description="seconds per network operation")
 
-    @field_validator("plain_http", "allow_private", mode="before")
-    @classmethod
-    def _split_commas(cls, value: object) -> object:
-        """Docker's own lists are comma-separated; accept that rather than JSON."""
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+
+def load_settings(kind: type[S], **options: Any) -> S:
+    """``kind(**options)`` with a bad value reported as one line naming its variable."""
+    try:
+        return kind(**options)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        prefix = str(kind.model_config.get("env_prefix", ""))
+        name = prefix + str(first["loc"][0]).upper() if first["loc"] else "a setting"
+        raise LayerpeekError(f"invalid {name}: {first['msg']}") from None

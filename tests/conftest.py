@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.catalog import Catalog, push_standard_images
+from fixtures.fs_images import FsImages, push_fs_images
 from fixtures.proxy import FaultProxy
 from fixtures.registry import RegistryProcess, registry_binary
 from fixtures.token_server import DEFAULT_USERS, TokenServer
@@ -112,6 +113,12 @@ def token_registry(
 
 
 @pytest.fixture(scope="session")
+def fs_images(plain_registry: SeededRegistry) -> FsImages:
+    """The merged-filesystem images (overlay rules, secrets, a shared-layer tag, hostile)."""
+    return push_fs_images(plain_registry.url)
+
+
+@pytest.fixture(scope="session")
 def _session_proxy(plain_registry: SeededRegistry) -> Iterator[FaultProxy]:
     with FaultProxy(plain_registry.url) as proxy:
         yield proxy
@@ -126,7 +133,10 @@ def fault_proxy(_session_proxy: FaultProxy) -> FaultProxy:
 
 @pytest.fixture
 def layerpeek_env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, plain_registry: SeededRegistry
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    plain_registry: SeededRegistry,
 ) -> Path:
     """The environment a user of the local registries would set: plain HTTP for them, an empty
     docker config (so the developer's own credentials never leak into a test), a fresh cache.
@@ -134,6 +144,7 @@ def layerpeek_env(
     docker_config = tmp_path / "docker-config"
     docker_config.mkdir()
     monkeypatch.setenv("DOCKER_CONFIG", str(docker_config))
-    monkeypatch.setenv("LAYERPEEK_CACHE_DIR", str(tmp_path / "cache"))
+    # Apart from tmp_path, so tests that check what a command left there see only their files.
+    monkeypatch.setenv("LAYERPEEK_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("LAYERPEEK_PLAIN_HTTP", "127.0.0.1")
     return docker_config
