@@ -1,0 +1,7 @@
+"""``python -m layerpeek.server``: the same as the ``layerpeek-mcp`` command."""
+
+import sys
+
+from .main import main
+
+sys.exit(main())

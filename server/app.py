@@ -1,0 +1,87 @@
+"""The MCPServer: its lifespan owns the one registry client and core of the process."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver import MCPServer
+from mcp.types import ToolAnnotations
+
+from layerpeek.core.client import RegistryClient
+from layerpeek.core.service import Layerpeek
+from layerpeek.core.settings import Settings, load_settings
+
+from .common import AppState
+from .cursor import CursorCodec
+from .fstools import FS_TOOLS
+from .tools import TOOLS
+
+INSTRUCTIONS = (
+    "Look inside container images straight from their registry, without pulling them. "
+    "inspect_image first (platforms, layers and the build step of each, config); then "
+    "list_files for a layer's files and read_file for one file's contents; find_files, "
+    "trace_path, removed_files, diff_images and triage_image look across layers. Lists are paged: "
+    "pass next_cursor back as cursor. Registries on private networks are refused unless the "
+    "server's operator allowed them."
+)
+READ_ONLY = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)
+
+
+def _version() -> str:
+    try:
+        return version("layerpeek")
+    except PackageNotFoundError:
+        return "0"
+
+
+class StaticToken:
+    """A TokenVerifier for one shared bearer token (LAYERPEEK_MCP_TOKEN): enough for a team
+    deployment behind TLS; anything finer belongs to an OAuth provider in front."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        if not hmac.compare_digest(token.encode(), self._token):
+            return None
+        return AccessToken(token=token, client_id="layerpeek-mcp", scopes=[])
+
+
+def create_server(
+    settings: Settings | None = None,
+    *,
+    cursor_key: bytes | None = None,
+    token: str | None = None,
+    url: str = "http://127.0.0.1",
+) -> MCPServer[AppState]:
+    """A server with every tool; ``settings`` default to the environment, read at startup.
+
+    ``token`` turns on bearer auth for the HTTP transport (``url`` is where it is served,
+    named as the token's issuer). The registry client is always guarded: references come from
+    a model, so private addresses need LAYERPEEK_ALLOW_PRIVATE.
+    """
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        async with RegistryClient(settings or load_settings(Settings), guarded=True) as client:
+            yield AppState(Layerpeek(client), CursorCodec(cursor_key))
+
+    auth = AuthSettings(issuer_url=url, resource_server_url=None) if token else None
+    server = MCPServer(
+        "layerpeek",
+        instructions=INSTRUCTIONS,
+        version=_version(),
+        lifespan=lifespan,
+        token_verifier=StaticToken(token) if token else None,
+        auth=auth,
+    )
+    for tool in (*TOOLS, *FS_TOOLS):
+        server.add_tool(tool, annotations=READ_ONLY)
+    return server

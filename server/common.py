@@ -1,0 +1,136 @@
+"""What every tool shares: the lifespan state, argument types, results, cursors and cuts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel, Field
+
+from layerpeek.core.service import Layerpeek
+
+from .cursor import RESTART, CursorCodec
+
+T = TypeVar("T")
+STEP_FIELDS = frozenset({"created_by", "removed_by"})
+DEFAULT_STEP_CHARS = 200
+
+
+@dataclass(frozen=True)
+class AppState:
+    """What the lifespan owns and every tool shares: one core (client and cache) per process."""
+
+    peek: Layerpeek
+    cursors: CursorCodec
+
+
+def state(ctx: Context) -> AppState:
+    return ctx.request_context.lifespan_context
+
+
+def result(model: BaseModel, text: str) -> CallToolResult:
+    """Structured content (validated against the tool's output schema) plus a short text."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=model.model_dump(mode="json"),
+    )
+
+
+Reference = Annotated[
+    str,
+    Field(
+        description="image reference: [REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST], e.g. "
+        "alpine:3.20 or ghcr.io/org/app:1.2 (Docker Hub when no registry is named)"
+    ),
+]
+PlatformArg = Annotated[
+    str | None,
+    Field(
+        description="OS/ARCH[/VARIANT] of a multi-platform image, e.g. linux/arm64; "
+        "default linux/amd64"
+    ),
+]
+CursorArg = Annotated[
+    str | None,
+    Field(
+        description="next_cursor from the previous page of the same call (same arguments); "
+        "omit for the first page"
+    ),
+]
+
+
+# -- paging ----------------------------------------------------------------------------------
+
+
+def resume(
+    codec: CursorCodec, cursor: str | None, kind: str, query: str, digest: str
+) -> dict[str, Any] | None:
+    """The position a cursor holds, checked against the image digest the listing has now."""
+    if cursor is None:
+        return None
+    data = codec.decode(cursor, kind, query)
+    if data.get("d") != digest:
+        raise ToolError(
+            f"stale cursor: it was issued for {data.get('d')}, but the reference now resolves "
+            f"to {digest} (a tag moved); {RESTART}"
+        )
+    return data
+
+
+def onward(codec: CursorCodec, kind: str, query: str, digest: str, start: int | None) -> str | None:
+    """The cursor for a page starting at ``start`` (None: there is no next page)."""
+    return None if start is None else codec.encode(kind, query, d=digest, s=start)
+
+
+def page(items: list[T], start: int, limit: int) -> tuple[list[T], int | None]:
+    """``limit`` items from ``start`` and where the next page starts (None at the end)."""
+    end = start + limit
+    return items[start:end], end if end < len(items) else None
+
+
+# -- long build steps ------------------------------------------------------------------------
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more chars]"
+
+
+def cut_steps(value: T, limit: int) -> T:
+    """``value`` with every build step (created_by, removed_by) cut to ``limit`` characters.
+
+    RUN lines can run to kilobytes and repeat in every event of a path's history; they are
+    most of an answer's size, and the start of one says what it did.
+    """
+    if isinstance(value, list):
+        return [cut_steps(item, limit) for item in value]  # type: ignore[return-value]
+    if not isinstance(value, BaseModel):
+        return value
+    updates: dict[str, Any] = {}
+    for name in type(value).model_fields:
+        field = getattr(value, name)
+        if name in STEP_FIELDS and isinstance(field, str):
+            updates[name] = _cut(field, limit)
+        elif isinstance(field, BaseModel | list):
+            updates[name] = cut_steps(field, limit)
+    return value.model_copy(update=updates)
+
+
+def count_long_steps(value: object, limit: int) -> int:
+    """How many build steps in ``value`` are longer than ``limit``."""
+    if isinstance(value, list):
+        return sum(count_long_steps(item, limit) for item in value)
+    if not isinstance(value, BaseModel):
+        return 0
+    total = 0
+    for name in type(value).model_fields:
+        field = getattr(value, name)
+        if name in STEP_FIELDS and isinstance(field, str):
+            total += len(field) > limit
+        else:
+            total += count_long_steps(field, limit)
+    return total

@@ -1,0 +1,115 @@
+"""``layerpeek-mcp``: the MCP server over stdio (default) or streamable HTTP (``--http``).
+
+stdio is what desktop clients spawn. ``--http`` is for a shared deployment: stateless (any
+replica answers any request), optionally behind one bearer token (LAYERPEEK_MCP_TOKEN), with
+Host checking against DNS rebinding. Settings come from the environment, and for ``--http``
+also from a ``.env`` file in the working directory. Configuration errors are one line on
+stderr; stdout belongs to the protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+
+from layerpeek.core.client import RegistryClient
+from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.settings import Settings
+from layerpeek.core.settings import load_settings as load
+from layerpeek.core.text import printable
+
+from .app import create_server
+from .settings import ServerSettings
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="layerpeek-mcp",
+        description="MCP server: look inside container images from an AI assistant.",
+    )
+    parser.add_argument("--http", action="store_true", help="serve streamable HTTP, not stdio")
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address")
+    parser.add_argument("--port", type=int, default=8000, help="HTTP port")
+    parser.add_argument("--path", default="/mcp", help="HTTP endpoint path")
+    return parser
+
+
+def transport_security(host: str, allowed_hosts: Sequence[str]) -> TransportSecuritySettings | None:
+    """Host/Origin checks: the operator's list, or (None) the SDK's loopback defaults."""
+    if not allowed_hosts:
+        if host not in LOOPBACK:
+            sys.stderr.write(
+                "layerpeek-mcp: note: no LAYERPEEK_MCP_ALLOWED_HOSTS, so Host headers are not "
+                "checked (fine behind a proxy that checks them)\n"
+            )
+        return None
+    origins = [f"{scheme}://{h}" for h in allowed_hosts for scheme in ("http", "https")]
+    return TransportSecuritySettings(allowed_hosts=list(allowed_hosts), allowed_origins=origins)
+
+
+def http_options(args: argparse.Namespace, server_settings: ServerSettings) -> dict[str, Any]:
+    """Keyword arguments for MCPServer's streamable-HTTP app (what ``--http`` runs)."""
+    return {
+        "streamable_http_path": args.path,
+        "stateless_http": True,
+        "transport_security": transport_security(args.host, server_settings.allowed_hosts),
+    }
+
+
+def read_settings(args: argparse.Namespace) -> tuple[Settings, ServerSettings]:
+    """The core's and the server's settings; ``--http`` also reads ``.env``."""
+    env_file = ".env" if args.http else None
+    return load(Settings, _env_file=env_file), load(ServerSettings, _env_file=env_file)
+
+
+def check(settings: Settings) -> None:
+    """Build (and drop) a client now: a bad allow-list entry or CA bundle is then one line
+    here, not a traceback from inside the transport's startup."""
+    anyio.run(RegistryClient(settings, guarded=True).aclose)
+
+
+def build(args: argparse.Namespace) -> tuple[MCPServer[Any], ServerSettings]:
+    """The server for ``args``, with settings read from the environment."""
+    settings, server_settings = read_settings(args)
+    key, token = server_settings.cursor_key, server_settings.token
+    server = create_server(
+        settings,
+        cursor_key=key.get_secret_value().encode() if key else None,
+        token=token.get_secret_value() if token and args.http else None,
+        url=f"http://{args.host}:{args.port}",
+    )
+    return server, server_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``layerpeek-mcp``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        check(read_settings(args)[0])
+        server, server_settings = build(args)
+        # The SDK logs at INFO to stderr; httpx would add a line per registry request.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        if args.http:
+            options = http_options(args, server_settings)
+            server.run("streamable-http", host=args.host, port=args.port, **options)
+        else:
+            server.run()
+    except LayerpeekError as exc:
+        sys.stderr.write(f"layerpeek-mcp: error: {printable(str(exc))}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

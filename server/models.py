@@ -1,0 +1,96 @@
+"""Output schemas of the tools: the core's answer models, wrapped with what paging adds.
+
+Where the core already has the model (ImageReport, EntryInfo...) it is reused as is, so the
+MCP answer and ``layerpeek ... --json`` share one contract.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from layerpeek.core.models import (
+    DiffReport,
+    EntryInfo,
+    FindResult,
+    ImageReport,
+    PlatformsReport,
+    RemovedReport,
+    TriageReport,
+)
+
+NEXT_CURSOR = "pass as cursor to get the next page; null when this is the last page"
+
+
+class InspectResult(BaseModel):
+    image: ImageReport | None = Field(
+        description="the chosen platform's image; null when all_platforms was asked"
+    )
+    all_platforms: PlatformsReport | None = Field(
+        description="every platform side by side; null unless all_platforms was asked"
+    )
+    cut_steps: int = Field(
+        description="build steps shortened to max_step_chars (each cut says how much is left)"
+    )
+
+
+class FilePage(BaseModel):
+    reference: str
+    digest: str = Field(description="the platform image manifest the listing comes from")
+    platform: str
+    layer: int | None = Field(description="the layer listed; null when every layer is listed")
+    merged: bool = Field(description="true for the merged filesystem (sorted by path)")
+    entries: list[EntryInfo] = Field(
+        description="in layer order, then tar order; by path if merged"
+    )
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
+
+
+class FileContent(BaseModel):
+    reference: str
+    digest: str = Field(description="the platform image manifest the file comes from")
+    path: str
+    layer: int | None = Field(description="the layer read; null for the image's own view")
+    size: int = Field(description="the whole file's size in bytes")
+    sha256: str = Field(description="sha256 of the whole file, hex")
+    kind: Literal["text", "binary"] = Field(description="text when the bytes are UTF-8 text")
+    encoding: Literal["utf-8", "hex", "base64"] = Field(description="how content is written")
+    content: str = Field(description="the text, or a preview of the bytes in hex/base64")
+    returned_bytes: int = Field(description="how many of the file's bytes content holds")
+    truncated: bool = Field(description="true when content holds less than the whole file")
+
+
+class TagPage(BaseModel):
+    repository: str
+    tags: list[str] = Field(description="sorted")
+    total: int = Field(description="number of tags in the repository")
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
+
+
+class FindPage(BaseModel):
+    find: FindResult = Field(description="matches of this page; total counts all pages")
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
+
+
+class DiffPage(BaseModel):
+    diff: DiffReport = Field(
+        description="added, removed and changed hold this page's share of the differences, "
+        "in that order across pages"
+    )
+    total_added: int
+    total_removed: int
+    total_changed: int
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
+
+
+class TriagePage(BaseModel):
+    triage: TriageReport = Field(description="findings hold this page's share, most severe first")
+    total_findings: int
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
+
+
+class RemovedPage(BaseModel):
+    removed: RemovedReport = Field(description="files hold this page's share, largest first")
+    total_files: int
+    next_cursor: str | None = Field(description=NEXT_CURSOR)

@@ -1,0 +1,30 @@
+"""What an operator sets for the MCP server itself (``LAYERPEEK_MCP_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from layerpeek.core.settings import CommaList
+
+
+class ServerSettings(BaseSettings):
+    """Only the HTTP transport uses these; stdio needs none of them."""
+
+    model_config = SettingsConfigDict(env_prefix="LAYERPEEK_MCP_", extra="ignore")
+
+    token: SecretStr | None = Field(
+        default=None,
+        description="bearer token HTTP clients must send (Authorization: Bearer ...); "
+        "an environment setting so it never shows in a process list",
+    )
+    allowed_hosts: CommaList = Field(
+        default=(),
+        description="Host header values accepted over HTTP (host:port, host:* for any port); "
+        "turns on DNS-rebinding protection for a server bound to a public interface",
+    )
+    cursor_key: SecretStr | None = Field(
+        default=None,
+        description="key that signs paging cursors; set the same one on every replica of a "
+        "shared deployment so a cursor from one is accepted by another (default: random)",
+    )

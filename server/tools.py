@@ -1,0 +1,280 @@
+"""The tools. Each resolves its arguments, makes its core call and formats the answer.
+
+The docstrings are the descriptions a model reads; parameter descriptions come from the
+``Field`` annotations. Every list is paged by ``limit`` and an opaque ``cursor``, and the
+defaults keep one answer to a few thousand tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import codecs
+import hashlib
+from contextlib import aclosing
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult
+from pydantic import Field
+
+from layerpeek.core.models import EntryInfo
+from layerpeek.core.service import ResolvedImage
+
+from . import render
+from .common import (
+    CursorArg,
+    PlatformArg,
+    Reference,
+    count_long_steps,
+    cut_steps,
+    page,
+    result,
+    resume,
+    state,
+)
+from .cursor import RESTART, query_hash
+from .errors import tool_errors
+from .models import FileContent, FilePage, InspectResult, TagPage
+from .paging import Match, Position, matcher, normal_prefix, page_of_entries
+from .progress import ProgressRelay
+
+At = dict[str, Any] | None
+"""A decoded cursor's position (None: the first page)."""
+LayerArg = Annotated[
+    int | None,
+    Field(
+        description="layer index from inspect_image (negative counts from the top: -1 is "
+        "the last); omit for every layer"
+    ),
+]
+
+
+# -- inspect_image ---------------------------------------------------------------------------
+
+
+async def inspect_image(
+    reference: Reference,
+    ctx: Context,
+    platform: PlatformArg = None,
+    all_platforms: Annotated[
+        bool,
+        Field(description="compare every platform of a multi-arch tag side by side instead"),
+    ] = False,
+    max_step_chars: Annotated[
+        int,
+        Field(ge=40, le=20000, description="build steps (created_by) longer than this are cut"),
+    ] = 300,
+) -> Annotated[CallToolResult, InspectResult]:
+    """What an image is, without pulling it: the digest a tag resolves to, its platforms, the
+    layers with their sizes and the build step that made each, the history, and the config
+    (env, entrypoint, cmd, user, workdir, labels, ports). Start here: the layer indexes are
+    what list_files and read_file take."""
+    peek = state(ctx).peek
+    with tool_errors():
+        if all_platforms:
+            platforms = await peek.inspect_platforms(reference)
+            answer = InspectResult(image=None, all_platforms=platforms, cut_steps=0)
+            return result(answer, render.platforms_text(platforms))
+        report = await peek.inspect(reference, platform)
+    cut = count_long_steps(report, max_step_chars)
+    report = cut_steps(report, max_step_chars)
+    answer = InspectResult(image=report, all_platforms=None, cut_steps=cut)
+    return result(answer, render.image_text(report))
+
+
+# -- list_files ------------------------------------------------------------------------------
+
+
+async def _layer_page(
+    ctx: Context, image: ResolvedImage, layer: int | None, match: Match, limit: int, at: At
+) -> tuple[list[EntryInfo], At]:
+    """A page of one layer or all layers in tar order; the position is (layer, entry)."""
+    layers = [image.layer(layer)] if layer is not None else list(range(len(image.manifest.layers)))
+    start = Position(int(at["l"]), int(at["p"])) if at else Position(layers[0], 0)
+    if start.layer not in layers:
+        raise ToolError(f"cursor points outside this listing; {RESTART}")
+    relay = ProgressRelay(ctx, [image.manifest.layers[i].size for i in layers])
+    found = await page_of_entries(state(ctx).peek, image, layers, start, limit, match, relay)
+    after = {"l": found.next.layer, "p": found.next.entry} if found.next else None
+    return found.entries, after
+
+
+async def _merged_page(
+    ctx: Context, image: ResolvedImage, match: Match, limit: int, at: At
+) -> tuple[list[EntryInfo], At]:
+    """A page of the merged filesystem (sorted by path); the position is an index into it."""
+    merged = await state(ctx).peek.merged_listing(image)
+    entries, after = page([e for e in merged.entries if match(e)], int(at["p"]) if at else 0, limit)
+    return entries, {"p": after} if after is not None else None
+
+
+async def list_files(
+    reference: Reference,
+    ctx: Context,
+    layer: LayerArg = None,
+    merged: Annotated[
+        bool,
+        Field(
+            description="list the filesystem the container sees instead: every layer applied "
+            "with its deletions, sorted by path; each entry's layer is the one providing it"
+        ),
+    ] = False,
+    platform: PlatformArg = None,
+    path_prefix: Annotated[
+        str,
+        Field(
+            description="only paths starting with this, e.g. 'etc/' for everything in /etc "
+            "or 'usr/lib/libssl' for names that start so (a leading / is ignored)"
+        ),
+    ] = "",
+    glob: Annotated[
+        str | None,
+        Field(
+            description="only paths matching this shell pattern on the whole path; '*' "
+            "also matches '/', so '*.conf' finds .conf files at any depth"
+        ),
+    ] = None,
+    limit: Annotated[int, Field(ge=1, le=200, description="most entries in this page")] = 100,
+    cursor: CursorArg = None,
+) -> Annotated[CallToolResult, FilePage]:
+    """List the files of one layer, or of every layer bottom-up, as the tar streams ship them:
+    path, type (file, dir, symlink, hardlink, whiteout, opaque...), size, mode, owner, mtime
+    and link target. Whiteouts show what a layer deletes; merged=true lists the final
+    filesystem instead. Paged: pass next_cursor back as cursor for more; filter with
+    path_prefix and glob to skip the rest."""
+    if merged and layer is not None:
+        raise ToolError("merged lists the whole image: pass either merged or layer, not both")
+    app = state(ctx)
+    prefix = normal_prefix(path_prefix)
+    match = matcher(prefix, glob)
+    with tool_errors():
+        image = await app.peek.resolve(reference, platform)
+        ref = image.reference
+        query = query_hash(
+            "files", ref.registry, ref.repository, platform, layer, merged, prefix, glob
+        )
+        at = resume(app.cursors, cursor, "files", query, image.manifest.digest)
+        if merged:
+            entries, after = await _merged_page(ctx, image, match, limit, at)
+        else:
+            entries, after = await _layer_page(ctx, image, layer, match, limit, at)
+    next_cursor = None
+    if after is not None:
+        next_cursor = app.cursors.encode("files", query, d=image.manifest.digest, **after)
+    answer = FilePage(
+        reference=str(image.reference),
+        digest=image.manifest.digest,
+        platform=str(image.platform),
+        layer=image.layer(layer) if layer is not None else None,
+        merged=merged,
+        entries=entries,
+        next_cursor=next_cursor,
+    )
+    return result(answer, render.file_page_text(answer))
+
+
+# -- read_file -------------------------------------------------------------------------------
+
+
+def _as_text(data: bytes, complete: bool) -> str | None:
+    """UTF-8 text without NUL bytes, or None; a character cut by truncation is left out."""
+    if b"\0" in data:
+        return None
+    try:
+        return codecs.getincrementaldecoder("utf-8")().decode(data, final=complete)
+    except UnicodeDecodeError:
+        return None
+
+
+async def read_file(
+    reference: Reference,
+    path: Annotated[
+        str, Field(description="absolute or relative path in the image, e.g. /etc/os-release")
+    ],
+    ctx: Context,
+    layer: Annotated[
+        int | None,
+        Field(
+            description="read the copy this layer ships (also one a later layer deleted); "
+            "omit to read what the image shows (the topmost copy)"
+        ),
+    ] = None,
+    platform: PlatformArg = None,
+    max_bytes: Annotated[
+        int, Field(ge=1, le=65536, description="most bytes of a text file returned")
+    ] = 16384,
+    binary_preview_bytes: Annotated[
+        int, Field(ge=0, le=8192, description="most bytes of a binary file returned, encoded")
+    ] = 256,
+    binary_encoding: Annotated[
+        Literal["hex", "base64"], Field(description="how the binary preview is written")
+    ] = "hex",
+) -> Annotated[CallToolResult, FileContent]:
+    """Read one file of an image: text comes back as text (up to max_bytes), a binary file
+    as a short hex or base64 preview; always with the whole file's size and sha256. Symlinks
+    are not followed: the error names the target to read instead."""
+    peek = state(ctx).peek
+    keep = max(max_bytes, binary_preview_bytes)
+    head = bytearray()
+    hasher = hashlib.sha256()
+    size = 0
+    with tool_errors():
+        image = await peek.resolve(reference, platform)
+        async with aclosing(peek.read_file(image, path, layer)) as chunks:
+            async for chunk in chunks:
+                hasher.update(chunk)
+                size += len(chunk)
+                head += chunk[: keep - len(head)]
+    text = _as_text(bytes(head[:max_bytes]), complete=size <= max_bytes)
+    if text is not None:
+        returned, encoding, content = len(text.encode()), "utf-8", text
+    else:
+        preview = bytes(head[:binary_preview_bytes])
+        returned, encoding = len(preview), binary_encoding
+        content = preview.hex() if encoding == "hex" else base64.b64encode(preview).decode()
+    answer = FileContent(
+        reference=str(image.reference),
+        digest=image.manifest.digest,
+        path=path,
+        layer=layer,
+        size=size,
+        sha256=hasher.hexdigest(),
+        kind="text" if text is not None else "binary",
+        encoding=encoding,
+        content=content,
+        returned_bytes=returned,
+        truncated=returned < size,
+    )
+    return result(answer, render.file_text(answer))
+
+
+# -- list_tags -------------------------------------------------------------------------------
+
+
+async def list_tags(
+    repository: Annotated[
+        str,
+        Field(description="[REGISTRY/]REPOSITORY without tag, e.g. alpine or ghcr.io/org/app"),
+    ],
+    ctx: Context,
+    limit: Annotated[int, Field(ge=1, le=1000, description="most tags in this page")] = 200,
+    cursor: CursorArg = None,
+) -> Annotated[CallToolResult, TagPage]:
+    """List a repository's tags, sorted, a page at a time."""
+    app = state(ctx)
+    query = query_hash("tags", repository.strip())
+    after = str(app.cursors.decode(cursor, "tags", query)["a"]) if cursor else None
+    with tool_errors():
+        tags = await app.peek.tags(repository)
+    start = bisect.bisect_right(tags, after) if after is not None else 0
+    shown = tags[start : start + limit]
+    more = start + limit < len(tags)
+    next_cursor = app.cursors.encode("tags", query, a=shown[-1]) if more else None
+    answer = TagPage(repository=repository, tags=shown, total=len(tags), next_cursor=next_cursor)
+    return result(answer, render.tags_text(answer))
+
+
+TOOLS = (inspect_image, list_files, read_file, list_tags)
+"""Registered in this order; each is read-only and reaches out to registries (open world)."""
