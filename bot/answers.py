@@ -1,0 +1,323 @@
+"""One function per user action: call the core once, render the answer into a Reply.
+
+Both the slash commands and ``layerpeek-bot preview`` call these, so what the preview prints
+is what the channel sees. No Discord I/O here: the callers defer, send and edit.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.findspec import FindSpec
+from layerpeek.core.links import LinkTarget, sign
+from layerpeek.core.models import EntryPage, ImageReport
+from layerpeek.core.service import Layerpeek, ProgressCallback, ResolvedImage, image_report
+from layerpeek.core.text import human_size
+
+from . import discord_limits as limits
+from . import render
+from .chart import layer_chart
+from .ratelimit import RateLimits
+from .reply import Reply
+from .scope import Scope
+from .settings import BotSettings
+from .state import StateStore
+from .views import links_view, peek_view
+
+EXPIRED = "these buttons have expired (or the bot forgot them); run the command again"
+
+
+@dataclass
+class BotContext:
+    """What every answer needs; owned by the bot's setup_hook (or the preview command)."""
+
+    peek: Layerpeek
+    state: StateStore
+    settings: BotSettings
+    limits: RateLimits
+
+
+@dataclass(frozen=True)
+class PeekState:
+    """What a /peek message's buttons refer to: the image pinned by digest, and its report."""
+
+    pinned: str
+    report: ImageReport
+
+    def dump(self) -> dict[str, Any]:
+        return {"pinned": self.pinned, "report": self.report.model_dump(mode="json")}
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> PeekState:
+        return cls(data["pinned"], ImageReport.model_validate(data["report"]))
+
+
+def pinned(image: ResolvedImage) -> str:
+    """The platform manifest by digest: later pages show the bytes the first page showed."""
+    return f"{image.reference.name}@{image.manifest.digest}"
+
+
+# -- links ------------------------------------------------------------------------------------
+
+
+def link_url(
+    ctx: BotContext, reference: str, layer: int | None, path: str | None, user: int
+) -> str | None:
+    """A signed download URL, or None when links are off or the URL is too long for a button."""
+    settings = ctx.settings
+    if not settings.links_enabled:
+        return None
+    assert settings.public_url and settings.link_secret
+    expires = int(time.time() + settings.link_hours * 3600)
+    token = sign(
+        settings.link_secret.get_secret_value().encode(),
+        LinkTarget(reference, layer, path, user, expires),
+    )
+    url = f"{settings.public_url.rstrip('/')}/d/{token}"
+    return url if len(url) <= limits.LINK_URL else None
+
+
+def _layer_links(ctx: BotContext, state: PeekState, layer: int | None, user: int) -> dict[str, str]:
+    if layer is None:
+        return {}
+    size = human_size(state.report.layers[layer].size)
+    url = link_url(ctx, state.pinned, layer, None, user)
+    return {f"Download layer {layer} ({size})": url} if url else {}
+
+
+# -- /peek and its pages ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One page of a listing and where it is: its number and the last page number, if known."""
+
+    page: EntryPage
+    scope: Scope
+    number: int
+    last: int | None
+
+
+def _peek_reply(ctx: BotContext, key: str, state: PeekState, listing: Listing, user: int) -> Reply:
+    report = state.report
+    embeds = [
+        render.summary_embed(report, chart=True),
+        render.listing_embed(
+            listing.page,
+            listing.scope.describe(len(report.layers)),
+            listing.number,
+            listing.last,
+            per_layer=listing.scope.layer is None and not listing.scope.merged,
+        ),
+    ]
+    links = _layer_links(ctx, state, listing.scope.layer, user)
+    has_next = not listing.page.complete
+    view = peek_view(key, report.layers, listing.scope, listing.number, has_next, links)
+    return Reply(embeds=embeds, view=view)
+
+
+async def peek(
+    ctx: BotContext,
+    user: int,
+    image: str,
+    platform: str | None = None,
+    layer: int | None = None,
+    private: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> Reply:
+    """The summary, the chart and the first page of the listing, as soon as it is known."""
+    resolved = await ctx.peek.resolve(image, platform)
+    scope = Scope(layer=resolved.layer(layer) if layer is not None else None)
+    state = PeekState(pinned(resolved), image_report(resolved))
+    key = await ctx.state.put(state.dump())
+    listing = await _listing(ctx, resolved, scope, 0, "f", on_progress)
+    chart = await anyio.to_thread.run_sync(layer_chart, state.report)
+    reply = _peek_reply(ctx, key, state, listing, user)
+    reply.files = {render.CHART_NAME: chart}
+    reply.ephemeral = private
+    return reply
+
+
+async def _count(ctx: BotContext, image: ResolvedImage, layer: int | None) -> int:
+    total = 0
+    async for _ in ctx.peek.entries(image, layer):
+        total += 1
+    return total
+
+
+async def _merged(ctx: BotContext, image: ResolvedImage, number: int, nav: str) -> Listing:
+    """The merged view knows its total, so the last page needs no separate count."""
+    size = ctx.settings.page_size
+    merged = await ctx.peek.merged_listing(image, number * size, size)
+    last = max(0, (merged.total - 1) // size)
+    if nav == "l" and number != last:
+        return await _merged(ctx, image, last, nav)
+    page = EntryPage(
+        entries=merged.entries, next_start=merged.next_start, complete=not merged.next_start
+    )
+    return Listing(page, Scope(merged=True), number, last)
+
+
+async def _listing(
+    ctx: BotContext,
+    image: ResolvedImage,
+    scope: Scope,
+    number: int,
+    nav: str,
+    on_progress: ProgressCallback | None = None,
+) -> Listing:
+    """Page ``number`` of ``scope`` (the last page, counted, for ``nav == "l"``)."""
+    if scope.merged:
+        return await _merged(ctx, image, number, nav)
+    size = ctx.settings.page_size
+    last = None
+    if nav == "l":
+        last = number = max(0, (await _count(ctx, image, scope.layer) - 1) // size)
+    page = await ctx.peek.list_page(image, scope.layer, number * size, size, on_progress)
+    if not page.entries and number > 0:
+        raise LayerpeekError(f"page {number + 1} is past the end of this listing")
+    return Listing(page, scope, number, number if page.complete else last)
+
+
+async def page(
+    ctx: BotContext,
+    user: int,
+    data: dict[str, Any],
+    key: str,
+    scope: Scope,
+    number: int,
+    nav: str,
+) -> Reply:
+    """A button's page of the listing a /peek message shows."""
+    state = PeekState.load(data)
+    image = await ctx.peek.resolve(state.pinned)
+    if scope.layer is not None:
+        image.layer(scope.layer)
+    listing = await _listing(ctx, image, scope, number, nav)
+    return _peek_reply(ctx, key, state, listing, user)
+
+
+async def find_in(ctx: BotContext, data: dict[str, Any], scope: Scope, pattern: str) -> Reply:
+    """ "Find" under a listing: matches in the merged view, every layer, or just one layer."""
+    spec = FindSpec.parse(pattern)
+    state = PeekState.load(data)
+    image = await ctx.peek.resolve(state.pinned)
+    result = await ctx.peek.find(image, spec, merged=scope.merged)
+    if scope.layer is not None:
+        matches = [m for m in result.matches if m.layer == scope.layer]
+        result = result.model_copy(update={"matches": matches, "total": len(matches)})
+    shown = result.model_copy(
+        update={
+            "reference": state.report.reference,
+            "matches": result.matches[:FIND_LIMIT],
+            "next_start": FIND_LIMIT if len(result.matches) > FIND_LIMIT else None,
+        }
+    )
+    return Reply(embeds=[render.find_embed(shown)])
+
+
+# -- the other commands -----------------------------------------------------------------------
+
+
+async def history(
+    ctx: BotContext, user: int, image: str, platform: str | None = None, private: bool = False
+) -> Reply:
+    report = await ctx.peek.inspect(image, platform)
+    return Reply(embeds=[render.history_embed(report)], ephemeral=private)
+
+
+async def tags(ctx: BotContext, user: int, repository: str, private: bool = False) -> Reply:
+    found = await ctx.peek.tags(repository)
+    return Reply(embeds=[render.tags_embed(repository, found)], ephemeral=private)
+
+
+async def _read_start(
+    ctx: BotContext, image: ResolvedImage, path: str, layer: int | None
+) -> tuple[bytes, bool]:
+    """The file's first ``attach_max_bytes`` (+1 to know if there is more); stops reading there."""
+    cap = ctx.settings.attach_max_bytes
+    chunks: list[bytes] = []
+    total = 0
+    stream = ctx.peek.read_file(image, path, layer)
+    try:
+        async for chunk in stream:
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > cap:
+                return b"".join(chunks)[:cap], False
+    finally:
+        await stream.aclose()
+    return b"".join(chunks), True
+
+
+def attachment_name(path: str) -> str:
+    """A safe file name for Discord from an untrusted path (its last component)."""
+    name = path.rstrip("/").rpartition("/")[2]
+    clean = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name)
+    return clean.strip(".")[:80] or "file"
+
+
+async def cat(
+    ctx: BotContext,
+    user: int,
+    image: str,
+    path: str,
+    layer: int | None = None,
+    private: bool = False,
+) -> Reply:
+    """The file's start in an embed, the whole file attached when it is small enough, and a
+    download link when links are on."""
+    resolved = await ctx.peek.resolve(image)
+    return await _cat(ctx, user, resolved, path, layer, private)
+
+
+async def _cat(
+    ctx: BotContext, user: int, image: ResolvedImage, path: str, layer: int | None, private: bool
+) -> Reply:
+    index = image.layer(layer) if layer is not None else None
+    data, complete = await _read_start(ctx, image, path, index)
+    embed = render.cat_embed(str(image.reference), path, index, data, complete)
+    files = {attachment_name(path): data} if complete else {}
+    url = link_url(ctx, pinned(image), index, path, user)
+    links = {"Download file": url} if url else {}
+    return Reply(embeds=[embed], view=links_view(links), files=files, ephemeral=private)
+
+
+# -- the merged filesystem: find, diff, triage ---------------------------------------------------
+
+FIND_LIMIT = 25
+
+
+async def find(
+    ctx: BotContext,
+    user: int,
+    image: str,
+    pattern: str,
+    regex: bool = False,
+    every_layer: bool = False,
+    private: bool = False,
+) -> Reply:
+    """The first matches of a glob or regex, in the merged view or in every layer."""
+    spec = FindSpec.parse(pattern, regex=regex)
+    resolved = await ctx.peek.resolve(image)
+    result = await ctx.peek.find(resolved, spec, merged=not every_layer, limit=FIND_LIMIT)
+    return Reply(embeds=[render.find_embed(result)], ephemeral=private)
+
+
+async def diff(ctx: BotContext, user: int, base: str, target: str, private: bool = False) -> Reply:
+    """What changed from ``base`` to ``target`` in the merged filesystems."""
+    report = await ctx.peek.diff(await ctx.peek.resolve(base), await ctx.peek.resolve(target))
+    return Reply(embeds=[render.diff_embed(report)], ephemeral=private)
+
+
+async def triage(
+    ctx: BotContext, user: int, image: str, platform: str | None = None, private: bool = False
+) -> Reply:
+    """Secrets, deleted secrets, setuid and writable paths, the user, the OS, big files."""
+    report = await ctx.peek.triage(await ctx.peek.resolve(image, platform))
+    return Reply(embeds=[render.triage_embed(report)], ephemeral=private)

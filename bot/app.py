@@ -1,0 +1,159 @@
+"""The bot: owns its registry client, state store and link server for its whole life.
+
+Following discord.py's ``examples/advanced_startup.py``, everything that needs the event loop
+is made in ``setup_hook`` and released in ``close``. The registry client is guarded: image
+references come from chat, so loopback and private addresses are refused unless allowed
+(LAYERPEEK_ALLOW_PRIVATE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import discord
+import uvicorn
+
+from layerpeek.core.client import RegistryClient
+from layerpeek.core.service import Layerpeek
+from layerpeek.core.settings import Settings
+
+from . import answers
+from .answers import EXPIRED, BotContext
+from .commands import LayerpeekTree, add_commands, message_for
+from .linkserver import LinkServer
+from .ratelimit import RateLimits
+from .reply import edit, fail, send
+from .scope import Scope
+from .settings import BotSettings
+from .state import StateStore
+from .views import FindButton, FindModal, PageButton, ScopeSelect
+
+log = logging.getLogger(__name__)
+STATE_FILE = "bot-state.sqlite3"
+
+
+def make_context(client: RegistryClient, settings: BotSettings) -> BotContext:
+    """Everything an answer needs, around one registry client."""
+    return BotContext(
+        peek=Layerpeek(client),
+        state=StateStore(client.settings.cache_dir / STATE_FILE, settings.state_days),
+        settings=settings,
+        limits=RateLimits(settings.user_rate, settings.guild_rate),
+    )
+
+
+class LayerpeekBot(discord.Client):
+    """A discord.Client with a command tree; slash commands only (default intents)."""
+
+    ctx: BotContext
+
+    def __init__(
+        self,
+        settings: BotSettings,
+        core_settings: Settings | None = None,
+        *,
+        sync_global: bool = False,
+    ) -> None:
+        super().__init__(intents=discord.Intents.default())
+        self.sync_global = sync_global
+        self.settings = settings
+        self.core_settings = core_settings or BotSettings.core()
+        self.tree = LayerpeekTree(self)
+        add_commands(self.tree)
+        self._registry: RegistryClient | None = None
+        self._links: uvicorn.Server | None = None
+        self._links_task: asyncio.Task[None] | None = None
+
+    async def setup_hook(self) -> None:
+        self._registry = RegistryClient(self.core_settings, guarded=True)
+        self.ctx = make_context(self._registry, self.settings)
+        self.add_dynamic_items(PageButton, ScopeSelect, FindButton)
+        if self.settings.links_enabled:
+            await self._start_links()
+        if self.settings.dev_guild is not None:
+            guild = discord.Object(id=self.settings.dev_guild)
+            self.tree.copy_global_to(guild=guild)
+            await self.tree.sync(guild=guild)
+        if self.sync_global:
+            # Once per change of the commands, not on every start: Discord rate-limits it and
+            # global commands take a while to reach every client.
+            await self.tree.sync()
+
+    async def _start_links(self) -> None:
+        app = LinkServer(self.ctx.peek, self.settings).app
+        config = uvicorn.Config(
+            app, host=self.settings.link_host, port=self.settings.link_port, log_level="warning"
+        )
+        self._links = uvicorn.Server(config)
+        self._links_task = asyncio.create_task(self._links.serve())
+
+    async def close(self) -> None:
+        if self._links is not None and self._links_task is not None:
+            self._links.should_exit = True
+            await self._links_task
+        if self._registry is not None:
+            await self._registry.aclose()
+        await super().close()
+
+    # -- what the buttons call (views.Navigator) ------------------------------------------------
+
+    async def turn_page(
+        self, interaction: discord.Interaction[Any], key: str, scope: Scope, page: int, nav: str
+    ) -> None:
+        await self._navigate(interaction, key, scope, page, nav)
+
+    async def choose_scope(
+        self, interaction: discord.Interaction[Any], key: str, value: str
+    ) -> None:
+        try:
+            scope = Scope.parse(value)
+        except ValueError:
+            await fail(interaction, "that is not a layer of this image")
+            return
+        await self._navigate(interaction, key, scope, 0, "f")
+
+    async def _state(
+        self, interaction: discord.Interaction[Any], key: str
+    ) -> dict[str, Any] | None:
+        """The message's state, or None after telling the presser that it has expired."""
+        data = await self.ctx.state.get(key)
+        if data is None:
+            await fail(interaction, EXPIRED)
+        return data
+
+    async def _navigate(
+        self, interaction: discord.Interaction[Any], key: str, scope: Scope, page: int, nav: str
+    ) -> None:
+        """Anyone in the channel may page: check limits and state, acknowledge, then edit."""
+        try:
+            self.ctx.limits.check(interaction.user.id, interaction.guild_id)
+            data = await self._state(interaction, key)
+            if data is None:
+                return
+            await interaction.response.defer()
+            reply = await answers.page(self.ctx, interaction.user.id, data, key, scope, page, nav)
+            await edit(interaction, reply)
+        except Exception as error:  # one line for the presser; message_for logs the unexpected
+            await fail(interaction, message_for(error))
+
+    async def ask_find(self, interaction: discord.Interaction[Any], key: str, scope: Scope) -> None:
+        data = await self._state(interaction, key)
+        if data is not None:
+            layers = len(answers.PeekState.load(data).report.layers)
+            await interaction.response.send_modal(FindModal(key, scope, layers))
+
+    async def run_find(
+        self, interaction: discord.Interaction[Any], key: str, scope: Scope, pattern: str
+    ) -> None:
+        """The matches as a new message in the channel (the listing stays as it was)."""
+        try:
+            self.ctx.limits.check(interaction.user.id, interaction.guild_id)
+            data = await self._state(interaction, key)
+            if data is None:
+                return
+            await interaction.response.defer(thinking=True)
+            await send(interaction, await answers.find_in(self.ctx, data, scope, pattern))
+        except Exception as error:  # one line for the presser; message_for logs the unexpected
+            await fail(interaction, message_for(error))

@@ -1,0 +1,169 @@
+"""Signed download links: signing, expiry, tampering, and the endpoint streaming from the
+real registry (through httpx's ASGI transport, so no port is needed)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import httpx
+import pytest
+from test_bot_support import allow_local_registry
+
+from fixtures.catalog import LATE_TXT
+from layerpeek.bot.answers import link_url, pinned
+from layerpeek.bot.app import make_context
+from layerpeek.bot.linkserver import LinkServer
+from layerpeek.bot.settings import BotSettings
+from layerpeek.core.client import RegistryClient
+from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.links import LinkError, LinkExpired, LinkTarget, sign, verify
+from layerpeek.core.settings import Settings
+
+SECRET = b"0123456789abcdef-test-secret"
+NOW = 1_800_000_000
+TARGET = LinkTarget("registry.example/app@sha256:" + "ab" * 32, 2, "etc/passwd", 42, NOW + 60)
+
+
+def test_a_signed_link_verifies_to_its_target():
+    assert verify(SECRET, sign(SECRET, TARGET), NOW) == TARGET
+
+
+def test_a_layer_link_has_no_path_and_a_merged_file_link_no_layer():
+    layer = LinkTarget(TARGET.reference, 0, None, 1, NOW + 1)
+    merged = LinkTarget(TARGET.reference, None, "etc/passwd", 1, NOW + 1)
+    assert verify(SECRET, sign(SECRET, layer), NOW) == layer
+    assert verify(SECRET, sign(SECRET, merged), NOW) == merged
+    with pytest.raises(LinkError, match="names a layer, a file, or both"):
+        sign(SECRET, LinkTarget(TARGET.reference, None, None, 1, NOW))
+
+
+def test_a_link_expires():
+    token = sign(SECRET, TARGET)
+    assert verify(SECRET, token, TARGET.expires - 1) == TARGET
+    with pytest.raises(LinkExpired, match="expired"):
+        verify(SECRET, token, TARGET.expires)
+
+
+def test_a_changed_body_or_signature_or_secret_is_refused():
+    body, _, signature = sign(SECRET, TARGET).partition(".")
+    other = sign(SECRET, LinkTarget(TARGET.reference, 0, None, 42, NOW + 10**6))
+    forged = f"{other.partition('.')[0]}.{signature}"  # another target under this signature
+    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    for token in (forged, f"{body}.{flipped}", f"{body}.", body):
+        with pytest.raises(LinkError, match=r"not valid|malformed"):
+            verify(SECRET, token, NOW)
+    with pytest.raises(LinkError, match="not valid"):
+        verify(b"another-secret-of-16+bytes", sign(SECRET, TARGET), NOW)
+
+
+def test_a_signed_token_that_does_not_parse_is_malformed():
+    from layerpeek.core import links
+
+    body = links._b64(b'{"r": "x"}')
+    token = f"{body}.{links._b64(links._mac(SECRET, body))}"
+    with pytest.raises(LinkError, match="malformed"):
+        verify(SECRET, token, NOW)
+
+
+def test_a_short_secret_is_refused():
+    with pytest.raises(LinkError, match="at least 16 bytes"):
+        sign(b"short", TARGET)
+
+
+def test_tokens_are_url_safe_and_compact():
+    token = sign(SECRET, TARGET)
+    assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+    assert len(token) < 300
+
+
+# -- the endpoint ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def link_settings(layerpeek_env, monkeypatch):
+    allow_local_registry(monkeypatch, layerpeek_env)
+    return BotSettings(
+        public_url="https://links.example",
+        link_secret=SECRET.decode(),
+        link_user_rate=3,
+        link_max_bytes=1 << 20,
+    )
+
+
+async def _get(server: LinkServer, url: str) -> httpx.Response:
+    path = httpx.URL(url).path
+    transport = httpx.ASGITransport(app=server.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://links") as http:
+        return await http.get(path)
+
+
+@pytest.mark.anyio
+async def test_the_endpoint_streams_a_layer_blob_verified(link_settings, plain_registry, catalog):
+    async with RegistryClient(Settings(), guarded=True) as client:
+        ctx = make_context(client, link_settings.model_copy(update={"link_max_bytes": 8 << 20}))
+        image = await ctx.peek.resolve(catalog.gzip.ref(plain_registry.host))
+        url = link_url(ctx, pinned(image), 1, None, user=7)
+        assert url is not None and url.startswith("https://links.example/d/")
+        response = await _get(LinkServer(ctx.peek, ctx.settings), url)
+    assert response.status_code == 200
+    blob = catalog.gzip.layers[1].blob
+    assert hashlib.sha256(response.content).hexdigest() == hashlib.sha256(blob).hexdigest()
+    assert response.headers["content-length"] == str(len(blob))
+    assert response.headers["content-disposition"].endswith('.tar.gz"')
+
+
+@pytest.mark.anyio
+async def test_the_endpoint_streams_one_file(link_settings, plain_registry, catalog):
+    async with RegistryClient(Settings(), guarded=True) as client:
+        ctx = make_context(client, link_settings)
+        image = await ctx.peek.resolve(catalog.gzip.ref(plain_registry.host))
+        server = LinkServer(ctx.peek, ctx.settings)
+        merged = await _get(server, link_url(ctx, pinned(image), None, "app/data/late.txt", 7))
+        lower = await _get(server, link_url(ctx, pinned(image), 0, "/etc/hostname", 7))
+    assert merged.status_code == 200 and merged.content == LATE_TXT
+    assert 'filename="late.txt"' in merged.headers["content-disposition"]
+    assert lower.status_code == 200 and lower.content == b"layerpeek\n"
+
+
+@pytest.mark.anyio
+async def test_the_endpoint_refuses_what_a_link_does_not_allow(
+    link_settings, plain_registry, catalog
+):
+    async with RegistryClient(Settings(), guarded=True) as client:
+        ctx = make_context(client, link_settings)
+        image = await ctx.peek.resolve(catalog.gzip.ref(plain_registry.host))
+        clock = [float(NOW)]
+        server = LinkServer(ctx.peek, ctx.settings, clock=lambda: clock[0])
+        secret = SECRET
+
+        def token(layer, path, user=7, expires=NOW + 60):
+            return "/d/" + sign(secret, LinkTarget(pinned(image), layer, path, user, expires))
+
+        too_big = await _get(server, token(1, None))  # 2 MiB layer, 1 MiB cap
+        missing = await _get(server, token(None, "no/such/file"))
+        tampered = await _get(server, token(0, None)[:-2] + "xx")
+        expired = await _get(server, token(0, None, expires=NOW - 1))
+        limited = [(await _get(server, token(0, None, user=9))).status_code for _ in range(4)]
+    assert too_big.status_code == 413 and "more than the 1.0 MiB" in too_big.text
+    assert missing.status_code == 404 and "not a file" in missing.text
+    assert tampered.status_code == 403
+    assert expired.status_code == 410
+    assert limited == [200, 200, 200, 429]
+
+
+@pytest.mark.anyio
+async def test_a_file_larger_than_the_cap_is_cut_off_not_truncated(
+    link_settings, plain_registry, catalog
+):
+    async with RegistryClient(Settings(), guarded=True) as client:
+        ctx = make_context(client, link_settings.model_copy(update={"link_max_bytes": 1000}))
+        image = await ctx.peek.resolve(catalog.gzip.ref(plain_registry.host))
+        url = link_url(ctx, pinned(image), None, "app/data/filler-0.bin", 7)
+        with pytest.raises(LayerpeekError, match="larger than"):
+            await _get(LinkServer(ctx.peek, ctx.settings), url)
+
+
+def test_no_link_without_a_public_url_or_secret(layerpeek_env):
+    settings = BotSettings(public_url=None, link_secret=SECRET.decode())
+    assert not settings.links_enabled
+    assert not BotSettings(public_url="https://x", link_secret=None).links_enabled
