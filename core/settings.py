@@ -42,7 +42,6 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(platformdirs.user_cache_dir("layerpeek")),
         description="where layer indexes, configs and manifests are kept",
     )
-    cache_url: str | None = Field(default=None, description="redis://… for shared deployments")
     retries: int = Field(default=4, ge=1, le=20, description="attempts on 429 and 5xx")
     max_retry_wait: float = Field(
         default=60.0, ge=0, description="longest Retry-After we wait for before giving up"
