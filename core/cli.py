@@ -32,7 +32,7 @@ from .models import (
 from .progress import ProgressLine
 from .service import Layerpeek
 from .settings import Settings, load_settings
-from .text import human_size, printable, short_digest
+from .text import human_size, marked_name, printable, short_digest
 
 _TYPE_BITS = {
     "file": stat.S_IFREG,
@@ -45,7 +45,6 @@ _TYPE_BITS = {
     "whiteout": stat.S_IFREG,
     "opaque": stat.S_IFREG,
 }
-_MARKS = {"dir": "/", "symlink": "@", "fifo": "|", "char": "%", "block": "#"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -183,11 +182,7 @@ def render_entry(entry: EntryInfo) -> str:
     """An ``ls -l``-like line: mode, owner, size, time, path (type-marked), link target."""
     mode = stat.filemode(_TYPE_BITS.get(entry.type, 0) | (entry.mode & 0o7777))
     when = datetime.fromtimestamp(max(entry.mtime, 0), UTC).strftime("%Y-%m-%d %H:%M")
-    name = printable(entry.path) + _MARKS.get(entry.type, "")
-    if entry.type in ("symlink", "hardlink"):
-        name += f" -> {printable(entry.link)}"
-    elif entry.type in ("whiteout", "opaque"):
-        name += f"  ({entry.type})"
+    name = marked_name(entry.path, entry.type, entry.link)
     size = human_size(entry.size) if entry.type in ("file", "hardlink") else "-"
     return f"{mode}  {entry.uid:>5}/{entry.gid:<5}  {size:>10}  {when}  {name}"
 

@@ -73,15 +73,6 @@ def check_page(start: int, limit: int | None) -> None:
         raise LayerpeekError("a page needs start >= 0 and limit >= 1")
 
 
-def clean_path(path: str) -> str:
-    """A user's path in listing form (no leading ``/`` or ``./``, no trailing ``/``); ``..``
-    is left alone so a hostile literal name can still be traced."""
-    path = path.strip()
-    while path.startswith(("./", "/")):
-        path = path[2:] if path.startswith("./") else path.lstrip("/")
-    return path.rstrip("/")
-
-
 def entry_of(node: Node) -> EntryInfo:
     return EntryInfo(
         layer=node.layer,

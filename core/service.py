@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import posixpath
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
@@ -24,9 +23,9 @@ from .client import RegistryClient, digest_of
 from .errors import DigestMismatch, FileNotInLayer, LayerpeekError, ManifestError
 from .findspec import FindSpec
 from .fs import Node, Overlay
-from .fsreports import LayerFacts, check_page, clean_path, entry_of, layer_facts
+from .fsreports import LayerFacts, check_page, entry_of, layer_facts
 from .image import Descriptor, ImageConfig, Index, Manifest, parse_config, parse_manifest
-from .layers.entry import TarEntry
+from .layers.entry import TarEntry, display_path
 from .layers.index import LayerIndex, LayerIndexes, OnScan, ranged, read_ranged
 from .layers.reader import BlobReader
 from .layers.scan import FileData, scan_layer
@@ -263,8 +262,7 @@ class Layerpeek:
         indexed and cached. ``scanned_bytes`` of ``layer_bytes`` says how much of the layer
         the page's last layer has been read.
         """
-        if start < 0 or limit < 1:
-            raise LayerpeekError("a page needs start >= 0 and limit >= 1")
+        check_page(start, limit)
         layers = [image.layer(layer)] if layer is not None else range(len(image.manifest.layers))
         found: list[EntryInfo] = []
         offset = 0  # position of the current layer's first entry in the whole listing
@@ -305,6 +303,24 @@ class Layerpeek:
                 raise FileNotInLayer(_deleted_message(image, index, path))
         where = "any layer" if merged else f"layer {layer}"
         raise FileNotInLayer(f"{path} is not a file in {where} of {image.reference}")
+
+    async def file_size(self, image: ResolvedImage, path: str, layer: int | None = None) -> int:
+        """The size of the file ``read_file`` would stream, from the listings alone: a
+        download link states it (and refuses a missing file) before anyone follows it."""
+        path = _normalise(path)
+        if layer is None:
+            entry, where = (await self.trace(image, path)).entry, "any layer"
+        else:
+            index = image.layer(layer)
+            entry, where = None, f"layer {index}"
+            async with aclosing(self.entries(image, index)) as entries:
+                entry = await anext((e async for e in entries if e.path == path), None)
+        if entry is None:
+            raise FileNotInLayer(f"{path} is not a file in {where} of {image.reference}")
+        if entry.type != "file":
+            target = f" to {entry.link}; ask for the target instead" if entry.link else ""
+            raise FileNotInLayer(f"{path} is a {entry.type}{target} in layer {entry.layer}")
+        return entry.size
 
     async def _indexed_path(
         self,
@@ -468,7 +484,7 @@ class Layerpeek:
 
     async def trace(self, image: ResolvedImage, path: str) -> PathTrace:
         """Where ``path`` came from: added, changed, deleted in which layers, by which steps."""
-        clean = clean_path(path)
+        clean = display_path(path.strip())
         if not clean:
             raise LayerpeekError("a path is needed, not the root directory")
         overlay = await self.overlay(image)
@@ -625,9 +641,9 @@ def _reporter(descriptor: Descriptor, on_progress: ProgressCallback | None) -> O
 
 
 def _normalise(path: str) -> str:
-    """Paths as layers list them: no leading ``/`` or ``./``, no trailing ``/``."""
-    clean = posixpath.normpath("/" + path.strip()).lstrip("/")
-    if not clean:
+    """A user's path in listing form; ``..`` is kept, so a hostile name can be read by it."""
+    clean = display_path(path.strip())
+    if clean in ("", "."):
         raise LayerpeekError("a file path is needed, not the root directory")
     return clean
 

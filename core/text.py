@@ -40,3 +40,17 @@ def short_digest(digest: str) -> str:
     """``sha256:0123456789ab…`` → ``sha256:0123456789ab``: 12 hex digits, as docker shows."""
     algorithm, _, hexdigits = digest.partition(":")
     return f"{algorithm}:{hexdigits[:12]}" if hexdigits else digest
+
+
+_TYPE_MARKS = {"dir": "/", "symlink": "@", "fifo": "|", "char": "%", "block": "#"}
+
+
+def marked_name(path: str, type: str, link: str = "") -> str:
+    """A listing's name column: ``ls -F`` type marks, ``-> target`` for links, whiteouts
+    labelled; untrusted characters escaped."""
+    name = printable(path) + _TYPE_MARKS.get(type, "")
+    if type in ("symlink", "hardlink"):
+        return f"{name} -> {printable(link)}"
+    if type in ("whiteout", "opaque"):
+        return f"{name}  ({type})"
+    return name

@@ -8,7 +8,7 @@ untrusted and pass through ``printable`` so control characters show as escapes.
 from __future__ import annotations
 
 from layerpeek.core.models import EntryInfo, ImageReport, PathTrace, PlatformsReport
-from layerpeek.core.text import human_size, printable, short_digest
+from layerpeek.core.text import human_size, marked_name, printable, short_digest
 
 from .models import (
     DiffPage,
@@ -21,7 +21,6 @@ from .models import (
 )
 
 MAX_TEXT_ROWS = 40
-_MARKS = {"dir": "/", "symlink": "@", "fifo": "|", "char": "%", "block": "#"}
 
 
 def _more(count: int, shown: int, what: str) -> list[str]:
@@ -62,11 +61,7 @@ def platforms_text(report: PlatformsReport) -> str:
 
 def entry_line(entry: EntryInfo) -> str:
     """``layer  size  path`` with ls -F type marks and link targets."""
-    name = printable(entry.path) + _MARKS.get(entry.type, "")
-    if entry.type in ("symlink", "hardlink"):
-        name += f" -> {printable(entry.link)}"
-    elif entry.type in ("whiteout", "opaque"):
-        name += f"  ({entry.type})"
+    name = marked_name(entry.path, entry.type, entry.link)
     size = human_size(entry.size) if entry.type in ("file", "hardlink") else "-"
     return f"{entry.layer:>3}  {size:>10}  {name}"
 

@@ -155,3 +155,19 @@ async def test_pages_cover_the_listing_once_in_order(peek, plain_registry, catal
     assert [e for page in pages for e in page.entries] == everything
     assert pages[-1].complete and not any(page.complete for page in pages[:-1])
     assert all(len(page.entries) == 3 for page in pages[:-1])
+
+
+@pytest.mark.parametrize(
+    ("path", "content"),
+    [
+        ("../../etc/evil", b"escaped\n"),
+        ("/abs/path", b"absolute\n"),
+        ("new\nline", b"newline in the name\n"),
+        ("bad\udcffname", b"name is not UTF-8\n"),
+    ],
+)
+async def test_hostile_names_are_read_by_their_literal_name(
+    peek, plain_registry, catalog, path, content
+):
+    ref = catalog.bad.hostile_names.ref(plain_registry.host)
+    assert await read(peek, ref, path) == content

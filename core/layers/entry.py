@@ -30,3 +30,14 @@ class TarEntry:
     mtime: int
     link: str = ""
     offset: int = 0
+
+
+def display_path(name: str) -> str:
+    """A name as listings show it: no leading ``./`` or ``/``, no trailing ``/``; the archive
+    root is ``.``. Nothing else changes: ``..`` stays, so a hostile name is shown as it is and
+    can be asked for by that name."""
+    if not name.startswith(("./", "/")) and not name.endswith("/"):
+        return name
+    while name.startswith(("./", "/")):
+        name = name[2:] if name.startswith("./") else name.lstrip("/")
+    return name.rstrip("/") or "."

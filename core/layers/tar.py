@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ..errors import CorruptLayer, HostileLayer, TruncatedLayer
-from .entry import EntryType, TarEntry
+from .entry import EntryType, TarEntry, display_path
 
 BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)
@@ -325,14 +325,14 @@ class TarScanner:
         if entry_type in _HEADER_ONLY:
             header.size = header.stored = 0  # As Go and tarfile: these never carry data.
         entry = TarEntry(
-            path=_display_path(header.path),
+            path=display_path(header.path),
             type=_whiteout_type(header.path, entry_type),
             size=_size(header.size, at),
             mode=mode & 0o7777,
             uid=header.uid,
             gid=header.gid,
             mtime=header.mtime,
-            link=_display_path(header.link) if entry_type == "hardlink" else header.link,
+            link=display_path(header.link) if entry_type == "hardlink" else header.link,
             offset=data_offset,
         )
         return entry, _size(header.stored, at), header.sparse
@@ -377,15 +377,6 @@ def _whiteout_type(path: str, entry_type: EntryType) -> EntryType:
     if base.startswith(_WHITEOUT_PREFIX):
         return "whiteout"
     return entry_type
-
-
-def _display_path(name: str) -> str:
-    """Strip leading ``./`` and ``/`` and trailing ``/``; the archive root becomes ``.``."""
-    if not name.startswith(("./", "/")) and not name.endswith("/"):
-        return name
-    while name.startswith(("./", "/")):
-        name = name[2:] if name.startswith("./") else name.lstrip("/")
-    return name.rstrip("/") or "."
 
 
 def _decode(raw: bytes) -> str:

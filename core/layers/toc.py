@@ -41,8 +41,8 @@ import anyio.to_thread
 
 from ..errors import CorruptLayer, DigestMismatch, FileNotInLayer, LayerError
 from .compression import Compression, make_decompressor
-from .entry import EntryType, TarEntry
-from .tar import FileData, TarScanner, _display_path, _whiteout_type
+from .entry import EntryType, TarEntry, display_path
+from .tar import FileData, TarScanner, _whiteout_type
 
 __all__ = [
     "ESTARGZ_TOC_DIGEST",
@@ -424,14 +424,14 @@ def _entry(raw: dict[str, Any]) -> TarEntry:
     entry_type = _TYPES[kind]
     link = _text(raw, "linkName")
     return TarEntry(
-        path=_display_path(name),
+        path=display_path(name),
         type=_whiteout_type(name, entry_type),
         size=_int(raw, "size") if entry_type == "file" else 0,
         mode=_int(raw, "mode") & 0o7777,
         uid=_int(raw, "uid"),
         gid=_int(raw, "gid"),
         mtime=_mtime(raw),
-        link=_display_path(link) if entry_type == "hardlink" else link,
+        link=display_path(link) if entry_type == "hardlink" else link,
     )
 
 
@@ -501,7 +501,7 @@ async def read_toc_file(fetch: Fetch, toc: Toc, path: str) -> AsyncIterator[byte
     chunk is checked against its TOC digest before it is yielded, and the whole file against
     the file's digest at the end: ``DigestMismatch`` if either differs.
     """
-    file = toc.files.get(_display_path(path))
+    file = toc.files.get(display_path(path))
     if file is None:
         raise FileNotInLayer(f"{path} is not a regular file in this layer's TOC")
     kind = _COMPRESSION[toc.format]
