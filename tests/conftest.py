@@ -1,13 +1,12 @@
 """Session fixtures: real registries (plain, basic, token) over one storage root, the standard
 images pushed once, a token server and a fault proxy.
 
-Only the registry binary's absence may skip, and only outside CI (``CI=true`` makes it a
-failure, so a broken install cannot pass as green).
+Only a missing Debian tool may skip (``fixtures.tools.require_tool``), and only outside CI:
+``CI=true`` makes it a failure, so a broken install cannot pass as green.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,9 @@ import pytest
 from fixtures.catalog import Catalog, push_standard_images
 from fixtures.fs_images import FsImages, push_fs_images
 from fixtures.proxy import FaultProxy
-from fixtures.registry import RegistryProcess, registry_binary
+from fixtures.registry import RegistryProcess
 from fixtures.token_server import DEFAULT_USERS, TokenServer
+from fixtures.tools import require_tool
 
 
 @dataclass(frozen=True)
@@ -37,20 +37,6 @@ class SeededRegistry:
         return self.process.url
 
 
-def require_registry_binary() -> str:
-    """The one place a test may be skipped: no ``docker-registry`` on a developer's machine."""
-    binary = registry_binary()
-    if binary is not None:
-        return binary
-    message = (
-        "docker-registry is not installed "
-        "(apt-get install -y --no-install-recommends docker-registry)"
-    )
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -59,7 +45,7 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def docker_registry() -> str:
     """Path of the registry binary; requesting it applies the skip-or-fail rule."""
-    return require_registry_binary()
+    return require_tool("docker-registry")
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ hostile names, and each path's story."""
 
 import json
 import os
-import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.fs_images import PRIVATE_KEY, STEPS
+from fixtures.tools import require_tool
 from layerpeek.core.cli import main
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import LayerpeekError
@@ -191,17 +191,6 @@ def test_irregular_name_detects_empty_dot_and_dot_dot_components():
 
 
 # -- against the real registry and a real unpacker ---------------------------------------------
-
-
-def require_tool(name: str) -> str:
-    """umoci and skopeo unpack the pushed image independently; missing is a failure in CI."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (apt-get install -y --no-install-recommends {name})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def unpack_with_umoci(ref: str, work: Path) -> Path:
