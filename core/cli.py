@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument(
         "--limit", type=int, metavar="N", help="stop after N entries (reads no further)"
     )
+    ls.add_argument(
+        "--merged", action="store_true", help="the filesystem after whiteouts, sorted by path"
+    )
 
     cat = command("cat", "write one file of the image to stdout")
     cat.add_argument("reference", metavar="REF")
@@ -87,9 +90,6 @@ def _parser() -> argparse.ArgumentParser:
     tags = command("tags", "list the tags of a repository")
     tags.add_argument("reference", metavar="REPO")
 
-    ls.add_argument(
-        "--merged", action="store_true", help="the filesystem after whiteouts, sorted by path"
-    )
     _add_filesystem_commands(command)
 
     for child in (inspect, ls, cat, pull):
