@@ -14,10 +14,10 @@ import anyio
 
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.findspec import FindSpec
-from layerpeek.core.links import LinkTarget, sign
 from layerpeek.core.models import EntryPage, ImageReport
 from layerpeek.core.service import Layerpeek, ProgressCallback, ResolvedImage, image_report
 from layerpeek.core.text import human_size
+from layerpeek.links.endpoint import attachment_name
 
 from . import discord_limits as limits
 from . import render
@@ -69,16 +69,9 @@ def link_url(
     ctx: BotContext, reference: str, layer: int | None, path: str | None, user: int
 ) -> str | None:
     """A signed download URL, or None when links are off or the URL is too long for a button."""
-    settings = ctx.settings
-    if not settings.links_enabled:
+    if not ctx.settings.links_enabled:
         return None
-    assert settings.public_url and settings.link_secret
-    expires = int(time.time() + settings.link_hours * 3600)
-    token = sign(
-        settings.link_secret.get_secret_value().encode(),
-        LinkTarget(reference, layer, path, user, expires),
-    )
-    url = f"{settings.public_url.rstrip('/')}/d/{token}"
+    url = ctx.settings.links.signed(reference, layer, path, user, time.time()).url
     return url if len(url) <= limits.LINK_URL else None
 
 
@@ -253,13 +246,6 @@ async def _read_start(
     finally:
         await stream.aclose()
     return b"".join(chunks), True
-
-
-def attachment_name(path: str) -> str:
-    """A safe file name for Discord from an untrusted path (its last component)."""
-    name = path.rstrip("/").rpartition("/")[2]
-    clean = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name)
-    return clean.strip(".")[:80] or "file"
 
 
 async def cat(

@@ -18,11 +18,11 @@ import uvicorn
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings
+from layerpeek.links.endpoint import LinkServer
 
 from . import answers
 from .answers import EXPIRED, BotContext
 from .commands import LayerpeekTree, add_commands, message_for
-from .linkserver import LinkServer
 from .ratelimit import RateLimits
 from .reply import edit, fail, send
 from .scope import Scope
@@ -82,7 +82,7 @@ class LayerpeekBot(discord.Client):
             await self.tree.sync()
 
     async def _start_links(self) -> None:
-        app = LinkServer(self.ctx.peek, self.settings).app
+        app = LinkServer(self.ctx.peek, self.settings.links).app
         config = uvicorn.Config(
             app, host=self.settings.link_host, port=self.settings.link_port, log_level="warning"
         )

@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from layerpeek.core.settings import Settings, load_settings
+from layerpeek.links.settings import LinkSettings
 
 
 class BotSettings(BaseSettings):
@@ -39,22 +40,12 @@ class BotSettings(BaseSettings):
     )
     user_rate: int = Field(default=6, ge=1, description="expensive commands per user per minute")
     guild_rate: int = Field(default=30, ge=1, description="expensive commands per guild per minute")
-    public_url: str | None = Field(
-        default=None,
-        description="base URL people reach the link server at; links appear only when set",
-    )
-    link_secret: SecretStr | None = Field(
-        default=None, description="HMAC key for download links (at least 16 bytes)"
+    links: LinkSettings = Field(
+        default_factory=lambda: load_settings(LinkSettings, _env_file=".env"),
+        description="the shared LAYERPEEK_LINK_* settings; links appear only when enabled",
     )
     link_host: str = Field(default="127.0.0.1", description="address the link server binds")
     link_port: int = Field(default=8088, ge=0, le=65535, description="port the link server binds")
-    link_hours: float = Field(default=24.0, gt=0, description="hours a download link stays valid")
-    link_max_bytes: int = Field(
-        default=2 << 30, ge=1, description="largest layer or file a link will stream"
-    )
-    link_user_rate: int = Field(
-        default=10, ge=1, description="downloads per user (who made the link) per hour"
-    )
     attach_max_bytes: int = Field(
         default=8 << 20, ge=1, description="largest file /cat attaches to its answer"
     )
@@ -67,4 +58,4 @@ class BotSettings(BaseSettings):
 
     @property
     def links_enabled(self) -> bool:
-        return bool(self.public_url and self.link_secret)
+        return self.links.enabled

@@ -314,7 +314,10 @@ class Layerpeek:
             index = image.layer(layer)
             entry, where = None, f"layer {index}"
             async with aclosing(self.entries(image, index)) as entries:
-                entry = await anext((e async for e in entries if e.path == path), None)
+                async for found in entries:
+                    if found.path == path:
+                        entry = found
+                        break
         if entry is None:
             raise FileNotInLayer(f"{path} is not a file in {where} of {image.reference}")
         if entry.type != "file":

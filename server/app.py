@@ -15,9 +15,12 @@ from mcp.types import ToolAnnotations
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings, load_settings
+from layerpeek.links.endpoint import LinkServer
+from layerpeek.links.settings import ROUTE, LinkSettings
 
 from .common import AppState
 from .cursor import CursorCodec
+from .download import download_link
 from .fstools import FS_TOOLS
 from .tools import TOOLS
 
@@ -28,6 +31,10 @@ INSTRUCTIONS = (
     "trace_path, removed_files, diff_images and triage_image look across layers. Lists are paged: "
     "pass next_cursor back as cursor. Registries on private networks are refused unless the "
     "server's operator allowed them."
+)
+LINK_NOTE = (
+    " download_link makes an expiring URL for a layer blob or one file: give it to the user "
+    "when they want the bytes themselves."
 )
 READ_ONLY = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
@@ -60,23 +67,31 @@ def create_server(
     cursor_key: bytes | None = None,
     token: str | None = None,
     url: str = "http://127.0.0.1",
+    links: LinkSettings | None = None,
 ) -> MCPServer[AppState]:
     """A server with every tool; ``settings`` default to the environment, read at startup.
 
     ``token`` turns on bearer auth for the HTTP transport (``url`` is where it is served,
     named as the token's issuer). The registry client is always guarded: references come from
-    a model, so private addresses need LAYERPEEK_ALLOW_PRIVATE.
+    a model, so private addresses need LAYERPEEK_ALLOW_PRIVATE. With ``links`` enabled the
+    server has download_link, and its HTTP app serves the links at /d/... (over stdio it only
+    signs them, for another layerpeek endpoint with the same secret to serve).
     """
+    links = links if links and links.enabled else None
+    endpoint = LinkServer(None, links) if links else None
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
         async with RegistryClient(settings or load_settings(Settings), guarded=True) as client:
-            yield AppState(Layerpeek(client), CursorCodec(cursor_key))
+            peek = Layerpeek(client)
+            if endpoint is not None:
+                endpoint.peek = peek  # the link route serves through this lifespan's core
+            yield AppState(peek, CursorCodec(cursor_key), links)
 
     auth = AuthSettings(issuer_url=url, resource_server_url=None) if token else None
     server = MCPServer(
         "layerpeek",
-        instructions=INSTRUCTIONS,
+        instructions=INSTRUCTIONS + (LINK_NOTE if links else ""),
         version=_version(),
         lifespan=lifespan,
         token_verifier=StaticToken(token) if token else None,
@@ -84,4 +99,8 @@ def create_server(
     )
     for tool in (*TOOLS, *FS_TOOLS):
         server.add_tool(tool, annotations=READ_ONLY)
+    if endpoint is not None:
+        server.add_tool(download_link, annotations=READ_ONLY)
+        # Links are their own credential (signed, expiring): the route needs no bearer token.
+        server.custom_route(ROUTE, methods=["GET"])(endpoint.download)
     return server

@@ -11,6 +11,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
 from layerpeek.core.service import Layerpeek
+from layerpeek.links.settings import LinkSettings
 
 from .cursor import RESTART, CursorCodec
 
@@ -25,6 +26,8 @@ class AppState:
 
     peek: Layerpeek
     cursors: CursorCodec
+    links: LinkSettings | None = None
+    """Set (and enabled) exactly when download_link is registered."""
 
 
 def state(ctx: Context) -> AppState:

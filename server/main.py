@@ -24,6 +24,7 @@ from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.settings import Settings
 from layerpeek.core.settings import load_settings as load
 from layerpeek.core.text import printable
+from layerpeek.links.settings import LinkSettings
 
 from .app import create_server
 from .settings import ServerSettings
@@ -65,10 +66,14 @@ def http_options(args: argparse.Namespace, server_settings: ServerSettings) -> d
     }
 
 
-def read_settings(args: argparse.Namespace) -> tuple[Settings, ServerSettings]:
-    """The core's and the server's settings; ``--http`` also reads ``.env``."""
+def read_settings(args: argparse.Namespace) -> tuple[Settings, ServerSettings, LinkSettings]:
+    """The core's, the server's and the link settings; ``--http`` also reads ``.env``."""
     env_file = ".env" if args.http else None
-    return load(Settings, _env_file=env_file), load(ServerSettings, _env_file=env_file)
+    return (
+        load(Settings, _env_file=env_file),
+        load(ServerSettings, _env_file=env_file),
+        load(LinkSettings, _env_file=env_file),
+    )
 
 
 def check(settings: Settings) -> None:
@@ -79,13 +84,14 @@ def check(settings: Settings) -> None:
 
 def build(args: argparse.Namespace) -> tuple[MCPServer[Any], ServerSettings]:
     """The server for ``args``, with settings read from the environment."""
-    settings, server_settings = read_settings(args)
+    settings, server_settings, links = read_settings(args)
     key, token = server_settings.cursor_key, server_settings.token
     server = create_server(
         settings,
         cursor_key=key.get_secret_value().encode() if key else None,
         token=token.get_secret_value() if token and args.http else None,
         url=f"http://{args.host}:{args.port}",
+        links=links,
     )
     return server, server_settings
 

@@ -94,3 +94,13 @@ class RemovedPage(BaseModel):
     removed: RemovedReport = Field(description="files hold this page's share, largest first")
     total_files: int
     next_cursor: str | None = Field(description=NEXT_CURSOR)
+
+
+class DownloadLink(BaseModel):
+    url: str = Field(description="signed download URL; anyone holding it can fetch the bytes")
+    expires_at: str = Field(description="when the link stops working (UTC, ISO 8601)")
+    size: int = Field(description="bytes the link serves")
+    digest: str | None = Field(
+        description="the layer blob's digest (the bytes are checked against it); null for a file"
+    )
+    what: str = Field(description="what the link serves, in words, to tell the person")

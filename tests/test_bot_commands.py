@@ -21,12 +21,14 @@ from layerpeek.bot import commands
 from layerpeek.bot import discord_limits as limits
 from layerpeek.bot.answers import EXPIRED
 from layerpeek.bot.app import LayerpeekBot, make_context
-from layerpeek.bot.ratelimit import RateLimits, SlidingWindow, TooManyRequests
+from layerpeek.bot.ratelimit import RateLimits, TooManyRequests
 from layerpeek.bot.scope import Scope
 from layerpeek.bot.settings import BotSettings
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.service import Progress
 from layerpeek.core.settings import Settings
+from layerpeek.links.settings import LinkSettings
+from layerpeek.links.window import SlidingWindow
 
 EXPECTED = {
     "peek": ["image", "platform", "layer", "private"],
@@ -61,7 +63,8 @@ def test_the_sync_payload_names_describes_and_types_every_option():
 @pytest.fixture
 def bot_settings(layerpeek_env, monkeypatch):
     allow_local_registry(monkeypatch, layerpeek_env)
-    return BotSettings(page_size=5, public_url="https://links.example", link_secret="s" * 20)
+    links = LinkSettings(url="https://links.example", secret="s" * 20)
+    return BotSettings(page_size=5, links=links)
 
 
 @asynccontextmanager

@@ -12,12 +12,13 @@ from test_bot_support import allow_local_registry
 from fixtures.catalog import LATE_TXT
 from layerpeek.bot.answers import link_url, pinned
 from layerpeek.bot.app import make_context
-from layerpeek.bot.linkserver import LinkServer
 from layerpeek.bot.settings import BotSettings
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.links import LinkError, LinkExpired, LinkTarget, sign, verify
-from layerpeek.core.settings import Settings
+from layerpeek.core.settings import Settings, load_settings
+from layerpeek.links.endpoint import LinkServer
+from layerpeek.links.settings import LinkSettings
 
 SECRET = b"0123456789abcdef-test-secret"
 NOW = 1_800_000_000
@@ -82,12 +83,16 @@ def test_tokens_are_url_safe_and_compact():
 @pytest.fixture
 def link_settings(layerpeek_env, monkeypatch):
     allow_local_registry(monkeypatch, layerpeek_env)
-    return BotSettings(
-        public_url="https://links.example",
-        link_secret=SECRET.decode(),
-        link_user_rate=3,
-        link_max_bytes=1 << 20,
+    links = LinkSettings(
+        url="https://links.example", secret=SECRET.decode(), user_rate=3, max_bytes=1 << 20
     )
+    return BotSettings(links=links)
+
+
+def capped(settings: BotSettings, max_bytes: int) -> BotSettings:
+    """``settings`` with links that stream at most ``max_bytes``."""
+    links = settings.links.model_copy(update={"max_bytes": max_bytes})
+    return settings.model_copy(update={"links": links})
 
 
 async def _get(server: LinkServer, url: str) -> httpx.Response:
@@ -100,11 +105,11 @@ async def _get(server: LinkServer, url: str) -> httpx.Response:
 @pytest.mark.anyio
 async def test_the_endpoint_streams_a_layer_blob_verified(link_settings, plain_registry, catalog):
     async with RegistryClient(Settings(), guarded=True) as client:
-        ctx = make_context(client, link_settings.model_copy(update={"link_max_bytes": 8 << 20}))
+        ctx = make_context(client, capped(link_settings, 8 << 20))
         image = await ctx.peek.resolve(catalog.gzip.ref(plain_registry.host))
         url = link_url(ctx, pinned(image), 1, None, user=7)
         assert url is not None and url.startswith("https://links.example/d/")
-        response = await _get(LinkServer(ctx.peek, ctx.settings), url)
+        response = await _get(LinkServer(ctx.peek, ctx.settings.links), url)
     assert response.status_code == 200
     blob = catalog.gzip.layers[1].blob
     assert hashlib.sha256(response.content).hexdigest() == hashlib.sha256(blob).hexdigest()
@@ -117,7 +122,7 @@ async def test_the_endpoint_streams_one_file(link_settings, plain_registry, cata
     async with RegistryClient(Settings(), guarded=True) as client:
         ctx = make_context(client, link_settings)
         image = await ctx.peek.resolve(catalog.gzip.ref(plain_registry.host))
-        server = LinkServer(ctx.peek, ctx.settings)
+        server = LinkServer(ctx.peek, ctx.settings.links)
         merged = await _get(server, link_url(ctx, pinned(image), None, "app/data/late.txt", 7))
         lower = await _get(server, link_url(ctx, pinned(image), 0, "/etc/hostname", 7))
     assert merged.status_code == 200 and merged.content == LATE_TXT
@@ -133,7 +138,7 @@ async def test_the_endpoint_refuses_what_a_link_does_not_allow(
         ctx = make_context(client, link_settings)
         image = await ctx.peek.resolve(catalog.gzip.ref(plain_registry.host))
         clock = [float(NOW)]
-        server = LinkServer(ctx.peek, ctx.settings, clock=lambda: clock[0])
+        server = LinkServer(ctx.peek, ctx.settings.links, clock=lambda: clock[0])
         secret = SECRET
 
         def token(layer, path, user=7, expires=NOW + 60):
@@ -156,14 +161,28 @@ async def test_a_file_larger_than_the_cap_is_cut_off_not_truncated(
     link_settings, plain_registry, catalog
 ):
     async with RegistryClient(Settings(), guarded=True) as client:
-        ctx = make_context(client, link_settings.model_copy(update={"link_max_bytes": 1000}))
+        ctx = make_context(client, capped(link_settings, 1000))
         image = await ctx.peek.resolve(catalog.gzip.ref(plain_registry.host))
         url = link_url(ctx, pinned(image), None, "app/data/filler-0.bin", 7)
         with pytest.raises(LayerpeekError, match="larger than"):
-            await _get(LinkServer(ctx.peek, ctx.settings), url)
+            await _get(LinkServer(ctx.peek, ctx.settings.links), url)
 
 
 def test_no_link_without_a_public_url_or_secret(layerpeek_env):
-    settings = BotSettings(public_url=None, link_secret=SECRET.decode())
-    assert not settings.links_enabled
-    assert not BotSettings(public_url="https://x", link_secret=None).links_enabled
+    no_url = BotSettings(links=LinkSettings(url=None, secret=SECRET.decode()))
+    assert not no_url.links_enabled
+    assert not BotSettings(links=LinkSettings(url="https://x", secret=None)).links_enabled
+
+
+def test_a_bad_shared_link_setting_is_named(layerpeek_env, monkeypatch):
+    monkeypatch.setenv("LAYERPEEK_LINK_MAX_BYTES", "lots")
+    with pytest.raises(LayerpeekError, match="invalid LAYERPEEK_LINK_MAX_BYTES"):
+        load_settings(BotSettings)
+
+
+def test_the_bot_reads_the_shared_link_settings(layerpeek_env, monkeypatch):
+    monkeypatch.setenv("LAYERPEEK_LINK_URL", "https://links.example")
+    monkeypatch.setenv("LAYERPEEK_LINK_SECRET", SECRET.decode())
+    monkeypatch.setenv("LAYERPEEK_LINK_HOURS", "2")
+    settings = BotSettings()
+    assert settings.links_enabled and settings.links.hours == 2

@@ -1,0 +1,96 @@
+"""``download_link``: a signed URL a person can open to get a layer blob or one file.
+
+A tool answer cannot carry a layer (they run to gigabytes), so the model hands the person a
+link instead. The link pins the image by its platform manifest digest and is served by any
+layerpeek link endpoint with the same LAYERPEEK_LINK_SECRET: the HTTP MCP server's own
+``/d/...`` route, or the bot's link server for an MCP server on stdio.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult
+from pydantic import Field
+
+from layerpeek.core.service import ResolvedImage
+from layerpeek.core.text import human_size
+
+from .common import PlatformArg, Reference, result, state
+from .errors import tool_errors
+from .models import DownloadLink
+
+MCP_USER = 0
+"""Who the links count against in the endpoint's per-user download limit: every link this
+server makes counts as one link maker (Discord ids, the bot's users, are never 0)."""
+NOTHING_NAMED = (
+    "name what to download: layer=N for a layer blob, path=... for one file as the image "
+    "shows it, or both for the file as layer N ships it"
+)
+
+
+async def _size(ctx: Context, image: ResolvedImage, layer: int | None, path: str | None) -> int:
+    if path is None:
+        assert layer is not None
+        return image.manifest.layers[layer].size
+    return await state(ctx).peek.file_size(image, path, layer)
+
+
+def _what(image: ResolvedImage, layer: int | None, path: str | None, size: int) -> str:
+    where = f"layer {layer} of {image.reference} ({image.platform})"
+    if path is None:
+        return f"{where}, {human_size(size)}, as the registry stores it (a compressed tar)"
+    if layer is None:
+        return f"{path} as {image.reference} ({image.platform}) shows it, {human_size(size)}"
+    return f"{path} as {where} ships it, {human_size(size)}"
+
+
+async def download_link(
+    reference: Reference,
+    ctx: Context,
+    layer: Annotated[
+        int | None,
+        Field(
+            description="layer index from inspect_image (negative counts from the top); alone, "
+            "the link serves that layer's blob; with path, that layer's copy of the file"
+        ),
+    ] = None,
+    path: Annotated[
+        str | None,
+        Field(
+            description="a file in the image, e.g. /etc/os-release; without layer, the copy "
+            "the image shows (the topmost)"
+        ),
+    ] = None,
+    platform: PlatformArg = None,
+) -> Annotated[CallToolResult, DownloadLink]:
+    """Make an expiring download link for a layer blob or one file of an image, to give the
+    person (a layer or a large file is too big for a tool answer). Pass layer, path, or both.
+    The link is pinned to the image digest it was made for and expires after a while."""
+    links = state(ctx).links
+    assert links is not None  # registered only when links are configured
+    if layer is None and path is None:
+        raise ToolError(NOTHING_NAMED)
+    with tool_errors():
+        image = await state(ctx).peek.resolve(reference, platform)
+        index = image.layer(layer) if layer is not None else None
+        size = await _size(ctx, image, index, path)
+        if size > links.max_bytes:
+            raise ToolError(
+                f"that is {human_size(size)}, more than the {human_size(links.max_bytes)} "
+                "download links serve (LAYERPEEK_LINK_MAX_BYTES, an operator setting)"
+            )
+        pinned = f"{image.reference.name}@{image.manifest.digest}"
+        link = links.signed(pinned, index, path, MCP_USER, time.time())
+    answer = DownloadLink(
+        url=link.url,
+        expires_at=datetime.fromtimestamp(link.expires, UTC).isoformat(),
+        size=size,
+        digest=image.manifest.layers[index].digest if path is None and index is not None else None,
+        what=_what(image, index, path, size),
+    )
+    return result(answer, f"{answer.url}\n{answer.what}; valid until {answer.expires_at}")
