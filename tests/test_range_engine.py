@@ -27,6 +27,7 @@ from fixtures.images import (
 from layerpeek.core.cache import FILE_NAME
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import CorruptLayer, FileNotInLayer, TruncatedLayer
+from layerpeek.core.layers import checkpoints
 from layerpeek.core.layers.checkpoints import (
     SPACING,
     CheckpointInflater,
@@ -265,6 +266,44 @@ def test_checkpoints_resume_anywhere_with_identical_bytes():
         resume.close()
         start = offset - point.uncompressed
         assert got[start : start + 100] == text[offset : offset + 100]
+
+
+def _checkpoints_and_resumed(monkeypatch, build, resume, compressed, offsets):
+    """Checkpoints recorded with the zlib ``build``, then data resumed with ``resume``."""
+    monkeypatch.setattr(checkpoints, "_ZLIB", build)
+    inflater = CheckpointInflater(spacing=1 << 18)
+    for i in range(0, len(compressed), 70_000):
+        for _ in inflater.feed(compressed[i : i + 70_000]):
+            pass
+    inflater.finish()
+    monkeypatch.setattr(checkpoints, "_ZLIB", resume)
+    resumed = []
+    for offset in offsets:
+        point = nearest(inflater.checkpoints, offset)
+        decoder = Resume(point)
+        end = end_for(inflater.checkpoints, offset + 100)
+        got = b"".join(decoder.feed(compressed[point.fetch_from : end]))
+        decoder.close()
+        resumed.append(got[offset - point.uncompressed :][:100])
+    return inflater.checkpoints, resumed
+
+
+def test_checkpoints_from_zlib_ng_and_system_zlib_are_the_same_and_interchangeable(monkeypatch):
+    zlib_ng = checkpoints._zlib_ng()
+    assert zlib_ng is not None  # the zlib-ng package is a dependency: the fast path loads
+    system = checkpoints._system_zlib()
+    text = b" ".join(b"w%d" % (i * 7919 % 10007) for i in range(600_000))
+    compressed = gzip.compress(text, 6)
+    offsets = range(700_000, len(text) - 100, 333_333)
+    expected = [text[o : o + 100] for o in offsets]
+    fast, resumed_by_system = _checkpoints_and_resumed(
+        monkeypatch, zlib_ng, system, compressed, offsets
+    )
+    slow, resumed_by_fast = _checkpoints_and_resumed(
+        monkeypatch, system, zlib_ng, compressed, offsets
+    )
+    assert len(fast) >= 5 and fast == slow
+    assert resumed_by_system == expected == resumed_by_fast
 
 
 async def test_a_registry_that_ignores_range_still_lists(peek, fault_proxy, wide):

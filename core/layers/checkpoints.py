@@ -3,10 +3,16 @@
 Deflate can only be resumed at a block boundary, with the 32 KiB of output before it as the
 dictionary and the 0-7 bits of the boundary's first byte that belong to the next block
 (zlib's examples/zran.c). Python's ``zlib`` module hides block boundaries (``Z_BLOCK``) and
-``inflatePrime``, so both sides call the system zlib — the library the ``zlib`` module itself
-links — through ``ctypes``: ``CheckpointInflater`` decompresses a gzip stream for the scanner
-and records a ``Checkpoint`` every ``SPACING`` bytes of output; ``inflate_from`` resumes at
-one. No extra dependency and no second decompression: the scan's inflater is the builder.
+``inflatePrime``, so both sides call a zlib's C API through ``ctypes``: ``CheckpointInflater``
+decompresses a gzip stream for the scanner and records a ``Checkpoint`` every ``SPACING``
+bytes of output; ``Resume`` resumes at one. No second decompression: the scan's inflater is
+the builder.
+
+The same calls exist in zlib-ng's native API (``zng_*``), which inflates the same deflate
+stream, block boundaries included, ~1.5 times faster (bench layer: 1.40 s against 2.05 s).
+The ``zlib-ng`` package's extension module links zlib-ng in and exports those functions, so
+it is used when it loads; the system zlib is the fallback. Checkpoints are plain deflate
+positions: either library resumes at one that the other recorded.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import ctypes
 import ctypes.util
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..errors import CorruptLayer, TruncatedLayer
@@ -53,19 +59,82 @@ class _ZStream(ctypes.Structure):
     ]
 
 
-def _load_zlib() -> ctypes.CDLL:
-    name = ctypes.util.find_library("z") or "libz.so.1"
-    lib = ctypes.CDLL(name)
+class _ZngStream(ctypes.Structure):
+    """zlib-ng's native ``zng_stream`` (zlib-ng.h): ``z_stream`` with fixed-width counts."""
+
+    _fields_ = [
+        ("next_in", ctypes.c_void_p),
+        ("avail_in", ctypes.c_uint32),
+        ("total_in", ctypes.c_size_t),
+        ("next_out", ctypes.c_void_p),
+        ("avail_out", ctypes.c_uint32),
+        ("total_out", ctypes.c_size_t),
+        ("msg", ctypes.c_char_p),
+        ("state", ctypes.c_void_p),
+        ("zalloc", ctypes.c_void_p),
+        ("zfree", ctypes.c_void_p),
+        ("opaque", ctypes.c_void_p),
+        ("data_type", ctypes.c_int),
+        ("adler", ctypes.c_uint32),
+        ("reserved", ctypes.c_ulong),
+    ]
+
+
+@dataclass(frozen=True)
+class _Zlib:
+    """The five inflate calls of one zlib build, each taking a pointer to ``stream``."""
+
+    stream: type[ctypes.Structure]
+    init: Callable[[object, int], int]
+    inflate: Callable[[object, int], int]
+    end: Callable[[object], int]
+    prime: Callable[[object, int, int], int]
+    set_dictionary: Callable[[object, bytes, int], int]
+
+
+def _zlib_ng() -> _Zlib | None:
+    """zlib-ng's native API from the ``zlib-ng`` package's extension module, if it loads."""
+    try:
+        from zlib_ng import zlib_ng
+
+        lib = ctypes.CDLL(zlib_ng.__file__)
+        functions = (
+            lib.zng_inflateInit2,
+            lib.zng_inflate,
+            lib.zng_inflateEnd,
+            lib.zng_inflatePrime,
+            lib.zng_inflateSetDictionary,
+        )
+    except (ImportError, OSError, AttributeError):
+        return None
+    init, inflate, end, prime, set_dictionary = functions
+    init.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    inflate.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    end.argtypes = [ctypes.c_void_p]
+    prime.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+    set_dictionary.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32]
+    return _Zlib(_ZngStream, init, inflate, end, prime, set_dictionary)
+
+
+def _system_zlib() -> _Zlib:
+    lib = ctypes.CDLL(ctypes.util.find_library("z") or "libz.so.1")
     lib.zlibVersion.restype = ctypes.c_char_p
     lib.inflateInit2_.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
     lib.inflate.argtypes = [ctypes.c_void_p, ctypes.c_int]
     lib.inflateEnd.argtypes = [ctypes.c_void_p]
     lib.inflatePrime.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
     lib.inflateSetDictionary.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint]
-    return lib
+    version, size = lib.zlibVersion(), ctypes.sizeof(_ZStream)
+
+    def init(stream: object, wbits: int) -> int:
+        return lib.inflateInit2_(stream, wbits, version, size)
+
+    return _Zlib(
+        _ZStream, init, lib.inflate, lib.inflateEnd, lib.inflatePrime, lib.inflateSetDictionary
+    )
 
 
-_ZLIB = _load_zlib()
+_ZLIB = _zlib_ng() or _system_zlib()
 
 
 @dataclass(frozen=True)
@@ -89,12 +158,11 @@ class _Inflate:
     """One zlib inflate stream driven through ctypes; ``end()`` frees it."""
 
     def __init__(self, wbits: int) -> None:
-        self.stream = _ZStream()
+        self.stream = _ZLIB.stream()
         self._out = ctypes.create_string_buffer(OUTPUT)
         self._input = b""
         self._ended = False
-        version = _ZLIB.zlibVersion()
-        if _ZLIB.inflateInit2_(ctypes.byref(self.stream), wbits, version, ctypes.sizeof(_ZStream)):
+        if _ZLIB.init(ctypes.byref(self.stream), wbits):
             raise MemoryError("zlib inflateInit2 failed")
 
     def give(self, data: bytes) -> None:
@@ -103,12 +171,12 @@ class _Inflate:
         self.stream.next_in = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p)
         self.stream.avail_in = len(data)
 
-    def run(self, flush: int) -> tuple[int, bytes]:
-        """One ``inflate`` call into the output buffer: its return code and output."""
+    def run(self, flush: int, limit: int = OUTPUT) -> tuple[int, bytes]:
+        """One ``inflate`` call producing at most ``limit`` bytes: its return code and output."""
         self.stream.next_out = ctypes.addressof(self._out)
-        self.stream.avail_out = OUTPUT
+        self.stream.avail_out = limit
         code = _ZLIB.inflate(ctypes.byref(self.stream), flush)
-        produced = OUTPUT - self.stream.avail_out
+        produced = limit - self.stream.avail_out
         if code not in (_Z_OK, _Z_STREAM_END, _Z_BUF_ERROR):
             message = (self.stream.msg or b"invalid deflate data").decode(errors="replace")
             raise CorruptLayer(f"corrupt gzip data ({message})", self.stream.total_in)
@@ -118,7 +186,7 @@ class _Inflate:
         """Free zlib's state; safe to call twice (also runs when a failed stream is dropped)."""
         if not self._ended:
             self._ended = True
-            _ZLIB.inflateEnd(ctypes.byref(self.stream))
+            _ZLIB.end(ctypes.byref(self.stream))
 
     __del__ = end
 
@@ -148,7 +216,7 @@ class CheckpointInflater:
         inflate.give(data)
         before = inflate.stream.total_in
         while True:
-            code, out = inflate.run(_Z_BLOCK)
+            code, out = inflate.run(*self._mode())
             self.consumed += inflate.stream.total_in - before
             before = inflate.stream.total_in
             if out:
@@ -171,12 +239,21 @@ class CheckpointInflater:
             raise TruncatedLayer("gzip stream ends early", self.consumed)
         self._rest.finish(self)
 
+    def _mode(self) -> tuple[int, int]:
+        """How to call ``inflate`` next: stopping at every block boundary (``Z_BLOCK``) costs
+        a Python round trip per block (thousands per layer), so until the next checkpoint is
+        due it inflates freely, up to exactly where it is due, and only then block by block
+        until a boundary; the checkpoints are the same as with ``Z_BLOCK`` throughout."""
+        last = self.checkpoints[-1].uncompressed if self.checkpoints else 0
+        due = self._spacing - (self._out - last)
+        return (_Z_NO_FLUSH, min(OUTPUT, due)) if due > 0 else (_Z_BLOCK, OUTPUT)
+
     def _record_output(self, out: bytes) -> None:
         self._out += len(out)
         self._tail += out[-WINDOW:]
         del self._tail[:-WINDOW]
 
-    def _maybe_checkpoint(self, stream: _ZStream) -> None:
+    def _maybe_checkpoint(self, stream: ctypes.Structure) -> None:
         """At a block boundary (bit 128 of data_type) that is not the last block's end (64)."""
         boundary = stream.data_type & 128 and not stream.data_type & 64
         last = self.checkpoints[-1].uncompressed if self.checkpoints else 0
@@ -266,8 +343,8 @@ class Resume:
         self._primed = True
         point, stream = self._point, ctypes.byref(self._inflate.stream)
         if point.bits:
-            _ZLIB.inflatePrime(stream, point.bits, first >> (8 - point.bits))
-        if _ZLIB.inflateSetDictionary(stream, point.window, len(point.window)) != _Z_OK:
+            _ZLIB.prime(stream, point.bits, first >> (8 - point.bits))
+        if _ZLIB.set_dictionary(stream, point.window, len(point.window)) != _Z_OK:
             raise CorruptLayer("checkpoint window refused by zlib", point.compressed)
 
     def close(self) -> None:
