@@ -8,11 +8,11 @@ than ``MAX_OUTPUT`` bytes, so a layer that inflates 1,000:1 never sits in memory
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Iterator
 from typing import Literal, Protocol
 
 import zstandard
+from zlib_ng import zlib_ng as zlib  # the stdlib's API, ~1.4x faster to inflate
 
 from ..errors import CorruptLayer, TruncatedLayer
 
@@ -94,7 +94,7 @@ class Passthrough:
 
 
 class GzipDecompressor:
-    """Multi-member gzip with stdlib zlib.
+    """Multi-member gzip with zlib-ng (the stdlib zlib API).
 
     eStargz layers are hundreds of concatenated members, and some writers pad the blob with
     zero bytes after the last one, so a member's end starts the next member and zeros between
