@@ -5,7 +5,8 @@
 Builds a deterministic gzip layer (a few hundred MB of tar: many small text-like files and
 some incompressible ones), starts Debian's ``docker-registry`` (the test fixtures' own
 launcher), pushes the layer, and measures with layerpeek: the first page, the full listing,
-``cat`` of a file near the end without and with the layer index, a cached repeat; and the
+``cat`` of a file near the end without and with the layer index, a cached repeat, and the
+listing of the same files packed as eStargz and as zstd:chunked (read from their TOCs); and the
 baselines in the same run: a full download + ``tarfile`` (the naive way) and GNU
 ``tar -tzf`` on the local file. Bytes are counted by a proxy in front of the registry (the
 test fixtures' fault proxy), times are taken inside a fresh process per step.
@@ -24,43 +25,69 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fixtures.images import OCI_LAYER_GZIP, Pusher, sha256_digest  # noqa: E402
+from fixtures.images import OCI_LAYER_GZIP, Member, Pusher, sha256_digest  # noqa: E402
 from fixtures.proxy import FaultProxy  # noqa: E402
 from fixtures.registry import RegistryProcess  # noqa: E402
+from fixtures.toc_images import (  # noqa: E402
+    TocLayer,
+    make_estargz,
+    make_zstd_chunked,
+    push_toc_image,
+)
 
 REPO = "bench/big"
 MTIME = 1_700_000_000
 
 
-def build_layer(path: Path, files: int) -> list[str]:
-    """Write the gzip layer to ``path``; returns the file paths in order."""
+def layer_files(files: int) -> Iterator[tuple[str, bytes | None]]:
+    """The layer's members in order, deterministic: (path, data) for files, (path, None) for
+    directories."""
     rng = random.Random(20261128)
     words = [
         bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz_", k=rng.randint(2, 10)))
         for _ in range(3000)
     ]
     corpus = b" ".join(rng.choice(words) for _ in range(1_500_000))
+    for i in range(files):
+        if i % 40 == 0:
+            yield f"usr/share/pkg{i // 40:04d}", None
+        yield f"usr/share/pkg{i // 40:04d}/file{i:06d}.txt", _content(rng, corpus, i)
+
+
+def build_layer(path: Path, files: int) -> list[str]:
+    """Write the gzip layer to ``path``; returns the file paths in order."""
     names: list[str] = []
     with (
         gzip.GzipFile(path, "wb", compresslevel=6, mtime=0) as out,
         tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
     ):
-        for i in range(files):
-            if i % 40 == 0:
-                directory = tarfile.TarInfo(f"usr/share/pkg{i // 40:04d}")
-                directory.type, directory.mode, directory.mtime = tarfile.DIRTYPE, 0o755, MTIME
-                tar.addfile(directory)
-            data = _content(rng, corpus, i)
-            info = tarfile.TarInfo(f"usr/share/pkg{i // 40:04d}/file{i:06d}.txt")
-            info.size, info.mode, info.mtime = len(data), 0o644, MTIME
+        for name, data in layer_files(files):
+            info = tarfile.TarInfo(name)
+            info.mode, info.mtime = (0o644 if data is not None else 0o755), MTIME
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+                continue
+            info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-            names.append(info.name)
+            names.append(name)
     return names
+
+
+def toc_layers(files: int) -> dict[str, TocLayer]:
+    """The same files as eStargz and as zstd:chunked layers, built from the formats'
+    descriptions by the test fixtures."""
+    members = [
+        Member(name, "file" if data is not None else "dir", data=data or b"", mtime=MTIME)
+        for name, data in layer_files(files)
+    ]
+    return {"estargz": make_estargz(members), "zstd-chunked": make_zstd_chunked(members)}
 
 
 def _content(rng: random.Random, corpus: bytes, i: int) -> bytes:
@@ -111,8 +138,9 @@ def main() -> None:
         f"layer: {len(names):,} files, {tar_bytes / 1e6:.0f} MB tar, "
         f"{len(blob) / 1e6:.0f} MB gzip (built in {built:.0f} s)"
     )
+    tocs = toc_layers(args.files)
     with tempfile.TemporaryDirectory(prefix="layerpeek-bench-") as scratch:
-        run_all(Path(scratch), blob, names, blob_path)
+        run_all(Path(scratch), blob, names, blob_path, tocs)
 
 
 def _tar_size(path: Path) -> int:
@@ -120,7 +148,9 @@ def _tar_size(path: Path) -> int:
         return sum(len(chunk) for chunk in iter(lambda: stream.read(1 << 20), b""))
 
 
-def run_all(scratch: Path, blob: bytes, names: list[str], blob_path: Path) -> None:
+def run_all(
+    scratch: Path, blob: bytes, names: list[str], blob_path: Path, tocs: dict[str, TocLayer]
+) -> None:
     with RegistryProcess(scratch / "storage") as registry, FaultProxy(registry.url) as proxy:
         with Pusher(registry.url) as pusher:
             config = {
@@ -129,6 +159,8 @@ def run_all(scratch: Path, blob: bytes, names: list[str], blob_path: Path) -> No
                 "rootfs": {"type": "layers", "diff_ids": []},
             }
             pusher.image(REPO, ["latest"], [(blob, OCI_LAYER_GZIP)], config)
+            for tag, toc in tocs.items():
+                push_toc_image(pusher, REPO, tag, toc)
         layer_path = f"/blobs/{sha256_digest(blob)}$"  # the layer only, not the config
         plain = f"{registry.host},{proxy.host}"
         via_proxy, direct = f"{proxy.host}/{REPO}:latest", f"{registry.host}/{REPO}:latest"
@@ -148,6 +180,12 @@ def run_all(scratch: Path, blob: bytes, names: list[str], blob_path: Path) -> No
         step("full listing (through proxy)", "full-listing", via_proxy, "c4")
         step("cat near the end, indexed", "cat", via_proxy, "c4", late)
         step("cached repeat listing", "full-listing", via_proxy, "c4")
+        for tag, toc in tocs.items():
+            proxy.reset()
+            result = measure("full-listing", f"{proxy.host}/{REPO}:{tag}", "", scratch / tag, plain)
+            result["bytes_read"] = proxy.body_bytes(f"/blobs/{toc.layer.digest}$")
+            result["blob_size"] = toc.layer.size
+            rows.append((f"{tag} listing (TOC)", result))
         naive = step("baseline: download + tarfile", "naive", direct, "c5")
         tar_seconds = _gnu_tar(blob_path)
         report(rows, len(blob), full, naive, tar_seconds)
@@ -163,10 +201,10 @@ def report(rows: list, blob_size: int, full: dict, naive: dict, tar_seconds: flo
     columns = ("blob bytes", "of blob", "seconds", "x tar -tzf", "RSS MB", "loop lag ms")
     print(f"\n{'step':34} " + " ".join(f"{c:>11}" for c in columns))
     for label, r in rows:
-        read = r["bytes_read"]
+        read, size = r["bytes_read"], r.get("blob_size", blob_size)
         cells = (
             f"{read:,}" if read is not None else "-",
-            f"{read / blob_size:.2%}" if read is not None else "-",
+            f"{read / size:.2%}" if read is not None else "-",
             f"{r['seconds']:.3f}",
             f"{r['seconds'] / tar_seconds:.2f}",
             f"{r['rss_mb']:.0f}",
