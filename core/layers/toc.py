@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import json
 import re
 import struct
 import zlib
@@ -38,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import anyio.to_thread
+import orjson
 
 from ..errors import CorruptLayer, DigestMismatch, FileNotInLayer, LayerError
 from .compression import Compression, make_decompressor
@@ -381,7 +381,10 @@ def parse_toc(format: TocFormat, toc_json: bytes, data_end: int) -> Toc:
     is not a version 1 TOC or whose chunks do not tile their files.
     """
     try:
-        document = json.loads(toc_json)
+        # A TOC of tens of thousands of entries is megabytes of JSON, parsed in one call that
+        # holds the GIL: orjson keeps that under the event loop's budget (json: ~90 ms for
+        # 24k entries, orjson: ~35 ms).
+        document = orjson.loads(toc_json)
     except (ValueError, UnicodeDecodeError) as error:
         raise CorruptLayer(f"{format} TOC is not JSON ({error})") from None
     if not isinstance(document, dict):
