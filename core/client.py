@@ -140,8 +140,15 @@ class RegistryClient:
     ) -> None:
         self.settings = settings or Settings()
         guard = NetworkGuard(self.settings.allow_private) if guarded else None
+        tls = _ssl_context(self.settings)
+        # Unguarded (the CLI), httpx keeps honouring HTTPS_PROXY / NO_PROXY as Docker does;
+        # guarded, every connection goes through the guard's own transport and no proxy,
+        # since a proxy would connect on our behalf where the guard cannot see.
+        connection: dict[str, Any] = (
+            {"transport": make_transport(guard, tls)} if guard else {"verify": tls}
+        )
         self._http = httpx.AsyncClient(
-            transport=make_transport(guard, _ssl_context(self.settings)),
+            **connection,
             auth=RegistryAuth(credentials, TokenCache()),
             follow_redirects=True,
             timeout=httpx.Timeout(self.settings.timeout, connect=min(10.0, self.settings.timeout)),

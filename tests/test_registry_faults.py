@@ -213,3 +213,29 @@ async def test_failed_pull_leaves_no_file_behind(
     assert isinstance(caught.value, error)
     assert image.layers[1].digest in str(caught.value)
     assert list(out.iterdir()) == []
+
+
+async def test_the_unguarded_client_honours_the_proxy_environment(
+    monkeypatch, layerpeek_env, plain_registry, fault_proxy, catalog
+):
+    """The CLI reaches registries through HTTP_PROXY like docker does: the registry is named
+    directly, the proxy sees the request."""
+    monkeypatch.setenv("HTTP_PROXY", fault_proxy.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    async with RegistryClient() as client:
+        report = await Layerpeek(client).inspect(catalog.zstd.ref(plain_registry.host))
+    assert report.digest == catalog.zstd.digest
+    assert any("/manifests/" in r.path for r in fault_proxy.requests)
+
+
+async def test_the_guarded_client_never_goes_through_a_proxy(
+    monkeypatch, layerpeek_env, plain_registry, fault_proxy, catalog
+):
+    """A proxy would connect where the guard cannot check: guarded clients ignore it."""
+    monkeypatch.setenv("HTTP_PROXY", fault_proxy.url)
+    monkeypatch.setenv("LAYERPEEK_ALLOW_PRIVATE", plain_registry.host)
+    async with RegistryClient(guarded=True) as client:
+        report = await Layerpeek(client).inspect(catalog.zstd.ref(plain_registry.host))
+    assert report.digest == catalog.zstd.digest
+    assert fault_proxy.requests == []
