@@ -12,7 +12,7 @@ import hashlib
 import ipaddress
 import json
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -236,7 +236,7 @@ class RegistryClient:
                     raise ManifestError(f"{what} is larger than the {cap} bytes allowed")
                 chunks.append(chunk)
         except httpx.TransportError as exc:
-            # A drop mid-body happens after send() and its retries: say so, as stream_blob does.
+            # A drop mid-body happens after send() and its retries: say so, one line.
             raise RegistryUnreachable(f"connection lost while reading {what}: {exc}") from None
         finally:
             await response.aclose()
@@ -285,37 +285,6 @@ class RegistryClient:
         response = await self.send("HEAD", self.url(ref, f"blobs/{digest}"), what)
         await response.aclose()
         return int(response.headers.get("Content-Length", "0") or 0)
-
-    async def stream_blob(
-        self, ref: Reference, digest: str, start: int = 0
-    ) -> AsyncIterator[bytes]:
-        """The blob's bytes from ``start`` as they arrive; stop iterating to stop the download.
-
-        Redirects (CDNs) are followed with the Range header kept and Authorization dropped.
-        """
-        what = f"blob {digest} of {ref.name}"
-        headers = {"Range": f"bytes={start}-"} if start else {}
-        response = await self.send("GET", self.url(ref, f"blobs/{digest}"), what, headers)
-        try:
-            if start and response.status_code != 206:
-                raise RangeNotSupported(f"{what}: the registry ignored the Range request")
-            try:
-                async for chunk in response.aiter_raw():
-                    yield chunk
-            except httpx.TransportError as exc:
-                raise RegistryUnreachable(f"connection lost while reading {what}: {exc}") from None
-        finally:
-            await response.aclose()
-
-    async def open_blob(
-        self, ref: Reference, digest: str, start: int = 0, end: int | None = None
-    ) -> httpx.Response:
-        """A streamed GET of a blob asking for bytes ``start`` to ``end`` (inclusive; None: to
-        the end). The status says what came: 206 the range, 200 the whole blob from byte 0
-        (a registry or CDN that ignores Range). The caller reads and closes the response."""
-        what = f"blob {digest} of {ref.name}"
-        span = f"bytes={start}-{'' if end is None else end}"
-        return await self.send("GET", self.url(ref, f"blobs/{digest}"), what, {"Range": span})
 
     async def fetch_range(self, ref: Reference, digest: str, start: int, end: int) -> bytes:
         """Bytes ``start`` to ``end`` (inclusive) of a blob, with one Range request.

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .errors import InvalidReference
 
@@ -49,10 +49,6 @@ class Reference:
     def name(self) -> str:
         """``registry/repository`` without tag or digest."""
         return f"{self.registry}/{self.repository}"
-
-    def with_digest(self, digest: str) -> Reference:
-        """The same image pinned to ``digest`` (the tag is kept for display)."""
-        return replace(self, digest=digest)
 
     def __str__(self) -> str:
         text = self.name
@@ -143,10 +139,3 @@ def parse_repository(text: str) -> Reference:
     if ref.tag or ref.digest:
         raise InvalidReference(f"expected a repository without tag or digest, got {text!r}")
     return ref
-
-
-def parse_digest(text: str) -> str:
-    """Validate a content digest such as ``sha256:`` + 64 hex digits."""
-    if not _DIGEST_RE.fullmatch(text):
-        raise InvalidReference(f"invalid digest {text!r} (expected sha256: and 64 hex digits)")
-    return text

@@ -19,6 +19,7 @@ from fixtures.standins import StorageCDN
 from fixtures.token_server import DEFAULT_USERS, TokenServer
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import NetworkRefused, RegistryUnreachable, Unauthorized
+from layerpeek.core.layers.reader import BlobReader
 from layerpeek.core.reference import parse_reference
 from layerpeek.core.service import Layerpeek
 
@@ -284,9 +285,8 @@ async def test_blob_redirects_reach_the_cdn_without_credentials(
     assert "etc/hostname" in paths
     pulled = await peek.pull_layer(resolved, 1, tmp_path / "layer-1.tar.gz")
     assert Path(pulled.path).read_bytes() == image.layers[1].blob
-    tail = [
-        c async for c in peek.client.stream_blob(parse_reference(ref), image.layers[1].digest, 1000)
-    ]
+    reader = BlobReader(peek.client, parse_reference(ref), image.layers[1].digest, start=1000)
+    tail = [c async for c in reader.chunks()]
     assert b"".join(tail) == image.layers[1].blob[1000:]
 
     seen = cdn.requests
