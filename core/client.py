@@ -286,6 +286,16 @@ class RegistryClient:
         await response.aclose()
         return int(response.headers.get("Content-Length", "0") or 0)
 
+    async def open_blob(
+        self, ref: Reference, digest: str, start: int = 0, end: int | None = None
+    ) -> httpx.Response:
+        """A streamed GET of a blob asking for bytes ``start`` to ``end`` (inclusive; None: to
+        the end). The status says what came: 206 the range, 200 the whole blob from byte 0
+        (a registry or CDN that ignores Range). The caller reads and closes the response."""
+        what = f"blob {digest} of {ref.name}"
+        span = f"bytes={start}-{'' if end is None else end}"
+        return await self.send("GET", self.url(ref, f"blobs/{digest}"), what, {"Range": span})
+
     async def fetch_range(self, ref: Reference, digest: str, start: int, end: int) -> bytes:
         """Bytes ``start`` to ``end`` (inclusive) of a blob, with one Range request.
 

@@ -295,7 +295,8 @@ async def test_blob_redirects_reach_the_cdn_without_credentials(
     assert {d.removeprefix("sha256:") for d in digests} <= blob_files
     assert data_path in {r.path for r in seen}
     assert [r.headers.get("authorization") for r in seen] == [None] * len(seen)
-    assert any(r.headers.get("range") == "bytes=1000-" for r in seen)
+    # The Range survives the redirect (BlobReader asks for windows: "bytes=1000-END").
+    assert any((r.headers.get("range") or "").startswith("bytes=1000-") for r in seen)
     if registry.mode == "token":  # the credentials did go where they belong: the realm
         assert {r.user for r in token_server.requests} == {"alice"}
 
