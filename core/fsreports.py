@@ -74,17 +74,8 @@ def check_page(start: int, limit: int | None) -> None:
 
 
 def entry_of(node: Node) -> EntryInfo:
-    return EntryInfo(
-        layer=node.layer,
-        path=node.path,
-        type=node.type,
-        size=node.size,
-        mode=node.mode,
-        uid=node.uid,
-        gid=node.gid,
-        mtime=node.mtime,
-        link=node.link,
-    )
+    """A merged entry as the listing contract shows it: the layer that provides it."""
+    return EntryInfo.of(node.layer, node)
 
 
 def path_events(overlay: Overlay, facts: LayerFacts, path: str) -> list[PathEvent]:

@@ -6,9 +6,14 @@ Field names are part of the contract; add fields, never rename them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, Field
 
 from .layers.entry import TarEntry
+
+if TYPE_CHECKING:
+    from .fs import Node
 
 
 class LayerInfo(BaseModel):
@@ -75,7 +80,8 @@ class EntryInfo(BaseModel):
     link: str
 
     @classmethod
-    def of(cls, layer: int, entry: TarEntry) -> EntryInfo:
+    def of(cls, layer: int, entry: TarEntry | Node) -> EntryInfo:
+        """From a layer's tar entry or a merged node (they share these fields)."""
         return cls(
             layer=layer,
             path=entry.path,
