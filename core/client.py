@@ -22,6 +22,7 @@ import httpx
 import stamina
 
 from .auth import RegistryAuth, TokenCache, unreachable_error
+from .bulk import BulkReader
 from .credentials import load_credentials
 from .errors import (
     DigestMismatch,
@@ -147,6 +148,8 @@ class RegistryClient:
         connection: dict[str, Any] = (
             {"transport": make_transport(guard, tls)} if guard else {"verify": tls}
         )
+        self.bulk = BulkReader(guard, tls, self.settings.timeout, use_proxies=guard is None)
+        """Reads large blob ranges on the routes httpx answers found (see ``bulk``)."""
         self._http = httpx.AsyncClient(
             **connection,
             auth=RegistryAuth(credentials, TokenCache()),

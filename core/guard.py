@@ -157,6 +157,28 @@ def _swap_pool(
     )
 
 
+def connect(
+    guard: NetworkGuard | None, host: str, port: int, timeout: float | None
+) -> socket.socket:
+    """A blocking TCP connection to ``host``, vetted by ``guard`` like ``GuardedBackend``'s.
+
+    For code that reads in a worker thread (the bulk blob reader): resolve once, check every
+    address, connect to a vetted one in resolver order. Without a guard, a plain connect.
+    """
+    if guard is None:
+        return socket.create_connection((host, port), timeout)
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+    guard.check(host, addresses, port)
+    failure: OSError = OSError(f"cannot resolve {host}: no addresses")
+    for address in addresses:
+        try:
+            return socket.create_connection((str(address), port), timeout)
+        except OSError as exc:
+            failure = exc
+    raise failure
+
+
 async def _resolve(host: str, port: int, timeout: float | None) -> list[IPAddress]:
     """The host's addresses, deduplicated in resolver order, errors as httpcore's own."""
     try:

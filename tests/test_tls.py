@@ -9,6 +9,8 @@ from fixtures.certs import write_server_certificate
 from fixtures.registry import RegistryProcess
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import LayerpeekError, RegistryUnreachable
+from layerpeek.core.layers.reader import BlobReader
+from layerpeek.core.reference import parse_reference
 from layerpeek.core.service import Layerpeek
 
 pytestmark = pytest.mark.anyio
@@ -47,3 +49,18 @@ async def test_a_missing_bundle_file_is_named(monkeypatch, layerpeek_env, tmp_pa
     monkeypatch.setenv("LAYERPEEK_CA_BUNDLE", str(tmp_path / "nope.pem"))
     with pytest.raises(LayerpeekError, match=r"nope\.pem"):
         RegistryClient()
+
+
+async def test_bulk_windows_verify_the_registry_certificate_too(
+    monkeypatch, layerpeek_env, tls_registry, catalog
+):
+    process, cert = tls_registry
+    monkeypatch.delenv("LAYERPEEK_PLAIN_HTTP")
+    monkeypatch.setenv("LAYERPEEK_CA_BUNDLE", str(cert))
+    layer = catalog.gzip.layers[1]
+    async with RegistryClient() as client:
+        ref = parse_reference(catalog.gzip.ref(process.host))
+        reader = BlobReader(client, ref, layer.digest)
+        data = b"".join([chunk async for chunk in reader.chunks()])
+    assert data == layer.blob
+    assert reader.bulk_requests >= 1

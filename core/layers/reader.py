@@ -7,15 +7,23 @@ when a connection drops mid-window (or a 5xx answers the next request, which the
 retries absorb) it asks again from the next byte it still needs: what the consumer sees is
 identical to one unbroken read. A registry that answers a Range request with 200 and the
 whole blob is read by streaming that body, skipping what was already delivered.
+
+The first window of a read goes through httpx (auth, redirects, retries, errors); the
+windows after it are read on the route that answer found, by the client's ``bulk`` reader in
+a worker thread, much faster and without holding the interpreter lock (``core.bulk``). When
+a bulk window cannot be opened or drops, the next one goes through httpx again.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
+import anyio.to_thread
 import httpx
 
+from ..bulk import BulkBody, BulkError, Route
 from ..client import RegistryClient
 from ..errors import LayerpeekError, RegistryUnreachable
 from ..reference import Reference
@@ -31,6 +39,41 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 OnBytes = Callable[[int], object]
 """Called with the number of blob bytes delivered so far."""
+
+_DROPS = (httpx.TransportError, *BulkError)
+
+
+class _Window(Protocol):
+    """One open range response, read chunk by chunk."""
+
+    async def next(self) -> bytes:
+        """The next chunk; ``b""`` at the body's end."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class _HttpxWindow:
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self._body = response.aiter_raw()
+
+    async def next(self) -> bytes:
+        return await anext(self._body, b"")
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+class _BulkWindow:
+    def __init__(self, body: BulkBody) -> None:
+        self._body = body
+
+    async def next(self) -> bytes:
+        return await anyio.to_thread.run_sync(self._body.read)
+
+    async def aclose(self) -> None:
+        self._body.close()
 
 
 class BlobReader:
@@ -59,9 +102,11 @@ class BlobReader:
         self.end = end
         self.window = window
         self.requests = 0
+        self.bulk_requests = 0
+        """Of ``requests``, those answered on the bulk route."""
         self._on_bytes = on_bytes
-        self._response: httpx.Response | None = None
-        self._body: AsyncIterator[bytes] | None = None
+        self._window: _Window | None = None
+        self._route: Route | None = None
         self._window_end: int | None = None
         self._skip = 0
         self._drops = 0
@@ -73,7 +118,7 @@ class BlobReader:
     async def read(self) -> bytes:
         """The next chunk of the blob; ``b""`` once ``end`` (or the blob's end) is reached."""
         while not self.done:
-            if self._body is None:
+            if self._window is None:
                 await self._open()
                 continue
             chunk = await self._next_chunk()
@@ -96,9 +141,9 @@ class BlobReader:
 
     async def aclose(self) -> None:
         """Close the open window, if any; a later ``read`` opens a new one at ``position``."""
-        response, self._response, self._body = self._response, None, None
-        if response is not None:
-            await response.aclose()
+        window, self._window = self._window, None
+        if window is not None:
+            await window.aclose()
 
     def _deliver(self, chunk: bytes) -> bytes:
         if self._skip:
@@ -113,10 +158,11 @@ class BlobReader:
 
     async def _next_chunk(self) -> bytes | None:
         """The next body chunk; ``b""`` at the body's end, None after a drop (re-opened)."""
-        assert self._body is not None
+        assert self._window is not None
         try:
-            chunk = await anext(self._body, b"")
-        except httpx.TransportError as exc:
+            chunk = await self._window.next()
+        except _DROPS as exc:
+            self._route = None  # the next window goes through httpx and its retries
             await self._dropped(exc)
             return None
         if not chunk and self._window_end is not None:
@@ -143,13 +189,33 @@ class BlobReader:
         if self.end is not None:
             last = min(last, self.end - 1)
         self.requests += 1
+        if self._route is not None and await self._open_bulk(self._route, last):
+            return
         response = await self.client.open_blob(self.ref, self.digest, self.position, last)
-        self._response, self._body = response, response.aiter_raw()
+        self._window = _HttpxWindow(response)
         if response.status_code == 206:
             self._window_end = self._check_range(response, last)
+            self._route = self.client.bulk.route(response)
             self.window = min(self.window * GROWTH, MAX_WINDOW)
         else:
             self._window_end, self._skip = None, self.position
+
+    async def _open_bulk(self, route: Route, last: int) -> bool:
+        """Open the window on the bulk route; False (and the route forgotten) when it does
+        not answer with exactly this range."""
+        try:
+            body = await anyio.to_thread.run_sync(self.client.bulk.open, route, self.position, last)
+        except BulkError:
+            body = None
+        if body is None:
+            self._route = None
+            return False
+        self.bulk_requests += 1
+        self._window, self._window_end = _BulkWindow(body), body.end
+        if body.total is not None and self.end is None:
+            self.end = body.total
+        self.window = min(self.window * GROWTH, MAX_WINDOW)
+        return True
 
     def _check_range(self, response: httpx.Response, last: int) -> int:
         """The end (exclusive) of the range the registry sent; it must start where we asked."""

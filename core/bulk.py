@@ -1,0 +1,174 @@
+"""Large blob ranges read in a worker thread over ``http.client``, beside httpx.
+
+httpx parses response bodies in Python at ~250 MB/s, holding the interpreter lock the whole
+time, which during a full scan is the lock the decompressor and the tar scanner need too.
+The standard library's ``http.client`` reads a body with one buffered ``readinto`` per
+chunk (>1 GB/s here, the lock released while the socket is read). So a blob is read in two
+ways, and httpx stays the one that decides:
+
+- httpx asks for a blob range with the whole protocol (auth flow, token refresh, redirects,
+  retries, errors as one-line messages). Its 206 answer tells which URL served the bytes (a
+  registry, or the CDN it redirected to) and which headers that request carried: a ``Route``.
+- Later ranges of the same blob are asked of that route directly (``BulkReader.open``),
+  connecting through the same network guard and TLS settings. Anything but the expected 206
+  (an expired token or CDN signature, a rate limit, an error) returns None, and the caller
+  asks httpx again, which handles it and yields a fresh route.
+
+Through a proxy (``HTTPS_PROXY`` and friends, honoured by the unguarded client) no route is
+offered: the proxy is httpx's business.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import ssl
+import urllib.request
+from dataclasses import dataclass
+
+import certifi
+import httpx
+
+from .guard import NetworkGuard, connect
+
+READ_SIZE = 1 << 20
+"""Bytes per ``read``: one worker-thread hop per MiB."""
+
+_KEPT_HEADERS = ("authorization", "user-agent")
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+BulkError = (OSError, http.client.HTTPException)
+"""What a dropped or broken bulk connection raises: the caller resumes from its position."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a blob's bytes were last served from, and the headers that request carried."""
+
+    url: httpx.URL
+    headers: tuple[tuple[str, str], ...]
+
+
+class BulkBody:
+    """One open 206 body; ``read`` returns up to ``READ_SIZE`` bytes, ``b""`` at its end.
+
+    ``end`` (exclusive) is where the range the server sent ends, ``total`` the blob's size
+    when the server said it.
+    """
+
+    def __init__(
+        self,
+        connection: http.client.HTTPConnection,
+        response: http.client.HTTPResponse,
+        end: int,
+        total: int | None,
+    ) -> None:
+        self._connection = connection
+        self._response = response
+        self.end = end
+        self.total = total
+
+    def read(self) -> bytes:
+        """The next bytes of the range; raises a ``BulkError`` when the connection drops."""
+        data = self._response.read(READ_SIZE)
+        if not data and not self._response.isclosed():
+            raise http.client.IncompleteRead(b"")
+        return data
+
+    def close(self) -> None:
+        """Drop the connection: a body abandoned mid-range leaves it unusable anyway."""
+        self._response.close()
+        self._connection.close()
+
+
+class BulkReader:
+    """Opens blob ranges on a ``Route`` with the client's guard, TLS and timeout."""
+
+    def __init__(
+        self,
+        guard: NetworkGuard | None,
+        tls: ssl.SSLContext | bool,
+        timeout: float,
+        *,
+        use_proxies: bool,
+    ) -> None:
+        """``use_proxies``: the httpx client honours proxy variables, so routes through a
+        proxy are not offered."""
+        self._guard = guard
+        self._tls = tls if isinstance(tls, ssl.SSLContext) else _default_tls()
+        self._timeout = timeout
+        self._use_proxies = use_proxies
+
+    def route(self, response: httpx.Response) -> Route | None:
+        """The route of a 206 answer from httpx; None when bulk reads must not take it."""
+        url = response.request.url
+        if url.scheme not in ("http", "https") or self._proxied(url):
+            return None
+        headers = tuple(
+            (name, value)
+            for name, value in response.request.headers.items()
+            if name.lower() in _KEPT_HEADERS
+        )
+        return Route(url, headers)
+
+    def open(self, route: Route, start: int, last: int) -> BulkBody | None:
+        """GET bytes ``start``-``last`` on ``route``; None unless the answer is exactly that
+        range (206 with a matching Content-Range). Blocking: run it in a worker thread."""
+        connection = self._connect(route.url)
+        try:
+            connection.request(
+                "GET",
+                route.url.raw_path.decode("ascii"),
+                headers={**dict(route.headers), "Range": f"bytes={start}-{last}"},
+            )
+            response = connection.getresponse()
+        except BaseException:
+            connection.close()
+            raise
+        sent = _content_range(response) if response.status == 206 else None
+        if sent is not None and sent[0] == start:
+            return BulkBody(connection, response, sent[1] + 1, sent[2])
+        response.close()
+        connection.close()
+        return None
+
+    def _connect(self, url: httpx.URL) -> http.client.HTTPConnection:
+        """A connection whose socket was opened through the guard (TLS on top for https)."""
+        port = url.port or (443 if url.scheme == "https" else 80)
+        sock = connect(self._guard, url.host, port, self._timeout)
+        if url.scheme == "https":
+            try:
+                sock = self._tls.wrap_socket(sock, server_hostname=url.host)
+            except BaseException:
+                sock.close()
+                raise
+        # The HTTPS class only for its default port, so Host reads as httpx sent it (a CDN's
+        # signed URL may cover the Host header); the socket is ours, so its connect never runs.
+        connection = (
+            http.client.HTTPSConnection(url.host, port, timeout=self._timeout, context=self._tls)
+            if url.scheme == "https"
+            else http.client.HTTPConnection(url.host, port, timeout=self._timeout)
+        )
+        connection.sock = sock
+        return connection
+
+    def _proxied(self, url: httpx.URL) -> bool:
+        if not self._use_proxies:
+            return False
+        proxies = urllib.request.getproxies_environment()
+        if not (proxies.get(url.scheme) or proxies.get("all")):
+            return False
+        return not urllib.request.proxy_bypass_environment(url.host, proxies)
+
+
+def _content_range(response: http.client.HTTPResponse) -> tuple[int, int, int | None] | None:
+    """(first, last, total) from Content-Range; None when it is missing or malformed."""
+    match = _CONTENT_RANGE.fullmatch((response.getheader("Content-Range") or "").strip())
+    if match is None:
+        return None
+    return int(match[1]), int(match[2]), None if match[3] == "*" else int(match[3])
+
+
+def _default_tls() -> ssl.SSLContext:
+    """What httpx verifies against by default: certifi's public CAs."""
+    return ssl.create_default_context(cafile=certifi.where())
