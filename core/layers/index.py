@@ -26,6 +26,8 @@ from functools import partial
 
 import anyio
 import anyio.to_thread
+import orjson
+from zlib_ng import zlib_ng
 
 from ..cache import AsyncCache
 from ..client import RegistryClient
@@ -42,7 +44,7 @@ from .compression import (
 )
 from .entry import TarEntry
 from .reader import MAX_WINDOW, BlobReader
-from .scan import BATCH, FIRST_BATCH, LayerReader
+from .scan import BATCH, FIRST_BATCH, Inflated, LayerReader
 from .toc import TOC_ARTIFACTS, Toc, announces_toc, read_toc
 
 FORMAT_VERSION = 3
@@ -89,14 +91,14 @@ class LayerIndex:
             "compression": self.compression,
             "frames": self.frames,
         }
-        lines = [json.dumps(header)]
+        lines = [orjson.dumps(header)]
         for start in range(0, len(self.entries), ROWS_PER_LINE):
             rows = [
                 [e.path, e.type, e.size, e.mode, e.uid, e.gid, e.mtime, e.link, e.offset]
                 for e in self.entries[start : start + ROWS_PER_LINE]
             ]
-            lines.append(json.dumps(rows, separators=(",", ":")))
-        listing = zlib.compress("\n".join(lines).encode(), 6)
+            lines.append(_json_line(rows))
+        listing = zlib_ng.compress(b"\n".join(lines), 6)
         return struct.pack("<I", len(listing)) + listing + checkpoints.encode(self.checkpoints)
 
     @classmethod
@@ -114,6 +116,15 @@ class LayerIndex:
         except (ValueError, KeyError, TypeError, zlib.error, struct.error):
             return None
         return cls(digest, header["compression"], entries, points, frames)
+
+
+def _json_line(rows: list[list[object]]) -> bytes:
+    """One line of rows; orjson (~5x faster) unless a name holds a surrogate escape, which
+    only ``json`` writes (as ``\\udcXX``, read back exactly)."""
+    try:
+        return orjson.dumps(rows)
+    except orjson.JSONEncodeError:
+        return json.dumps(rows, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -143,11 +154,13 @@ class LayerScan:
         self._reader = LayerReader(make=self._decompressor)
         self._batch = FIRST_BATCH
         self._ahead: bytes | None = None
+        self._inflated: Inflated | None = None
+        self._scanned = 0
 
     @property
     def scanned(self) -> int:
-        """Compressed bytes the scanner has consumed."""
-        return self._reader.consumed if not self.complete else self.size
+        """Compressed bytes behind the entries found so far."""
+        return self._scanned if not self.complete else self.size
 
     def view(self) -> LayerView:
         return LayerView(self.entries, self.complete, self.scanned, self.size)
@@ -159,46 +172,61 @@ class LayerScan:
         been added to ``entries``.
         """
         while not self.complete and (wanted is None or len(self.entries) < wanted):
-            batch = await self._take_batch()
-            if not batch:
+            if self._inflated is None and not await self._inflate_next():
                 await anyio.to_thread.run_sync(self._reader.close)
                 self.complete = True
                 break
-            self._reader.feed(batch)
+            inflated, self._inflated = self._inflated, None
+            assert inflated is not None
             if self.blob.position < PREFETCH_AFTER:
-                await self._scan_batch()
+                await self._scan(inflated)
             else:
-                await self._scan_and_prefetch()
+                await self._scan_while_preparing(inflated)
             if on_scan is not None:
                 on_scan(self.blob.position, len(self.entries))
 
-    async def _scan_batch(self) -> None:
-        """Decompress and scan the fed batch in a worker thread, step by bounded step."""
-        while not self._reader.needs_input:
-            events = await anyio.to_thread.run_sync(self._reader.step)
-            self.entries.extend(
-                e for e in events if isinstance(e, TarEntry) and e.path not in self._hidden
-            )
+    async def _inflate_next(self) -> bool:
+        """Inflate the next step into ``_inflated``, feeding the reader the next batch first
+        when it needs one; False once the blob has no more bytes."""
+        if self._reader.needs_input:
+            batch = await self._take_batch()
+            if not batch:
+                return False
+            self._reader.feed(batch)
+        self._inflated = await anyio.to_thread.run_sync(self._reader.inflate)
+        return True
+
+    async def _scan(self, inflated: Inflated) -> None:
+        """Scan one inflated step in a worker thread; raise the layer's error, if it has one,
+        once the entries before it are kept."""
+        events = await anyio.to_thread.run_sync(self._reader.scan, inflated)
+        self._scanned = inflated.consumed
+        self.entries.extend(
+            e for e in events if isinstance(e, TarEntry) and e.path not in self._hidden
+        )
+        if self._reader.failure is not None:
+            raise self._reader.failure
+
+    async def _scan_while_preparing(self, inflated: Inflated) -> None:
+        """Scan this step while the next is inflated and the batch after it received: three
+        stages in three threads, of which only the scanner holds the interpreter lock for
+        long. A failure is raised as itself, not wrapped in the task group's ExceptionGroup,
+        so callers see the LayerError they expect."""
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._prepare)
+                await self._scan(inflated)
+        except ExceptionGroup as failures:
+            raise failures.exceptions[0] from None
+
+    async def _prepare(self) -> None:
+        if await self._inflate_next() and self._ahead is None and self._reader.needs_input:
+            self._ahead = await self._next_batch()
 
     async def _take_batch(self) -> bytes:
         """The batch read ahead, if any, else the next one from the network."""
         batch, self._ahead = self._ahead, None
         return await self._next_batch() if batch is None else batch
-
-    async def _scan_and_prefetch(self) -> None:
-        """Scan the fed batch while the next one arrives; a failure is raised as itself, not
-        wrapped in the task group's ExceptionGroup, so callers see the LayerError they expect."""
-        try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._prefetch)
-                await self._scan_batch()
-        except ExceptionGroup as failures:
-            raise failures.exceptions[0] from None
-
-    async def _prefetch(self) -> None:
-        """Receive the next batch while the current one is inflated: network and
-        decompression overlap once a scan is large enough to be worth it."""
-        self._ahead = await self._next_batch()
 
     async def _next_batch(self) -> bytes:
         """Network chunks joined into batches of growing size: the first small, so a first
@@ -308,7 +336,9 @@ class LayerIndexes:
         on_scan: OnScan | None = None,
     ) -> LayerView:
         """At least ``wanted`` entries of ``layer`` (fewer only if it has fewer; None: all)."""
-        index = await self.complete(ref, layer)
+        # A layer being scanned is not complete anywhere yet: a listing that pages through
+        # it batch by batch must not ask the cache again each time.
+        index = None if layer.digest in self._live else await self.complete(ref, layer)
         if index is not None:
             return LayerView(index.entries, True, layer.size, layer.size, index)
         live = await self._take_live(ref, layer)

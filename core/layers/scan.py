@@ -10,6 +10,7 @@ event so far: a consumer that stops early (``--limit``, a found file) stops the 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 
 import anyio.to_thread
 
@@ -28,6 +29,7 @@ __all__ = [
     "FIRST_BATCH",
     "STEP_OUTPUT",
     "FileData",
+    "Inflated",
     "LayerReader",
     "ScanEvent",
     "scan_layer",
@@ -38,11 +40,21 @@ __all__ = [
 # worker-thread hop costs stays small next to the work it carries.
 FIRST_BATCH = 64 << 10
 BATCH = 1 << 20
-STEP_OUTPUT = 4 << 20
+STEP_OUTPUT = 2 << 20
 """Decompressed bytes one step handles, which bounds the events (and data) it returns."""
 
 OnProgress = Callable[[int, int], object]
 """Called as ``on_progress(compressed_bytes_consumed, entries_found)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Inflated:
+    """One step's decompressed pieces, the compressed bytes consumed after them, and the
+    decompressor's error if it stopped there."""
+
+    pieces: list[bytes]
+    consumed: int
+    error: LayerError | None
 
 
 class LayerReader:
@@ -97,20 +109,51 @@ class LayerReader:
 
     def step(self) -> list[ScanEvent]:
         """Work through queued bytes until ``STEP_OUTPUT`` is reached or they run out."""
+        return self.scan(self.inflate())
+
+    def inflate(self) -> Inflated:
+        """The first half of ``step``: decompress up to ``STEP_OUTPUT`` of the queued bytes.
+
+        It touches only the decompressor and ``scan`` only the scanner, so one worker thread
+        can inflate the next step while another scans this one: inflating releases the
+        interpreter lock, scanning holds it, and the two overlap.
+        """
         if self._failure is not None:
             raise self._failure
-        events: list[ScanEvent] = []
+        pieces: list[bytes] = []
         produced = 0
         try:
             for piece in self._pieces or ():
-                self._scanner.feed(piece, events)
+                pieces.append(piece)
                 produced += len(piece)
                 if produced >= STEP_OUTPUT:
-                    return events
+                    return Inflated(pieces, self.consumed, None)
         except LayerError as error:
-            self._failure = self._explain(error)
+            self._pieces = None
+            return Inflated(pieces, self.consumed, error)
         self._pieces = None
+        return Inflated(pieces, self.consumed, None)
+
+    def scan(self, inflated: Inflated) -> list[ScanEvent]:
+        """The second half of ``step``: the events in ``inflated``'s pieces. A failure (of
+        the decompressor, carried in ``inflated``, or of the tar stream) is raised by the
+        next ``inflate`` or ``scan``, after the events before it were returned."""
+        if self._failure is not None:
+            raise self._failure
+        events: list[ScanEvent] = []
+        try:
+            for piece in inflated.pieces:
+                self._scanner.feed(piece, events)
+            if inflated.error is not None:
+                raise inflated.error
+        except LayerError as error:
+            self._failure = self._explain(error, inflated.consumed)
         return events
+
+    @property
+    def failure(self) -> LayerError | None:
+        """The error a scan ran into, once its events before it were returned."""
+        return self._failure
 
     def close(self) -> None:
         """End of blob: check that both the compressed and the tar stream ended well.
@@ -132,12 +175,13 @@ class LayerReader:
         except LayerError as error:
             raise self._explain(error) from error
 
-    def _explain(self, error: LayerError) -> LayerError:
+    def _explain(self, error: LayerError, consumed: int | None = None) -> LayerError:
         """The same error, its one-line message saying how far the scan got."""
+        consumed = self.consumed if consumed is None else consumed
         entries = self._scanner.entries
         noun = "entry" if entries == 1 else "entries"
-        message = f"{error} after {self.consumed:,} bytes ({entries:,} {noun} read)"
-        explained = type(error)(message, self.consumed, entries)
+        message = f"{error} after {consumed:,} bytes ({entries:,} {noun} read)"
+        explained = type(error)(message, consumed, entries)
         explained.__cause__ = error
         return explained
 
