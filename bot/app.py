@@ -94,6 +94,7 @@ class LayerpeekBot(discord.Client):
             self._links.should_exit = True
             await self._links_task
         if self._registry is not None:
+            await self.ctx.peek.aclose()
             await self._registry.aclose()
         await super().close()
 

@@ -12,6 +12,10 @@ caller rebuilds it and corrupt data is never served.
 may wait on another process's lock for up to the busy timeout. The cache only saves work: a
 database error once it is open (a full disk, a lock held past the timeout) makes a read a
 miss and a write a no-op, never a failed command.
+
+That contract (``CacheStore``) has a second backend for shared deployments, where several
+bots and servers should learn each layer once: Redis (``cache_redis.RedisCache``), chosen by
+``open_cache`` when LAYERPEEK_CACHE_URL is set.
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Literal, ParamSpec, Protocol, TypeVar
 
 import anyio.to_thread
 
 from .errors import LayerpeekError
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 Kind = Literal["index", "manifest", "config"]
 P = ParamSpec("P")
@@ -213,3 +220,42 @@ class AsyncCache:
     async def put_tag(self, name: str, digest: str) -> None:
         store = await self._store()
         await anyio.to_thread.run_sync(store.put_tag, name, digest)
+
+    async def close(self) -> None:
+        """Close the database if it was opened (a later call opens it again)."""
+        async with self._opening:
+            store, self._cache = self._cache, None
+        if store is not None:
+            await anyio.to_thread.run_sync(store.close)
+
+
+class CacheStore(Protocol):
+    """What the core asks of a cache, whichever backend keeps it.
+
+    Reads return None for anything not held, expired or corrupt; writes never raise for a
+    backend that is down or full. ``close`` releases connections; the store must not be used
+    after it.
+    """
+
+    async def get(self, kind: Kind, digest: str) -> bytes | None: ...
+
+    async def put(self, kind: Kind, digest: str, payload: bytes) -> None: ...
+
+    async def get_tag(self, name: str) -> str | None: ...
+
+    async def put_tag(self, name: str, digest: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def open_cache(settings: Settings) -> CacheStore:
+    """The one place a backend is chosen: Redis when ``cache_url`` is set, else SQLite.
+
+    Raises LayerpeekError naming LAYERPEEK_CACHE_URL when the URL cannot be used.
+    """
+    if not settings.cache_url:
+        return AsyncCache(settings.cache_dir)
+    # Imported here: redis costs ~0.2 s to import, which a CLI on SQLite should not pay.
+    from .cache_redis import RedisCache
+
+    return RedisCache(settings.cache_url)

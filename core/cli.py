@@ -465,8 +465,8 @@ _COMMANDS |= {
 
 async def run(args: argparse.Namespace) -> None:
     """Run one command with a client that lives as long as the command."""
-    async with RegistryClient(load_settings(Settings)) as client:
-        await _COMMANDS[args.command](Layerpeek(client), args)
+    async with RegistryClient(load_settings(Settings)) as client, Layerpeek(client) as peek:
+        await _COMMANDS[args.command](peek, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

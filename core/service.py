@@ -18,7 +18,7 @@ from pathlib import Path
 import anyio
 
 from . import fsreports
-from .cache import AsyncCache
+from .cache import CacheStore, open_cache
 from .client import RegistryClient, digest_of
 from .errors import DigestMismatch, FileNotInLayer, LayerpeekError, ManifestError
 from .findspec import FindSpec
@@ -113,10 +113,24 @@ def _as_platform(platform: str | Platform | None) -> Platform | None:
 class Layerpeek:
     """Inspect images through one shared :class:`RegistryClient`."""
 
-    def __init__(self, client: RegistryClient, *, cache: AsyncCache | None = None) -> None:
+    def __init__(self, client: RegistryClient, *, cache: CacheStore | None = None) -> None:
+        """``cache``: one the caller owns and closes; by default the settings' own, which
+        ``aclose`` closes."""
         self.client = client
-        self.cache = cache or AsyncCache(client.settings.cache_dir)
+        self._owns_cache = cache is None
+        self.cache = cache or open_cache(client.settings)
         self.indexes = LayerIndexes(client, self.cache)
+
+    async def __aenter__(self) -> Layerpeek:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release the cache's connections (the client is its owner's to close)."""
+        if self._owns_cache:
+            await self.cache.close()
 
     # -- manifests and configs ---------------------------------------------------------------
 

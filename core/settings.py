@@ -42,6 +42,11 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(platformdirs.user_cache_dir("layerpeek")),
         description="where layer indexes, configs and manifests are kept",
     )
+    cache_url: str | None = Field(
+        default=None,
+        description="redis://, rediss:// or unix:// URL of a Redis that several processes "
+        "share; when set, the cache lives there instead of under cache_dir",
+    )
     retries: int = Field(default=4, ge=1, le=20, description="attempts on 429 and 5xx")
     max_retry_wait: float = Field(
         default=60.0, ge=0, description="longest Retry-After we wait for before giving up"

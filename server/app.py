@@ -82,8 +82,10 @@ def create_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with RegistryClient(settings or load_settings(Settings), guarded=True) as client:
-            peek = Layerpeek(client)
+        async with (
+            RegistryClient(settings or load_settings(Settings), guarded=True) as client,
+            Layerpeek(client) as peek,
+        ):
             if endpoint is not None:
                 endpoint.peek = peek  # the link route serves through this lifespan's core
             yield AppState(peek, CursorCodec(cursor_key), links)

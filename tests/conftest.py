@@ -16,6 +16,7 @@ import pytest
 from fixtures.catalog import Catalog, push_standard_images
 from fixtures.fs_images import FsImages, push_fs_images
 from fixtures.proxy import FaultProxy
+from fixtures.redis_server import RedisServer
 from fixtures.registry import RegistryProcess
 from fixtures.token_server import DEFAULT_USERS, TokenServer
 from fixtures.tools import require_tool
@@ -76,6 +77,13 @@ def basic_registry(
         registry_root, "basic", users=DEFAULT_USERS, binary=docker_registry
     ) as process:
         yield SeededRegistry(process, plain_registry.catalog)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real Redis for the shared cache (LAYERPEEK_CACHE_URL); tests flush it before use."""
+    with RedisServer(require_tool("redis-server")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

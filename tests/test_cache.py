@@ -110,6 +110,17 @@ async def test_the_async_cache_runs_in_worker_threads(tmp_path):
     await cache.put_tag("r/x:1", "sha256:a")
     assert await cache.get("config", "sha256:a") == b"bytes"
     assert await cache.get_tag("r/x:1") == "sha256:a"
+    await cache.close()
+
+
+@pytest.mark.anyio
+async def test_the_async_cache_closes_and_reopens_on_next_use(tmp_path):
+    cache = AsyncCache(tmp_path)
+    await cache.close()  # never opened: nothing to do
+    await cache.put("config", "sha256:a", b"bytes")
+    await cache.close()
+    assert await cache.get("config", "sha256:a") == b"bytes"
+    await cache.close()
 
 
 def test_a_layer_index_decodes_to_exactly_what_was_stored():

@@ -29,7 +29,7 @@ import anyio.to_thread
 import orjson
 from zlib_ng import zlib_ng
 
-from ..cache import AsyncCache
+from ..cache import CacheStore
 from ..client import RegistryClient
 from ..errors import CorruptLayer, RangeNotSupported, TruncatedLayer
 from ..image import Descriptor
@@ -269,7 +269,7 @@ class _Live:
 class LayerIndexes:
     """Indexes by digest: recent ones in memory, all in the cache, the rest built by scans."""
 
-    def __init__(self, client: RegistryClient, cache: AsyncCache) -> None:
+    def __init__(self, client: RegistryClient, cache: CacheStore) -> None:
         self.client = client
         self.cache = cache
         self._live: dict[str, _Live] = {}
