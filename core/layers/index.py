@@ -20,6 +20,7 @@ import struct
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from functools import partial
@@ -59,6 +60,11 @@ LIVE_TTL = 300.0
 PREFETCH_AFTER = 4 << 20
 """Blob bytes after which the scan reads one batch ahead: not before, so a first page reads
 no further than it must."""
+
+_INFLATER = ThreadPoolExecutor(max_workers=LIVE_SCANS, thread_name_prefix="layerpeek-inflate")
+"""Where full scans inflate their next step while the event loop goes on: a plain executor,
+because the work must outlive the ``advance`` call that starts it (anyio's worker threads
+are awaited where they start)."""
 
 OnScan = Callable[[int, int], object]
 """Called as ``on_scan(blob_bytes_received, entries_found)``."""
@@ -154,7 +160,7 @@ class LayerScan:
         self._reader = LayerReader(make=self._decompressor)
         self._batch = FIRST_BATCH
         self._ahead: bytes | None = None
-        self._inflated: Inflated | None = None
+        self._inflating: Future[Inflated] | None = None
         self._scanned = 0
 
     @property
@@ -172,29 +178,45 @@ class LayerScan:
         been added to ``entries``.
         """
         while not self.complete and (wanted is None or len(self.entries) < wanted):
-            if self._inflated is None and not await self._inflate_next():
+            inflated = await self._take_inflated()
+            if inflated is None:
                 await anyio.to_thread.run_sync(self._reader.close)
                 self.complete = True
                 break
-            inflated, self._inflated = self._inflated, None
-            assert inflated is not None
             if self.blob.position < PREFETCH_AFTER:
                 await self._scan(inflated)
             else:
-                await self._scan_while_preparing(inflated)
+                await self._inflate_ahead()
+                await self._scan_and_prefetch(inflated)
             if on_scan is not None:
                 on_scan(self.blob.position, len(self.entries))
 
-    async def _inflate_next(self) -> bool:
-        """Inflate the next step into ``_inflated``, feeding the reader the next batch first
-        when it needs one; False once the blob has no more bytes."""
+    async def _take_inflated(self) -> Inflated | None:
+        """The next inflated step: the one inflating in the background, if any, else one
+        inflated now; None once the blob has no more bytes."""
+        future, self._inflating = self._inflating, None
+        if future is not None:
+            return await anyio.to_thread.run_sync(future.result)
         if self._reader.needs_input:
             batch = await self._take_batch()
             if not batch:
-                return False
+                return None
             self._reader.feed(batch)
-        self._inflated = await anyio.to_thread.run_sync(self._reader.inflate)
-        return True
+        return await anyio.to_thread.run_sync(self._reader.inflate)
+
+    async def _inflate_ahead(self) -> None:
+        """Start inflating the next step on the inflater thread, without waiting for it.
+
+        It runs while this step is scanned and while the caller handles the entries found
+        (a listing formats them, an async iterator yields them): inflating releases the
+        interpreter lock, so the two proceed side by side.
+        """
+        if self._reader.needs_input:
+            batch = await self._take_batch()
+            if not batch:
+                return
+            self._reader.feed(batch)
+        self._inflating = _INFLATER.submit(self._reader.inflate)
 
     async def _scan(self, inflated: Inflated) -> None:
         """Scan one inflated step in a worker thread; raise the layer's error, if it has one,
@@ -207,21 +229,20 @@ class LayerScan:
         if self._reader.failure is not None:
             raise self._reader.failure
 
-    async def _scan_while_preparing(self, inflated: Inflated) -> None:
-        """Scan this step while the next is inflated and the batch after it received: three
-        stages in three threads, of which only the scanner holds the interpreter lock for
-        long. A failure is raised as itself, not wrapped in the task group's ExceptionGroup,
-        so callers see the LayerError they expect."""
+    async def _scan_and_prefetch(self, inflated: Inflated) -> None:
+        """Scan this step while the network delivers the batch after the one inflating. A
+        failure is raised as itself, not wrapped in the task group's ExceptionGroup, so
+        callers see the LayerError they expect."""
         try:
             async with anyio.create_task_group() as group:
-                group.start_soon(self._prepare)
+                if self._ahead is None:
+                    group.start_soon(self._prefetch)
                 await self._scan(inflated)
         except ExceptionGroup as failures:
             raise failures.exceptions[0] from None
 
-    async def _prepare(self) -> None:
-        if await self._inflate_next() and self._ahead is None and self._reader.needs_input:
-            self._ahead = await self._next_batch()
+    async def _prefetch(self) -> None:
+        self._ahead = await self._next_batch()
 
     async def _take_batch(self) -> bytes:
         """The batch read ahead, if any, else the next one from the network."""
