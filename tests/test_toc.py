@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gzip
+import io
 import json
-from collections.abc import Callable, Mapping
+import struct
+import tarfile
+from collections.abc import Callable, Iterator, Mapping
 
 import pytest
+import zstandard
 
-from fixtures.images import Member, Pusher, make_layer, seeded_bytes
+from fixtures.images import Member, Pusher, make_layer, seeded_bytes, sha256_digest
 from fixtures.toc_images import (
     ESTARGZ_TOC_DIGEST,
     ZSTD_CHECKSUM,
@@ -373,11 +378,134 @@ def _toc(entries: list[dict], version: int = 1) -> bytes:
             "tile",
         ),
         (_toc([{"name": "a", "type": "reg", "size": 10, "offset": 500}]), "tile"),
+        (b"", "not JSON"),
+        (b'{"version": 1, "entries": [{"name": "a", "type": "dir"}', "not JSON"),
+        (b'{"version": 1, "entries": [{"name": "a", "type": "dir"},', "not JSON"),
+        (b'{"version": 1, "entries": []} {}', "not JSON"),
+        (b'{"version": 1, 2: []}', "not JSON"),
+        (b'{"version": 1, "entries": [{"name": "\xff"}]}', "not JSON"),
+        (b'{"version": 1, "entries": [], "entries": []}', "version 1"),
+        (b'{"entries": [], "version": 2}', "version 1"),
+        (b'{"version": 1}', "version 1"),
+        (b'{"version": 1, "entries": [1]}', "not an object"),
     ],
 )
 def test_malformed_toc_json_is_a_corrupt_layer(document, message):
-    with pytest.raises(CorruptLayer, match=message):
-        parse_toc("estargz", document, 100)
+    with pytest.raises(CorruptLayer, match=message) as raised:
+        parse_toc("estargz", [document], 100)
+    assert "\n" not in str(raised.value)
+
+
+def _pieces(data: bytes, size: int) -> Iterator[bytes]:
+    return (data[start : start + size] for start in range(0, len(data), size))
+
+
+def _files(toc: Toc) -> dict[str, toc_module.TocFile]:
+    return dict(toc.files)
+
+
+@pytest.mark.parametrize("size", [1, 7, 4096])
+def test_toc_json_read_in_pieces_of_any_size_gives_the_same_toc(size):
+    # Pieces cut through multi-byte characters, escapes, numbers and keys alike.
+    entries = [
+        {"name": "d/ünïcödé ✓", "type": "dir", "modtime": "2023-11-14T22:13:20Z"},
+        {"name": 'd/"q\\uote"', "type": "reg", "size": 12345678, "offset": 9876543},
+        {"name": "d/s", "type": "symlink", "linkName": "ünïcödé ✓", "uid": 65534},
+    ]
+    document = (
+        b'{"count": 1234567, "version": 1, "entries": '
+        + json.dumps(entries, ensure_ascii=False).replace(", ", " ,\n\t").encode()
+        + b', "note": "a, b"}'
+    )
+    whole = parse_toc("zstd:chunked", [document], 99999999)
+    cut = parse_toc("zstd:chunked", _pieces(document, size), 99999999)
+    assert cut.entries == whole.entries
+    assert cut.digest == whole.digest == sha256_digest(document)
+    assert _files(cut) == _files(whole)
+    assert [e.path for e in cut.entries] == ["d/ünïcödé ✓", 'd/"q\\uote"', "d/s"]
+
+
+@pytest.mark.parametrize("name", ["estargz", "zstd-chunked"])
+def test_a_real_toc_read_in_small_pieces_gives_the_same_toc(name):
+    layer, format = build(name), "zstd:chunked" if name.startswith("zstd") else "estargz"
+    whole = parse_toc(format, [layer.toc_json], layer.toc_offset)
+    cut = parse_toc(format, _pieces(layer.toc_json, 1000), layer.toc_offset)
+    assert cut.entries == whole.entries
+    assert _files(cut) == _files(whole)
+
+
+def test_a_bad_entry_is_refused_without_reading_the_rest_of_the_toc():
+    pulled: list[bytes] = []
+
+    def pieces() -> Iterator[bytes]:
+        for piece in (b'{"version": 1, "entries": [{"name": "a", "type": "socket"},', b"{}]}"):
+            pulled.append(piece)
+            yield piece
+
+    with pytest.raises(CorruptLayer, match="unknown type"):
+        parse_toc("estargz", pieces(), 100)
+    assert len(pulled) == 1
+
+
+def test_a_path_written_twice_keeps_its_last_copy():
+    document = _toc(
+        [
+            {"name": "a/f", "type": "reg", "size": 3, "offset": 10},
+            {"name": "a/f", "type": "reg", "size": 5, "offset": 20},
+        ]
+    )
+    toc = parse_toc("zstd:chunked", [document], 50)
+    assert [(e.path, e.size) for e in toc.entries] == [("a/f", 3), ("a/f", 5)]
+    assert len(toc.files) == 1
+    assert toc.files["a/f"].chunks == (toc_module.TocChunk(20, 50, 0, 5),)
+
+
+def _cut_short(toc_json: bytes) -> bytes:
+    """The TOC JSON cut in the middle, as a writer that died or a damaged blob leaves it."""
+    return toc_json[: len(toc_json) * 3 // 5]
+
+
+def with_cut_toc(layer: TocLayer) -> TocLayer:
+    """The same layer whose TOC JSON stops mid-entry, its annotations matching the cut TOC.
+
+    eStargz: the TOC member is replaced by one holding the cut JSON. zstd:chunked: a manifest
+    frame holding it is appended and the position annotation points there. Either blob is
+    still a valid plain layer that scanning lists in full.
+    """
+    cut = _cut_short(layer.toc_json)
+    if layer.layer.media_type.endswith("gzip"):
+        tar = io.BytesIO()
+        with tarfile.open(fileobj=tar, mode="w") as archive:
+            info = tarfile.TarInfo(toc_module.ESTARGZ_TOC_NAME)
+            info.size = len(cut)
+            archive.addfile(info, io.BytesIO(cut))
+        member = gzip.compress(tar.getvalue(), mtime=0)
+        blob = layer.blob[: layer.toc_offset] + member + estargz_footer(layer.toc_offset)
+        annotations = {ESTARGZ_TOC_DIGEST: sha256_digest(cut)}
+    else:
+        compressed = zstandard.ZstdCompressor().compress(cut)
+        frame = struct.pack("<II", 0x184D2A50, len(compressed)) + compressed
+        blob = layer.blob + frame
+        offset = len(layer.blob) + 8
+        annotations = {
+            ZSTD_POSITION: f"{offset}:{len(compressed)}:{len(cut)}:1",
+            ZSTD_CHECKSUM: sha256_digest(compressed),
+        }
+    return dataclasses.replace(
+        layer,
+        layer=dataclasses.replace(layer.layer, blob=blob),
+        annotations=annotations,
+        toc_json=cut,
+    )
+
+
+@pytest.mark.parametrize("name", ["estargz", "zstd-chunked"])
+async def test_a_toc_cut_short_mid_stream_is_a_one_line_corrupt_layer(name):
+    layer = with_cut_toc(build(name))
+    assert len(layer.toc_json) > 1 << 10  # cut mid-document, after whole entries were read
+    with pytest.raises(CorruptLayer, match="TOC is not JSON") as raised:
+        await read_toc(MemoryBlob(layer.blob).fetch, len(layer.blob), layer.annotations)
+    assert "\n" not in str(raised.value)
 
 
 def test_toc_json_maps_types_paths_and_times_like_the_tar_scanner():
@@ -395,7 +523,7 @@ def test_toc_json_maps_types_paths_and_times_like_the_tar_scanner():
             {"name": "a/.wh.gone", "type": "reg"},
         ]
     )
-    toc = parse_toc("zstd:chunked", document, 50)
+    toc = parse_toc("zstd:chunked", [document], 50)
     assert [(e.path, e.type, e.mode, e.mtime, e.link) for e in toc.entries] == [
         ("a", "dir", 0o755, 1_700_000_000, ""),
         ("a/f", "file", 0, 1_700_000_000, ""),
@@ -421,6 +549,8 @@ def pushed(plain_registry) -> dict[str, tuple[str, TocLayer]]:
     )
     plain = make_layer(MEMBERS, "gzip")
     images["plain-gzip"] = TocLayer(plain, {}, b"", 0, ())
+    images["estargz-cut-toc"] = with_cut_toc(build("estargz"))
+    images["zstd-chunked-cut-toc"] = with_cut_toc(build("zstd-chunked"))
     with Pusher(plain_registry.url) as pusher:
         for tag, layer in images.items():
             push_toc_image(pusher, "test/toc", tag, layer)
@@ -527,6 +657,17 @@ async def test_a_toc_failing_its_digest_falls_back_to_scanning(client, fault_pro
     repo_tag, layer = pushed["estargz-wrong-digest"]
     peek = Layerpeek(client)
     image = await peek.resolve(f"{fault_proxy.host}/{repo_tag}")
+    entries = [e async for e in peek.entries(image, 0)]
+    assert [(e.path, e.type, e.size, e.link) for e in entries] == expected_listing(layer)
+    assert bytes_read(fault_proxy, image) >= image.manifest.layers[0].size
+
+
+@pytest.mark.parametrize("tag", ["estargz-cut-toc", "zstd-chunked-cut-toc"])
+async def test_a_toc_cut_short_falls_back_to_scanning(client, fault_proxy, pushed, tag):
+    repo_tag, layer = pushed[tag]
+    peek = Layerpeek(client)
+    image = await peek.resolve(f"{fault_proxy.host}/{repo_tag}")
+    assert image.manifest.layers[0].annotations == layer.annotations
     entries = [e async for e in peek.entries(image, 0)]
     assert [(e.path, e.type, e.size, e.link) for e in entries] == expected_listing(layer)
     assert bytes_read(fault_proxy, image) >= image.manifest.layers[0].size

@@ -45,7 +45,7 @@ from .compression import (
 )
 from .entry import TarEntry
 from .reader import MAX_WINDOW, BlobReader
-from .scan import BATCH, FIRST_BATCH, Inflated, LayerReader
+from .scan import FIRST_BATCH, Inflated, LayerReader
 from .toc import TOC_ARTIFACTS, Toc, announces_toc, read_toc
 
 FORMAT_VERSION = 3
@@ -56,6 +56,14 @@ KNOWN_INDEXES = 4
 """Complete indexes kept in memory (a 50k-entry layer holds ~10 MB); the rest are in the cache."""
 LIVE_TTL = 300.0
 """Seconds an idle scan stays open: long enough to read a page, short enough to free sockets."""
+
+SCAN_BATCH = 2 << 20
+SCAN_STEP = 8 << 20
+"""A scan's largest network batch and decompressed step. Each step is handed between
+threads (network, inflater, scanner, event loop) a few times, and each hand-over waits for
+the interpreter lock; on the bench layer, steps of 8 MiB instead of 2 MiB cut the idle time
+of the inflater thread from ~0.75 s to ~0.25 s. A step's pieces are held until scanned, so
+a full scan holds ~2 steps and a batch: ~20 MB."""
 
 PREFETCH_AFTER = 4 << 20
 """Blob bytes after which the scan reads one batch ahead: not before, so a first page reads
@@ -157,7 +165,7 @@ class LayerScan:
         self.compression: Compression = "none"
         self._inflater: CheckpointInflater | None = None
         self._zstd: ZstdDecompressor | None = None
-        self._reader = LayerReader(make=self._decompressor)
+        self._reader = LayerReader(make=self._decompressor, step_output=SCAN_STEP)
         self._batch = FIRST_BATCH
         self._ahead: bytes | None = None
         self._inflating: Future[Inflated] | None = None
@@ -251,13 +259,13 @@ class LayerScan:
 
     async def _next_batch(self) -> bytes:
         """Network chunks joined into batches of growing size: the first small, so a first
-        page comes soon, then up to ``BATCH`` so a worker-thread hop carries enough work."""
+        page comes soon, then up to ``SCAN_BATCH`` so a thread hand-over carries enough work."""
         chunks: list[bytes] = []
         size = 0
         while size < self._batch and (chunk := await self.blob.read()):
             chunks.append(chunk)
             size += len(chunk)
-        self._batch = min(self._batch * 2, BATCH)
+        self._batch = min(self._batch * 2, SCAN_BATCH)
         return b"".join(chunks)
 
     def _decompressor(self, kind: Compression) -> Decompressor:

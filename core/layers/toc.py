@@ -27,19 +27,30 @@ scanning it, which works because both formats are valid plain layers.
 from __future__ import annotations
 
 import bisect
+import codecs
 import hashlib
+import json
+import json.scanner
 import re
 import struct
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from array import array
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import anyio.to_thread
-import orjson
 
-from ..errors import CorruptLayer, DigestMismatch, FileNotInLayer, LayerError
+from ..errors import CorruptLayer, DigestMismatch, FileNotInLayer, LayerError, LayerpeekError
 from .compression import Compression, make_decompressor
 from .entry import EntryType, TarEntry, display_path
 from .tar import FileData, TarScanner, _whiteout_type
@@ -95,6 +106,7 @@ _ZSTD_SKIPPABLE_HEADER = 8
 _ZSTD_SKIPPABLE_MAGIC = 0x184D2A50
 _MANIFEST_TYPE_CRFS = 1  # the only manifest type zstd:chunked defines
 _HEX16 = re.compile(rb"[0-9a-fA-F]{16}")
+_BLANK = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TYPES: dict[str, EntryType] = {
     "reg": "file",
@@ -286,23 +298,37 @@ async def _read_estargz(
     if not 0 <= footer.toc_offset < end or end - footer.toc_offset > MAX_TOC_BYTES:
         raise CorruptLayer(f"eStargz footer points at a TOC at {footer.toc_offset:,}")
     member = await _fetch_span(fetch, footer.toc_offset, end)
-    toc_json = await anyio.to_thread.run_sync(_estargz_json, member)
-    _verify_toc(toc_json, annotations.get(ESTARGZ_TOC_DIGEST, ""), "eStargz TOC")
-    return await anyio.to_thread.run_sync(parse_toc, "estargz", toc_json, footer.toc_offset)
+    expected = annotations.get(ESTARGZ_TOC_DIGEST, "")
+    return await anyio.to_thread.run_sync(_estargz_toc, member, expected, footer.toc_offset)
 
 
-def _estargz_json(member: bytes) -> bytes:
-    """``stargz.index.json`` out of the TOC member (a gzip member holding a small tar)."""
-    tar = _inflate("gzip", member, MAX_TOC_BYTES + (64 << 10), "eStargz TOC")
+def _estargz_toc(member: bytes, expected: str, data_end: int) -> Toc:
+    """Inflate, hash and parse the TOC member as one stream (in a worker thread)."""
+    mismatch = f"eStargz TOC does not match its annotation digest {expected}"
+    check = _Hash(expected, mismatch, CorruptLayer)
+    toc = parse_toc("estargz", check.hashed(_estargz_json(member)), data_end)
+    check.verify()
+    return toc
+
+
+def _estargz_json(member: bytes) -> Iterator[bytes]:
+    """``stargz.index.json`` out of the TOC member (a gzip member holding a small tar), piece
+    by piece as it inflates."""
     scanner = TarScanner(want=lambda entry: entry.path == ESTARGZ_TOC_NAME)
-    try:
-        events = scanner.feed(tar)
-    except LayerError as error:
-        raise CorruptLayer(f"eStargz TOC member is not a tar entry ({error})") from error
-    data = [e for e in events if isinstance(e, FileData) and e.entry.path == ESTARGZ_TOC_NAME]
-    if not data or not data[-1].last:
+    complete = False
+    for piece in _inflated("gzip", member, MAX_TOC_BYTES + (64 << 10), "eStargz TOC"):
+        try:
+            events = scanner.feed(piece)
+        except LayerError as error:
+            raise CorruptLayer(f"eStargz TOC member is not a tar entry ({error})") from error
+        for event in events:
+            if isinstance(event, FileData) and event.entry.path == ESTARGZ_TOC_NAME:
+                if complete:
+                    raise CorruptLayer(f"eStargz TOC member holds two {ESTARGZ_TOC_NAME}")
+                complete = event.last
+                yield event.data
+    if not complete:
         raise CorruptLayer(f"eStargz TOC member holds no complete {ESTARGZ_TOC_NAME}")
-    return b"".join(piece.data for piece in data)
 
 
 async def _read_zstd(
@@ -319,113 +345,359 @@ async def _read_zstd(
         )
     compressed = await _fetch_span(fetch, manifest.offset, stop)
     checksum = _zstd_annotation(annotations, "manifest-checksum")
-    _verify_toc(compressed, checksum, "zstd:chunked manifest")
-    toc_json = await anyio.to_thread.run_sync(
-        _inflate, "zstd", compressed, manifest.uncompressed, "zstd:chunked manifest"
-    )
-    if len(toc_json) != manifest.uncompressed:
-        raise CorruptLayer(
-            f"zstd:chunked manifest is {len(toc_json):,} bytes, its position says "
-            f"{manifest.uncompressed:,}"
-        )
     data_end = manifest.offset - _ZSTD_SKIPPABLE_HEADER
-    return await anyio.to_thread.run_sync(parse_toc, "zstd:chunked", toc_json, data_end)
+    return await anyio.to_thread.run_sync(
+        _zstd_toc, compressed, checksum, manifest.uncompressed, data_end
+    )
 
 
-def _inflate(kind: Compression, data: bytes, cap: int, what: str) -> bytes:
-    """Decompress a whole (small) member or frame, refusing more than ``cap`` bytes out."""
+def _zstd_toc(compressed: bytes, checksum: str, size: int, data_end: int) -> Toc:
+    """Check the compressed manifest, then inflate and parse it as one stream (in a worker
+    thread)."""
+    mismatch = f"zstd:chunked manifest does not match its annotation digest {checksum}"
+    check = _Hash(checksum, mismatch, CorruptLayer)
+    check.update(compressed)
+    check.verify()
+    return parse_toc("zstd:chunked", _zstd_json(compressed, size), data_end)
+
+
+def _zstd_json(compressed: bytes, size: int) -> Iterator[bytes]:
+    """The manifest's JSON piece by piece, refusing any length but the position's."""
+    total = 0
+    for piece in _inflated("zstd", compressed, size, "zstd:chunked manifest"):
+        total += len(piece)
+        yield piece
+    if total != size:
+        raise CorruptLayer(f"zstd:chunked manifest is {total:,} bytes, its position says {size:,}")
+
+
+def _inflated(kind: Compression, data: bytes, cap: int, what: str) -> Iterator[bytes]:
+    """Decompress a member or frame in bounded pieces (never the whole output at once),
+    refusing more than ``cap`` bytes out."""
     decompressor = make_decompressor(kind)
-    out = bytearray()
-    try:
-        for piece in decompressor.feed(data):
-            out += piece
-            if len(out) > cap:
-                raise CorruptLayer(f"{what} inflates past {cap:,} bytes")
-        decompressor.finish()
-    except LayerError as error:
-        raise CorruptLayer(f"{what} does not decompress ({error})") from error
-    return bytes(out)
+    pieces = decompressor.feed(data)
+    total = 0
+    while True:
+        try:
+            piece = next(pieces, None)
+            if piece is None:
+                decompressor.finish()
+        except LayerError as error:
+            raise CorruptLayer(f"{what} does not decompress ({error})") from error
+        if piece is None:
+            return
+        total += len(piece)
+        if total > cap:
+            raise CorruptLayer(f"{what} inflates past {cap:,} bytes")
+        yield piece
 
 
-def _verify_toc(data: bytes, expected: str, what: str) -> None:
-    """Check ``data`` against an annotation's digest; no annotation, nothing to check."""
-    if expected and _digest(data, expected) != expected:
-        raise CorruptLayer(f"{what} does not match its annotation digest {expected}")
-
-
-def _digest(data: bytes, like: str) -> str:
-    """``data``'s digest in the algorithm ``like`` names (sha256, sha512...)."""
+def _hasher(like: str) -> hashlib._Hash:
+    """A fresh hash of the algorithm the digest ``like`` names (sha256, sha512...)."""
     algorithm = like.partition(":")[0]
     if algorithm not in hashlib.algorithms_guaranteed:
         raise CorruptLayer(f"unsupported digest algorithm in {like[:80]!r}")
-    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+    return hashlib.new(algorithm)
 
 
 # -- parsing the TOC JSON --------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Pending:
-    """A regular file whose ``chunk`` entries may still follow it in the TOC."""
+def parse_toc(format: TocFormat, pieces: Iterable[bytes], data_end: int) -> Toc:
+    """Build a ``Toc`` from the TOC JSON of either format (they share the entry schema), read
+    from ``pieces`` as they come: the document is never whole in memory, nor as a tree.
 
-    entry: TarEntry
-    digest: str
-    raw: list[dict[str, Any]]
-
-
-def parse_toc(format: TocFormat, toc_json: bytes, data_end: int) -> Toc:
-    """Build a ``Toc`` from the TOC JSON of either format (they share the entry schema).
-
-    ``data_end`` is where the file data region ends (the TOC's own offset): the end of the
-    last chunk when the TOC does not record chunk ends. Raises ``CorruptLayer`` for JSON that
-    is not a version 1 TOC or whose chunks do not tile their files.
+    Tens of thousands of entries are megabytes of JSON. Parsed in one call, that holds the
+    interpreter lock for tens of milliseconds (the event loop stalls beside the worker
+    thread) and keeps every entry's dict alive at once; here each entry is one short call
+    and its dict is dropped once it is read. ``data_end`` is where the file data region
+    ends (the TOC's own offset): the end of the last chunk when the TOC does not record
+    chunk ends. Raises ``CorruptLayer`` for JSON that is not a version 1 TOC or whose chunks
+    do not tile their files.
     """
-    try:
-        # A TOC of tens of thousands of entries is megabytes of JSON, parsed in one call that
-        # holds the GIL: orjson keeps that under the event loop's budget (json: ~90 ms for
-        # 24k entries, orjson: ~35 ms).
-        document = orjson.loads(toc_json)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise CorruptLayer(f"{format} TOC is not JSON ({error})") from None
-    if not isinstance(document, dict):
-        document = {}
-    raw_entries = document.get("entries")
-    if document.get("version") != 1 or not isinstance(raw_entries, list):
-        raise CorruptLayer(f"{format} TOC is not a version 1 TOC with an entries list")
-    if not all(isinstance(raw, dict) for raw in raw_entries):
-        raise CorruptLayer(f"{format} TOC has an entry that is not an object")
-    offsets = sorted({_int(raw, "offset") for raw in raw_entries if raw.get("offset")})
-    entries, pending = _walk(raw_entries)
-    files = {p.entry.path: _toc_file(p, offsets, data_end) for p in pending}
-    return Toc(format, _digest(toc_json, "sha256:"), tuple(entries), files)
+    digest = hashlib.sha256()
+    builder = _TocBuilder()
+    for raw in _raw_entries(_JsonText(_digesting(pieces, digest), format), format):
+        builder.add(raw)
+    entries, files = builder.finish(data_end)
+    return Toc(format, f"sha256:{digest.hexdigest()}", entries, files)
 
 
-def _walk(raw_entries: list[dict[str, Any]]) -> tuple[list[TarEntry], list[_Pending]]:
-    """Entries to list, and each regular file with the raw entries describing its chunks."""
-    entries: list[TarEntry] = []
-    files: list[_Pending] = []
-    for raw in raw_entries:
+def _digesting(pieces: Iterable[bytes], digest: hashlib._Hash) -> Iterator[bytes]:
+    """``pieces`` passed through, each added to ``digest`` on its way."""
+    for piece in pieces:
+        digest.update(piece)
+        yield piece
+
+
+class _JsonText:
+    """JSON text read from byte pieces, one value at a time, through the stdlib's C scanner.
+
+    Only the text not yet parsed is kept. A value cut by the end of the text read so far
+    (or a number that might go on) is parsed again once the text after its start has at
+    least doubled, so values of any length cost linear time.
+    """
+
+    def __init__(self, pieces: Iterable[bytes], format: TocFormat) -> None:
+        self._pieces = iter(pieces)
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._scan = json.scanner.make_scanner(json.JSONDecoder())
+        self._format = format
+        self._text = ""
+        self._at = 0
+        self._dropped = 0  # characters before ``_text``, for positions in error messages
+        self._ended = False
+
+    def peek(self) -> str:
+        """The next character that is not blank, or "" at the end of the document."""
+        while True:
+            self._at = _BLANK.match(self._text, self._at).end()
+            if self._at < len(self._text):
+                return self._text[self._at]
+            if not self._more():
+                return ""
+
+    def take(self, allowed: str) -> str:
+        """Consume the next non-blank character, which must be one of ``allowed``."""
+        char = self.peek()
+        if not char or char not in allowed:
+            found = repr(char) if char else "the end"
+            raise self.error(f"expected {' or '.join(map(repr, allowed))}, found {found}")
+        self._at += 1
+        return char
+
+    def value(self) -> Any:
+        """Parse the next value (an entry, a key, a number...)."""
+        self.peek()
+        while True:
+            try:
+                value, end = self._scan(self._text, self._at)
+            except (StopIteration, ValueError, RecursionError):
+                value, end = None, -1
+            if 0 <= end < len(self._text) or self._ended:
+                if end < 0:
+                    raise self.error("not a valid value")
+                self._at = end
+                return value
+            wanted = 2 * (len(self._text) - self._at)
+            while self._more() and len(self._text) - self._at < wanted:
+                pass
+
+    def error(self, what: str) -> CorruptLayer:
+        return CorruptLayer(
+            f"{self._format} TOC is not JSON ({what} at character {self._dropped + self._at:,})"
+        )
+
+    def _more(self) -> bool:
+        """Append the next decoded piece, dropping the text already parsed; False at the end."""
+        if self._ended:
+            return False
+        for piece in self._pieces:
+            try:
+                text = self._utf8.decode(piece)
+            except UnicodeDecodeError as error:
+                raise self.error(f"not UTF-8: {error.reason}") from None
+            if text:
+                self._dropped += self._at
+                self._text = self._text[self._at :] + text
+                self._at = 0
+                return True
+        try:
+            self._utf8.decode(b"", final=True)
+        except UnicodeDecodeError as error:
+            raise self.error(f"not UTF-8: {error.reason}") from None
+        self._ended = True
+        return False
+
+
+def _raw_entries(document: _JsonText, format: TocFormat) -> Iterator[dict[str, Any]]:
+    """Each object of the document's ``entries`` list, in order, as it is parsed."""
+    not_a_toc = CorruptLayer(f"{format} TOC is not a version 1 TOC with an entries list")
+    if document.peek() != "{":
+        document.value()  # JSON that is not an object, or not JSON at all: say which
+        raise not_a_toc
+    document.take("{")
+    version, listed = None, False
+    more = document.peek() != "}"
+    if not more:
+        document.take("}")
+    while more:
+        if document.peek() != '"':
+            raise document.error("expected a key")
+        key = document.value()
+        document.take(":")
+        if key != "entries":
+            value = document.value()
+            version = value if key == "version" else version
+        elif listed or version not in (None, 1):
+            raise not_a_toc
+        else:
+            yield from _entry_list(document, format)
+            listed = True
+        more = document.take(",}") == ","
+    if document.peek():
+        raise document.error("more text after the TOC")
+    if version != 1 or not listed:
+        raise not_a_toc
+
+
+def _entry_list(document: _JsonText, format: TocFormat) -> Iterator[dict[str, Any]]:
+    document.take("[")
+    if document.peek() == "]":
+        document.take("]")
+        return
+    while True:
+        raw = document.value()
+        if not isinstance(raw, dict):
+            raise CorruptLayer(f"{format} TOC has an entry that is not an object")
+        yield raw
+        if document.take(",]") == "]":
+            return
+
+
+class _TocBuilder:
+    """Turns raw TOC entries, one at a time, into the listing and the files' chunks.
+
+    Chunks are kept as columns of integers and a ``TocFile`` is built only when asked for:
+    a TOC of tens of thousands of files then leaves one object per entry on the heap (its
+    ``TarEntry``), not four (with a ``TocFile``, a ``TocChunk`` and their tuple). Each object
+    the garbage collector tracks lengthens its full collections, which run in whichever
+    thread is allocating, holding the interpreter lock: with four per entry, a 24,000-entry
+    TOC set off two or three of them, each stalling the event loop for 50-100 ms.
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[TarEntry] = []
+        self.chunks = _Chunks()  # as the TOC gives them: ``end`` and ``size`` may be 0
+        self._offsets = array("q")  # every data offset, where chunk ends are not recorded
+        self._name: object = None  # the raw name of the last file: its chunks repeat it
+        self._mtimes: dict[str, int] = {}  # most entries share a handful of times
+
+    def add(self, raw: dict[str, Any]) -> None:
+        offset = _int(raw, "offset")
+        if offset:
+            self._offsets.append(offset)
         if raw.get("type") == "chunk":
-            if not files or raw.get("name") != files[-1].raw[0].get("name"):
+            if self._name is None or raw.get("name") != self._name:
                 raise CorruptLayer(f"TOC chunk of {_text(raw, 'name')!r} follows no such file")
-            files[-1].raw.append(raw)
-            continue
-        entry = _entry(raw)
+            self.chunks.add(raw, offset)
+            return
+        entry = _entry(raw, self._mtimes)
         if entry.path in TOC_ARTIFACTS:
-            continue
-        entries.append(entry)
+            return
+        self.entries.append(entry)
         if entry.type == "file":
-            files.append(_Pending(entry, _text(raw, "digest"), [raw]))
-    return entries, files
+            self.chunks.start_file(entry, _text(raw, "digest"))
+            self.chunks.add(raw, offset)
+            self._name = raw.get("name")
+
+    def finish(self, data_end: int) -> tuple[tuple[TarEntry, ...], _TocFiles]:
+        """The listing and the files, each file's chunks checked to tile it exactly."""
+        chunks = self.chunks.close()
+        offsets = sorted(set(self._offsets))
+        for number, entry in enumerate(chunks.entries):
+            if entry.size:
+                _tile(chunks, number, offsets, data_end)
+        return tuple(self.entries), _TocFiles(chunks)
 
 
-def _entry(raw: dict[str, Any]) -> TarEntry:
+def _tile(chunks: _Chunks, number: int, offsets: Sequence[int], data_end: int) -> None:
+    """Fill in the chunk ends and sizes file ``number``'s TOC entries leave out, checking
+    that its chunks cover the file exactly, in order."""
+    entry, stop = chunks.entries[number], chunks.first[number + 1]
+    position = 0
+    for index in range(chunks.first[number], stop):
+        start, offset = chunks.start[index], chunks.offset[index]
+        next_start = chunks.start[index + 1] if index + 1 < stop else entry.size
+        length = chunks.size[index] or next_start - start
+        end = chunks.end[index] or _next_offset(offsets, offset, data_end)
+        if start != position or length <= 0 or not 0 <= offset < end <= data_end:
+            raise CorruptLayer(f"TOC chunks of {entry.path!r} do not tile the file")
+        chunks.size[index], chunks.end[index] = length, end
+        position = start + length
+    if position != entry.size:
+        raise CorruptLayer(
+            f"TOC chunks of {entry.path!r} cover {position:,} of {entry.size:,} bytes"
+        )
+
+
+class _Chunks:
+    """Files and their chunks as parallel columns: file ``n`` owns chunks ``first[n]`` up to
+    ``first[n + 1]`` (none if it is empty, whatever its TOC entry says)."""
+
+    def __init__(self) -> None:
+        self.entries: list[TarEntry] = []
+        self.digests: list[str] = []
+        self.first = array("q")
+        self.offset, self.end, self.start = array("q"), array("q"), array("q")
+        self.size, self.inner = array("q"), array("q")
+        self.chunk_digests: list[str] = []
+
+    def start_file(self, entry: TarEntry, digest: str) -> None:
+        self.entries.append(entry)
+        self.digests.append(digest)
+        self.first.append(len(self.offset))
+
+    def add(self, raw: dict[str, Any], offset: int) -> None:
+        """A chunk as the TOC records it (``end`` and ``size`` 0 where it does not)."""
+        self.offset.append(offset)
+        self.end.append(_int(raw, "endOffset"))
+        self.start.append(_int(raw, "chunkOffset"))
+        self.size.append(_int(raw, "chunkSize"))
+        self.inner.append(_int(raw, "innerOffset"))
+        digest = _text(raw, "chunkDigest")
+        # A one-chunk file's chunk digest is its file digest: keep one string for both.
+        self.chunk_digests.append(self.digests[-1] if digest == self.digests[-1] else digest)
+
+    def close(self) -> _Chunks:
+        """Mark the end of the last file's chunks."""
+        self.first.append(len(self.offset))
+        return self
+
+
+class _TocFiles(Mapping[str, TocFile]):
+    """The regular files of a TOC by display path, each ``TocFile`` built when it is asked
+    for (a path written twice keeps its last copy, as when the tar is applied)."""
+
+    def __init__(self, chunks: _Chunks) -> None:
+        self._chunks = chunks
+        self._numbers = {entry.path: number for number, entry in enumerate(chunks.entries)}
+
+    def __getitem__(self, path: str) -> TocFile:
+        number, c = self._numbers[path], self._chunks
+        entry = c.entries[number]
+        span = range(c.first[number], c.first[number + 1]) if entry.size else range(0)
+        return TocFile(
+            entry,
+            c.digests[number],
+            tuple(
+                TocChunk(
+                    c.offset[i], c.end[i], c.start[i], c.size[i], c.chunk_digests[i], c.inner[i]
+                )
+                for i in span
+            ),
+        )
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._numbers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._numbers)
+
+    def __len__(self) -> int:
+        return len(self._numbers)
+
+
+def _entry(raw: dict[str, Any], mtimes: dict[str, int]) -> TarEntry:
     """A TOC entry as the tar scanner would report the same tar header."""
     name, kind = _text(raw, "name"), _text(raw, "type")
     if kind not in _TYPES:
         raise CorruptLayer(f"TOC entry {name[:80]!r} has unknown type {kind[:20]!r}")
     entry_type = _TYPES[kind]
     link = _text(raw, "linkName")
+    modtime = _text(raw, "modtime")
+    if modtime not in mtimes:
+        mtimes[modtime] = _mtime(modtime)
     return TarEntry(
         path=display_path(name),
         type=_whiteout_type(name, entry_type),
@@ -433,31 +705,9 @@ def _entry(raw: dict[str, Any]) -> TarEntry:
         mode=_int(raw, "mode") & 0o7777,
         uid=_int(raw, "uid"),
         gid=_int(raw, "gid"),
-        mtime=_mtime(raw),
+        mtime=mtimes[modtime],
         link=display_path(link) if entry_type == "hardlink" else link,
     )
-
-
-def _toc_file(pending: _Pending, offsets: Sequence[int], data_end: int) -> TocFile:
-    """Turn a file's raw chunk entries into spans that tile the file exactly."""
-    size, path = pending.entry.size, pending.entry.path
-    chunks: list[TocChunk] = []
-    position = 0
-    for index, raw in enumerate(pending.raw if size else ()):
-        following = pending.raw[index + 1] if index + 1 < len(pending.raw) else None
-        next_start = _int(following, "chunkOffset") if following else size
-        start = _int(raw, "chunkOffset")
-        length = _int(raw, "chunkSize") or next_start - start
-        offset = _int(raw, "offset")
-        end = _int(raw, "endOffset") or _next_offset(offsets, offset, data_end)
-        if start != position or length <= 0 or not 0 <= offset < end <= data_end:
-            raise CorruptLayer(f"TOC chunks of {path!r} do not tile the file")
-        digest = _text(raw, "chunkDigest")
-        chunks.append(TocChunk(offset, end, start, length, digest, _int(raw, "innerOffset")))
-        position = start + length
-    if position != size:
-        raise CorruptLayer(f"TOC chunks of {path!r} cover {position:,} of {size:,} bytes")
-    return TocFile(pending.entry, pending.digest, tuple(chunks))
 
 
 def _next_offset(offsets: Sequence[int], offset: int, data_end: int) -> int:
@@ -480,9 +730,8 @@ def _text(raw: dict[str, Any], key: str) -> str:
     return value
 
 
-def _mtime(raw: dict[str, Any]) -> int:
+def _mtime(text: str) -> int:
     """Whole seconds from RFC 3339 text (eStargz: seconds; zstd:chunked: nanoseconds)."""
-    text = _text(raw, "modtime")
     if not text:
         return 0
     try:
@@ -550,28 +799,30 @@ class _Windows:
 
 
 class _Hash:
-    """A running digest checked against the TOC's (no digest recorded: nothing to check)."""
+    """A running digest checked against the one recorded for the data (none recorded: nothing
+    to check); a mismatch raises ``error`` with ``message``."""
 
-    def __init__(self, expected: str, message: str) -> None:
+    def __init__(
+        self, expected: str, message: str, error: type[LayerpeekError] = DigestMismatch
+    ) -> None:
         self._expected = expected
         self._message = message
-        self._hash: hashlib._Hash | None = None
-        if expected:
-            algorithm = expected.partition(":")[0]
-            if algorithm not in hashlib.algorithms_guaranteed:
-                raise CorruptLayer(f"unsupported digest algorithm in {expected[:80]!r}")
-            self._hash = hashlib.new(algorithm)
+        self._error = error
+        self._hash = _hasher(expected) if expected else None
 
     def update(self, data: bytes) -> None:
         if self._hash is not None:
             self._hash.update(data)
 
+    def hashed(self, pieces: Iterable[bytes]) -> Iterator[bytes]:
+        """``pieces`` passed through, each added to the digest on its way."""
+        return iter(pieces) if self._hash is None else _digesting(pieces, self._hash)
+
     def verify(self) -> None:
         if self._hash is None:
             return
-        algorithm = self._expected.partition(":")[0]
-        if f"{algorithm}:{self._hash.hexdigest()}" != self._expected:
-            raise DigestMismatch(self._message)
+        if f"{self._hash.name}:{self._hash.hexdigest()}" != self._expected:
+            raise self._error(self._message)
 
 
 async def _chunk_bytes(
