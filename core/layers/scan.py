@@ -72,10 +72,14 @@ class LayerReader:
         self,
         want: Want | None = None,
         make: Callable[[Compression], Decompressor] = make_decompressor,
+        step_output: int = STEP_OUTPUT,
     ) -> None:
         """``make`` picks the decompressor once the compression is known (a layer index
-        passes one that records gzip checkpoints while it inflates)."""
+        passes one that records gzip checkpoints while it inflates); ``step_output`` bounds
+        the decompressed bytes of one step (a full scan takes larger steps, see
+        ``index.SCAN_STEP``)."""
         self._make = make
+        self._step_output = step_output
         self._scanner = TarScanner(want)
         self._decompressor: Decompressor | None = None
         self._head = b""
@@ -112,7 +116,7 @@ class LayerReader:
         return self.scan(self.inflate())
 
     def inflate(self) -> Inflated:
-        """The first half of ``step``: decompress up to ``STEP_OUTPUT`` of the queued bytes.
+        """The first half of ``step``: decompress up to ``step_output`` of the queued bytes.
 
         It touches only the decompressor and ``scan`` only the scanner, so one worker thread
         can inflate the next step while another scans this one: inflating releases the
@@ -126,7 +130,7 @@ class LayerReader:
             for piece in self._pieces or ():
                 pieces.append(piece)
                 produced += len(piece)
-                if produced >= STEP_OUTPUT:
+                if produced >= self._step_output:
                     return Inflated(pieces, self.consumed, None)
         except LayerError as error:
             self._pieces = None
