@@ -125,7 +125,9 @@ class BulkReader:
         except BaseException:
             connection.close()
             raise
-        sent = _content_range(response) if response.status == 206 else None
+        sent = (
+            content_range(response.getheader("Content-Range")) if response.status == 206 else None
+        )
         if sent is not None and sent[0] == start:
             return BulkBody(connection, response, sent[1] + 1, sent[2])
         response.close()
@@ -161,9 +163,10 @@ class BulkReader:
         return not urllib.request.proxy_bypass_environment(url.host, proxies)
 
 
-def _content_range(response: http.client.HTTPResponse) -> tuple[int, int, int | None] | None:
-    """(first, last, total) from Content-Range; None when it is missing or malformed."""
-    match = _CONTENT_RANGE.fullmatch((response.getheader("Content-Range") or "").strip())
+def content_range(value: str | None) -> tuple[int, int, int | None] | None:
+    """(first, last, total) from a Content-Range header (total None for ``*``); None when it
+    is missing or malformed."""
+    match = _CONTENT_RANGE.fullmatch((value or "").strip())
     if match is None:
         return None
     return int(match[1]), int(match[2]), None if match[3] == "*" else int(match[3])

@@ -16,14 +16,13 @@ a bulk window cannot be opened or drops, the next one goes through httpx again.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 import anyio.to_thread
 import httpx
 
-from ..bulk import BulkBody, BulkError, Route
+from ..bulk import BulkBody, BulkError, Route, content_range
 from ..client import RegistryClient
 from ..errors import LayerpeekError, RegistryUnreachable
 from ..reference import Reference
@@ -34,8 +33,6 @@ MAX_WINDOW = 32 << 20
 """Largest window: ~0.1 s of transfer on a local network, few requests for a full scan."""
 ATTEMPTS = 4
 """Consecutive drops without a single new byte before the reader gives up."""
-
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 OnBytes = Callable[[int], object]
 """Called with the number of blob bytes delivered so far."""
@@ -219,13 +216,13 @@ class BlobReader:
 
     def _check_range(self, response: httpx.Response, last: int) -> int:
         """The end (exclusive) of the range the registry sent; it must start where we asked."""
-        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
-        if match is None or int(match[1]) != self.position:
+        sent = content_range(response.headers.get("Content-Range"))
+        if sent is None or sent[0] != self.position:
             raise LayerpeekError(
                 f"blob {self.digest} of {self.ref.name}: the registry sent range "
                 f"{response.headers.get('Content-Range', 'none')!r} for bytes {self.position}-"
                 f"{last}; try again, or report the registry"
             )
-        if match[3] != "*" and self.end is None:
-            self.end = int(match[3])
-        return int(match[2]) + 1
+        if sent[2] is not None and self.end is None:
+            self.end = sent[2]
+        return sent[1] + 1
