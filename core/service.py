@@ -697,6 +697,11 @@ class _Search:
 
 def _readable(entry: TarEntry, index: int) -> bool:
     """True for a regular file; a clear error for what cannot be read as one."""
+    if entry.type == "file" and entry.sparse:
+        raise FileNotInLayer(
+            f"{entry.path} in layer {index} is a sparse file (written by tar --sparse): it is "
+            f"listed with its size, but layerpeek does not rebuild sparse files' content"
+        )
     if entry.type == "file":
         return True
     if entry.type == "symlink":

@@ -1,8 +1,11 @@
 """Layer listing and `cat` against the real registry: every format, every hostile blob."""
 
+import subprocess
+
 import pytest
 
 from fixtures.catalog import LATE_TXT
+from fixtures.images import OCI_LAYER_GZIP, Pusher
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import (
     CorruptLayer,
@@ -171,3 +174,42 @@ async def test_hostile_names_are_read_by_their_literal_name(
 ):
     ref = catalog.bad.hostile_names.ref(plain_registry.host)
     assert await read(peek, ref, path) == content
+
+
+def sparse_layer(tmp_path, tar_format: list[str]) -> bytes:
+    """A layer as GNU ``tar --sparse`` writes it: a 1 MiB file of one 4-byte island in holes."""
+    hole = tmp_path / "hole.img"
+    with hole.open("wb") as out:
+        out.truncate(1 << 20)
+        out.seek(500_000)
+        out.write(b"data")
+    (tmp_path / "plain.txt").write_text("hi\n")
+    subprocess.run(
+        ["tar", "--sparse", *tar_format, "-czf", "layer.tar.gz", "hole.img", "plain.txt"],
+        cwd=tmp_path,
+        check=True,
+    )
+    return (tmp_path / "layer.tar.gz").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "tar_format",
+    [["--format=gnu"], ["--format=posix", "--sparse-version=1.0"], ["--format=posix"]],
+    ids=["gnu", "pax-1.0", "pax-0.x"],
+)
+async def test_a_sparse_file_is_listed_and_refused_by_name_not_misread(
+    peek, plain_registry, tmp_path, tar_format
+):
+    blob = sparse_layer(tmp_path, tar_format)
+    config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    with Pusher(plain_registry.url) as pusher:
+        pusher.image("test/sparse", ["latest"], [(blob, OCI_LAYER_GZIP)], config)
+    ref = f"{plain_registry.host}/test/sparse:latest"
+    image = await peek.resolve(ref)
+    for attempt in ("streamed", "indexed"):  # the first read streams, the listing indexes it
+        with pytest.raises(FileNotInLayer, match=r"hole\.img in layer 0 is a sparse file"):
+            _ = [chunk async for chunk in peek.read_file(image, "hole.img")]
+        assert b"".join([c async for c in peek.read_file(image, "plain.txt")]) == b"hi\n"
+        if attempt == "streamed":
+            listed = {e.path: e.size for e in await listing(peek, ref)}
+            assert listed == {"hole.img": 1 << 20, "plain.txt": 3}

@@ -285,6 +285,7 @@ def test_old_gnu_sparse_files_report_their_real_size() -> None:
         ("after", "file", 2),
     ]
     assert listed[1].offset == blob.index(b"m" * 512)
+    assert [e.sparse for e in listed] == [True, True, False]
     # Sparse data is fragments, not file content: only "after" is streamed.
     assert [(e.entry.path, e.data) for e in found if isinstance(e, FileData)] == [("after", b"ok")]
 
@@ -299,8 +300,8 @@ def test_pax_sparse_files_report_their_real_name_and_size() -> None:
         + END
     )
     found = scan(blob, want=lambda e: True)
-    assert [(e.path, e.size) for e in found if isinstance(e, TarEntry)] == [
-        ("data/real.img", 1 << 20)
+    assert [(e.path, e.size, e.sparse) for e in found if isinstance(e, TarEntry)] == [
+        ("data/real.img", 1 << 20, True)
     ]
     assert not [e for e in found if isinstance(e, FileData)]
 

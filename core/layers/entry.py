@@ -18,7 +18,9 @@ class TarEntry:
     trailing ``/``); ``..`` components, newlines and undecodable bytes are kept as they are
     (undecodable bytes via ``surrogateescape``), because a hostile name must be reported, not
     repaired. It is never used as a local path. ``offset`` is where the entry's data starts in
-    the uncompressed tar stream, so a later reader can fetch just this file.
+    the uncompressed tar stream, so a later reader can fetch just this file. ``sparse`` marks a
+    file written by ``tar --sparse``: what follows its header is a map of fragments, not its
+    content.
     """
 
     path: str
@@ -30,6 +32,7 @@ class TarEntry:
     mtime: int
     link: str = ""
     offset: int = 0
+    sparse: bool = False
 
 
 def display_path(name: str) -> str:

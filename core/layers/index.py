@@ -48,7 +48,7 @@ from .reader import MAX_WINDOW, BlobReader
 from .scan import FIRST_BATCH, Inflated, LayerReader
 from .toc import TOC_ARTIFACTS, Toc, announces_toc, read_toc
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 ROWS_PER_LINE = 1000
 LIVE_SCANS = 8
 """Scans kept open between pages; the least recently used beyond this is closed."""
@@ -108,7 +108,7 @@ class LayerIndex:
         lines = [orjson.dumps(header)]
         for start in range(0, len(self.entries), ROWS_PER_LINE):
             rows = [
-                [e.path, e.type, e.size, e.mode, e.uid, e.gid, e.mtime, e.link, e.offset]
+                [e.path, e.type, e.size, e.mode, e.uid, e.gid, e.mtime, e.link, e.offset, e.sparse]
                 for e in self.entries[start : start + ROWS_PER_LINE]
             ]
             lines.append(_json_line(rows))

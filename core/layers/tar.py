@@ -233,11 +233,11 @@ class TarScanner:
         if kind in _META_TYPES:
             self._start_meta(kind, _size(_number(block[124:136], "size", at), at), at)
             return
-        entry, stored, sparse = self._entry(block, kind, data_offset)
+        entry, stored = self._entry(block, kind, data_offset)
         if kind == b"S" and block[482]:
             self._sparse = (entry, stored)
         else:
-            self._report(entry, stored, sparse=sparse, events=events)
+            self._report(entry, stored, events)
 
     def _sparse_block(self, block: bytes, data_offset: int, events: list[ScanEvent]) -> None:
         """One old GNU sparse extension block; the file's data starts after the last one."""
@@ -245,11 +245,9 @@ class TarScanner:
         if block[504]:
             return
         (entry, stored), self._sparse = self._sparse, None
-        self._report(replace(entry, offset=data_offset), stored, sparse=True, events=events)
+        self._report(replace(entry, offset=data_offset), stored, events)
 
-    def _report(
-        self, entry: TarEntry, stored: int, *, sparse: bool, events: list[ScanEvent]
-    ) -> None:
+    def _report(self, entry: TarEntry, stored: int, events: list[ScanEvent]) -> None:
         """Emit an entry, then arrange to stream or skip its ``stored`` data bytes.
 
         A sparse file's stored bytes are its non-hole fragments, not its content, so it is
@@ -258,7 +256,7 @@ class TarScanner:
         events.append(entry)
         self.entries += 1
         self._last_path, self._last_end = entry.path, entry.offset + stored + _padding(stored)
-        if sparse or entry.type != "file" or self._want is None or not self._want(entry):
+        if entry.sparse or entry.type != "file" or self._want is None or not self._want(entry):
             self._skip = stored + _padding(stored)
         elif stored:
             self._file, self._file_left = entry, stored
@@ -299,11 +297,11 @@ class TarScanner:
             # Like Go, a second 'x' before an entry replaces the first: memory stays bounded.
             pending.pax = _parse_pax(body, at)
 
-    def _entry(self, block: bytes, kind: bytes, data_offset: int) -> tuple[TarEntry, int, bool]:
+    def _entry(self, block: bytes, kind: bytes, data_offset: int) -> tuple[TarEntry, int]:
         """Build the entry from its header and any pending extended headers.
 
         Returns the entry, the number of data bytes stored after the header (which differs
-        from ``entry.size`` for sparse files and header-only types) and whether it is sparse.
+        from ``entry.size`` for sparse files and header-only types).
         """
         at = data_offset - BLOCK
         mode, uid, gid, stored, mtime = _numbers(block, at)
@@ -334,8 +332,9 @@ class TarScanner:
             mtime=header.mtime,
             link=display_path(header.link) if entry_type == "hardlink" else header.link,
             offset=data_offset,
+            sparse=header.sparse,
         )
-        return entry, _size(header.stored, at), header.sparse
+        return entry, _size(header.stored, at)
 
     def _apply_extended(self, header: _Header, at: int) -> None:
         """Apply global and per-entry PAX records, then GNU long names (Go's order)."""
