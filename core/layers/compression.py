@@ -59,7 +59,7 @@ class Decompressor(Protocol):
     consumed: int
 
     def feed(self, data: bytes) -> Iterator[bytes]:
-        """Take more compressed bytes, yield output pieces of at most ``MAX_OUTPUT``."""
+        """Take more compressed bytes, yield bounded output pieces."""
         ...
 
     def finish(self) -> None:
