@@ -60,7 +60,7 @@ class Inflated:
 class LayerReader:
     """Synchronous pipeline for one blob: compressed bytes in, bounded batches of events out.
 
-    ``feed`` queues bytes; ``step`` works through them, at most ``STEP_OUTPUT`` decompressed
+    ``feed`` queues bytes; ``step`` works through them, at most ``step_output`` decompressed
     bytes at a time, until ``needs_input``; ``close`` once the blob ends. One step per worker
     thread hop, and ``needs_input`` known without an extra hop, because a hop costs ~0.25 ms.
     Errors are raised with how far the scan got (``offset`` in compressed bytes, ``entries``
@@ -112,7 +112,7 @@ class LayerReader:
         self._pieces = self._decompressor.feed(data)
 
     def step(self) -> list[ScanEvent]:
-        """Work through queued bytes until ``STEP_OUTPUT`` is reached or they run out."""
+        """Work through queued bytes until ``step_output`` is reached or they run out."""
         return self.scan(self.inflate())
 
     def inflate(self) -> Inflated:
