@@ -29,6 +29,7 @@ from .layers.entry import TarEntry, display_path
 from .layers.index import LayerIndex, LayerIndexes, OnScan, ranged, read_ranged
 from .layers.reader import BlobReader
 from .layers.scan import FileData, scan_layer
+from .layers.sparse import zero_chunks
 from .layers.toc import read_toc_file
 from .models import (
     ConfigInfo,
@@ -385,6 +386,8 @@ class Layerpeek:
         try:
             async for event in events:
                 if isinstance(event, FileData):
+                    for zeros in zero_chunks(event.zeros):
+                        yield zeros
                     if event.data:
                         yield event.data
                     if event.last:
@@ -697,11 +700,6 @@ class _Search:
 
 def _readable(entry: TarEntry, index: int) -> bool:
     """True for a regular file; a clear error for what cannot be read as one."""
-    if entry.type == "file" and entry.sparse:
-        raise FileNotInLayer(
-            f"{entry.path} in layer {index} is a sparse file (written by tar --sparse): it is "
-            f"listed with its size, but layerpeek does not rebuild sparse files' content"
-        )
     if entry.type == "file":
         return True
     if entry.type == "symlink":

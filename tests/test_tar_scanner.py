@@ -259,7 +259,14 @@ def test_v7_headers_without_magic() -> None:
     assert [(e.path, e.type, e.size) for e in found] == [("old", "dir", 0), ("old/file", "file", 3)]
 
 
-def test_old_gnu_sparse_files_report_their_real_size() -> None:
+def rebuilt(found: list[ScanEvent], path: str) -> bytes:
+    """A wanted file's content from its FileData events, holes written out."""
+    return b"".join(
+        bytes(e.zeros) + e.data for e in found if isinstance(e, FileData) and e.entry.path == path
+    )
+
+
+def test_old_gnu_sparse_files_are_listed_at_their_real_size_and_rebuilt() -> None:
     gnu = {"at_257": b"ustar  \0", "at_386": b"%011o\0" % 0 + b"%011o\0" % 512}
     simple = raw_header(b"sparse", b"S", 512, at_483=b"%011o\0" % 100_000, **gnu)
     extended = raw_header(b"more", b"S", 512, at_482=b"\1", at_483=b"%011o\0" % 9_000, **gnu)
@@ -286,24 +293,72 @@ def test_old_gnu_sparse_files_report_their_real_size() -> None:
     ]
     assert listed[1].offset == blob.index(b"m" * 512)
     assert [e.sparse for e in listed] == [True, True, False]
-    # Sparse data is fragments, not file content: only "after" is streamed.
-    assert [(e.entry.path, e.data) for e in found if isinstance(e, FileData)] == [("after", b"ok")]
+    assert rebuilt(found, "sparse") == b"s" * 512 + bytes(100_000 - 512)
+    assert rebuilt(found, "more") == b"m" * 512 + bytes(9_000 - 512)
+    assert rebuilt(found, "after") == b"ok"
+    # Byte by byte, the same: the map, the fragments and the holes survive any split.
+    pieces = [blob[i : i + 1] for i in range(len(blob))]
+    assert rebuilt(scan(pieces, want=lambda e: True), "more") == rebuilt(found, "more")
 
 
-def test_pax_sparse_files_report_their_real_name_and_size() -> None:
-    pax = pax_body(GNU_sparse_name="data/real.img", GNU_sparse_realsize="1048576")
-    blob = (
+def pax_sparse_v1(realsize: int, fragments: list[tuple[int, bytes]], name: str) -> bytes:
+    """A PAX 1.0 sparse member: the map as decimal lines leading the data, as GNU tar does."""
+    pax = pax_body(
+        GNU_sparse_major="1",
+        GNU_sparse_minor="0",
+        GNU_sparse_name=name,
+        GNU_sparse_realsize=str(realsize),
+    )
+    lines = [str(len(fragments))] + [f"{o}\n{len(d)}" for o, d in fragments]
+    data = padded(("\n".join(lines) + "\n").encode()) + b"".join(d for _, d in fragments)
+    return (
         raw_header(b"././@PaxHeader", b"x", len(pax))
         + padded(pax)
-        + raw_header(b"data/GNUSparseFile.0/real.img", b"0", 512)
-        + bytes(512)
-        + END
+        + raw_header(b"data/GNUSparseFile.0/x", b"0", len(data))
+        + padded(data)
     )
-    found = scan(blob, want=lambda e: True)
+
+
+def test_pax_1_0_sparse_files_are_rebuilt_from_the_map_leading_their_data() -> None:
+    blob = pax_sparse_v1(1 << 20, [(1000, b"data"), (700_000, b"more")], "data/real.img") + END
+    found = scan([blob[i : i + 7] for i in range(0, len(blob), 7)], want=lambda e: True)
     assert [(e.path, e.size, e.sparse) for e in found if isinstance(e, TarEntry)] == [
         ("data/real.img", 1 << 20, True)
     ]
-    assert not [e for e in found if isinstance(e, FileData)]
+    expected = bytearray(1 << 20)
+    expected[1000:1004], expected[700_000:700_004] = b"data", b"more"
+    assert rebuilt(found, "data/real.img") == expected
+    # Holes are counts, not zeros held in memory.
+    assert max(len(e.data) for e in found if isinstance(e, FileData)) == 4
+
+
+@pytest.mark.parametrize(
+    ("records", "error"),
+    [
+        ({"GNU_sparse_size": "4096", "GNU_sparse_map": "100,8,50,8"}, HostileLayer),
+        ({"GNU_sparse_size": "4096", "GNU_sparse_map": "0,8,4090,8"}, HostileLayer),
+        ({"GNU_sparse_size": "4096", "GNU_sparse_map": "0,8,100,7"}, CorruptLayer),
+        ({"GNU_sparse_size": "4096", "GNU_sparse_map": "0,x"}, CorruptLayer),
+        ({"GNU_sparse_size": "4096"}, CorruptLayer),
+    ],
+    ids=["out-of-order", "past-the-end", "not-the-stored-size", "not-a-number", "no-map"],
+)
+def test_a_bad_sparse_map_fails_only_the_read_of_that_file(records, error) -> None:
+    pax = pax_body(**records)
+    member = (
+        raw_header(b"././@PaxHeader", b"x", len(pax))
+        + padded(pax)
+        + raw_header(b"bad.img", b"0", 16)
+        + padded(b"x" * 16)
+    )
+    blob = member + raw_header(b"after", b"0", 2) + padded(b"ok") + END
+    listed = entries(blob)
+    assert [(e.path, e.size, e.sparse) for e in listed] == [
+        ("bad.img", 4096, True),
+        ("after", 2, False),
+    ]
+    with pytest.raises(error, match=r"bad\.img|sparse"):
+        scan(blob, want=lambda e: e.path == "bad.img")
 
 
 def test_unknown_types_read_as_regular_files_and_modes_keep_permission_bits() -> None:
@@ -467,3 +522,33 @@ def test_events_before_an_error_reach_a_callers_list() -> None:
     with pytest.raises(CorruptLayer):
         TarScanner().feed(raw_header(b"a") + raw_header(b"b") + b"\1" * 512, events)
     assert [e.path for e in events] == ["a", "b"]  # type: ignore[union-attr]
+
+
+def test_a_sparse_file_of_a_petabyte_of_holes_costs_a_count_not_memory() -> None:
+    size = 1 << 50
+    pax = pax_body(GNU_sparse_size=str(size), GNU_sparse_map=f"{size - 4},4")
+    blob = (
+        raw_header(b"././@PaxHeader", b"x", len(pax))
+        + padded(pax)
+        + raw_header(b"huge.img", b"0", 4)
+        + padded(b"tail")
+        + END
+    )
+    found = [e for e in scan(blob, want=lambda e: True) if isinstance(e, FileData)]
+    pieces = [(e.zeros, e.data, e.last) for e in found]
+    assert pieces == [(size - 4, b"tail", False), (0, b"", True)]
+
+
+def test_a_pax_1_0_map_that_never_ends_is_refused_at_one_mebibyte() -> None:
+    pax = pax_body(GNU_sparse_major="1", GNU_sparse_minor="0", GNU_sparse_realsize="4096")
+    data = b"999999999\n" + b"1\n" * 600_000
+    blob = (
+        raw_header(b"././@PaxHeader", b"x", len(pax))
+        + padded(pax)
+        + raw_header(b"endless.img", b"0", len(data))
+        + padded(data)
+        + END
+    )
+    assert [(e.path, e.size) for e in entries(blob)] == [("endless.img", 4096)]
+    with pytest.raises(HostileLayer, match=r"sparse map of 'endless\.img' exceeds the 1 MiB"):
+        scan(blob, want=lambda e: True)

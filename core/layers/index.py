@@ -451,7 +451,10 @@ def _frame_for(frames: list[tuple[int, int]], start: int, stop: int) -> tuple[in
 def ranged(index: LayerIndex, entry: TarEntry) -> bool:
     """True when ``read_ranged`` can fetch ``entry`` with one range: an uncompressed layer,
     a gzip layer with a checkpoint before the entry's data, or a zstd layer with a frame
-    start after the first one before it."""
+    start after the first one before it. A sparse file never is: its map may be in headers
+    before ``offset``, so it is read by streaming the layer."""
+    if entry.sparse:
+        return False
     if index.compression == "none":
         return True
     if index.compression == "zstd":

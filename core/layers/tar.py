@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from ..errors import CorruptLayer, HostileLayer, TruncatedLayer
 from .entry import EntryType, TarEntry, display_path
+from .sparse import MAP_LIMIT, Fragment, SparseFile, gnu_fragments, pax_fragments
 
 BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)
@@ -52,8 +53,11 @@ _PAX_KEYS = frozenset(
         "GNU.sparse.name",
         "GNU.sparse.realsize",
         "GNU.sparse.size",
+        "GNU.sparse.map",
+        "GNU.sparse.major",
     }
 )
+_SPARSE_PAIR_KEYS = frozenset({"GNU.sparse.offset", "GNU.sparse.numbytes"})
 _USTAR_MAGIC = b"ustar\x00"
 _OPAQUE = ".wh..wh..opq"
 _WHITEOUT_PREFIX = ".wh."
@@ -65,12 +69,14 @@ class FileData:
     """A piece of a wanted file's content, in order; ``last`` is set on its final piece.
 
     An empty file still gets one event (``data=b""``, ``last=True``) so a reader always sees
-    where the file ends.
+    where the file ends. ``zeros`` counts zero bytes of the file that come before ``data``:
+    a sparse file's hole, never held in memory.
     """
 
     entry: TarEntry
     data: bytes
     last: bool
+    zeros: int = 0
 
 
 ScanEvent = TarEntry | FileData
@@ -102,20 +108,28 @@ class _Header:
     gid: int
     mtime: int
     sparse: bool
+    sparse_map: bytes | str | None = None
+    """A sparse file's map as its headers hold it: old GNU's 24-byte records, or PAX 0.x's
+    ``offset,length,…``; parsed only when the file is read, so a bad map fails that read, not
+    the listing."""
+    map_in_data: bool = False
+    """PAX 1.0: the map leads the stored data."""
 
 
 class TarScanner:
     """Push tar bytes in with ``feed``, get entries (and wanted file data) out.
 
-    ``want``, when given, is asked about every regular, non-sparse file; the data of a wanted
-    file comes out as ``FileData`` events right after its ``TarEntry``, piece by piece as it
-    arrives, so ``cat`` of a 1 GB file holds one chunk at a time. ``entries`` counts the
-    entries reported so far, and ``done`` turns true at the end-of-archive marker, after which
-    any further bytes (GNU tar's record padding) are ignored.
+    ``want``, when given, is asked about every regular file; the data of a wanted file comes
+    out as ``FileData`` events right after its ``TarEntry``, piece by piece as it arrives, so
+    ``cat`` of a 1 GB file holds one chunk at a time (a sparse file's holes come as counts).
+    ``entries`` counts the entries reported so far, and ``done`` turns true at the
+    end-of-archive marker, after which any further bytes (GNU tar's record padding) are
+    ignored.
 
     Between headers the scanner is in one of four states: skipping ``_skip`` bytes (data it
     does not want, padding), collecting an extended header's body (``_meta``), streaming a
-    wanted file (``_file``), or reading old GNU sparse extension blocks (``_sparse``).
+    wanted file (``_file``, or ``_sparse_file`` rebuilding a sparse one), or reading old GNU
+    sparse extension blocks (``_sparse``).
     """
 
     def __init__(self, want: Want | None = None) -> None:
@@ -132,7 +146,11 @@ class TarScanner:
         self._meta_body = bytearray()
         self._file: TarEntry | None = None
         self._file_left = 0
+        self._sparse_stored = 0
         self._sparse: tuple[TarEntry, int] | None = None
+        self._map: bytes | str | None = None  # the sparse map of the entry being read
+        self._map_in_data = False
+        self._sparse_file: SparseFile | None = None
         self._last_path = ""
         self._last_end = 0
 
@@ -155,6 +173,8 @@ class TarScanner:
                 pos += step
             elif self._file is not None:
                 pos = self._take_file(view, pos, end, events)
+            elif self._sparse_file is not None:
+                pos = self._take_sparse(view, pos, end, events)
             elif self._meta is not None:
                 pos = self._take_meta(view, pos, end)
             elif self._partial or end - pos < BLOCK or self._sparse is not None:
@@ -172,8 +192,9 @@ class TarScanner:
         """
         if self.done or self._total == 0:
             return
-        if self._file is not None:
-            what = f"inside the data of {self._file.path!r}"
+        if self._file is not None or self._sparse_file is not None:
+            path = self._file.path if self._file is not None else self._sparse_path
+            what = f"inside the data of {path!r}"
         elif self._meta is not None or self._sparse is not None:
             what = "inside an extended header"
         elif self._skip and self._total < self._last_end:
@@ -209,6 +230,28 @@ class TarScanner:
             self._file = None
         return pos + step
 
+    def _take_sparse(self, view: memoryview, pos: int, end: int, events: list[ScanEvent]) -> int:
+        """Rebuild a wanted sparse file from its stored bytes: fragments and hole counts."""
+        sparse = self._sparse_file
+        assert sparse is not None
+        step = min(self._file_left, end - pos)
+        self._file_left -= step
+        for zeros, data in sparse.feed(view[pos : pos + step]):
+            events.append(FileData(sparse.entry, data, False, zeros))
+        if not self._file_left:
+            self._end_sparse(events)
+        return pos + step
+
+    def _end_sparse(self, events: list[ScanEvent]) -> None:
+        sparse, self._sparse_file = self._sparse_file, None
+        assert sparse is not None
+        events.append(FileData(sparse.entry, b"", True, sparse.finish()))
+        self._skip = _padding(self._sparse_stored)
+
+    @property
+    def _sparse_path(self) -> str:
+        return self._sparse_file.entry.path if self._sparse_file is not None else ""
+
     def _take_meta(self, view: memoryview, pos: int, end: int) -> int:
         assert self._meta is not None
         kind, at, left = self._meta
@@ -242,6 +285,8 @@ class TarScanner:
     def _sparse_block(self, block: bytes, data_offset: int, events: list[ScanEvent]) -> None:
         """One old GNU sparse extension block; the file's data starts after the last one."""
         assert self._sparse is not None
+        if isinstance(self._map, bytes) and len(self._map) <= MAP_LIMIT:
+            self._map += block[:504]  # past the limit, a read of the file is refused
         if block[504]:
             return
         (entry, stored), self._sparse = self._sparse, None
@@ -256,12 +301,31 @@ class TarScanner:
         events.append(entry)
         self.entries += 1
         self._last_path, self._last_end = entry.path, entry.offset + stored + _padding(stored)
-        if entry.sparse or entry.type != "file" or self._want is None or not self._want(entry):
+        if entry.type != "file" or self._want is None or not self._want(entry):
             self._skip = stored + _padding(stored)
+        elif entry.sparse:
+            self._start_sparse(entry, stored, events)
         elif stored:
             self._file, self._file_left = entry, stored
         else:
             events.append(FileData(entry, b"", True))
+
+    def _start_sparse(self, entry: TarEntry, stored: int, events: list[ScanEvent]) -> None:
+        """Rebuild a wanted sparse file from the map its headers (or its data) hold."""
+        at = entry.offset - BLOCK
+        fragments: list[Fragment] | None = None
+        if isinstance(self._map, bytes) and len(self._map) > MAP_LIMIT:
+            raise HostileLayer(f"sparse map of {entry.path!r} exceeds the 1 MiB limit", at)
+        if isinstance(self._map, bytes):
+            fragments = gnu_fragments(self._map, at)
+        elif isinstance(self._map, str):
+            fragments = pax_fragments(self._map, at)
+        elif not self._map_in_data:
+            raise CorruptLayer(f"sparse file {entry.path!r} at tar offset {at:,} has no map", at)
+        self._sparse_file = SparseFile(entry, fragments, stored, at)
+        self._file_left, self._sparse_stored = stored, stored
+        if not stored:
+            self._end_sparse(events)
 
     def _start_meta(self, kind: bytes, size: int, at: int) -> None:
         if size > META_LIMIT:
@@ -317,8 +381,10 @@ class TarScanner:
         )
         if header.sparse:
             header.size = _number(block[483:495], "sparse size", at) or stored
+            header.sparse_map = block[386:482]
         if self._pending is not None or self._globals:
             self._apply_extended(header, at)
+        self._map, self._map_in_data = header.sparse_map, header.map_in_data
         entry_type = _entry_type(kind, header.path)
         if entry_type in _HEADER_ONLY:
             header.size = header.stored = 0  # As Go and tarfile: these never carry data.
@@ -354,6 +420,9 @@ def _apply_pax(header: _Header, pax: dict[str, str], at: int) -> None:
     header.size = _pax_int(pax, "GNU.sparse.size", at, header.stored)
     header.size = _pax_int(pax, "GNU.sparse.realsize", at, header.size)
     header.sparse = header.sparse or any(key.startswith("GNU.sparse.") for key in pax)
+    if "GNU.sparse.map" in pax:
+        header.sparse_map = pax["GNU.sparse.map"]
+    header.map_in_data = pax.get("GNU.sparse.major") == "1"
     header.uid = _pax_int(pax, "uid", at, header.uid)
     header.gid = _pax_int(pax, "gid", at, header.gid)
     header.mtime = _pax_mtime(pax, at, header.mtime)
@@ -490,7 +559,12 @@ def _parse_pax(body: bytes, at: int) -> dict[str, str]:
         if length <= 0 or pos + length > len(body) or not equals or not record.endswith(b"\n"):
             raise CorruptLayer(f"malformed PAX record at tar offset {at:,}", at)
         name = _decode(key)
-        if name in _PAX_KEYS:
+        if name in _SPARSE_PAIR_KEYS:
+            # PAX 0.0 repeats these for each fragment, in order: keep them as a 0.1 map.
+            joined = records.get("GNU.sparse.map")
+            value_text = _decode(value[:-1])
+            records["GNU.sparse.map"] = f"{joined},{value_text}" if joined else value_text
+        elif name in _PAX_KEYS:
             records[name] = _decode(value[:-1])
         pos += length
     return records
