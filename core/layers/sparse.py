@@ -64,7 +64,7 @@ class SparseFile:
         self.entry = entry
         self._at = at
         self._prefix = bytearray() if fragments is None else None
-        self._prefix_left = stored if fragments is None else 0
+        self._stored = stored  # PAX 1.0: the map block(s) included
         self._newlines = 0  # in ``_prefix``: the map is complete after 2 * count + 1
         self._fragments: Iterator[Fragment] = iter(())
         self._position = 0  # bytes of the file produced so far
@@ -152,7 +152,7 @@ class SparseFile:
         lines = bytes(self._prefix).split(b"\n", 2 * count + 1)[1 : 2 * count + 1]
         numbers = ",".join(line.decode("ascii", "replace") for line in lines)
         fragments = pax_fragments(numbers, self._at)
-        stored = self._prefix_left - len(self._prefix)
+        stored = self._stored - len(self._prefix)
         self._prefix = None
         self._start(fragments, stored)
 
