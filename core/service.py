@@ -299,13 +299,24 @@ class Layerpeek:
         self, image: ResolvedImage, path: str, layer: int | None = None
     ) -> AsyncIterator[bytes]:
         """The bytes of ``path`` as the image sees it (the topmost layer that has it), or as
-        layer ``layer`` ships it. Streams until the file and stops reading there."""
+        layer ``layer`` ships it.
+
+        A layer known in full (cache, TOC) answers from its index. Otherwise a gzip or plain
+        layer is scanned as a listing scans it, up to the file (``LayerIndexes.reaching``),
+        and the file is then read by range like one from an index; the scan stays open, so
+        the next look into the layer starts where this one stopped. A zstd layer without a
+        TOC is one frame with no place to start but the beginning: it is streamed up to the
+        file and no further.
+        """
         path = _normalise(path)
         merged = layer is None
         layers = reversed(range(len(image.manifest.layers))) if merged else [image.layer(layer)]
         for index in layers:
             search = _Search()
-            known = await self.indexes.complete(image.reference, image.manifest.layers[index])
+            descriptor = image.manifest.layers[index]
+            known = await self.indexes.complete(image.reference, descriptor)
+            if known is None and "zstd" not in descriptor.media_type:
+                known = await self.indexes.reaching(image.reference, descriptor, path)
             if known is not None:
                 reading = self._indexed_path(image, index, path, merged, search, known)
             else:

@@ -20,7 +20,7 @@ import struct
 import sys
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -291,7 +291,16 @@ class LayerScan:
         self._inflater = CheckpointInflater()
         return self._inflater
 
+    async def reach(self, path: str) -> None:
+        """Scan until an entry named ``path`` is known or the layer ends."""
+        checked = 0
+        while not self.complete and all(e.path != path for e in self.entries[checked:]):
+            checked = len(self.entries)
+            await self.advance(checked + 1)
+
     def index(self, digest: str) -> LayerIndex:
+        """What the scan knows, as an index: complete once the scan is, else its entries and
+        checkpoints so far (enough to read any file already passed by range)."""
         points = self._inflater.checkpoints if self._inflater else []
         frames = _spaced(self._zstd.frames) if self._zstd else []
         return LayerIndex(digest, self.compression, self.entries, points, frames)
@@ -382,21 +391,55 @@ class LayerIndexes:
         index = None if layer.digest in self._live else await self.complete(ref, layer)
         if index is not None:
             return LayerView(index.entries, True, layer.size, layer.size, index)
+        view, _ = await self._advance(
+            ref, layer, partial(LayerScan.advance, wanted=wanted, on_scan=on_scan)
+        )
+        return view
+
+    async def reaching(self, ref: Reference, layer: Descriptor, path: str) -> LayerIndex:
+        """The layer's index as far as its first entry named ``path`` (all of it when none is).
+
+        ``cat`` of a layer not indexed yet scans it like a listing does, no further than
+        the file, and leaves the scan open: the file is then read like one from an index (a
+        range from the nearest checkpoint), the next ``cat`` of a file already passed costs
+        only its range, and a later listing continues where this one stopped.
+        """
+        index = None if layer.digest in self._live else await self.complete(ref, layer)
+        if index is not None:
+            return index
+        _, index = await self._advance(
+            ref, layer, partial(LayerScan.reach, path=path), partial_index=True
+        )
+        assert index is not None
+        return index
+
+    async def _advance(
+        self,
+        ref: Reference,
+        layer: Descriptor,
+        step: Callable[[LayerScan], Awaitable[None]],
+        *,
+        partial_index: bool = False,
+    ) -> tuple[LayerView, LayerIndex | None]:
+        """Run ``step`` on the layer's live scan; store the index once the scan completes.
+        Returns the view and the index: the complete one, or with ``partial_index`` the one
+        as far as the scan went (None otherwise: listings page without it)."""
         live = await self._take_live(ref, layer)
         async with live.lock:
             try:
-                await live.scan.advance(wanted, on_scan)
+                await step(live.scan)
             except BaseException:
                 await self._drop(layer.digest, live)  # a failed scan is never resumed
                 raise
             live.used = time.monotonic()
             if not live.scan.complete:
-                return live.scan.view()
+                known = live.scan.index(layer.digest) if partial_index else None
+                return live.scan.view(), known
             index = live.scan.index(layer.digest)
         await self._drop(layer.digest, live)
         self._remember(index)
         await self.cache.put("index", layer.digest, await anyio.to_thread.run_sync(index.to_bytes))
-        return LayerView(index.entries, True, layer.size, layer.size, index)
+        return LayerView(index.entries, True, layer.size, layer.size, index), index
 
     async def _take_live(self, ref: Reference, layer: Descriptor) -> _Live:
         """The open scan of this layer, or a new one (closing idle and surplus scans)."""
