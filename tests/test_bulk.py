@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from functools import partial
 
 import httpx
 import pytest
@@ -68,31 +69,34 @@ async def test_bulk_windows_carry_the_token_the_first_window_earned(
     assert len([r for r in token_server.requests if r.status == 200]) == 1
 
 
-async def test_a_refused_bulk_window_goes_back_through_httpx(layerpeek_env, fault_proxy, catalog):
+async def read_after_a_fault(fault_proxy, catalog, fault) -> tuple[BlobReader, bytes]:
+    """Read the first chunk (the window through httpx, which finds the route), arm
+    ``fault`` for the next request (a bulk window), then read the rest."""
     layer = catalog.gzip.layers[1]
     async with RegistryClient() as client:
-        reader = BlobReader(
-            client, parse_reference(catalog.gzip.ref(fault_proxy.host)), layer.digest
-        )
+        ref = parse_reference(catalog.gzip.ref(fault_proxy.host))
+        reader = BlobReader(client, ref, layer.digest)
         first = await reader.read()
-        # An expired token or CDN signature looks like this to the bulk route.
-        fault_proxy.inject(blob_path(layer.digest), 401, {"WWW-Authenticate": "Bearer"})
+        fault(blob_path(layer.digest))
         rest = b"".join([chunk async for chunk in reader.chunks()])
-    assert first + rest == layer.blob
+    return reader, first + rest
+
+
+async def test_a_refused_bulk_window_goes_back_through_httpx(layerpeek_env, fault_proxy, catalog):
+    layer = catalog.gzip.layers[1]
+    # An expired token or CDN signature looks like this to the bulk route.
+    refuse = partial(fault_proxy.inject, status=401, headers={"WWW-Authenticate": "Bearer"})
+    _, data = await read_after_a_fault(fault_proxy, catalog, refuse)
+    assert data == layer.blob
     assert statuses(fault_proxy, layer.digest)[:3] == [206, 401, 206]
     assert fault_proxy.body_bytes(blob_path(layer.digest)) == layer.size
 
 
 async def test_a_cut_bulk_window_resumes_from_the_next_byte(layerpeek_env, fault_proxy, catalog):
     layer = catalog.gzip.layers[1]
-    async with RegistryClient() as client:
-        reader = BlobReader(
-            client, parse_reference(catalog.gzip.ref(fault_proxy.host)), layer.digest
-        )
-        first = await reader.read()
-        fault_proxy.cut_after(blob_path(layer.digest), 50_000, times=2)
-        rest = b"".join([chunk async for chunk in reader.chunks()])
-    assert first + rest == layer.blob
+    cut = partial(fault_proxy.cut_after, nbytes=50_000, times=2)
+    reader, data = await read_after_a_fault(fault_proxy, catalog, cut)
+    assert data == layer.blob
     assert fault_proxy.body_bytes(blob_path(layer.digest)) == layer.size
     assert reader.bulk_requests >= 1
 
