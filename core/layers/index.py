@@ -386,9 +386,7 @@ class LayerIndexes:
         on_scan: OnScan | None = None,
     ) -> LayerView:
         """At least ``wanted`` entries of ``layer`` (fewer only if it has fewer; None: all)."""
-        # A layer being scanned is not complete anywhere yet: a listing that pages through
-        # it batch by batch must not ask the cache again each time.
-        index = None if layer.digest in self._live else await self.complete(ref, layer)
+        index = await self._complete_unless_scanning(ref, layer)
         if index is not None:
             return LayerView(index.entries, True, layer.size, layer.size, index)
         view, _ = await self._advance(
@@ -404,7 +402,7 @@ class LayerIndexes:
         range from the nearest checkpoint), the next ``cat`` of a file already passed costs
         only its range, and a later listing continues where this one stopped.
         """
-        index = None if layer.digest in self._live else await self.complete(ref, layer)
+        index = await self._complete_unless_scanning(ref, layer)
         if index is not None:
             return index
         _, index = await self._advance(
@@ -412,6 +410,13 @@ class LayerIndexes:
         )
         assert index is not None
         return index
+
+    async def _complete_unless_scanning(
+        self, ref: Reference, layer: Descriptor
+    ) -> LayerIndex | None:
+        """``complete``, skipped for a layer being scanned: it is not complete anywhere yet,
+        and a listing that pages through it batch by batch must not ask the cache each time."""
+        return None if layer.digest in self._live else await self.complete(ref, layer)
 
     async def _advance(
         self,
