@@ -240,7 +240,9 @@ class CheckpointInflater:
                 yield from self._rest.feed(rest, self)
                 return
             self._maybe_checkpoint(inflate.stream)
-            if not out and (code == _Z_BUF_ERROR or not inflate.stream.avail_in):
+            if not inflate.stream.avail_in and inflate.stream.avail_out:
+                return  # all input used, output room left: inflate needs more input
+            if not out and code == _Z_BUF_ERROR:
                 return
 
     def finish(self) -> None:

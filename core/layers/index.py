@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import json
 import struct
-import sys
 import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from functools import partial
@@ -45,6 +43,7 @@ from .compression import (
     make_decompressor,
 )
 from .entry import TarEntry
+from .pump import InflatePump
 from .reader import MAX_WINDOW, BlobReader
 from .scan import FIRST_BATCH, Inflated, LayerReader
 from .toc import TOC_ARTIFACTS, Toc, announces_toc, read_toc
@@ -61,28 +60,15 @@ LIVE_TTL = 300.0
 SCAN_BATCH = 1 << 20
 SCAN_STEP = 8 << 20
 """A scan's largest network batch and decompressed step. Each step is handed between
-threads (network, inflater, scanner, event loop) a few times, and each hand-over waits for
-the interpreter lock; on the bench layer, steps of 8 MiB instead of 2 MiB cut the idle time
-of the inflater thread from ~0.75 s to ~0.25 s. A step's pieces are held until scanned, so
-a full scan holds ~2 steps, the inflater's buffer and two batches: ~22 MB (larger batches
-bought no speed and cost RSS)."""
+threads (network, inflater, scanner, event loop), and each hand-over waits for the
+interpreter lock, so steps are large; a step's pieces are held until scanned, so a full
+scan holds the pump's input and steps (``pump.INPUT``, ``pump.AHEAD``), the step being
+scanned and the inflater's buffer: ~25 MB."""
 
 PREFETCH_AFTER = 4 << 20
-"""Blob bytes after which the scan reads one batch ahead: not before, so a first page reads
-no further than it must."""
-
-_INFLATER = ThreadPoolExecutor(max_workers=LIVE_SCANS, thread_name_prefix="layerpeek-inflate")
-"""Where full scans inflate their next step while the event loop goes on: a plain executor,
-because the work must outlive the ``advance`` call that starts it (anyio's worker threads
-are awaited where they start)."""
-
-SWITCH_INTERVAL = 0.0005
-"""The interpreter's thread switch interval once a full scan runs (Python's default: 5 ms).
-
-The inflater gives the interpreter lock up for every ``inflate`` call and must win it back
-from the scanner and the event loop, which hold it for the whole interval when busy: on the
-bench layer a 0.5 ms interval made a full listing ~8 % faster. It is set for the process
-once, the first time a scan inflates ahead, and never raised back."""
+"""Blob bytes after which the scan inflates ahead on the pump (``pump.InflatePump``) and
+reads the network ahead of the scan: not before, so a first page reads no further than it
+must."""
 
 OnScan = Callable[[int, int], object]
 """Called as ``on_scan(blob_bytes_received, entries_found)``."""
@@ -177,8 +163,7 @@ class LayerScan:
         self._zstd: ZstdDecompressor | None = None
         self._reader = LayerReader(make=self._decompressor, step_output=SCAN_STEP)
         self._batch = FIRST_BATCH
-        self._ahead: bytes | None = None
-        self._inflating: Future[Inflated] | None = None
+        self._pump: InflatePump | None = None
         self._scanned = 0
 
     @property
@@ -196,47 +181,42 @@ class LayerScan:
         been added to ``entries``.
         """
         while not self.complete and (wanted is None or len(self.entries) < wanted):
-            inflated = await self._take_inflated()
+            inflated = await self._next_step()
             if inflated is None:
                 await anyio.to_thread.run_sync(self._reader.close)
                 self.complete = True
                 break
-            if self.blob.position < PREFETCH_AFTER:
+            if self._pump is None:
                 await self._scan(inflated)
             else:
-                await self._inflate_ahead()
-                await self._scan_and_prefetch(inflated)
+                await self._scan_and_feed(inflated, self._pump)
             if on_scan is not None:
                 on_scan(self.blob.position, len(self.entries))
 
-    async def _take_inflated(self) -> Inflated | None:
-        """The next inflated step: the one inflating in the background, if any, else one
-        inflated now; None once the blob has no more bytes."""
-        future, self._inflating = self._inflating, None
-        if future is not None:
-            return await anyio.to_thread.run_sync(future.result)
-        if self._reader.needs_input:
-            batch = await self._take_batch()
+    async def _next_step(self) -> Inflated | None:
+        """The next inflated step; None once the blob has no more bytes.
+
+        The first ``PREFETCH_AFTER`` bytes are inflated step by step as pages ask for them;
+        after that an ``InflatePump`` inflates ahead on its own thread."""
+        if self._pump is None and self._reader.needs_input:
+            if self.blob.position >= PREFETCH_AFTER:
+                self._pump = InflatePump(self._reader)
+            else:
+                batch = await self._next_batch()
+                if not batch:
+                    return None
+                self._reader.feed(batch)
+        if self._pump is None:
+            return await anyio.to_thread.run_sync(self._reader.inflate)
+        pump = self._pump
+        while (
+            step := pump.take() if pump.has_step else await anyio.to_thread.run_sync(pump.take)
+        ) is None:
+            batch = await self._next_batch()
             if not batch:
                 return None
-            self._reader.feed(batch)
-        return await anyio.to_thread.run_sync(self._reader.inflate)
-
-    async def _inflate_ahead(self) -> None:
-        """Start inflating the next step on the inflater thread, without waiting for it.
-
-        It runs while this step is scanned and while the caller handles the entries found
-        (a listing formats them, an async iterator yields them): inflating releases the
-        interpreter lock, so the two proceed side by side.
-        """
-        if self._reader.needs_input:
-            batch = await self._take_batch()
-            if not batch:
-                return
-            self._reader.feed(batch)
-        if sys.getswitchinterval() > SWITCH_INTERVAL:
-            sys.setswitchinterval(SWITCH_INTERVAL)
-        self._inflating = _INFLATER.submit(self._reader.inflate)
+            pump.give(batch)
+        return step
 
     async def _scan(self, inflated: Inflated) -> None:
         """Scan one inflated step in a worker thread; raise the layer's error, if it has one,
@@ -249,25 +229,29 @@ class LayerScan:
         if self._reader.failure is not None:
             raise self._reader.failure
 
-    async def _scan_and_prefetch(self, inflated: Inflated) -> None:
-        """Scan this step while the network delivers the batch after the one inflating. A
-        failure is raised as itself, not wrapped in the task group's ExceptionGroup, so
-        callers see the LayerError they expect."""
+    async def _scan_and_feed(self, inflated: Inflated, pump: InflatePump) -> None:
+        """Scan this step while the network tops up the pump's input, so the inflater has
+        work while the consumer handles these entries. A failure is raised as itself, not
+        wrapped in the task group's ExceptionGroup, so callers see the LayerError they
+        expect."""
+        scanning = True
+
+        async def feed() -> None:
+            while scanning and pump.wants_input and (batch := await self._next_batch()):
+                pump.give(batch)
+
+        if not pump.wants_input:
+            await self._scan(inflated)
+            return
         try:
             async with anyio.create_task_group() as group:
-                if self._ahead is None:
-                    group.start_soon(self._prefetch)
-                await self._scan(inflated)
+                group.start_soon(feed)
+                try:
+                    await self._scan(inflated)
+                finally:
+                    scanning = False
         except ExceptionGroup as failures:
             raise failures.exceptions[0] from None
-
-    async def _prefetch(self) -> None:
-        self._ahead = await self._next_batch()
-
-    async def _take_batch(self) -> bytes:
-        """The batch read ahead, if any, else the next one from the network."""
-        batch, self._ahead = self._ahead, None
-        return await self._next_batch() if batch is None else batch
 
     async def _next_batch(self) -> bytes:
         """Network chunks joined into batches of growing size: the first small, so a first
@@ -306,6 +290,8 @@ class LayerScan:
         return LayerIndex(digest, self.compression, self.entries, points, frames)
 
     async def aclose(self) -> None:
+        if self._pump is not None:
+            self._pump.close()
         await self.blob.aclose()
 
 
