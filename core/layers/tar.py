@@ -369,6 +369,8 @@ class TarScanner:
         """
         at = data_offset - BLOCK
         mode, uid, gid, stored, mtime = _numbers(block, at)
+        if self._pending is None and not self._globals and kind != b"S":
+            return self._plain_entry(block, kind, data_offset, (mode, uid, gid, stored, mtime))
         header = _Header(
             path=_decode(_header_name(block)),
             link=_decode(_c_string(block[157:257])) if block[157] else "",
@@ -401,6 +403,36 @@ class TarScanner:
             sparse=header.sparse,
         )
         return entry, _size(header.stored, at)
+
+    def _plain_entry(
+        self, block: bytes, kind: bytes, data_offset: int, numbers: tuple[int, ...]
+    ) -> tuple[TarEntry, int]:
+        """``_entry`` for the usual header, one that no extended header amends and that is
+        not sparse: the same entry, built without the intermediate ``_Header`` (this runs
+        once per file of every layer scanned)."""
+        mode, uid, gid, stored, mtime = numbers
+        at = data_offset - BLOCK
+        path = _decode(_header_name(block))
+        link = _decode(_c_string(block[157:257])) if block[157] else ""
+        self._map, self._map_in_data = None, False
+        entry_type = _entry_type(kind, path)
+        if entry_type in _HEADER_ONLY:
+            stored = 0  # As Go and tarfile: these never carry data.
+        if entry_type == "hardlink":
+            link = display_path(link)
+        stored = _size(stored, at)
+        entry = TarEntry(
+            display_path(path),
+            _whiteout_type(path, entry_type),
+            stored,
+            mode & 0o7777,
+            uid,
+            gid,
+            mtime,
+            link,
+            data_offset,
+        )
+        return entry, stored
 
     def _apply_extended(self, header: _Header, at: int) -> None:
         """Apply global and per-entry PAX records, then GNU long names (Go's order)."""
