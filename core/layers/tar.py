@@ -365,74 +365,46 @@ class TarScanner:
         """Build the entry from its header and any pending extended headers.
 
         Returns the entry, the number of data bytes stored after the header (which differs
-        from ``entry.size`` for sparse files and header-only types).
+        from ``entry.size`` for sparse files and header-only types). This runs once per file
+        of every layer scanned, so the usual header (no extended header amends it, not
+        sparse) goes straight into the entry; only the others take a ``_Header`` on the way.
         """
         at = data_offset - BLOCK
         mode, uid, gid, stored, mtime = _numbers(block, at)
-        if self._pending is None and not self._globals and kind != b"S":
-            return self._plain_entry(block, kind, data_offset, (mode, uid, gid, stored, mtime))
-        header = _Header(
-            path=_decode(_header_name(block)),
-            link=_decode(_c_string(block[157:257])) if block[157] else "",
-            stored=stored,
-            size=stored,
-            uid=uid,
-            gid=gid,
-            mtime=mtime,
-            sparse=kind == b"S",
-        )
-        if header.sparse:
-            header.size = _number(block[483:495], "sparse size", at) or stored
-            header.sparse_map = block[386:482]
-        if self._pending is not None or self._globals:
-            self._apply_extended(header, at)
-        self._map, self._map_in_data = header.sparse_map, header.map_in_data
-        entry_type = _entry_type(kind, header.path)
-        if entry_type in _HEADER_ONLY:
-            header.size = header.stored = 0  # As Go and tarfile: these never carry data.
-        entry = TarEntry(
-            path=display_path(header.path),
-            type=_whiteout_type(header.path, entry_type),
-            size=_size(header.size, at),
-            mode=mode & 0o7777,
-            uid=header.uid,
-            gid=header.gid,
-            mtime=header.mtime,
-            link=display_path(header.link) if entry_type == "hardlink" else header.link,
-            offset=data_offset,
-            sparse=header.sparse,
-        )
-        return entry, _size(header.stored, at)
-
-    def _plain_entry(
-        self, block: bytes, kind: bytes, data_offset: int, numbers: tuple[int, ...]
-    ) -> tuple[TarEntry, int]:
-        """``_entry`` for the usual header, one that no extended header amends and that is
-        not sparse: the same entry, built without the intermediate ``_Header`` (this runs
-        once per file of every layer scanned)."""
-        mode, uid, gid, stored, mtime = numbers
-        at = data_offset - BLOCK
         path = _decode(_header_name(block))
         link = _decode(_c_string(block[157:257])) if block[157] else ""
+        size, sparse = stored, False
         self._map, self._map_in_data = None, False
+        if self._pending is not None or self._globals or kind == b"S":
+            header = _Header(path, link, stored, stored, uid, gid, mtime, kind == b"S")
+            self._amend(header, block, at)
+            path, link, stored, size = header.path, header.link, header.stored, header.size
+            uid, gid, mtime, sparse = header.uid, header.gid, header.mtime, header.sparse
+            self._map, self._map_in_data = header.sparse_map, header.map_in_data
         entry_type = _entry_type(kind, path)
         if entry_type in _HEADER_ONLY:
-            stored = 0  # As Go and tarfile: these never carry data.
-        if entry_type == "hardlink":
-            link = display_path(link)
-        stored = _size(stored, at)
+            size = stored = 0  # As Go and tarfile: these never carry data.
         entry = TarEntry(
             display_path(path),
             _whiteout_type(path, entry_type),
-            stored,
+            _size(size, at),
             mode & 0o7777,
             uid,
             gid,
             mtime,
-            link,
+            display_path(link) if entry_type == "hardlink" else link,
             data_offset,
+            sparse,
         )
-        return entry, stored
+        return entry, _size(stored, at)
+
+    def _amend(self, header: _Header, block: bytes, at: int) -> None:
+        """Apply an old GNU sparse header's size and map, then any extended headers."""
+        if header.sparse:
+            header.size = _number(block[483:495], "sparse size", at) or header.stored
+            header.sparse_map = block[386:482]
+        if self._pending is not None or self._globals:
+            self._apply_extended(header, at)
 
     def _apply_extended(self, header: _Header, at: int) -> None:
         """Apply global and per-entry PAX records, then GNU long names (Go's order)."""
