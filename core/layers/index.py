@@ -108,7 +108,9 @@ class LayerIndex:
                 for e in self.entries[start : start + ROWS_PER_LINE]
             ]
             lines.append(_json_line(rows))
-        listing = zlib_ng.compress(b"\n".join(lines), 6)
+        # Level 1: this runs as a full listing ends, before its last entries are handed on;
+        # for 24,000 entries it takes 5 ms instead of 25 ms, for 415 KB instead of 274 KB.
+        listing = zlib_ng.compress(b"\n".join(lines), 1)
         return struct.pack("<I", len(listing)) + listing + checkpoints.encode(self.checkpoints)
 
     @classmethod
