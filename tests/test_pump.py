@@ -7,6 +7,7 @@ import gzip
 import io
 import sys
 import tarfile
+import threading
 import time
 
 import pytest
@@ -44,6 +45,11 @@ def wait_idle(pump: InflatePump) -> None:
     while pump.inflating:
         assert time.monotonic() < deadline, "the inflater never paused"
         time.sleep(0.001)
+
+
+def give_all(pump: InflatePump, batches: list[bytes]) -> None:
+    for batch in batches:
+        pump.give(batch)
 
 
 def drain(pump: InflatePump, reader: LayerReader, feed: list[bytes]) -> list[Inflated]:
@@ -174,3 +180,23 @@ def test_close_stops_the_inflater_and_drops_what_waits():
 def test_a_pump_shortens_the_thread_switch_interval():
     InflatePump(LayerReader())
     assert sys.getswitchinterval() <= pump_module.SWITCH_INTERVAL
+
+
+def test_no_batch_is_left_behind_when_input_arrives_as_the_inflater_stops():
+    """Batches given while the inflater's job is running out of work are inflated all the
+    same: once every batch is given, ``take`` says None only after all of them."""
+    raw, blob = layer(files=60)
+    pieces = [blob[i : i + 4096] for i in range(0, len(blob), 4096)]
+    for _ in range(30):
+        reader = LayerReader(step_output=STEP)
+        pump = InflatePump(reader)
+        giver = threading.Thread(target=give_all, args=(pump, pieces))
+        giver.start()
+        steps = []
+        while giver.is_alive():
+            if (step := pump.take()) is not None:
+                steps.append(step)
+        giver.join()
+        while (step := pump.take()) is not None:
+            steps.append(step)
+        assert b"".join(piece for step in steps for piece in step.pieces) == raw

@@ -83,24 +83,29 @@ class InflatePump:
 
     @property
     def has_step(self) -> bool:
-        """True when ``take`` would return at once (a step is ready, or nothing runs)."""
-        return bool(self._ready) or not self._running or self._error is not None
+        """True when ``take`` would return at once: a step or an error is ready, or there is
+        nothing to inflate."""
+        if self._ready or self._error is not None:
+            return True
+        return not self._running and not self._has_work()
 
     def take(self) -> Inflated | None:
         """The next inflated step, waiting for it while the inflater works; None when the
         inflater has run out of input (give more, or the blob has ended). May block: call it
         from a worker thread unless ``has_step``."""
         with self._changed:
-            while not self._ready and self._running:
+            while True:
+                if self._error is not None:
+                    raise self._error
+                if self._ready:
+                    step = self._ready.popleft()
+                    self._waiting -= _size(step)
+                    self._start()
+                    return step
+                self._start()  # queued input the last job did not see, if any
+                if not self._running:
+                    return None
                 self._changed.wait()
-            if self._error is not None:
-                raise self._error
-            if not self._ready:
-                return None
-            step = self._ready.popleft()
-            self._waiting -= _size(step)
-            self._start()
-            return step
 
     def close(self) -> None:
         """Stop inflating: the job in progress finishes its step and ends."""
@@ -110,13 +115,17 @@ class InflatePump:
             self._ready.clear()
 
     def _start(self) -> None:
-        """Submit the job unless it runs, has nothing to do, or may not (caller holds the lock)."""
-        if self._running or self._closed or self._ended or self._waiting >= AHEAD:
-            return
-        if self._reader.needs_input and not self._input:
-            return
-        self._running = True
-        _EXECUTOR.submit(self._job)
+        """Submit the job unless it runs or has nothing to do (caller holds the lock)."""
+        if not self._running and self._has_work():
+            self._running = True
+            _EXECUTOR.submit(self._job)
+
+    def _has_work(self) -> bool:
+        """Whether a job would inflate anything now: input to go on with, room for its
+        output, and nothing that stopped the pump."""
+        if self._closed or self._ended or self._error is not None or self._waiting >= AHEAD:
+            return False
+        return bool(self._input) or not self._reader.needs_input
 
     def _job(self) -> None:
         """Inflate steps while there is input and room; then end, waking ``take``."""
@@ -135,13 +144,14 @@ class InflatePump:
         finally:
             with self._changed:
                 self._running = False
+                self._start()  # input given after the job found none: go on with it
                 self._changed.notify_all()
 
     def _next_step(self) -> Inflated | None:
         """Inflate one step, feeding the reader a queued batch first when it needs one;
         None when there is no input or no room left."""
         with self._changed:
-            if self._closed or self._ended or self._waiting >= AHEAD or self._error is not None:
+            if not self._has_work():
                 return None
             if self._reader.needs_input:
                 if not self._input:
