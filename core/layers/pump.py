@@ -3,13 +3,13 @@
 Inflating is the longest single job of a full scan (~1 s of CPU for a 180 MB gzip layer)
 and the only one that runs outside the interpreter lock, so a full listing is as fast as the
 inflater is kept busy. Handing it one step at a time from the event loop left it idle for a
-third of a listing: each next step waited for the scan of the previous one, for the entries
+quarter of a listing: each next step waited for the scan of the previous one, for the entries
 to reach the consumer and for the next network batch. ``InflatePump`` decouples the two:
 
 - the event loop ``give``s it compressed batches as they arrive, up to ``INPUT`` bytes ahead;
 - a job on the inflater executor inflates them into steps while it has input and fewer than
-  ``AHEAD`` bytes of steps wait, then ends: no thread ever blocks, so nothing is left
-  waiting when a scan is abandoned or the process exits;
+  ``AHEAD`` bytes of steps wait, then ends: the job never waits for anything, so no
+  inflater thread is left waiting when a scan is abandoned or the process exits;
 - the scan ``take``s steps in order.
 
 The pump owns the decompressing half of a ``LayerReader`` (``feed``/``inflate``); the scan
