@@ -10,6 +10,7 @@ import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import anyio
 import pytest
 import zstandard
 
@@ -27,7 +28,7 @@ from fixtures.images import (
 from layerpeek.core.cache import FILE_NAME
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import CorruptLayer, FileNotInLayer, TruncatedLayer
-from layerpeek.core.layers import checkpoints
+from layerpeek.core.layers import checkpoints, index
 from layerpeek.core.layers.checkpoints import (
     SPACING,
     CheckpointInflater,
@@ -390,3 +391,26 @@ async def test_cat_near_the_start_of_an_unindexed_layer_reads_little(peek, fault
     path = layer.entries[3].path  # before the first checkpoint: streamed to the file
     assert b"".join([c async for c in peek.read_file(image, path)]) == layer.files[path]
     assert fault_proxy.body_bytes(blob(layer)) < layer.size / 4
+
+
+async def test_a_listing_cancelled_while_inflating_ahead_leaves_the_next_one_whole(
+    peek, fault_proxy, wide, monkeypatch
+):
+    # Inflate ahead from the first window on, so the pump runs when the listing is cancelled.
+    monkeypatch.setattr(index, "PREFETCH_AFTER", FIRST_WINDOW)
+    layer = wide.layers["gzip"]
+    image = await open_image(peek, wide, fault_proxy.host)
+    seen = 0
+    with anyio.CancelScope() as scope:
+        async for _ in peek.entries(image, 0):
+            seen += 1
+            if seen == 500:
+                scope.cancel()
+    # Entries already found are handed on; the cancellation lands at the next await: in a
+    # step (the scan is dropped and the next listing starts over) or between steps (the
+    # next listing continues it).
+    assert scope.cancelled_caught and 500 <= seen < FILES
+    listed = [e.path async for e in peek.entries(image, 0)]
+    assert listed == [e.path for e in layer.entries]
+    page = await peek.list_page(image, 0, start=1490, limit=20)
+    assert page.complete  # the scan reached the end and stored the index
