@@ -209,7 +209,7 @@ def run_all(
             result["blob_size"] = toc.layer.size
             rows.append((f"{tag} listing (TOC)", result))
         naive = step("baseline: download + tarfile", "naive", direct, "c5")
-        report(rows, len(blob), naive, pairs)
+        report(rows, len(blob), naive, full, pairs)
 
 
 def _gnu_tar(path: Path) -> float:
@@ -225,12 +225,13 @@ def _median_run(runs: list[dict]) -> dict:
     return {**middle, **worst}
 
 
-def report(rows: list, blob_size: int, naive: dict, pairs: list[tuple[float, dict]]) -> None:
+def report(
+    rows: list, blob_size: int, naive: dict, full: dict, pairs: list[tuple[float, dict]]
+) -> None:
     """Every row against the median ``tar -tzf``; the full listing also as the median of its
     pairs with the ``tar -tzf`` run next to it, which saw the same load."""
     tar_seconds = statistics.median(seconds for seconds, _ in pairs)
     ratios = sorted(run["seconds"] / seconds for seconds, run in pairs)
-    full = _median_run([run for _, run in pairs])
     columns = ("blob bytes", "of blob", "seconds", "x tar -tzf", "RSS MB", "loop lag ms")
     print(f"\n{'step':34} " + " ".join(f"{c:>11}" for c in columns))
     for label, r in rows:
