@@ -153,9 +153,7 @@ class InflatePump:
         with self._changed:
             if not self._has_work():
                 return None
-            if self._reader.needs_input:
-                if not self._input:
-                    return None
+            if self._reader.needs_input:  # then _has_work saw input queued
                 batch = self._input.popleft()
                 self._queued -= len(batch)
                 self._reader.feed(batch)
