@@ -4,9 +4,11 @@ processes writing at once, and layer indexes that decode exactly or not at all."
 from __future__ import annotations
 
 import sqlite3
+import struct
 import subprocess
 import sys
 import textwrap
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,9 @@ import pytest
 from layerpeek.core import cache as cache_module
 from layerpeek.core.cache import FILE_NAME, AsyncCache, Cache
 from layerpeek.core.errors import LayerpeekError
-from layerpeek.core.layers.checkpoints import Checkpoint
+from layerpeek.core.layers import checkpoints
+from layerpeek.core.layers.checkpoints import WINDOW, Checkpoint
+from layerpeek.core.layers.encoding import ROWS_PER_LINE, IndexEncoder
 from layerpeek.core.layers.entry import TarEntry
 from layerpeek.core.layers.index import LayerIndex
 
@@ -133,6 +137,45 @@ def test_a_layer_index_decodes_to_exactly_what_was_stored():
     index = LayerIndex("sha256:abc", "gzip", entries, [point], [(0, 0), (900, 4_194_304)])
     again = LayerIndex.from_bytes(index.to_bytes(), "sha256:abc")
     assert again == index
+
+
+def _growing_index(entries: int, points: int) -> LayerIndex:
+    rows = [
+        TarEntry(f"usr/lib/f{i}", "file", i, 0o644, 0, 0, 0, "", 512 * (2 * i + 1))
+        for i in range(entries)
+    ]
+    windows = [
+        Checkpoint(1000 * (i + 1), 4_194_304 * (i + 1), i % 8, bytes([i]) * WINDOW)
+        for i in range(points)
+    ]
+    return LayerIndex("sha256:abc", "gzip", rows, windows)
+
+
+def test_an_index_encoded_while_it_grew_is_the_one_encoded_at_once():
+    whole = _growing_index(2 * ROWS_PER_LINE + 7, 5)
+    encoder = IndexEncoder()
+    for entries, points in [
+        (10, 0),
+        (ROWS_PER_LINE, 1),
+        (ROWS_PER_LINE + 3, 1),
+        (2 * ROWS_PER_LINE, 4),
+    ]:
+        encoder.catch_up(whole.entries[:entries], whole.checkpoints[:points])
+    assert encoder.finish(whole) == whole.to_bytes()
+    assert LayerIndex.from_bytes(encoder.finish(whole), "sha256:abc") == whole
+
+
+@pytest.mark.parametrize("cut", [1, 7, 100], ids=lambda cut: f"{cut}-bytes-short")
+def test_cut_checkpoint_data_is_refused(cut):
+    data = checkpoints.encode(_growing_index(0, 3).checkpoints)
+    with pytest.raises((ValueError, zlib.error, struct.error)):
+        checkpoints.decode(data[:-cut])
+
+
+def test_a_checkpoint_window_of_the_wrong_size_is_refused():
+    point = Checkpoint(10, 20, 3, b"short")
+    with pytest.raises(ValueError, match="malformed"):
+        checkpoints.decode(checkpoints.encode([point]))
 
 
 @pytest.mark.parametrize(

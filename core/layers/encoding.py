@@ -1,0 +1,101 @@
+"""A layer index as bytes for the cache, encoded while the scan that builds it runs.
+
+The encoding: the length of the listing, the listing (zlib-compressed JSON lines: a header,
+then the entries ``ROWS_PER_LINE`` at a time), then the gzip checkpoints
+(``checkpoints.encode``). One ``json`` call holds the GIL for its whole document, which for
+50k entries would stall the event loop beside the worker thread; lines keep each call short.
+Names may hold surrogate escapes (undecodable bytes); JSON's ``\\udcXX`` escapes keep them
+exact.
+
+Encoding a 24,000-entry layer with 100 checkpoints takes ~45 ms, and a full listing would
+wait for it as the scan ends. An ``IndexEncoder`` kept by the scan encodes each full line of
+entries and each checkpoint's window as soon as they are found (``catch_up``, beside the
+scan, while the inflater is the busy one), so ``finish`` has only the last line, the header
+and one compression of the listing left: a few ms.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from zlib_ng import zlib_ng
+
+from . import checkpoints
+from .checkpoints import Checkpoint
+from .entry import TarEntry
+
+if TYPE_CHECKING:
+    from .index import LayerIndex
+
+FORMAT_VERSION = 5
+ROWS_PER_LINE = 1000
+
+
+class IndexEncoder:
+    """The encoding of one growing index: lines of entries and packed checkpoint windows
+    done so far. Entries and checkpoints are only ever appended to, so what was encoded
+    stays true."""
+
+    def __init__(self) -> None:
+        self._lines: list[bytes] = []
+        self._windows: list[bytes] = []
+
+    def catch_up(self, entries: Sequence[TarEntry], points: Sequence[Checkpoint]) -> None:
+        """Encode every full line of entries and every checkpoint not encoded yet."""
+        while len(entries) - len(self._lines) * ROWS_PER_LINE >= ROWS_PER_LINE:
+            start = len(self._lines) * ROWS_PER_LINE
+            self._lines.append(_json_line(entries[start : start + ROWS_PER_LINE]))
+        self._windows.extend(checkpoints.pack(p) for p in points[len(self._windows) :])
+
+    def finish(self, index: LayerIndex) -> bytes:
+        """The whole encoding of ``index``, whose entries and checkpoints are the ones caught
+        up with so far and more."""
+        self.catch_up(index.entries, index.checkpoints)
+        rest = index.entries[len(self._lines) * ROWS_PER_LINE :]
+        header = {
+            "version": FORMAT_VERSION,
+            "digest": index.digest,
+            "compression": index.compression,
+            "frames": index.frames,
+        }
+        lines = [orjson.dumps(header), *self._lines, *([_json_line(rest)] if rest else [])]
+        # Level 1: for 24,000 entries it takes 5 ms instead of 25 ms, for 415 KB instead of
+        # 274 KB, and this runs as a full listing ends.
+        listing = zlib_ng.compress(b"\n".join(lines), 1)
+        packed = checkpoints.encode(index.checkpoints, self._windows)
+        return struct.pack("<I", len(listing)) + listing + packed
+
+
+def decode(data: bytes, digest: str) -> tuple[Any, ...] | None:
+    """``(compression, entries, checkpoints, frames)`` from ``IndexEncoder.finish``'s bytes;
+    None for anything unexpected: another format version or digest, or damage."""
+    try:
+        (length,) = struct.unpack_from("<I", data)
+        first, *lines = zlib.decompress(data[4 : 4 + length]).split(b"\n")
+        header = json.loads(first)
+        if header["version"] != FORMAT_VERSION or header["digest"] != digest:
+            return None
+        entries = [TarEntry(*row) for line in lines for row in json.loads(line)]
+        frames = [(int(c), int(u)) for c, u in header["frames"]]
+        points = checkpoints.decode(data[4 + length :])
+    except (ValueError, KeyError, TypeError, zlib.error, struct.error):
+        return None
+    return header["compression"], entries, points, frames
+
+
+def _json_line(entries: Sequence[TarEntry]) -> bytes:
+    """One line of rows; orjson (~5x faster) unless a name holds a surrogate escape, which
+    only ``json`` writes (as ``\\udcXX``, read back exactly)."""
+    rows = [
+        [e.path, e.type, e.size, e.mode, e.uid, e.gid, e.mtime, e.link, e.offset, e.sparse]
+        for e in entries
+    ]
+    try:
+        return orjson.dumps(rows)
+    except orjson.JSONEncodeError:
+        return json.dumps(rows, separators=(",", ":")).encode()
