@@ -42,7 +42,7 @@ async def first_page(peek: Layerpeek, ref: str, _: str) -> dict[str, object]:
 async def full_listing(peek: Layerpeek, ref: str, _: str) -> dict[str, object]:
     image = await peek.resolve(ref)
     count = 0
-    async for _entry in peek.entries(image, 0):
+    async for _entry in peek.entries(image, 0, whole=True):
         count += 1
     return {"entries": count}
 

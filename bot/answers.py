@@ -138,7 +138,7 @@ async def peek(
 
 async def _count(ctx: BotContext, image: ResolvedImage, layer: int | None) -> int:
     total = 0
-    async for _ in ctx.peek.entries(image, layer):
+    async for _ in ctx.peek.entries(image, layer, whole=True):
         total += 1
     return total
 

@@ -211,7 +211,8 @@ async def _ls(peek: Layerpeek, args: argparse.Namespace) -> None:
     progress = ProgressLine("listing")
     current, count = None, 0
     try:
-        async for entry in peek.entries(image, args.layer, on_progress=progress):
+        listing = peek.entries(image, args.layer, on_progress=progress, whole=args.limit is None)
+        async for entry in listing:
             if not args.json and entry.layer != current:
                 current = entry.layer
                 _layer_heading(image, entry.layer)

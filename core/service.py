@@ -242,15 +242,23 @@ class Layerpeek:
         image: ResolvedImage,
         layer: int | None = None,
         on_progress: ProgressCallback | None = None,
+        *,
+        whole: bool = False,
     ) -> AsyncIterator[EntryInfo]:
-        """Entries of one layer, or of every layer bottom-up; stop iterating to stop reading."""
+        """Entries of one layer, or of every layer bottom-up; stop iterating to stop reading.
+
+        ``whole``: the caller will read every entry (a full listing, a count, the merged
+        view), so a scan reads ahead from the layer's first byte; without it the first 4 MiB
+        are read step by step, as for a page, and stopping early costs little."""
         layers = [image.layer(layer)] if layer is not None else range(len(image.manifest.layers))
         for index in layers:
             descriptor = image.manifest.layers[index]
             report = _reporter(descriptor, on_progress)
             seen = 0
             while True:
-                view = await self.indexes.view(image.reference, descriptor, seen + 1, report)
+                view = await self.indexes.view(
+                    image.reference, descriptor, seen + 1, report, whole=whole
+                )
                 fresh = view.entries[seen:]
                 seen += len(fresh)
                 for position, entry in enumerate(fresh, 1):
@@ -488,7 +496,7 @@ class Layerpeek:
         in memory at a time besides the merged tree."""
         overlay = Overlay()
         for index in range(len(image.manifest.layers)):
-            overlay.apply(index, [entry async for entry in self.entries(image, index)])
+            overlay.apply(index, [entry async for entry in self.entries(image, index, whole=True)])
         return overlay
 
     def _facts(self, image: ResolvedImage) -> LayerFacts:
@@ -540,7 +548,7 @@ class Layerpeek:
         check_page(start, limit)
         overlay, per_layer = Overlay(), []
         for index in range(len(image.manifest.layers)):
-            listing = [entry async for entry in self.entries(image, index)]
+            listing = [entry async for entry in self.entries(image, index, whole=True)]
             if not merged:
                 per_layer += [e for e in listing if spec.matches(e.path, e.type, e.size)]
             overlay.apply(index, listing)

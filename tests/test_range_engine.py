@@ -28,7 +28,7 @@ from fixtures.images import (
 from layerpeek.core.cache import FILE_NAME
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import CorruptLayer, FileNotInLayer, TruncatedLayer
-from layerpeek.core.layers import checkpoints, index
+from layerpeek.core.layers import checkpoints
 from layerpeek.core.layers.checkpoints import (
     SPACING,
     CheckpointInflater,
@@ -394,15 +394,14 @@ async def test_cat_near_the_start_of_an_unindexed_layer_reads_little(peek, fault
 
 
 async def test_a_listing_cancelled_while_inflating_ahead_leaves_the_next_one_whole(
-    peek, fault_proxy, wide, monkeypatch
+    peek, fault_proxy, wide
 ):
-    # Inflate ahead from the first window on, so the pump runs when the listing is cancelled.
-    monkeypatch.setattr(index, "PREFETCH_AFTER", FIRST_WINDOW)
+    # A whole listing inflates ahead from the first byte, so the pump runs when it is cancelled.
     layer = wide.layers["gzip"]
     image = await open_image(peek, wide, fault_proxy.host)
     seen = 0
     with anyio.CancelScope() as scope:
-        async for _ in peek.entries(image, 0):
+        async for _ in peek.entries(image, 0, whole=True):
             seen += 1
             if seen == 500:
                 scope.cancel()
@@ -414,3 +413,18 @@ async def test_a_listing_cancelled_while_inflating_ahead_leaves_the_next_one_who
     assert listed == [e.path for e in layer.entries]
     page = await peek.list_page(image, 0, start=1490, limit=20)
     assert page.complete  # the scan reached the end and stored the index
+
+
+@pytest.mark.parametrize("kind", ["gzip", "none", "frames"])
+async def test_a_whole_listing_inflates_ahead_from_the_first_byte_and_lists_exactly(
+    peek, fault_proxy, wide, kind
+):
+    # The pump starts before the compression is known: the inflater thread detects it.
+    layer = wide.layers[kind]
+    image = await open_image(peek, wide, fault_proxy.host, kind)
+    listed = [e async for e in peek.entries(image, 0, whole=True)]
+    assert [e.path for e in listed] == [e.path for e in layer.entries]
+    assert fault_proxy.body_bytes(blob(layer)) == layer.size  # each byte once
+    fault_proxy.reset()
+    assert [e async for e in peek.entries(image, 0)] == listed  # from the stored index
+    assert fault_proxy.body_bytes(blob(layer)) == 0
