@@ -6,7 +6,6 @@ import io
 import random
 import tarfile
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 
@@ -150,7 +149,7 @@ def entries(blob: bytes) -> list[TarEntry]:
 
 
 def without_offsets(found: list[TarEntry]) -> list[TarEntry]:
-    return [replace(e, offset=0) for e in found]
+    return [e._replace(offset=0) for e in found]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

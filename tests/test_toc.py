@@ -168,7 +168,7 @@ async def test_toc_layers_are_plain_layers_listing_the_same_entries(built):
     toc = await read_toc(MemoryBlob(layer.blob).fetch, len(layer.blob), layer.annotations)
     assert toc is not None
     # Every field the tar header holds (mode, owner, mtime) agrees; tar offsets a TOC lacks.
-    shown = [dataclasses.replace(e, offset=0) for e in plain if e.path not in TOC_ARTIFACTS]
+    shown = [e._replace(offset=0) for e in plain if e.path not in TOC_ARTIFACTS]
     assert list(toc.entries) == shown
 
 

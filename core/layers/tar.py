@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ..errors import CorruptLayer, HostileLayer, TruncatedLayer
 from .entry import EntryType, TarEntry, display_path
@@ -290,7 +290,7 @@ class TarScanner:
         if block[504]:
             return
         (entry, stored), self._sparse = self._sparse, None
-        self._report(replace(entry, offset=data_offset), stored, events)
+        self._report(entry._replace(offset=data_offset), stored, events)
 
     def _report(self, entry: TarEntry, stored: int, events: list[ScanEvent]) -> None:
         """Emit an entry, then arrange to stream or skip its ``stored`` data bytes.
