@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from zlib_ng import zlib_ng
 
 from ..errors import CorruptLayer, TruncatedLayer
+from .buffers import Buffer, OutputPool
+from .compression import Piece
 
 SPACING = 4 << 20
 """Uncompressed bytes between checkpoints: a ``cat`` reads at most about this much extra."""
@@ -34,7 +36,8 @@ WINDOW = 32 << 10
 RESUME_OUTPUT = 256 << 10
 """Output pieces of a ``Resume`` (a ``cat`` from a checkpoint), which go out to the user."""
 OUTPUT = 4 << 20
-"""Largest output piece: a bomb never sits in memory whole. Larger than
+"""Largest output piece, and the size of a scan's output buffers (``buffers.OutputPool``): a
+bomb never sits in memory whole. Larger than
 ``compression.MAX_OUTPUT`` because each ``inflate`` call gives the interpreter lock up and
 must win it back to go on: with a busy Python thread beside it (the tar scanner, the event
 loop), 256 KiB pieces inflated ~7x slower than alone, 4 MiB pieces ~1.3x."""
@@ -162,13 +165,19 @@ class Checkpoint:
 
 
 class _Inflate:
-    """One zlib inflate stream driven through ctypes; ``end()`` frees it."""
+    """One zlib inflate stream driven through ctypes; ``end()`` frees it.
 
-    def __init__(self, wbits: int, output: int) -> None:
-        """``output``: the largest piece one ``run`` produces."""
+    ``run`` inflates into a buffer, after what it already holds; ``lend`` hands out what was
+    written since the last ``lend``: a view of the buffer when the stream has an
+    ``OutputPool`` (the buffer is reused once its pieces are given back), else a copy (the
+    buffer is reused at once).
+    """
+
+    def __init__(self, wbits: int, output: int, pool: OutputPool | None = None) -> None:
+        """``output``: the buffer size without a pool, the largest piece ``lend`` gives."""
         self.stream = _ZLIB.stream()
-        self.output = output
-        self._out = ctypes.create_string_buffer(output)
+        self._pool = pool
+        self._buffer: Buffer | None = Buffer(output) if pool is None else None
         self._input = b""
         self._ended = False
         if _ZLIB.init(ctypes.byref(self.stream), wbits):
@@ -180,24 +189,57 @@ class _Inflate:
         self.stream.next_in = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p)
         self.stream.avail_in = len(data)
 
-    def run(self, flush: int, limit: int | None = None) -> tuple[int, bytes]:
-        """One ``inflate`` call producing at most ``limit`` bytes (at most ``output``): its
-        return code and output."""
-        limit = self.output if limit is None else min(limit, self.output)
-        self.stream.next_out = ctypes.addressof(self._out)
+    @property
+    def full(self) -> bool:
+        """True when the buffer has no room left: ``lend`` before the next ``run``."""
+        return self._buffer is not None and not self._buffer.room
+
+    def run(self, flush: int, limit: int | None = None) -> tuple[int, memoryview]:
+        """One ``inflate`` call writing at most ``limit`` bytes: its return code and the bytes
+        it wrote (a view, valid until they are lent)."""
+        buffer = self._writable()
+        limit = buffer.room if limit is None else min(limit, buffer.room)
+        self.stream.next_out = buffer.address + buffer.filled
         self.stream.avail_out = limit
         code = _ZLIB.inflate(ctypes.byref(self.stream), flush)
         produced = limit - self.stream.avail_out
         if code not in (_Z_OK, _Z_STREAM_END, _Z_BUF_ERROR):
             message = (self.stream.msg or b"invalid deflate data").decode(errors="replace")
             raise CorruptLayer(f"corrupt gzip data ({message})", self.stream.total_in)
-        return code, ctypes.string_at(self._out, produced)
+        buffer.filled += produced
+        return code, buffer.view[buffer.filled - produced : buffer.filled]
+
+    def lend(self) -> Piece:
+        """What ``run`` wrote since the last ``lend`` (empty when nothing was)."""
+        buffer = self._buffer
+        if buffer is None:
+            return b""
+        if self._pool is not None:
+            return self._pool.lend(buffer)
+        piece = bytes(buffer.view[: buffer.filled])
+        buffer.filled = 0
+        return piece
+
+    def _writable(self) -> Buffer:
+        """The buffer to write into: the current one while it has room, else a new one
+        from the pool (everything in the full one has been lent)."""
+        buffer = self._buffer
+        if buffer is not None and buffer.room:
+            return buffer
+        assert self._pool is not None, "lend() before run() when full"
+        assert buffer is None or buffer.lent_to == buffer.filled, "lend() before run() when full"
+        if buffer is not None:
+            self._pool.retire(buffer)
+        self._buffer = self._pool.take()
+        return self._buffer
 
     def end(self) -> None:
         """Free zlib's state; safe to call twice (also runs when a failed stream is dropped)."""
         if not self._ended:
             self._ended = True
             _ZLIB.end(ctypes.byref(self.stream))
+            if self._pool is not None and self._buffer is not None:
+                self._pool.retire(self._buffer)
 
     __del__ = end
 
@@ -209,17 +251,20 @@ class CheckpointInflater:
     (eStargz) is better served by its TOC. Later members are inflated with stdlib zlib.
     """
 
-    def __init__(self, spacing: int = SPACING) -> None:
+    def __init__(self, spacing: int = SPACING, pool: OutputPool | None = None) -> None:
+        """``pool``: lend output pieces from its buffers instead of copying them out
+        (``buffers``); its buffers are ``OUTPUT`` bytes."""
         self.consumed = 0
         self.checkpoints: list[Checkpoint] = []
         self._spacing = spacing
-        self._inflate: _Inflate | None = _Inflate(_GZIP_WBITS, OUTPUT)
+        self._inflate: _Inflate | None = _Inflate(_GZIP_WBITS, OUTPUT, pool)
         self._tail = bytearray()  # the last WINDOW bytes of output
         self._out = 0
         self._rest = _RestMembers()
 
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        """Inflate ``data``, yielding output pieces of at most ``OUTPUT`` bytes."""
+    def feed(self, data: bytes) -> Iterator[Piece]:
+        """Inflate ``data``, yielding output pieces of at most ``OUTPUT`` bytes: what one
+        buffer took, until it was full or the input ran out."""
         if self._inflate is None:
             yield from self._rest.feed(data, self)
             return
@@ -227,22 +272,31 @@ class CheckpointInflater:
         inflate.give(data)
         before = inflate.stream.total_in
         while True:
-            code, out = inflate.run(*self._mode())
+            if inflate.full:
+                yield inflate.lend()
+            try:
+                code, out = inflate.run(*self._mode())
+            except CorruptLayer:
+                if piece := inflate.lend():
+                    yield piece  # the output before the damage, then the damage
+                raise
             self.consumed += inflate.stream.total_in - before
             before = inflate.stream.total_in
             if out:
                 self._record_output(out)
-                yield out
             if code == _Z_STREAM_END:
+                if piece := inflate.lend():
+                    yield piece
                 rest = data[len(data) - inflate.stream.avail_in :]
                 inflate.end()
                 self._inflate = None
                 yield from self._rest.feed(rest, self)
                 return
             self._maybe_checkpoint(inflate.stream)
-            if not inflate.stream.avail_in and inflate.stream.avail_out:
-                return  # all input used, output room left: inflate needs more input
-            if not out and code == _Z_BUF_ERROR:
+            needs_input = not inflate.stream.avail_in and inflate.stream.avail_out
+            if needs_input or (not out and code == _Z_BUF_ERROR):
+                if piece := inflate.lend():
+                    yield piece
                 return
 
     def finish(self) -> None:
@@ -261,7 +315,7 @@ class CheckpointInflater:
         due = self._spacing - (self._out - last)
         return (_Z_NO_FLUSH, min(OUTPUT, due)) if due > 0 else (_Z_BLOCK, OUTPUT)
 
-    def _record_output(self, out: bytes) -> None:
+    def _record_output(self, out: memoryview) -> None:
         self._out += len(out)
         self._tail += out[-WINDOW:]
         del self._tail[:-WINDOW]
@@ -344,7 +398,8 @@ class Resume:
             data = data[1:] if self._point.bits else data
         self._inflate.give(data)
         while True:
-            code, out = self._inflate.run(_Z_NO_FLUSH)
+            code, _ = self._inflate.run(_Z_NO_FLUSH)
+            out = self._inflate.lend()
             if out:
                 yield out
             if code != _Z_OK or not out:

@@ -17,6 +17,9 @@ from zlib_ng import zlib_ng as zlib  # the stdlib's API, ~1.4x faster to inflate
 from ..errors import CorruptLayer, TruncatedLayer
 
 Compression = Literal["gzip", "zstd", "none"]
+Piece = bytes | memoryview
+"""A piece of decompressed output: bytes, or a view lent from an inflater's buffer
+(``buffers.OutputPool``), valid until given back."""
 
 MAX_OUTPUT = 256 << 10
 """Upper bound on the bytes one output piece may hold."""
@@ -58,7 +61,7 @@ class Decompressor(Protocol):
 
     consumed: int
 
-    def feed(self, data: bytes) -> Iterator[bytes]:
+    def feed(self, data: bytes) -> Iterator[Piece]:
         """Take more compressed bytes, yield bounded output pieces."""
         ...
 

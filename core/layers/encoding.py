@@ -68,7 +68,10 @@ class IndexEncoder:
         # 274 KB, and this runs as a full listing ends.
         listing = zlib_ng.compress(b"\n".join(lines), 1)
         packed = checkpoints.encode(index.checkpoints, self._windows)
-        return struct.pack("<I", len(listing)) + listing + packed
+        # What was encoded is all in ``packed`` and ``listing`` now: let it go before the
+        # last copy, which is when a full listing's memory peaks.
+        self._lines, self._windows = [], []
+        return b"".join((struct.pack("<I", len(listing)), listing, packed))
 
 
 def decode(data: bytes, digest: str) -> tuple[Any, ...] | None:

@@ -28,9 +28,10 @@ from .scan import Inflated, LayerReader
 INPUT = 2 << 20
 """Compressed bytes queued for the inflater: enough work (~5 MB of output, ~12 ms) to carry
 it through the gaps while the consumer handles entries and no one reads the network."""
-AHEAD = 6 << 20
+AHEAD = 4 << 20
 """Inflated bytes waiting to be scanned before the inflater pauses: bounds a scan's memory
-(queues of 8 and 16 MiB bought no speed on the bench layer)."""
+(they sit in the inflater's lent buffers, ``buffers.OutputPool``). Queues of 6, 8 and 16 MiB
+bought no speed on the bench layer."""
 THREADS = 8
 """Inflater threads, shared by all scans (a process keeps at most ``index.LIVE_SCANS``)."""
 

@@ -19,6 +19,7 @@ from .compression import (
     MAGIC_LENGTH,
     Compression,
     Decompressor,
+    Piece,
     detect_compression,
     make_decompressor,
 )
@@ -52,7 +53,7 @@ class Inflated:
     """One step's decompressed pieces, the compressed bytes consumed after them, and the
     decompressor's error if it stopped there."""
 
-    pieces: list[bytes]
+    pieces: list[Piece]
     consumed: int
     error: LayerError | None
 
@@ -83,7 +84,7 @@ class LayerReader:
         self._scanner = TarScanner(want)
         self._decompressor: Decompressor | None = None
         self._head = b""
-        self._pieces: Iterator[bytes] | None = None
+        self._pieces: Iterator[Piece] | None = None
         self._failure: LayerError | None = None
 
     @property
@@ -124,7 +125,7 @@ class LayerReader:
         """
         if self._failure is not None:
             raise self._failure
-        pieces: list[bytes] = []
+        pieces: list[Piece] = []
         produced = 0
         try:
             for piece in self._pieces or ():
