@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TypeVar
 
 import anyio
 import anyio.to_thread
@@ -74,6 +75,7 @@ must. A caller that reads the whole layer says so (``whole``), and the pump star
 stepping through the first 4 MiB cost a full listing ~50 ms more than inflating them ahead."""
 
 OnScan = Callable[[int, int], object]
+T = TypeVar("T")
 """Called as ``on_scan(blob_bytes_received, entries_found)``."""
 
 
@@ -161,7 +163,7 @@ class LayerScan:
             if self._pump is None:
                 await self._scan(inflated)
             else:
-                await self._scan_and_feed(inflated, self._pump)
+                await self._feeding(self._pump, partial(self._scan, inflated))
             if on_scan is not None:
                 on_scan(self.blob.position, len(self.entries))
 
@@ -182,14 +184,20 @@ class LayerScan:
         if self._pump is None:
             return await anyio.to_thread.run_sync(self._reader.inflate)
         pump = self._pump
-        while (
-            step := pump.take() if pump.has_step else await anyio.to_thread.run_sync(pump.take)
-        ) is None:
+        while (step := await self._take(pump)) is None:
             batch = await self._next_batch()
             if not batch:
                 return None
             pump.give(batch)
         return step
+
+    async def _take(self, pump: InflatePump) -> Inflated | None:
+        """The pump's next step (``InflatePump.take``), waited for in a worker thread while
+        the network tops up the pump's input: the inflater never runs dry for want of a
+        read while the scan waits for it."""
+        if pump.has_step:
+            return pump.take()
+        return await self._feeding(pump, partial(anyio.to_thread.run_sync, pump.take))
 
     async def _scan(self, inflated: Inflated) -> None:
         """Scan one inflated step in a worker thread; raise the layer's error, if it has one,
@@ -210,29 +218,29 @@ class LayerScan:
         self.encoder.catch_up(self.entries, self._inflater.checkpoints if self._inflater else [])
         return events
 
-    async def _scan_and_feed(self, inflated: Inflated, pump: InflatePump) -> None:
-        """Scan this step while the network tops up the pump's input, so the inflater has
-        work while the consumer handles these entries. A failure is raised as itself, not
-        wrapped in the task group's ExceptionGroup, so callers see the LayerError they
+    async def _feeding(self, pump: InflatePump, work: Callable[[], Awaitable[T]]) -> T:
+        """Await ``work`` while the network tops up the pump's input, so the inflater has
+        input while the scan waits for it or handles entries. A failure is raised as itself,
+        not wrapped in the task group's ExceptionGroup, so callers see the LayerError they
         expect."""
-        scanning = True
+        if not pump.wants_input:
+            return await work()
+        working = True
 
         async def feed() -> None:
-            while scanning and pump.wants_input and (batch := await self._next_batch()):
+            while working and pump.wants_input and (batch := await self._next_batch()):
                 pump.give(batch)
 
-        if not pump.wants_input:
-            await self._scan(inflated)
-            return
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(feed)
                 try:
-                    await self._scan(inflated)
+                    result = await work()
                 finally:
-                    scanning = False
+                    working = False
         except ExceptionGroup as failures:
             raise failures.exceptions[0] from None
+        return result
 
     async def _next_batch(self) -> bytes:
         """Network chunks joined into batches of growing size: the first small, so a first
