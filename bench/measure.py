@@ -20,6 +20,7 @@ import anyio
 import httpx
 
 from layerpeek.core.client import RegistryClient
+from layerpeek.core.runtime import freeze_startup_objects
 from layerpeek.core.service import Layerpeek
 
 TICK = 0.005
@@ -88,6 +89,7 @@ def _peak_rss_mb() -> float:
 
 
 async def main(step: str, ref: str, path: str) -> None:
+    freeze_startup_objects()  # as the front ends do when they start
     lag = [0.0]
     async with RegistryClient() as client, anyio.create_task_group() as group:
         group.start_soon(_watch, lag)

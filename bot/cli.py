@@ -21,6 +21,7 @@ from discord import app_commands
 
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.runtime import freeze_startup_objects
 from layerpeek.core.settings import load_settings
 from layerpeek.core.text import printable
 
@@ -135,6 +136,7 @@ def _run_main(sync_global: bool) -> int:
         return _fail("set DISCORD_TOKEN (in the environment or .env) to the bot's token")
     bot = LayerpeekBot(settings, core, sync_global=sync_global)
     discord.utils.setup_logging(level=logging.INFO)
+    freeze_startup_objects()
     bot.run(settings.token.get_secret_value(), log_handler=None)
     return 0
 

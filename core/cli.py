@@ -30,6 +30,7 @@ from .models import (
     TriageReport,
 )
 from .progress import ProgressLine
+from .runtime import freeze_startup_objects
 from .service import Layerpeek
 from .settings import Settings, load_settings
 from .text import human_size, marked_name, printable, short_digest
@@ -473,6 +474,7 @@ async def run(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``layerpeek`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
+    freeze_startup_objects()
     try:
         anyio.run(run, args)
     except LayerpeekError as exc:

@@ -21,6 +21,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.runtime import freeze_startup_objects
 from layerpeek.core.settings import Settings
 from layerpeek.core.settings import load_settings as load
 from layerpeek.core.text import printable
@@ -102,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         check(read_settings(args)[0])
         server, server_settings = build(args)
+        freeze_startup_objects()
         # The SDK logs at INFO to stderr; httpx would add a line per registry request.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         if args.http:

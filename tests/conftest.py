@@ -7,6 +7,7 @@ Only a missing Debian tool may skip (``fixtures.tools.require_tool``), and only 
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,16 @@ class SeededRegistry:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _unfreeze_after_a_front_end() -> Iterator[None]:
+    """A front end's ``main`` freezes the objects alive when it starts
+    (``core.runtime.freeze_startup_objects``); in the test process, hand them back to the
+    collector after each test."""
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()
 
 
 @pytest.fixture(scope="session")
