@@ -226,8 +226,8 @@ class _Inflate:
         buffer = self._buffer
         if buffer is not None and buffer.room:
             return buffer
-        assert self._pool is not None, "lend() before run() when full"
-        assert buffer is None or buffer.lent_to == buffer.filled, "lend() before run() when full"
+        full_and_unlent = buffer is not None and buffer.lent_to < buffer.filled
+        assert self._pool is not None and not full_and_unlent, "lend() before run() when full"
         if buffer is not None:
             self._pool.retire(buffer)
         self._buffer = self._pool.take()
@@ -272,8 +272,8 @@ class CheckpointInflater:
         inflate.give(data)
         before = inflate.stream.total_in
         while True:
-            if inflate.full:
-                yield inflate.lend()
+            if inflate.full and (piece := inflate.lend()):
+                yield piece
             try:
                 code, out = inflate.run(*self._mode())
             except CorruptLayer:

@@ -54,7 +54,8 @@ class IndexEncoder:
 
     def finish(self, index: LayerIndex) -> bytes:
         """The whole encoding of ``index``, whose entries and checkpoints are the ones caught
-        up with so far and more."""
+        up with so far and more. It lets go of what it had encoded, so a second call encodes
+        everything again."""
         self.catch_up(index.entries, index.checkpoints)
         rest = index.entries[len(self._lines) * ROWS_PER_LINE :]
         header = {

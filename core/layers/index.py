@@ -75,8 +75,8 @@ must. A caller that reads the whole layer says so (``whole``), and the pump star
 stepping through the first 4 MiB cost a full listing ~50 ms more than inflating them ahead."""
 
 OnScan = Callable[[int, int], object]
-T = TypeVar("T")
 """Called as ``on_scan(blob_bytes_received, entries_found)``."""
+T = TypeVar("T")
 
 
 @dataclass
