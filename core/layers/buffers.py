@@ -19,6 +19,8 @@ import ctypes
 import threading
 from collections.abc import Iterable
 
+from .compression import Piece
+
 
 class Buffer:
     """One output buffer. The inflater writes at ``filled``; ``[lent_to:filled]`` is
@@ -71,7 +73,7 @@ class OutputPool:
             buffer.retired = True
             self._reuse_if_done(buffer)
 
-    def give_back(self, pieces: Iterable[bytes | memoryview]) -> None:
+    def give_back(self, pieces: Iterable[Piece]) -> None:
         """The caller has read these pieces and will not read them again: each once. Pieces
         that are not this pool's (bytes, another pool's views) are ignored."""
         with self._lock:

@@ -215,7 +215,7 @@ class LayerScan:
         (``entries`` grows on the event loop, after this returns)."""
         events = self._reader.scan(inflated)
         self._pool.give_back(inflated.pieces)  # scanned: their buffers may be reused
-        self.encoder.catch_up(self.entries, self._inflater.checkpoints if self._inflater else [])
+        self.encoder.catch_up(self.entries, self._checkpoints)
         return events
 
     async def _feeding(self, pump: InflatePump, work: Callable[[], Awaitable[T]]) -> T:
@@ -274,9 +274,13 @@ class LayerScan:
     def index(self, digest: str) -> LayerIndex:
         """What the scan knows, as an index: complete once the scan is, else its entries and
         checkpoints so far (enough to read any file already passed by range)."""
-        points = self._inflater.checkpoints if self._inflater else []
         frames = _spaced(self._zstd.frames) if self._zstd else []
-        return LayerIndex(digest, self.compression, self.entries, points, frames)
+        return LayerIndex(digest, self.compression, self.entries, self._checkpoints, frames)
+
+    @property
+    def _checkpoints(self) -> list[Checkpoint]:
+        """The gzip checkpoints found so far (none for other compressions)."""
+        return self._inflater.checkpoints if self._inflater else []
 
     async def aclose(self) -> None:
         if self._pump is not None:
