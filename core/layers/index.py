@@ -155,24 +155,23 @@ class LayerScan:
         """
         self._whole = self._whole or whole or wanted is None
         while not self.complete and (wanted is None or len(self.entries) < wanted):
-            inflated = await self._next_step()
-            if inflated is None:
+            scanned = await self._next_scanned()
+            if scanned is None:
                 await anyio.to_thread.run_sync(self._reader.close)
                 self.complete = True
                 break
-            if self._pump is None:
-                await self._scan(inflated)
-            else:
-                await self._feeding(self._pump, partial(self._scan, inflated))
+            self._keep(*scanned)
             if on_scan is not None:
                 on_scan(self.blob.position, len(self.entries))
 
-    async def _next_step(self) -> Inflated | None:
-        """The next inflated step; None once the blob has no more bytes.
+    async def _next_scanned(self) -> tuple[Inflated, list[ScanEvent]] | None:
+        """The next step, inflated and scanned in one worker-thread hop; None once the blob
+        has no more bytes.
 
         The first ``PREFETCH_AFTER`` bytes are inflated step by step as pages ask for them;
         after that, or from the start when the whole layer is wanted, an ``InflatePump``
-        inflates ahead on its own thread."""
+        inflates ahead on its own thread and the hop only takes its next step and scans it.
+        """
         if self._pump is None and self._reader.needs_input:
             if self._whole or self.blob.position >= PREFETCH_AFTER:
                 self._pump = InflatePump(self._reader)
@@ -182,41 +181,46 @@ class LayerScan:
                     return None
                 self._reader.feed(batch)
         if self._pump is None:
-            return await anyio.to_thread.run_sync(self._reader.inflate)
+            return await anyio.to_thread.run_sync(self._inflate_and_scan)
         pump = self._pump
-        while (step := await self._take(pump)) is None:
+        take = partial(anyio.to_thread.run_sync, self._take_and_scan, pump)
+        while (scanned := await self._feeding(pump, take)) is None:
             batch = await self._next_batch()
-            if not batch:
-                return None
+            if not batch:  # the blob has ended: what the feeding gave last is all that is left
+                return await take()
             pump.give(batch)
-        return step
+        return scanned
 
-    async def _take(self, pump: InflatePump) -> Inflated | None:
-        """The pump's next step (``InflatePump.take``), waited for in a worker thread while
-        the network tops up the pump's input: the inflater never runs dry for want of a
-        read while the scan waits for it."""
-        if pump.has_step:
-            return pump.take()
-        return await self._feeding(pump, partial(anyio.to_thread.run_sync, pump.take))
+    def _inflate_and_scan(self) -> tuple[Inflated, list[ScanEvent]]:
+        """In a worker thread: inflate the next step here and scan it."""
+        inflated = self._reader.inflate()
+        return inflated, self._scan_and_encode(inflated)
 
-    async def _scan(self, inflated: Inflated) -> None:
-        """Scan one inflated step in a worker thread; raise the layer's error, if it has one,
-        once the entries before it are kept."""
-        events = await anyio.to_thread.run_sync(self._scan_and_encode, inflated)
+    def _take_and_scan(self, pump: InflatePump) -> tuple[Inflated, list[ScanEvent]] | None:
+        """In a worker thread: wait for the pump's next step and scan it; None when the
+        pump has run out of input (``InflatePump.take``). The network tops up the pump's
+        input meanwhile (``_feeding``), so the inflater never runs dry for want of a read
+        while the scan waits for it."""
+        inflated = pump.take()
+        return None if inflated is None else (inflated, self._scan_and_encode(inflated))
+
+    def _scan_and_encode(self, inflated: Inflated) -> list[ScanEvent]:
+        """In a worker thread: scan the step, and encode what the steps before it found
+        (``entries`` grows on the event loop, in ``_keep``, after this returns)."""
+        events = self._reader.scan(inflated)
+        self._pool.give_back(inflated.pieces)  # scanned: their buffers may be reused
+        self.encoder.catch_up(self.entries, self._checkpoints)
+        return events
+
+    def _keep(self, inflated: Inflated, events: list[ScanEvent]) -> None:
+        """Add a scanned step's entries; raise the layer's error, if it has one, once the
+        entries before it are kept."""
         self._scanned = inflated.consumed
         self.entries.extend(
             e for e in events if isinstance(e, TarEntry) and e.path not in self._hidden
         )
         if self._reader.failure is not None:
             raise self._reader.failure
-
-    def _scan_and_encode(self, inflated: Inflated) -> list[ScanEvent]:
-        """In a worker thread: scan the step, and encode what the steps before it found
-        (``entries`` grows on the event loop, after this returns)."""
-        events = self._reader.scan(inflated)
-        self._pool.give_back(inflated.pieces)  # scanned: their buffers may be reused
-        self.encoder.catch_up(self.entries, self._checkpoints)
-        return events
 
     async def _feeding(self, pump: InflatePump, work: Callable[[], Awaitable[T]]) -> T:
         """Await ``work`` while the network tops up the pump's input, so the inflater has

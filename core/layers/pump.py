@@ -82,18 +82,10 @@ class InflatePump:
         """True while the inflater works on this pump's input."""
         return self._running
 
-    @property
-    def has_step(self) -> bool:
-        """True when ``take`` would return at once: a step or an error is ready, or there is
-        nothing to inflate."""
-        if self._ready or self._error is not None:
-            return True
-        return not self._running and not self._has_work()
-
     def take(self) -> Inflated | None:
         """The next inflated step, waiting for it while the inflater works; None when the
-        inflater has run out of input (give more, or the blob has ended). May block: call it
-        from a worker thread unless ``has_step``."""
+        inflater has run out of input (give more, or the blob has ended). Blocks: call it from
+        a worker thread."""
         with self._changed:
             while True:
                 if self._error is not None:
