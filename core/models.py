@@ -79,20 +79,40 @@ class EntryInfo(BaseModel):
     mtime: int
     link: str
 
-    @classmethod
-    def of(cls, layer: int, entry: TarEntry | Node) -> EntryInfo:
-        """From a layer's tar entry or a merged node (they share these fields)."""
-        return cls(
-            layer=layer,
-            path=entry.path,
-            type=entry.type,
-            size=entry.size,
-            mode=entry.mode,
-            uid=entry.uid,
-            gid=entry.gid,
-            mtime=entry.mtime,
-            link=entry.link,
+    @staticmethod
+    def of(layer: int, entry: TarEntry | Node) -> EntryInfo:
+        """From a layer's tar entry or a merged node (they share these fields).
+
+        Built the way pydantic's ``model_construct`` builds a model, without validating the
+        fields again: they come typed from the tar scanner or the merged view, and
+        validating them cost 3-4 us per entry, ~0.1 s of the event loop in a 24,000-file
+        listing. ``model_construct`` itself, general-purpose, is slower still.
+        """
+        info = _new_object(EntryInfo)
+        _set_attribute(
+            info,
+            "__dict__",
+            {
+                "layer": layer,
+                "path": entry.path,
+                "type": entry.type,
+                "size": entry.size,
+                "mode": entry.mode,
+                "uid": entry.uid,
+                "gid": entry.gid,
+                "mtime": entry.mtime,
+                "link": entry.link,
+            },
         )
+        _set_attribute(info, "__pydantic_fields_set__", set(_ENTRY_FIELDS))
+        _set_attribute(info, "__pydantic_extra__", None)
+        _set_attribute(info, "__pydantic_private__", None)
+        return info
+
+
+_ENTRY_FIELDS = frozenset(EntryInfo.model_fields)
+_new_object = object.__new__
+_set_attribute = object.__setattr__
 
 
 class EntryPage(BaseModel):
