@@ -534,7 +534,8 @@ def _padding(size: int) -> int:
 
 
 def _verify_checksum(block: bytes, field: bytes, at: int) -> None:
-    """Check the header checksum, accepting the unsigned and the signed byte sums as tar does.
+    """Check the header checksum (``field``, bytes 148-155 of ``block``), accepting the
+    unsigned and the signed byte sums as tar does.
 
     ``sum()`` over 512 bytes costs ~5 us in Python; ``adler32``'s low half is 1 + the byte sum
     mod 65521, exact for runs of up to 256 bytes, so two calls give the sum in ~0.5 us.
