@@ -381,7 +381,7 @@ class TarScanner:
         name, _, _, _, _, _, _, kind, link_name, magic, prefix = fields
         mode, uid, gid, stored, mtime = _numbers(fields, at)
         path = _decode(_header_name(name, magic, prefix))
-        link = _decode(link_name.partition(b"\0")[0]) if link_name[0] else ""
+        link = _decode(_c_string(link_name)) if link_name[0] else ""
         size, sparse = stored, False
         self._map, self._map_in_data = None, False
         if self._pending is not None or self._globals or kind == b"S":
@@ -466,8 +466,8 @@ def _decode(raw: bytes) -> str:
 
 
 def _c_string(field: bytes) -> bytes:
-    end = field.find(b"\0")
-    return field if end < 0 else field[:end]
+    """A NUL-terminated field's text (all of it when no NUL ends it)."""
+    return field.partition(b"\0")[0]
 
 
 def _header_name(name: bytes, magic: bytes, prefix: bytes) -> bytes:
@@ -476,9 +476,9 @@ def _header_name(name: bytes, magic: bytes, prefix: bytes) -> bytes:
     GNU headers reuse the prefix bytes for atime/ctime, so only POSIX ustar (and PAX, which
     writes ustar headers) get the prefix, as in Go's reader.
     """
-    name = name.partition(b"\0")[0]
+    name = _c_string(name)
     if magic == _USTAR_MAGIC and prefix[0]:
-        return prefix.partition(b"\0")[0] + b"/" + name
+        return _c_string(prefix) + b"/" + name
     return name
 
 
