@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
 
 import anyio
 import anyio.to_thread
@@ -76,7 +75,6 @@ stepping through the first 4 MiB cost a full listing ~50 ms more than inflating 
 
 OnScan = Callable[[int, int], object]
 """Called as ``on_scan(blob_bytes_received, entries_found)``."""
-T = TypeVar("T")
 
 
 @dataclass
@@ -183,11 +181,10 @@ class LayerScan:
         if self._pump is None:
             return await anyio.to_thread.run_sync(self._inflate_and_scan)
         pump = self._pump
-        take = partial(anyio.to_thread.run_sync, self._take_and_scan, pump)
-        while (scanned := await self._feeding(pump, take)) is None:
+        while (scanned := await self._take_feeding(pump)) is None:
             batch = await self._next_batch()
             if not batch:  # the blob has ended: what the feeding gave last is all that is left
-                return await take()
+                return await self._take_feeding(pump)
             pump.give(batch)
         return scanned
 
@@ -198,9 +195,7 @@ class LayerScan:
 
     def _take_and_scan(self, pump: InflatePump) -> tuple[Inflated, list[ScanEvent]] | None:
         """In a worker thread: wait for the pump's next step and scan it; None when the
-        pump has run out of input (``InflatePump.take``). The network tops up the pump's
-        input meanwhile (``_feeding``), so the inflater never runs dry for want of a read
-        while the scan waits for it."""
+        pump has run out of input (``InflatePump.take``)."""
         inflated = pump.take()
         return None if inflated is None else (inflated, self._scan_and_encode(inflated))
 
@@ -222,11 +217,12 @@ class LayerScan:
         if self._reader.failure is not None:
             raise self._reader.failure
 
-    async def _feeding(self, pump: InflatePump, work: Callable[[], Awaitable[T]]) -> T:
-        """Await ``work`` while the network tops up the pump's input, so the inflater has
-        input while the scan waits for it or handles entries. A failure is raised as itself,
-        not wrapped in the task group's ExceptionGroup, so callers see the LayerError they
-        expect."""
+    async def _take_feeding(self, pump: InflatePump) -> tuple[Inflated, list[ScanEvent]] | None:
+        """``_take_and_scan`` in a worker thread while the network tops up the pump's input,
+        so the inflater never runs dry for want of a read while the scan waits for it. A
+        failure is raised as itself, not wrapped in the task group's ExceptionGroup, so
+        callers see the LayerError they expect."""
+        work = partial(anyio.to_thread.run_sync, self._take_and_scan, pump)
         if not pump.wants_input:
             return await work()
         working = True
