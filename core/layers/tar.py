@@ -40,6 +40,8 @@ _TYPES: dict[bytes, EntryType] = {
     b"5": "dir",
     b"6": "fifo",
 }
+_PLAIN_TYPES = frozenset(_TYPES) - {b"S"}
+"""Typeflags whose header alone describes the entry (sparse files add a map to theirs)."""
 _HEADER_ONLY = frozenset({"hardlink", "symlink", "char", "block", "dir", "fifo"})
 _META_NAMES = {b"x": "PAX", b"g": "PAX global", b"L": "GNU long name", b"K": "GNU long link"}
 _META_TYPES = frozenset(_META_NAMES)
@@ -184,8 +186,7 @@ class TarScanner:
             elif self._partial or end - pos < BLOCK or self._sparse is not None:
                 pos = self._take_partial(view, pos, end, events)
             else:
-                pos += BLOCK
-                self._header(view[pos - BLOCK : pos].tobytes(), self._total + pos, events)
+                pos = self._headers(view, pos, end, events)
         self._total += end
         return events
 
@@ -265,6 +266,43 @@ class TarScanner:
         if step == left:
             self._meta_done()
         return pos + step
+
+    def _headers(self, view: memoryview, pos: int, end: int, events: list[ScanEvent]) -> int:
+        """Read whole header blocks from ``pos`` on, and skip the data between them.
+
+        Almost every entry of a listing comes through here, so the usual header is read and
+        its data skipped in this loop, without a round trip through ``feed``'s for each: a
+        file, directory or link header, with no extended header pending and no file wanted.
+        Any other block goes to ``_header``, and then back to ``feed``: zero blocks, extended
+        headers, sparse files, other types. Returns the position after what it consumed.
+        """
+        if (
+            self._pending is not None
+            or self._globals
+            or self._want is not None
+            or self._zero_blocks
+        ):
+            pos += BLOCK
+            self._header(view[pos - BLOCK : pos].tobytes(), self._total + pos, events)
+            return pos
+        base = self._total
+        while end - pos >= BLOCK:
+            fields = _FIELDS.unpack_from(view, pos)
+            pos += BLOCK
+            if fields[7] not in _PLAIN_TYPES or not fields[0][0]:  # a zero block has no name
+                self._header(view[pos - BLOCK : pos].tobytes(), base + pos, events)
+                return pos
+            _verify_checksum(view[pos - BLOCK : pos], fields[6], base + pos - BLOCK)
+            entry = _plain_entry(fields, base + pos)
+            events.append(entry)
+            self.entries += 1
+            span = entry.size + _padding(entry.size)
+            if end - pos < span:
+                self._skip = span - (end - pos)
+                self._last_path, self._last_end = entry.path, entry.offset + span
+                return end
+            pos += span
+        return pos
 
     def _header(self, block: bytes, data_offset: int, events: list[ScanEvent]) -> None:
         """Handle one complete header block; ``data_offset`` is where its data would start."""
@@ -373,39 +411,22 @@ class TarScanner:
         """Build the entry from its header and any pending extended headers.
 
         Returns the entry, the number of data bytes stored after the header (which differs
-        from ``entry.size`` for sparse files and header-only types). This runs once per file
-        of every layer scanned, so the usual header (no extended header amends it, not
-        sparse) goes straight into the entry; only the others take a ``_Header`` on the way.
+        from ``entry.size`` for sparse files and header-only types). A header that no
+        extended header amends and that is not sparse is a plain one (``_plain_entry``).
         """
-        at = data_offset - BLOCK
-        name, _, _, _, _, _, _, kind, link_name, magic, prefix = fields
-        mode, uid, gid, stored, mtime = _numbers(fields, at)
-        path = _decode(_header_name(name, magic, prefix))
-        link = _decode(_c_string(link_name)) if link_name[0] else ""
-        size, sparse = stored, False
         self._map, self._map_in_data = None, False
-        if self._pending is not None or self._globals or kind == b"S":
-            header = _Header(path, link, stored, stored, uid, gid, mtime, kind == b"S")
-            self._amend(header, block, at)
-            path, link, stored, size = header.path, header.link, header.stored, header.size
-            uid, gid, mtime, sparse = header.uid, header.gid, header.mtime, header.sparse
-            self._map, self._map_in_data = header.sparse_map, header.map_in_data
-        entry_type = _entry_type(kind, path)
-        if entry_type in _HEADER_ONLY:
-            size = stored = 0  # As Go and tarfile: these never carry data.
-        entry = TarEntry(
-            display_path(path),
-            _whiteout_type(path, entry_type),
-            _size(size, at),
-            mode & 0o7777,
-            uid,
-            gid,
-            mtime,
-            display_path(link) if entry_type == "hardlink" else link,
-            data_offset,
-            sparse,
-        )
-        return entry, _size(stored, at)
+        kind = fields[7]
+        if self._pending is None and not self._globals and kind != b"S":
+            entry = _plain_entry(fields, data_offset)
+            return entry, entry.size
+        at = data_offset - BLOCK
+        mode, uid, gid, stored, mtime = _numbers(fields, at)
+        link = _decode(_c_string(fields[8])) if fields[8][0] else ""
+        path = _decode(_header_name(fields[0], fields[9], fields[10]))
+        header = _Header(path, link, stored, stored, uid, gid, mtime, kind == b"S")
+        self._amend(header, block, at)
+        self._map, self._map_in_data = header.sparse_map, header.map_in_data
+        return _build_entry(kind, header, mode, data_offset)
 
     def _amend(self, header: _Header, block: bytes, at: int) -> None:
         """Apply an old GNU sparse header's size and map, then any extended headers."""
@@ -423,6 +444,52 @@ class TarScanner:
             header.path = _decode(pending.long_name)
         if pending.long_link is not None:
             header.link = _decode(pending.long_link)
+
+
+def _plain_entry(fields: tuple[bytes, ...], data_offset: int) -> TarEntry:
+    """The entry of a header that needs nothing but itself (``TarScanner._headers``):
+    its data are ``size`` bytes after ``data_offset``."""
+    at = data_offset - BLOCK
+    mode, uid, gid, stored, mtime = _numbers(fields, at)
+    link = _decode(_c_string(fields[8])) if fields[8][0] else ""
+    path = _decode(_header_name(fields[0], fields[9], fields[10]))
+    entry_type = _entry_type(fields[7], path)
+    if entry_type in _HEADER_ONLY:
+        stored = 0  # As Go and tarfile: these never carry data.
+    return TarEntry(
+        display_path(path),
+        _whiteout_type(path, entry_type),
+        _size(stored, at),
+        mode & 0o7777,
+        uid,
+        gid,
+        mtime,
+        display_path(link) if entry_type == "hardlink" else link,
+        data_offset,
+        False,
+    )
+
+
+def _build_entry(kind: bytes, header: _Header, mode: int, data_offset: int) -> tuple[TarEntry, int]:
+    """The entry as reported, and the data bytes stored after its header."""
+    at = data_offset - BLOCK
+    path, link, stored, size = header.path, header.link, header.stored, header.size
+    entry_type = _entry_type(kind, path)
+    if entry_type in _HEADER_ONLY:
+        size = stored = 0  # As Go and tarfile: these never carry data.
+    entry = TarEntry(
+        display_path(path),
+        _whiteout_type(path, entry_type),
+        _size(size, at),
+        mode & 0o7777,
+        header.uid,
+        header.gid,
+        header.mtime,
+        display_path(link) if entry_type == "hardlink" else link,
+        data_offset,
+        header.sparse,
+    )
+    return entry, _size(stored, at)
 
 
 def _apply_pax(header: _Header, pax: dict[str, str], at: int) -> None:
@@ -533,9 +600,9 @@ def _padding(size: int) -> int:
     return -size % BLOCK
 
 
-def _verify_checksum(block: bytes, field: bytes, at: int) -> None:
+def _verify_checksum(block: bytes | memoryview, field: bytes, at: int) -> None:
     """Check the header checksum (``field``, bytes 148-155 of ``block``), accepting the
-    unsigned and the signed byte sums as tar does.
+    unsigned and the signed byte sums as tar does. ``block`` may be a view into the stream.
 
     ``sum()`` over 512 bytes costs ~5 us in Python; ``adler32``'s low half is 1 + the byte sum
     mod 65521, exact for runs of up to 256 bytes, so two calls give the sum in ~0.5 us.
@@ -548,7 +615,7 @@ def _verify_checksum(block: bytes, field: bytes, at: int) -> None:
     )
     if stored == unsigned:
         return
-    high = len(block.translate(None, _LOW_BYTES)) - len(field.translate(None, _LOW_BYTES))
+    high = len(bytes(block).translate(None, _LOW_BYTES)) - len(field.translate(None, _LOW_BYTES))
     if stored != unsigned - 256 * high:
         raise CorruptLayer(f"bad tar header checksum at tar offset {at:,}", at)
 
