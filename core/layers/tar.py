@@ -426,7 +426,19 @@ class TarScanner:
         header = _Header(path, link, stored, stored, uid, gid, mtime, kind == b"S")
         self._amend(header, block, at)
         self._map, self._map_in_data = header.sparse_map, header.map_in_data
-        return _build_entry(kind, header, mode, data_offset)
+        return _build_entry(
+            kind,
+            header.path,
+            header.link,
+            header.stored,
+            header.size,
+            mode,
+            header.uid,
+            header.gid,
+            header.mtime,
+            data_offset,
+            header.sparse,
+        )
 
     def _amend(self, header: _Header, block: bytes, at: int) -> None:
         """Apply an old GNU sparse header's size and map, then any extended headers."""
@@ -449,31 +461,31 @@ class TarScanner:
 def _plain_entry(fields: tuple[bytes, ...], data_offset: int) -> TarEntry:
     """The entry of a header that needs nothing but itself (``TarScanner._headers``):
     its data are ``size`` bytes after ``data_offset``."""
-    at = data_offset - BLOCK
-    mode, uid, gid, stored, mtime = _numbers(fields, at)
+    mode, uid, gid, stored, mtime = _numbers(fields, data_offset - BLOCK)
     link = _decode(_c_string(fields[8])) if fields[8][0] else ""
     path = _decode(_header_name(fields[0], fields[9], fields[10]))
-    entry_type = _entry_type(fields[7], path)
-    if entry_type in _HEADER_ONLY:
-        stored = 0  # As Go and tarfile: these never carry data.
-    return TarEntry(
-        display_path(path),
-        _whiteout_type(path, entry_type),
-        _size(stored, at),
-        mode & 0o7777,
-        uid,
-        gid,
-        mtime,
-        display_path(link) if entry_type == "hardlink" else link,
-        data_offset,
-        False,
+    entry, _ = _build_entry(
+        fields[7], path, link, stored, stored, mode, uid, gid, mtime, data_offset
     )
+    return entry
 
 
-def _build_entry(kind: bytes, header: _Header, mode: int, data_offset: int) -> tuple[TarEntry, int]:
-    """The entry as reported, and the data bytes stored after its header."""
+def _build_entry(
+    kind: bytes,
+    path: str,
+    link: str,
+    stored: int,
+    size: int,
+    mode: int,
+    uid: int,
+    gid: int,
+    mtime: int,
+    data_offset: int,
+    sparse: bool = False,
+) -> tuple[TarEntry, int]:
+    """The entry as reported, from its header's fields once any extended header has amended
+    them, and the data bytes stored after its header."""
     at = data_offset - BLOCK
-    path, link, stored, size = header.path, header.link, header.stored, header.size
     entry_type = _entry_type(kind, path)
     if entry_type in _HEADER_ONLY:
         size = stored = 0  # As Go and tarfile: these never carry data.
@@ -482,12 +494,12 @@ def _build_entry(kind: bytes, header: _Header, mode: int, data_offset: int) -> t
         _whiteout_type(path, entry_type),
         _size(size, at),
         mode & 0o7777,
-        header.uid,
-        header.gid,
-        header.mtime,
+        uid,
+        gid,
+        mtime,
         display_path(link) if entry_type == "hardlink" else link,
         data_offset,
-        header.sparse,
+        sparse,
     )
     return entry, _size(stored, at)
 
