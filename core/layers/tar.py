@@ -420,9 +420,7 @@ class TarScanner:
             entry = _plain_entry(fields, data_offset)
             return entry, entry.size
         at = data_offset - BLOCK
-        mode, uid, gid, stored, mtime = _numbers(fields, at)
-        link = _decode(_c_string(fields[8])) if fields[8][0] else ""
-        path = _decode(_header_name(fields[0], fields[9], fields[10]))
+        path, link, mode, uid, gid, stored, mtime = _read_fields(fields, at)
         header = _Header(path, link, stored, stored, uid, gid, mtime, kind == b"S")
         self._amend(header, block, at)
         self._map, self._map_in_data = header.sparse_map, header.map_in_data
@@ -461,13 +459,19 @@ class TarScanner:
 def _plain_entry(fields: tuple[bytes, ...], data_offset: int) -> TarEntry:
     """The entry of a header that needs nothing but itself (``TarScanner._headers``):
     its data are ``size`` bytes after ``data_offset``."""
-    mode, uid, gid, stored, mtime = _numbers(fields, data_offset - BLOCK)
-    link = _decode(_c_string(fields[8])) if fields[8][0] else ""
-    path = _decode(_header_name(fields[0], fields[9], fields[10]))
+    path, link, mode, uid, gid, stored, mtime = _read_fields(fields, data_offset - BLOCK)
     entry, _ = _build_entry(
         fields[7], path, link, stored, stored, mode, uid, gid, mtime, data_offset
     )
     return entry
+
+
+def _read_fields(fields: tuple[bytes, ...], at: int) -> tuple[str, str, int, int, int, int, int]:
+    """Path, link name, mode, uid, gid, size and mtime as the header block holds them."""
+    mode, uid, gid, size, mtime = _numbers(fields, at)
+    link = _decode(_c_string(fields[8])) if fields[8][0] else ""
+    path = _decode(_header_name(fields[0], fields[9], fields[10]))
+    return path, link, mode, uid, gid, size, mtime
 
 
 def _build_entry(
