@@ -5,6 +5,7 @@ the fault proxy sent for the blob, in front of the real registry."""
 from __future__ import annotations
 
 import gzip
+import random
 import re
 import sqlite3
 from dataclasses import dataclass, replace
@@ -31,6 +32,7 @@ from layerpeek.core.errors import CorruptLayer, FileNotInLayer, TruncatedLayer
 from layerpeek.core.layers import checkpoints
 from layerpeek.core.layers.checkpoints import (
     SPACING,
+    WINDOW,
     CheckpointInflater,
     Resume,
     decode,
@@ -267,6 +269,45 @@ def test_checkpoints_resume_anywhere_with_identical_bytes():
         resume.close()
         start = offset - point.uncompressed
         assert got[start : start + 100] == text[offset : offset + 100]
+
+
+def test_checkpoints_sit_at_the_same_places_with_the_output_before_them_as_windows():
+    """However the input arrives (calls writing less than a window each, or several
+    checkpoints' worth), the checkpoints are the same, and each window is the 32 KiB of
+    output before its checkpoint. Random letters make deflate blocks of ~16 KB of output,
+    so block boundaries come soon after each point where a checkpoint is due."""
+    text = bytes(random.Random(7).choices(b"abcdefghijklmnopqrstuvwxyz", k=2_000_000))
+    compressed = gzip.compress(text, 6)
+    found = []
+    for feed in (997, 20_000, 50_000, 1 << 20):
+        inflater = CheckpointInflater(spacing=1 << 18)
+        for i in range(0, len(compressed), feed):
+            for _ in inflater.feed(compressed[i : i + feed]):
+                pass
+        inflater.finish()
+        found.append(inflater.checkpoints)
+    assert len(found[0]) >= 5 and all(points == found[0] for points in found)
+    assert [p.uncompressed for p in found[0]] == _first_boundaries_past(compressed, 1 << 18)
+    for point in found[0]:
+        assert point.window == text[point.uncompressed - WINDOW : point.uncompressed]
+
+
+def _first_boundaries_past(compressed: bytes, spacing: int) -> list[int]:
+    """Where checkpoints belong: inflating block by block (``Z_BLOCK``), the first block
+    boundary at least ``spacing`` bytes of output after the last one taken."""
+    inflate = checkpoints._Inflate(checkpoints._GZIP_WBITS, 1 << 22)
+    inflate.give(compressed)
+    taken, out = [0], 0
+    while True:
+        code, written = inflate.run(checkpoints._Z_BLOCK)
+        inflate.lend()
+        out += len(written)
+        boundary = inflate.stream.data_type & 128 and not inflate.stream.data_type & 64
+        if boundary and out - taken[-1] >= spacing:
+            taken.append(out)
+        if code == checkpoints._Z_STREAM_END:
+            inflate.end()
+            return taken[1:]
 
 
 def _checkpoints_and_resumed(monkeypatch, build, resume, compressed, offsets):

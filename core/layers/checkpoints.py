@@ -316,9 +316,18 @@ class CheckpointInflater:
         return (_Z_NO_FLUSH, min(OUTPUT, due)) if due > 0 else (_Z_BLOCK, OUTPUT)
 
     def _record_output(self, out: memoryview) -> None:
+        """Count the output; keep its last ``WINDOW`` bytes once a checkpoint is that close.
+
+        Only the output just before a checkpoint becomes its window, so the copying (up to
+        64 KiB per call, on the thread a listing waits for) is left out until then. Output
+        is kept from at least ``WINDOW`` bytes before the point where the next checkpoint is
+        due, and a checkpoint can only come at or after that point.
+        """
         self._out += len(out)
-        self._tail += out[-WINDOW:]
-        del self._tail[:-WINDOW]
+        last = self.checkpoints[-1].uncompressed if self.checkpoints else 0
+        if self._out - last > self._spacing - WINDOW:
+            self._tail += out[-WINDOW:]
+            del self._tail[:-WINDOW]
 
     def _maybe_checkpoint(self, stream: ctypes.Structure) -> None:
         """At a block boundary (bit 128 of data_type) that is not the last block's end (64)."""
@@ -328,6 +337,7 @@ class CheckpointInflater:
             self.checkpoints.append(
                 Checkpoint(stream.total_in, self._out, stream.data_type & 7, bytes(self._tail))
             )
+            self._tail.clear()
 
 
 class _RestMembers:
