@@ -306,13 +306,17 @@ class CheckpointInflater:
             raise TruncatedLayer("gzip stream ends early", self.consumed)
         self._rest.finish(self)
 
+    @property
+    def _since_checkpoint(self) -> int:
+        """Output bytes since the last checkpoint (since the start before the first)."""
+        return self._out - (self.checkpoints[-1].uncompressed if self.checkpoints else 0)
+
     def _mode(self) -> tuple[int, int]:
         """How to call ``inflate`` next: stopping at every block boundary (``Z_BLOCK``) costs
         a Python round trip per block (thousands per layer), so until the next checkpoint is
         due it inflates freely, up to exactly where it is due, and only then block by block
         until a boundary; the checkpoints are the same as with ``Z_BLOCK`` throughout."""
-        last = self.checkpoints[-1].uncompressed if self.checkpoints else 0
-        due = self._spacing - (self._out - last)
+        due = self._spacing - self._since_checkpoint
         return (_Z_NO_FLUSH, min(OUTPUT, due)) if due > 0 else (_Z_BLOCK, OUTPUT)
 
     def _record_output(self, out: memoryview) -> None:
@@ -324,16 +328,14 @@ class CheckpointInflater:
         due, and a checkpoint can only come at or after that point.
         """
         self._out += len(out)
-        last = self.checkpoints[-1].uncompressed if self.checkpoints else 0
-        if self._out - last > self._spacing - WINDOW:
+        if self._since_checkpoint > self._spacing - WINDOW:
             self._tail += out[-WINDOW:]
             del self._tail[:-WINDOW]
 
     def _maybe_checkpoint(self, stream: ctypes.Structure) -> None:
         """At a block boundary (bit 128 of data_type) that is not the last block's end (64)."""
         boundary = stream.data_type & 128 and not stream.data_type & 64
-        last = self.checkpoints[-1].uncompressed if self.checkpoints else 0
-        if boundary and self._out - last >= self._spacing and len(self._tail) == WINDOW:
+        if boundary and self._since_checkpoint >= self._spacing and len(self._tail) == WINDOW:
             self.checkpoints.append(
                 Checkpoint(stream.total_in, self._out, stream.data_type & 7, bytes(self._tail))
             )
