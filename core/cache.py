@@ -1,12 +1,13 @@
 """What layerpeek learnt about immutable content, kept by digest in one SQLite file.
 
 A layer, config or manifest never changes once it has a digest, so what is stored under one
-is true forever and kept until the size bound evicts the least recently used. Tags move, so
-tag → digest lasts ``tag_ttl`` seconds. Several processes (a CLI next to a bot) share the
-file: WAL lets readers run beside a writer and the busy timeout makes writers wait their
-turn instead of failing. Every payload is stored with its sha256; one that no longer hashes
-to it (a torn write, a disk error, a hand edit) is dropped and reported as a miss, so the
-caller rebuilds it and corrupt data is never served.
+is true forever and kept until the size bound evicts the least recently used. Tags move and
+are never kept: what a tag means is always asked of the registry (``Layerpeek._manifest``),
+which is also the check that the caller may read it. Several processes (a CLI next to a
+bot) share the file: WAL lets readers run beside a writer and the busy timeout makes writers
+wait their turn instead of failing. Every payload is stored with its sha256; one that no
+longer hashes to it (a torn write, a disk error, a hand edit) is dropped and reported as a
+miss, so the caller rebuilds it and corrupt data is never served.
 
 ``Cache`` is synchronous; ``AsyncCache`` runs each call in a worker thread, because a write
 may wait on another process's lock for up to the busy timeout. The cache only saves work: a
@@ -43,7 +44,6 @@ T = TypeVar("T")
 
 FILE_NAME = "layerpeek.sqlite3"
 DEFAULT_MAX_BYTES = 512 << 20
-DEFAULT_TAG_TTL = 60.0
 BUSY_TIMEOUT = 10.0
 _TOUCH_INTERVAL = 60.0
 """A hit rewrites ``used`` only if the last touch is older than this: reads stay reads."""
@@ -59,11 +59,7 @@ CREATE TABLE IF NOT EXISTS blobs (
     PRIMARY KEY (kind, digest)
 );
 CREATE INDEX IF NOT EXISTS blobs_used ON blobs (used);
-CREATE TABLE IF NOT EXISTS tags (
-    name TEXT PRIMARY KEY,
-    digest TEXT NOT NULL,
-    expires REAL NOT NULL
-);
+DROP TABLE IF EXISTS tags;
 """
 
 
@@ -87,11 +83,9 @@ class Cache:
         directory: Path,
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
-        tag_ttl: float = DEFAULT_TAG_TTL,
     ) -> None:
         self.path = directory / FILE_NAME
         self.max_bytes = max_bytes
-        self.tag_ttl = tag_ttl
         self._lock = threading.Lock()
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -168,25 +162,6 @@ class Cache:
             (total,) = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM blobs").fetchone()
         return int(total)
 
-    # -- tags ------------------------------------------------------------------------------
-
-    @_or_none
-    def get_tag(self, name: str) -> str | None:
-        """The digest ``name`` (``registry/repository:tag``) pointed to, if still fresh."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT digest FROM tags WHERE name = ? AND expires > ?", (name, time.time())
-            ).fetchone()
-        return row[0] if row else None
-
-    @_or_none
-    def put_tag(self, name: str, digest: str) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO tags VALUES (?, ?, ?)",
-                (name, digest, time.time() + self.tag_ttl),
-            )
-
 
 class AsyncCache:
     """``Cache`` for the event loop: the database is opened lazily, every call in a thread."""
@@ -213,14 +188,6 @@ class AsyncCache:
         store = await self._store()
         await anyio.to_thread.run_sync(store.put, kind, digest, payload)
 
-    async def get_tag(self, name: str) -> str | None:
-        store = await self._store()
-        return await anyio.to_thread.run_sync(store.get_tag, name)
-
-    async def put_tag(self, name: str, digest: str) -> None:
-        store = await self._store()
-        await anyio.to_thread.run_sync(store.put_tag, name, digest)
-
     async def close(self) -> None:
         """Close the database if it was opened (a later call opens it again)."""
         async with self._opening:
@@ -240,10 +207,6 @@ class CacheStore(Protocol):
     async def get(self, kind: Kind, digest: str) -> bytes | None: ...
 
     async def put(self, kind: Kind, digest: str, payload: bytes) -> None: ...
-
-    async def get_tag(self, name: str) -> str | None: ...
-
-    async def put_tag(self, name: str, digest: str) -> None: ...
 
     async def close(self) -> None: ...
 

@@ -7,7 +7,6 @@ Redis with other programs and a later encoding can live beside this one.
 - Content by digest (layer indexes, configs, manifests) is stored as the payload's sha256
   (32 raw bytes) followed by the payload. A value that no longer hashes to its prefix is
   deleted and reported as a miss: corrupt data is never served, the caller rebuilds it.
-- Tag → digest is a plain key written with a TTL of ``tag_ttl``: Redis forgets it on time.
 
 The size bound is Redis's own: ``maxmemory`` with ``maxmemory-policy allkeys-lru`` evicts the
 least recently used keys, as the SQLite cache does. Content keys also carry a sliding idle TTL
@@ -37,7 +36,7 @@ from redis import exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from .cache import DEFAULT_TAG_TTL, Kind
+from .cache import Kind
 from .errors import LayerpeekError
 
 P = ParamSpec("P")
@@ -54,8 +53,6 @@ URL_FORMS = (
     "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], rediss://… (TLS) or unix:///PATH/TO/redis.sock"
 )
 _CHECKSUM = hashlib.sha256().digest_size
-# The OCI digest grammar: a stored tag that is not one is damage, not a digest.
-_DIGEST = re.compile(rb"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 _DB = re.compile(r"/?\d*")
 
 
@@ -124,10 +121,6 @@ def content_key(kind: Kind, digest: str) -> str:
     return f"{NAMESPACE}:{kind}:{digest}"
 
 
-def tag_key(name: str) -> str:
-    return f"{NAMESPACE}:tag:{name}"
-
-
 def _milliseconds(seconds: float) -> int:
     """Redis TTLs are whole milliseconds and must be positive."""
     return max(1, round(seconds * 1000))
@@ -141,11 +134,9 @@ class RedisCache:
         self,
         url: str,
         *,
-        tag_ttl: float = DEFAULT_TAG_TTL,
         idle_ttl: float = IDLE_TTL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.tag_ttl = tag_ttl
         self.idle_ttl = idle_ttl
         self._redis = client_for(url)
         self._clock = clock
@@ -174,17 +165,3 @@ class RedisCache:
         """Store ``payload`` (replacing any older copy); Redis evicts when it is full."""
         value = hashlib.sha256(payload).digest() + payload
         await self._redis.set(content_key(kind, digest), value, px=_milliseconds(self.idle_ttl))
-
-    # -- tags ------------------------------------------------------------------------------
-
-    @_or_none
-    async def get_tag(self, name: str) -> str | None:
-        """The digest ``name`` (``registry/repository:tag``) pointed to, if still fresh."""
-        value = await self._redis.get(tag_key(name))
-        if value is None or not _DIGEST.fullmatch(value):
-            return None
-        return value.decode()
-
-    @_or_none
-    async def put_tag(self, name: str, digest: str) -> None:
-        await self._redis.set(tag_key(name), digest, px=_milliseconds(self.tag_ttl))

@@ -247,20 +247,37 @@ class RegistryClient:
 
     # -- the API ---------------------------------------------------------------------------
 
+    async def check_manifest(self, ref: Reference, target: str | None = None) -> str | None:
+        """Ask the registry, with the caller's credentials and through the guard, for the
+        manifest ``target`` names (a HEAD: no body, and no pull on Docker Hub's rate limit).
+
+        Every answer starts here, before any cache is consulted: the registry is reachable,
+        the caller may read the repository, the manifest exists. Returns the digest the
+        registry says the target has now (the target itself when it is a digest), or None
+        when a registry answers a tag without ``Docker-Content-Digest``; raises the typed
+        error of a refusal (401, 404, the guard, an unreachable host).
+        """
+        target = target or ref.target
+        what = _manifest_what(ref, target)
+        response = await self.send(
+            "HEAD", self.url(ref, f"manifests/{target}"), what, {"Accept": MANIFEST_ACCEPT}
+        )
+        await response.aclose()
+        if _is_digest(target):
+            return target
+        claimed = response.headers.get("Docker-Content-Digest", "")
+        return claimed if _is_digest(claimed) else None
+
     async def get_manifest(self, ref: Reference, target: str | None = None) -> RawManifest:
         """A manifest or index by tag or digest; by digest, the bytes are verified."""
         target = target or ref.target
-        what = (
-            f"manifest {ref.name}:{target}"
-            if ":" not in target
-            else f"manifest {ref.name}@{target}"
-        )
+        what = _manifest_what(ref, target)
         response = await self.send(
             "GET", self.url(ref, f"manifests/{target}"), what, {"Accept": MANIFEST_ACCEPT}
         )
         body = await self._read_capped(response, MAX_MANIFEST_BYTES, what)
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-        if target.startswith(("sha256:", "sha512:")):
+        if _is_digest(target):
             verify_digest(body, target, what)
             return RawManifest(body, media_type, target)
         return RawManifest(body, media_type, self._tag_digest(response, body, what))
@@ -329,6 +346,15 @@ class RegistryClient:
             url = _next_link(response)
         # A Link that loops back to a page under another URL repeats its tags: keep each once.
         return list(dict.fromkeys(tags))
+
+
+def _is_digest(target: str) -> bool:
+    """A manifest target that names content (``sha256:…``) rather than a tag."""
+    return target.startswith(("sha256:", "sha512:"))
+
+
+def _manifest_what(ref: Reference, target: str) -> str:
+    return f"manifest {ref.name}@{target}" if ":" in target else f"manifest {ref.name}:{target}"
 
 
 def _tags_of(page: bytes, what: str) -> list[str]:

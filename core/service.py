@@ -135,26 +135,39 @@ class Layerpeek:
 
     # -- manifests and configs ---------------------------------------------------------------
 
-    async def _manifest(self, ref: Reference, target: str | None = None) -> Manifest | Index:
-        """By digest from the cache when it holds it; a tag through its short-lived digest."""
-        target = target or ref.target
-        by_digest = target.startswith(("sha256:", "sha512:"))
-        tag = f"{ref.name}:{target}"
-        digest = target if by_digest else await self.cache.get_tag(tag)
-        cached = await self.cache.get("manifest", digest) if digest else None
-        if digest and cached is not None:
-            media_type, _, body = cached.partition(b"\n")
-            if digest_of(body, digest.partition(":")[0]) == digest:
-                return parse_manifest(body, media_type.decode(), digest)
+    async def _manifest(self, ref: Reference) -> Manifest | Index:
+        """What ``ref`` names now. The registry is asked first, with the caller's credentials
+        and through the guard (``check_manifest``); only then may the cache save the body of
+        the digest it named. A cache filled by another process (an unguarded CLI, another
+        user's credentials) therefore never answers a reference its caller cannot reach."""
+        digest = await self.client.check_manifest(ref)
+        if digest is not None and (cached := await self._cached_manifest(digest)) is not None:
+            return cached
+        return await self._fetch_manifest(ref, digest or ref.target)
+
+    async def _cached_manifest(self, digest: str) -> Manifest | Index | None:
+        """The manifest stored under ``digest``, checked against it again (a shared cache is
+        written by other processes)."""
+        cached = await self.cache.get("manifest", digest)
+        if cached is None:
+            return None
+        media_type, _, body = cached.partition(b"\n")
+        if digest_of(body, digest.partition(":")[0]) != digest:
+            return None
+        return parse_manifest(body, media_type.decode(), digest)
+
+    async def _fetch_manifest(self, ref: Reference, target: str) -> Manifest | Index:
         raw = await self.client.get_manifest(ref, target)
         await self.cache.put("manifest", raw.digest, raw.media_type.encode() + b"\n" + raw.body)
-        if not by_digest:
-            await self.cache.put_tag(tag, raw.digest)
         return parse_manifest(raw.body, raw.media_type, raw.digest)
 
     async def _child(self, ref: Reference, index: Index, wanted: Platform) -> Manifest:
+        """The platform's manifest of an index the registry has just vouched for: by digest,
+        so a cached copy (checked against the digest) is the same bytes it would send."""
         entry = choose(index.manifests, wanted)
-        child = await self._manifest(ref, entry.digest)
+        child = await self._cached_manifest(entry.digest) or await self._fetch_manifest(
+            ref, entry.digest
+        )
         if not isinstance(child, Manifest):
             raise ManifestError(f"index {index.digest} points to another index for {wanted}")
         return child

@@ -1,4 +1,4 @@
-"""The SQLite cache on its own: round trips, checksums, LRU eviction, tag TTL, several
+"""The SQLite cache on its own: round trips, checksums, LRU eviction, several
 processes writing at once, and layer indexes that decode exactly or not at all."""
 
 from __future__ import annotations
@@ -70,16 +70,6 @@ def test_a_payload_larger_than_the_whole_cache_is_not_kept(tmp_path):
     store.close()
 
 
-def test_tags_expire_after_their_ttl(tmp_path):
-    fresh, stale = Cache(tmp_path / "fresh", tag_ttl=3600), Cache(tmp_path / "stale", tag_ttl=0)
-    for store in (fresh, stale):
-        store.put_tag("registry/repo:latest", "sha256:a")
-    assert fresh.get_tag("registry/repo:latest") == "sha256:a"
-    assert stale.get_tag("registry/repo:latest") is None
-    fresh.close()
-    stale.close()
-
-
 def test_several_processes_write_at_once(tmp_path):
     writer = textwrap.dedent(
         """
@@ -111,9 +101,7 @@ def test_an_unusable_cache_directory_is_a_clear_error(tmp_path):
 async def test_the_async_cache_runs_in_worker_threads(tmp_path):
     cache = AsyncCache(tmp_path)
     await cache.put("config", "sha256:a", b"bytes")
-    await cache.put_tag("r/x:1", "sha256:a")
     assert await cache.get("config", "sha256:a") == b"bytes"
-    assert await cache.get_tag("r/x:1") == "sha256:a"
     await cache.close()
 
 

@@ -27,7 +27,6 @@ from layerpeek.core.cache_redis import (
     RETRY_AFTER,
     RedisCache,
     content_key,
-    tag_key,
 )
 from layerpeek.core.cli import main
 from layerpeek.core.client import RegistryClient
@@ -68,13 +67,9 @@ async def test_payloads_round_trip_by_kind_and_digest(store, kind):
 
 async def test_keys_are_namespaced_and_versioned(store, redis_server):
     await store.put("index", DIGEST, b"x")
-    await store.put_tag("registry/repo:latest", DIGEST)
     with redis_server.client() as raw:
         keys = sorted(raw.keys("*"))
-    assert keys == [
-        f"layerpeek:v1:index:{DIGEST}".encode(),
-        b"layerpeek:v1:tag:registry/repo:latest",
-    ]
+    assert keys == [f"layerpeek:v1:index:{DIGEST}".encode()]
 
 
 async def test_an_empty_payload_round_trips(store):
@@ -101,28 +96,6 @@ async def test_a_corrupt_payload_is_dropped_not_served(store, redis_server, dama
         assert raw.exists(key) == 0  # dropped: the next put rebuilds it
     await store.put("index", DIGEST, b"the real index")
     assert await store.get("index", DIGEST) == b"the real index"
-
-
-async def test_a_damaged_tag_is_a_miss(store, redis_server):
-    with redis_server.client() as raw:
-        raw.set(tag_key("r/x:1"), b"\xffnot a digest")
-    assert await store.get_tag("r/x:1") is None
-
-
-async def test_tags_live_for_their_ttl_in_redis(store, redis_server):
-    await store.put_tag("r/x:1", DIGEST)
-    assert await store.get_tag("r/x:1") == DIGEST
-    with redis_server.client() as raw:
-        assert 0 < raw.pttl(tag_key("r/x:1")) <= store.tag_ttl * 1000
-
-
-async def test_tags_expire_after_their_ttl(redis_url):
-    store = RedisCache(redis_url, tag_ttl=0.001)
-    await store.put_tag("r/x:1", DIGEST)
-    with anyio.fail_after(5):  # each poll is a round trip to Redis: no sleeping
-        while await store.get_tag("r/x:1") is not None:
-            pass
-    await store.close()
 
 
 async def test_a_hit_renews_the_idle_ttl_of_content(store, redis_server):
@@ -178,14 +151,12 @@ async def _every_call_quietly(store: RedisCache) -> list[object]:
     return [
         await store.put("index", DIGEST, b"lost"),
         await store.get("index", DIGEST),
-        await store.put_tag("r/x:1", DIGEST),
-        await store.get_tag("r/x:1"),
     ]
 
 
 async def test_no_redis_listening_is_a_miss_and_writes_are_skipped():
     store = RedisCache(f"redis://127.0.0.1:{free_port()}/0", clock=_never_backs_off().__next__)
-    assert await _every_call_quietly(store) == [None] * 4
+    assert await _every_call_quietly(store) == [None] * 2
     await store.close()
 
 
@@ -195,7 +166,7 @@ async def test_a_redis_that_stops_is_a_miss_not_a_failure():
         await store.put("index", DIGEST, b"kept")
         assert await store.get("index", DIGEST) == b"kept"
         server.stop()  # the pooled connection is now dead and nothing listens
-        assert await _every_call_quietly(store) == [None] * 4
+        assert await _every_call_quietly(store) == [None] * 2
         await store.close()
 
 
@@ -219,10 +190,10 @@ async def test_an_unresponsive_redis_is_not_asked_again_for_a_while():
         store = RedisCache(url, clock=lambda: now[0])
         assert await store.get("index", DIGEST) is None
         assert _accepted(silent) >= 1
-        assert await _every_call_quietly(store) == [None] * 4
+        assert await _every_call_quietly(store) == [None] * 2
         assert _accepted(silent) == 0  # within RETRY_AFTER: not even a connection attempt
         now[0] += RETRY_AFTER
-        assert await store.get_tag("r/x:1") is None
+        assert await store.get("config", DIGEST) is None
         assert _accepted(silent) >= 1
         await store.close()
 
@@ -304,7 +275,9 @@ async def test_a_second_listing_through_redis_reads_no_blob_bytes(
     again = await _list_layer(ref, 1)
     assert again == first and len(first) == len(layer.entries)
     assert fault_proxy.body_bytes(_blob(layer.digest)) == 0
-    assert fault_proxy.body_bytes("/manifests/") == 0  # the tag's digest is fresh, too
+    # The registry is still asked what the tag means now (a HEAD); the body is cached.
+    manifests = [r.method for r in fault_proxy.requests if "/manifests/" in r.path]
+    assert manifests == ["HEAD"]
     with redis_server.client() as raw:
         assert raw.exists(content_key("index", layer.digest)) == 1
     assert list(Path(os.environ["LAYERPEEK_CACHE_DIR"]).iterdir()) == []  # no SQLite file
