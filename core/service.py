@@ -6,7 +6,6 @@ result; registries, HTTP, tar and caching stay behind this line.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -20,7 +19,12 @@ import anyio
 from . import fsreports
 from .cache import CacheStore, open_cache
 from .client import RegistryClient, digest_of
-from .errors import DigestMismatch, FileNotInLayer, LayerpeekError, ManifestError
+from .errors import (
+    FileNotInLayer,
+    LayerpeekError,
+    ManifestError,
+    RegistryError,
+)
 from .findspec import FindSpec
 from .fs import Node, Overlay
 from .fsreports import LayerFacts, check_page, entry_of, layer_facts
@@ -140,7 +144,14 @@ class Layerpeek:
         and through the guard (``check_manifest``); only then may the cache save the body of
         the digest it named. A cache filled by another process (an unguarded CLI, another
         user's credentials) therefore never answers a reference its caller cannot reach."""
-        digest = await self.client.check_manifest(ref)
+        try:
+            digest = await self.client.check_manifest(ref)
+        except RegistryError as exc:
+            if exc.status not in (404, 405):
+                raise
+            # A HEAD answer has no body to say why (MANIFEST_UNKNOWN, NAME_UNKNOWN), and a few
+            # registries refuse HEAD: a GET gives the registry's own words, or the manifest.
+            return await self._fetch_manifest(ref, ref.target)
         if digest is not None and (cached := await self._cached_manifest(digest)) is not None:
             return cached
         return await self._fetch_manifest(ref, digest or ref.target)
@@ -466,36 +477,24 @@ class Layerpeek:
         target: Path,
         on_progress: ProgressCallback | None,
     ) -> int:
-        algorithm, _, expected = digest.partition(":")
-        hasher = hashlib.new(algorithm)
+        """Write the blob to ``target``; the reader checks it against ``digest`` at its end
+        (``DigestMismatch`` before the caller renames anything into place)."""
         total = 0
         async with await anyio.open_file(target, "wb") as out:
             async for chunk in BlobReader(self.client, image.reference, digest).chunks():
-                hasher.update(chunk)
                 total += len(chunk)
                 await out.write(chunk)
                 if on_progress:
                     on_progress(Progress(total, 0, 0))
-        if hasher.hexdigest() != expected:
-            raise DigestMismatch(
-                f"layer blob {digest}: downloaded bytes hash to {algorithm}:{hasher.hexdigest()}"
-            )
         return total
 
     async def stream_layer(self, image: ResolvedImage, layer: int) -> AsyncIterator[bytes]:
-        """A layer blob's bytes as they arrive, for relaying (a download link). The digest is
-        checked after the last chunk: a mismatch raises there, so the relay aborts instead of
-        completing a response with bytes that are not the layer."""
+        """A layer blob's bytes as they arrive, for relaying (a download link). The reader
+        checks the digest after the last chunk: a mismatch raises there, so the relay aborts
+        instead of completing a response with bytes that are not the layer."""
         digest = image.manifest.layers[image.layer(layer)].digest
-        algorithm, _, expected = digest.partition(":")
-        hasher = hashlib.new(algorithm)
         async for chunk in BlobReader(self.client, image.reference, digest).chunks():
-            hasher.update(chunk)
             yield chunk
-        if hasher.hexdigest() != expected:
-            raise DigestMismatch(
-                f"layer blob {digest}: relayed bytes hash to {algorithm}:{hasher.hexdigest()}"
-            )
 
     async def tags(self, repository: str | Reference) -> list[str]:
         """The repository's tags, every page of them, sorted (registries need not sort)."""

@@ -122,19 +122,22 @@ async def test_manifest_by_digest_with_other_bytes_is_a_digest_mismatch(
 ):
     image = catalog.gzip
     path = rf"/manifests/{re.escape(image.digest)}$"
-    fault_proxy.inject(path, 200, {"Content-Type": DOCKER_MANIFEST}, impostor_manifest())
+    # Both the HEAD that asks whether the manifest exists and the GET of its body.
+    fault_proxy.inject(path, 200, {"Content-Type": DOCKER_MANIFEST}, impostor_manifest(), times=2)
     async with layerpeek() as peek:
         with pytest.raises(DigestMismatch) as caught:
             await peek.inspect(image.digest_ref(fault_proxy.host))
     assert f"expected {image.digest}" in str(caught.value)
-    assert statuses(fault_proxy, path) == [(200, "inject")]
+    assert statuses(fault_proxy, path) == [(200, "inject")] * 2
 
 
-async def test_manifest_by_tag_whose_digest_header_lies_is_a_digest_mismatch(
+async def test_the_digest_a_tag_answer_names_is_what_its_body_is_checked_against(
     layerpeek_env, fault_proxy, catalog
 ):
     headers = {"Content-Type": DOCKER_MANIFEST, "Docker-Content-Digest": catalog.gzip.digest}
-    fault_proxy.inject(MANIFEST, 200, headers, impostor_manifest())
+    fault_proxy.inject(MANIFEST, 200, headers)  # the HEAD: the tag is this digest now
+    by_digest = rf"/manifests/{re.escape(catalog.gzip.digest)}$"
+    fault_proxy.inject(by_digest, 200, headers, impostor_manifest())
     async with layerpeek() as peek:
         with pytest.raises(DigestMismatch, match=re.escape(f"expected {catalog.gzip.digest}")):
             await peek.inspect(catalog.gzip.ref(fault_proxy.host))
@@ -157,7 +160,8 @@ async def test_connection_cut_in_a_config_blob_is_unreachable(layerpeek_env, fau
 
 
 async def test_connection_cut_in_a_manifest_is_unreachable(layerpeek_env, fault_proxy, catalog):
-    fault_proxy.cut_after(MANIFEST, 50)
+    # The tag is asked with a HEAD (no body); the body is then read by digest.
+    fault_proxy.cut_after(rf"/manifests/{re.escape(catalog.gzip.digest)}$", 50)
     async with layerpeek() as peek:
         with pytest.raises(RegistryUnreachable, match=r"connection lost .*manifest"):
             await peek.inspect(catalog.gzip.ref(fault_proxy.host))

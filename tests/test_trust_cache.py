@@ -15,7 +15,14 @@ import pytest
 
 from fixtures.catalog import Catalog
 from fixtures.hostile import HostileRegistry, sha256
-from fixtures.images import Member, Pusher, config_blob, image_config, make_layer
+from fixtures.images import (
+    Member,
+    Pusher,
+    config_blob,
+    image_config,
+    make_layer,
+    seeded_bytes,
+)
 from fixtures.toc_images import make_estargz
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import DigestMismatch, LayerpeekError, NetworkRefused
@@ -26,8 +33,12 @@ pytestmark = pytest.mark.anyio
 ATTACKER_FILE = "etc/attacker-was-here"
 
 
-def attacker_layer() -> bytes:
-    return make_layer([Member(ATTACKER_FILE, data=b"not the real layer\n")]).blob
+def attacker_layer(padding: int = 0) -> bytes:
+    """One planted file, then ``padding`` bytes of incompressible files after it (so that a
+    first page ends long before the blob does)."""
+    members = [Member(ATTACKER_FILE, data=b"not the real layer\n")]
+    members += [Member(f"pad/{i}", data=seeded_bytes(i, 64 << 10)) for i in range(padding >> 16)]
+    return make_layer(members).blob
 
 
 async def paths(peek: Layerpeek, reference: str, layer: int = 0) -> list[str]:
@@ -72,8 +83,9 @@ async def test_a_cached_digest_is_not_answered_for_a_registry_that_does_not_have
         await paths(peek, catalog.gzip.ref(plain_registry.host))
         with pytest.raises(LayerpeekError, match=r"not here|unknown|404"):
             await peek.inspect(f"{hostile.host}/x@{catalog.gzip.digest}")
-    asked = [r.path for r in hostile.requests]
-    assert asked == [f"/v2/x/manifests/{catalog.gzip.digest}"]
+    asked = [(r.method, r.path) for r in hostile.requests]
+    path = f"/v2/x/manifests/{catalog.gzip.digest}"
+    assert asked == [("HEAD", path), ("GET", path)]  # the GET for the registry's own words
 
 
 async def test_a_tag_means_what_the_registry_says_now(layerpeek_env, plain_registry):
@@ -113,10 +125,11 @@ async def test_a_page_read_from_a_lying_registry_is_not_shared_with_the_real_ima
     layerpeek_env, plain_registry, catalog: Catalog, hostile: HostileRegistry
 ):
     real_layer = catalog.gzip.layers[0]
-    hostile.image("evil/app", "v1", [(real_layer.digest, attacker_layer())])
+    hostile.image("evil/app", "v1", [(real_layer.digest, attacker_layer(padding=4 << 20))])
     async with RegistryClient() as client, Layerpeek(client) as peek:
         evil = await peek.resolve(f"{hostile.host}/evil/app:v1")
         page = await peek.list_page(evil, 0, limit=1)
+        assert not page.complete  # the attacker's scan stays open under the claimed digest
         assert [e.path for e in page.entries] == [ATTACKER_FILE]
         real = await peek.resolve(catalog.gzip.ref(plain_registry.host))
         page = await peek.list_page(real, 0, limit=1)

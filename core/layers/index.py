@@ -9,8 +9,15 @@ cache.
 
 ``LayerIndexes.complete`` is the one place that knows a layer in full without scanning it
 (memory, then the cache). A listing from a TOC (``toc.read_toc``: eStargz, zstd:chunked)
-belongs there, after the cache and before a scan: turned into a ``LayerIndex`` and stored
-with ``cache.put("index", ...)`` like a scanned one, so later listings cost nothing.
+belongs there, after the cache and before a scan, so later listings cost nothing.
+
+What is shared by digest is what was checked against the digest. A scan stores its index
+only once it has read the whole blob and the blob hashed to the layer's digest
+(``BlobReader``): any image with that layer may use it, from any registry. A TOC is vouched
+for by the manifest's annotation alone, and an open scan has not been checked yet: both are
+kept under the registry (and, for a TOC, the repository) that served them (``_scope``) and
+used for nothing else, so a registry that lies about a digest cannot change what another
+registry's image lists.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import anyio.to_thread
 
 from ..cache import CacheStore
 from ..client import RegistryClient
-from ..errors import CorruptLayer, RangeNotSupported, TruncatedLayer
+from ..errors import CorruptLayer, LayerpeekError, RangeNotSupported, TruncatedLayer
 from ..image import Descriptor
 from ..reference import Reference
 from .buffers import OutputPool
@@ -130,6 +137,7 @@ class LayerScan:
         self._scanned = 0
         self._whole = False  # the caller reads the layer to its end: inflate ahead at once
         self._pool = OutputPool(OUTPUT)  # the inflater's buffers, lent to the scan
+        self._read_failure: LayerpeekError | None = None
         self.encoder = IndexEncoder()
         """The index's encoding so far, caught up after each step (see ``encoding``)."""
 
@@ -155,6 +163,8 @@ class LayerScan:
         while not self.complete and (wanted is None or len(self.entries) < wanted):
             scanned = await self._next_scanned()
             if scanned is None:
+                if self._read_failure is not None:
+                    raise self._read_failure
                 await anyio.to_thread.run_sync(self._reader.close)
                 self.complete = True
                 break
@@ -244,12 +254,22 @@ class LayerScan:
 
     async def _next_batch(self) -> bytes:
         """Network chunks joined into batches of growing size: the first small, so a first
-        page comes soon, then up to ``SCAN_BATCH`` so a thread hand-over carries enough work."""
+        page comes soon, then up to ``SCAN_BATCH`` so a thread hand-over carries enough work.
+
+        A read that fails (a connection gone for good, a blob that does not hash to its
+        digest) ends the input instead of discarding the batch it interrupts: the scan takes
+        what arrived, and ``advance`` raises the failure where the input would have ended.
+        """
         chunks: list[bytes] = []
         size = 0
-        while size < self._batch and (chunk := await self.blob.read()):
-            chunks.append(chunk)
-            size += len(chunk)
+        try:
+            while self._read_failure is None and size < self._batch:
+                if not (chunk := await self.blob.read()):
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        except LayerpeekError as exc:
+            self._read_failure = exc
         self._batch = min(self._batch * 2, SCAN_BATCH)
         return b"".join(chunks)
 
@@ -296,33 +316,46 @@ class _Live:
     used: float = field(default_factory=time.monotonic)
 
 
+def _scope(ref: Reference, digest: str, *, repository: bool = False) -> str:
+    """The key of what only one registry (or repository) vouches for under ``digest``."""
+    where = ref.name if repository else ref.registry
+    return f"{where}@{digest}"
+
+
 class LayerIndexes:
     """Indexes by digest: recent ones in memory, all in the cache, the rest built by scans."""
 
     def __init__(self, client: RegistryClient, cache: CacheStore) -> None:
         self.client = client
         self.cache = cache
-        self._live: dict[str, _Live] = {}
-        self._known: dict[str, LayerIndex] = {}
-        self._tocs: dict[str, Toc] = {}
+        self._live: dict[str, _Live] = {}  # by ``_scope``: a scan is checked at its end
+        self._known: dict[str, LayerIndex] = {}  # by cache key
+        self._tocs: dict[str, Toc] = {}  # by ``_scope`` of the repository
 
-    async def cached(self, digest: str) -> LayerIndex | None:
-        """The complete index of a layer if one is known, without reading the layer."""
-        if digest in self._known:
-            return self._known[digest]
-        data = await self.cache.get("index", digest)
+    async def cached(self, digest: str, key: str | None = None) -> LayerIndex | None:
+        """The complete index of a layer if one is known, without reading the layer:
+        the verified one shared by ``digest``, or the one kept under ``key``."""
+        key = key or digest
+        if key in self._known:
+            return self._known[key]
+        data = await self.cache.get("index", key)
         if data is None:
             return None
         # Decoding tens of thousands of entries takes longer than the loop may be blocked.
         index = await anyio.to_thread.run_sync(LayerIndex.from_bytes, data, digest)
         if index is not None:
-            self._remember(index)
+            self._remember(key, index)
         return index
 
     async def complete(self, ref: Reference, layer: Descriptor) -> LayerIndex | None:
         """The layer's complete index when it is known without scanning the blob: from the
-        cache, or from the layer's own table of contents (eStargz, zstd:chunked)."""
+        cache (verified by a scan, or from this repository's TOC), or from the layer's own
+        table of contents (eStargz, zstd:chunked)."""
         index = await self.cached(layer.digest)
+        if index is not None:
+            return index
+        key = _scope(ref, layer.digest, repository=True)
+        index = await self.cached(layer.digest, key)
         if index is not None:
             return index
         toc = await self.toc(ref, layer)
@@ -332,8 +365,8 @@ class LayerIndexes:
         # TOC's chunks (``toc()``), never through ``read_ranged``.
         kind: Compression = "gzip" if toc.format == "estargz" else "zstd"
         index = LayerIndex(layer.digest, kind, list(toc.entries))
-        self._remember(index)
-        await self.cache.put("index", layer.digest, await anyio.to_thread.run_sync(index.to_bytes))
+        self._remember(key, index)
+        await self.cache.put("index", key, await anyio.to_thread.run_sync(index.to_bytes))
         return index
 
     async def toc(self, ref: Reference, layer: Descriptor) -> Toc | None:
@@ -345,7 +378,8 @@ class LayerIndexes:
         """
         if not announces_toc(layer.annotations):
             return None
-        if layer.digest not in self._tocs:
+        key = _scope(ref, layer.digest, repository=True)
+        if key not in self._tocs:
             fetch = partial(self.client.fetch_range, ref, layer.digest)
             try:
                 toc = await read_toc(fetch, layer.size, layer.annotations)
@@ -353,10 +387,10 @@ class LayerIndexes:
                 return None
             if toc is None:
                 return None
-            self._tocs[layer.digest] = toc
+            self._tocs[key] = toc
             while len(self._tocs) > KNOWN_INDEXES:
                 self._tocs.pop(next(iter(self._tocs)))
-        return self._tocs[layer.digest]
+        return self._tocs[key]
 
     async def view(
         self,
@@ -399,7 +433,8 @@ class LayerIndexes:
     ) -> LayerIndex | None:
         """``complete``, skipped for a layer being scanned: it is not complete anywhere yet,
         and a listing that pages through it batch by batch must not ask the cache each time."""
-        return None if layer.digest in self._live else await self.complete(ref, layer)
+        scanning = _scope(ref, layer.digest) in self._live
+        return None if scanning else await self.complete(ref, layer)
 
     async def _advance(
         self,
@@ -412,52 +447,55 @@ class LayerIndexes:
         """Run ``step`` on the layer's live scan; store the index once the scan completes.
         Returns the view and the index: the complete one, or with ``partial_index`` the one
         as far as the scan went (None otherwise: listings page without it)."""
-        live = await self._take_live(ref, layer)
+        scope = _scope(ref, layer.digest)
+        live = await self._take_live(ref, layer, scope)
         async with live.lock:
             try:
                 await step(live.scan)
             except BaseException:
-                await self._drop(layer.digest, live)  # a failed scan is never resumed
+                await self._drop(scope, live)  # a failed scan is never resumed
                 raise
             live.used = time.monotonic()
             if not live.scan.complete:
                 known = live.scan.index(layer.digest) if partial_index else None
                 return live.scan.view(), known
             index = live.scan.index(layer.digest)
-        await self._drop(layer.digest, live)
-        self._remember(index)
+        await self._drop(scope, live)
+        # Complete means the blob was read to its end and hashed to its digest: shareable.
+        self._remember(layer.digest, index)
         encoded = await anyio.to_thread.run_sync(live.scan.encoder.finish, index)
         await self.cache.put("index", layer.digest, encoded)
         return LayerView(index.entries, True, layer.size, layer.size, index), index
 
-    async def _take_live(self, ref: Reference, layer: Descriptor) -> _Live:
-        """The open scan of this layer, or a new one (closing idle and surplus scans)."""
+    async def _take_live(self, ref: Reference, layer: Descriptor, scope: str) -> _Live:
+        """The open scan of this layer from this registry, or a new one (closing idle and
+        surplus scans)."""
         now = time.monotonic()
-        idle = [d for d, live in self._live.items() if now - live.used > LIVE_TTL]
-        surplus = sorted(self._live, key=lambda d: self._live[d].used)[: -LIVE_SCANS + 1]
-        for digest in dict.fromkeys([*idle, *surplus]):
-            live = self._live[digest]
-            if digest != layer.digest and not live.lock.locked():
-                await self._drop(digest, live)
-        live = self._live.get(layer.digest)
+        idle = [k for k, live in self._live.items() if now - live.used > LIVE_TTL]
+        surplus = sorted(self._live, key=lambda k: self._live[k].used)[: -LIVE_SCANS + 1]
+        for key in dict.fromkeys([*idle, *surplus]):
+            live = self._live[key]
+            if key != scope and not live.lock.locked():
+                await self._drop(key, live)
+        live = self._live.get(scope)
         if live is None:
             blob = BlobReader(self.client, ref, layer.digest, end=layer.size or None)
             # An eStargz layer scanned as plain tar.gz (its TOC unreadable) still holds the
             # format's own entries; they are not files of the image.
             hidden = TOC_ARTIFACTS if announces_toc(layer.annotations) else frozenset()
-            live = self._live[layer.digest] = _Live(LayerScan(blob, layer.size, hidden))
+            live = self._live[scope] = _Live(LayerScan(blob, layer.size, hidden))
         return live
 
-    async def _drop(self, digest: str, live: _Live) -> None:
+    async def _drop(self, scope: str, live: _Live) -> None:
         """Forget a scan and close its connection, even while being cancelled."""
-        if self._live.get(digest) is live:
-            del self._live[digest]
+        if self._live.get(scope) is live:
+            del self._live[scope]
         with anyio.CancelScope(shield=True):
             await live.scan.aclose()
 
-    def _remember(self, index: LayerIndex) -> None:
+    def _remember(self, key: str, index: LayerIndex) -> None:
         """Keep a few complete indexes in memory: a repeat listing skips even the cache."""
-        self._known[index.digest] = index
+        self._known[key] = index
         while len(self._known) > KNOWN_INDEXES:
             self._known.pop(next(iter(self._known)))
 

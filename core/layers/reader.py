@@ -12,6 +12,10 @@ The first window of a read goes through httpx (auth, redirects, retries, errors)
 windows after it are read on the route that answer found, by the client's ``bulk`` reader in
 a worker thread, much faster and without holding the interpreter lock (``core.bulk``). When
 a bulk window cannot be opened or drops, the next one goes through httpx again.
+
+A read from the blob's first byte to its end is hashed as it goes and checked against the
+digest it was asked for by, before the end is reported: whatever is built from a whole read
+(a layer's index, a download) is built from the blob the digest names, or fails loudly.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import anyio.to_thread
 import httpx
 
 from ..bulk import BulkBody, BulkError, Route, content_range
-from ..client import RegistryClient
+from ..client import DigestCheck, RegistryClient
 from ..errors import LayerpeekError, RegistryUnreachable
 from ..reference import Reference
 
@@ -107,6 +111,8 @@ class BlobReader:
         self._window_end: int | None = None
         self._skip = 0
         self._drops = 0
+        self._check = DigestCheck(digest, f"blob {digest} of {ref.name}") if start == 0 else None
+        """Hashes every byte delivered when the read starts at byte 0; checked at the end."""
 
     @property
     def done(self) -> bool:
@@ -126,6 +132,9 @@ class BlobReader:
             elif chunk := self._deliver(chunk):
                 return chunk
         await self.aclose()
+        if self._check is not None:
+            check, self._check = self._check, None
+            check.verify()
         return b""
 
     async def chunks(self) -> AsyncIterator[bytes]:
@@ -149,6 +158,8 @@ class BlobReader:
             chunk = chunk[: self.end - self.position]
         self.position += len(chunk)
         self._drops = 0
+        if self._check is not None:
+            self._check.update(chunk)
         if self._on_bytes is not None and chunk:
             self._on_bytes(self.position)
         return chunk
