@@ -36,6 +36,7 @@ import anyio.to_thread
 from .errors import LayerpeekError
 
 if TYPE_CHECKING:
+    from .reference import Reference
     from .settings import Settings
 
 Kind = Literal["index", "manifest", "config"]
@@ -194,6 +195,21 @@ class AsyncCache:
             store, self._cache = self._cache, None
         if store is not None:
             await anyio.to_thread.run_sync(store.close)
+
+
+def key_for(ref: Reference, digest: str, *, repository: bool = False) -> str:
+    """The key content is kept under: the digest, within the registry that served it (or,
+    with ``repository``, within that repository alone).
+
+    Content checked against its digest is shared by every repository of its registry, which
+    decides who may read a blob and refuses a manifest naming a blob the repository lacks.
+    It is never shared across registries: a registry of anyone's choosing could otherwise
+    name a digest it does not hold and be answered from another registry's read (a private
+    image's config or file list, or a layer it lied about). What only a manifest vouches
+    for (a TOC) is kept per repository.
+    """
+    where = ref.name if repository else ref.registry
+    return f"{where}@{digest}"
 
 
 class CacheStore(Protocol):

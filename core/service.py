@@ -17,7 +17,7 @@ from pathlib import Path
 import anyio
 
 from . import fsreports
-from .cache import CacheStore, open_cache
+from .cache import CacheStore, key_for, open_cache
 from .client import RegistryClient, digest_of
 from .errors import (
     FileNotInLayer,
@@ -152,14 +152,14 @@ class Layerpeek:
             # A HEAD answer has no body to say why (MANIFEST_UNKNOWN, NAME_UNKNOWN), and a few
             # registries refuse HEAD: a GET gives the registry's own words, or the manifest.
             return await self._fetch_manifest(ref, ref.target)
-        if digest is not None and (cached := await self._cached_manifest(digest)) is not None:
+        if digest is not None and (cached := await self._cached_manifest(ref, digest)):
             return cached
         return await self._fetch_manifest(ref, digest or ref.target)
 
-    async def _cached_manifest(self, digest: str) -> Manifest | Index | None:
-        """The manifest stored under ``digest``, checked against it again (a shared cache is
-        written by other processes)."""
-        cached = await self.cache.get("manifest", digest)
+    async def _cached_manifest(self, ref: Reference, digest: str) -> Manifest | Index | None:
+        """The manifest this registry served under ``digest``, checked against it again (a
+        shared cache is written by other processes)."""
+        cached = await self.cache.get("manifest", key_for(ref, digest))
         if cached is None:
             return None
         media_type, _, body = cached.partition(b"\n")
@@ -169,14 +169,15 @@ class Layerpeek:
 
     async def _fetch_manifest(self, ref: Reference, target: str) -> Manifest | Index:
         raw = await self.client.get_manifest(ref, target)
-        await self.cache.put("manifest", raw.digest, raw.media_type.encode() + b"\n" + raw.body)
+        stored = raw.media_type.encode() + b"\n" + raw.body
+        await self.cache.put("manifest", key_for(ref, raw.digest), stored)
         return parse_manifest(raw.body, raw.media_type, raw.digest)
 
     async def _child(self, ref: Reference, index: Index, wanted: Platform) -> Manifest:
         """The platform's manifest of an index the registry has just vouched for: by digest,
         so a cached copy (checked against the digest) is the same bytes it would send."""
         entry = choose(index.manifests, wanted)
-        child = await self._cached_manifest(entry.digest) or await self._fetch_manifest(
+        child = await self._cached_manifest(ref, entry.digest) or await self._fetch_manifest(
             ref, entry.digest
         )
         if not isinstance(child, Manifest):
@@ -202,10 +203,11 @@ class Layerpeek:
 
     async def _config(self, ref: Reference, manifest: Manifest) -> ImageConfig:
         digest = manifest.config.digest
-        raw = await self.cache.get("config", digest)
+        key = key_for(ref, digest)
+        raw = await self.cache.get("config", key)
         if raw is None or digest_of(raw, digest.partition(":")[0]) != digest:
             raw = await self.client.get_blob(ref, digest)
-            await self.cache.put("config", digest, raw)
+            await self.cache.put("config", key, raw)
         return parse_config(raw, digest)
 
     async def inspect(

@@ -21,7 +21,7 @@ import pytest
 
 from fixtures.redis_server import RedisServer, free_port
 from fixtures.tools import require_tool
-from layerpeek.core.cache import FILE_NAME, AsyncCache, open_cache
+from layerpeek.core.cache import FILE_NAME, AsyncCache, key_for, open_cache
 from layerpeek.core.cache_redis import (
     IDLE_TTL,
     RETRY_AFTER,
@@ -31,6 +31,7 @@ from layerpeek.core.cache_redis import (
 from layerpeek.core.cli import main
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.reference import parse_reference
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings
 
@@ -279,7 +280,8 @@ async def test_a_second_listing_through_redis_reads_no_blob_bytes(
     manifests = [r.method for r in fault_proxy.requests if "/manifests/" in r.path]
     assert manifests == ["HEAD"]
     with redis_server.client() as raw:
-        assert raw.exists(content_key("index", layer.digest)) == 1
+        key = content_key("index", key_for(parse_reference(ref), layer.digest))
+        assert raw.exists(key) == 1
     assert list(Path(os.environ["LAYERPEEK_CACHE_DIR"]).iterdir()) == []  # no SQLite file
 
 
@@ -290,7 +292,7 @@ async def test_a_corrupt_index_in_redis_is_rebuilt_not_served(
     layer = catalog.gzip.layers[1]
     ref = catalog.gzip.ref(fault_proxy.host)
     first = await _list_layer(ref, 1)
-    key = content_key("index", layer.digest)
+    key = content_key("index", key_for(parse_reference(ref), layer.digest))
     with redis_server.client() as raw:
         value = raw.get(key)
         raw.set(key, value[:32] + bytes(len(value) - 32))

@@ -26,7 +26,7 @@ from fixtures.images import (
     seeded_bytes,
     sha256_digest,
 )
-from layerpeek.core.cache import FILE_NAME
+from layerpeek.core.cache import FILE_NAME, key_for
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import CorruptLayer, FileNotInLayer, TruncatedLayer
 from layerpeek.core.layers import checkpoints
@@ -232,7 +232,7 @@ async def test_cat_in_an_indexed_gzip_layer_is_one_range_from_a_checkpoint(peek,
     layer = wide.layers["gzip"]
     image = await open_image(peek, wide, fault_proxy.host)
     [_ async for _ in peek.entries(image, 0)]
-    index = await peek.indexes.cached(layer.digest)
+    index = await peek.indexes.cached(layer.digest, key_for(image.reference, layer.digest))
     assert len(index.checkpoints) == FILES * (FILE_SIZE + 1024) // SPACING
     fault_proxy.reset()
     for path in (layer.entries[-2].path, layer.entries[-200].path):
@@ -391,7 +391,7 @@ async def test_cat_in_an_indexed_multi_frame_zstd_layer_starts_at_a_frame(peek, 
     image = await open_image(peek, wide, fault_proxy.host, "frames")
     listed = [e.path async for e in peek.entries(image, 0)]
     assert listed == [e.path for e in layer.entries]
-    index = await peek.indexes.cached(layer.digest)
+    index = await peek.indexes.cached(layer.digest, key_for(image.reference, layer.digest))
     assert [u for _, u in index.frames] == [0, SPACING]
     fault_proxy.reset()
     path = layer.entries[-2].path
@@ -413,7 +413,9 @@ async def test_cat_of_an_unindexed_layer_leaves_its_scan_open_for_the_next_look(
     image = await open_image(peek, wide, fault_proxy.host)
     first, behind = layer.entries[-200].path, layer.entries[-250].path
     assert b"".join([c async for c in peek.read_file(image, first)]) == layer.files[first]
-    assert await peek.indexes.cached(layer.digest) is None  # scanned only so far
+    assert (
+        await peek.indexes.cached(layer.digest, key_for(image.reference, layer.digest)) is None
+    )  # scanned only so far
     fault_proxy.reset()
     # A file the open scan has passed: one range from the checkpoint before it.
     assert b"".join([c async for c in peek.read_file(image, behind)]) == layer.files[behind]
@@ -425,7 +427,9 @@ async def test_cat_of_an_unindexed_layer_leaves_its_scan_open_for_the_next_look(
     assert listed == [e.path for e in layer.entries]
     assert 0 not in starts(fault_proxy, layer)
     assert fault_proxy.body_bytes(blob(layer)) < layer.size / 2
-    assert await peek.indexes.cached(layer.digest) is not None
+    assert (
+        await peek.indexes.cached(layer.digest, key_for(image.reference, layer.digest)) is not None
+    )
 
 
 async def test_cat_near_the_start_of_an_unindexed_layer_reads_little(peek, fault_proxy, wide):

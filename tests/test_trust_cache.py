@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
 from fixtures.catalog import Catalog
@@ -173,3 +174,18 @@ async def test_a_toc_a_registry_wrote_itself_is_used_for_that_repository_only(
         assert await paths(peek, honest) == real_paths
     async with RegistryClient() as client, Layerpeek(client) as peek:  # another process
         assert await paths(peek, honest) == real_paths
+
+
+async def test_a_registry_that_names_another_registrys_digests_learns_nothing_from_the_cache(
+    layerpeek_env, plain_registry, catalog: Catalog, hostile: HostileRegistry
+):
+    real = catalog.gzip
+    async with RegistryClient() as client, Layerpeek(client) as peek:
+        await paths(peek, real.ref(plain_registry.host))  # someone read the real image
+        url = f"{plain_registry.url}/v2/{real.repo}/manifests/{real.digest}"
+        body = httpx.get(url, headers={"Accept": real.media_type}).content
+        hostile.manifest("evil/copy", "v1", body, real.media_type)  # its blobs it cannot serve
+        with pytest.raises(LayerpeekError, match=r"not here|404"):
+            await peek.inspect(f"{hostile.host}/evil/copy:v1")
+    config_reads = [r.path for r in hostile.requests if real.config_digest in r.path]
+    assert config_reads, "the config was answered from another registry's read"

@@ -13,11 +13,10 @@ belongs there, after the cache and before a scan, so later listings cost nothing
 
 What is shared by digest is what was checked against the digest. A scan stores its index
 only once it has read the whole blob and the blob hashed to the layer's digest
-(``BlobReader``): any image with that layer may use it, from any registry. A TOC is vouched
-for by the manifest's annotation alone, and an open scan has not been checked yet: both are
-kept under the registry (and, for a TOC, the repository) that served them (``_scope``) and
-used for nothing else, so a registry that lies about a digest cannot change what another
-registry's image lists.
+(``BlobReader``); an open scan is shared only once it has. Everything is kept within the
+registry that served it (``cache.key_for``); a TOC, which only the manifest's annotation
+vouches for, within its repository. A registry that lies about a digest cannot change what
+another registry's image lists, nor learn what another registry's layer holds.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from functools import partial
 import anyio
 import anyio.to_thread
 
-from ..cache import CacheStore
+from ..cache import CacheStore, key_for
 from ..client import RegistryClient
 from ..errors import CorruptLayer, LayerpeekError, RangeNotSupported, TruncatedLayer
 from ..image import Descriptor
@@ -316,12 +315,6 @@ class _Live:
     used: float = field(default_factory=time.monotonic)
 
 
-def _scope(ref: Reference, digest: str, *, repository: bool = False) -> str:
-    """The key of what only one registry (or repository) vouches for under ``digest``."""
-    where = ref.name if repository else ref.registry
-    return f"{where}@{digest}"
-
-
 class LayerIndexes:
     """Indexes by digest: recent ones in memory, all in the cache, the rest built by scans."""
 
@@ -332,10 +325,9 @@ class LayerIndexes:
         self._known: dict[str, LayerIndex] = {}  # by cache key
         self._tocs: dict[str, Toc] = {}  # by ``_scope`` of the repository
 
-    async def cached(self, digest: str, key: str | None = None) -> LayerIndex | None:
-        """The complete index of a layer if one is known, without reading the layer:
-        the verified one shared by ``digest``, or the one kept under ``key``."""
-        key = key or digest
+    async def cached(self, digest: str, key: str) -> LayerIndex | None:
+        """The complete index of layer ``digest`` kept under ``key`` (``key_for``), if one is
+        known, without reading the layer."""
         if key in self._known:
             return self._known[key]
         data = await self.cache.get("index", key)
@@ -351,10 +343,10 @@ class LayerIndexes:
         """The layer's complete index when it is known without scanning the blob: from the
         cache (verified by a scan, or from this repository's TOC), or from the layer's own
         table of contents (eStargz, zstd:chunked)."""
-        index = await self.cached(layer.digest)
+        index = await self.cached(layer.digest, key_for(ref, layer.digest))
         if index is not None:
             return index
-        key = _scope(ref, layer.digest, repository=True)
+        key = key_for(ref, layer.digest, repository=True)
         index = await self.cached(layer.digest, key)
         if index is not None:
             return index
@@ -378,7 +370,7 @@ class LayerIndexes:
         """
         if not announces_toc(layer.annotations):
             return None
-        key = _scope(ref, layer.digest, repository=True)
+        key = key_for(ref, layer.digest, repository=True)
         if key not in self._tocs:
             fetch = partial(self.client.fetch_range, ref, layer.digest)
             try:
@@ -433,7 +425,7 @@ class LayerIndexes:
     ) -> LayerIndex | None:
         """``complete``, skipped for a layer being scanned: it is not complete anywhere yet,
         and a listing that pages through it batch by batch must not ask the cache each time."""
-        scanning = _scope(ref, layer.digest) in self._live
+        scanning = key_for(ref, layer.digest) in self._live
         return None if scanning else await self.complete(ref, layer)
 
     async def _advance(
@@ -447,7 +439,7 @@ class LayerIndexes:
         """Run ``step`` on the layer's live scan; store the index once the scan completes.
         Returns the view and the index: the complete one, or with ``partial_index`` the one
         as far as the scan went (None otherwise: listings page without it)."""
-        scope = _scope(ref, layer.digest)
+        scope = key_for(ref, layer.digest)
         live = await self._take_live(ref, layer, scope)
         async with live.lock:
             try:
@@ -462,9 +454,9 @@ class LayerIndexes:
             index = live.scan.index(layer.digest)
         await self._drop(scope, live)
         # Complete means the blob was read to its end and hashed to its digest: shareable.
-        self._remember(layer.digest, index)
+        self._remember(scope, index)
         encoded = await anyio.to_thread.run_sync(live.scan.encoder.finish, index)
-        await self.cache.put("index", layer.digest, encoded)
+        await self.cache.put("index", scope, encoded)
         return LayerView(index.entries, True, layer.size, layer.size, index), index
 
     async def _take_live(self, ref: Reference, layer: Descriptor, scope: str) -> _Live:
