@@ -13,12 +13,15 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 
 from .errors import LayerpeekError
 
 SIGNATURE_BYTES = 16  # 128 bits of HMAC-SHA256 is plenty against forgery and keeps URLs short
 MIN_SECRET_BYTES = 16
+SIGNATURE_CHARS = (SIGNATURE_BYTES * 8 + 5) // 6  # unpadded base64url: 6 bits a character
+BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class LinkError(LayerpeekError):
@@ -32,13 +35,17 @@ class LinkExpired(LinkError):
 @dataclass(frozen=True)
 class LinkTarget:
     """What a link serves: the blob of layer ``layer`` of ``reference`` (pinned by digest), or
-    the file ``path`` as that layer ships it (``layer`` None: as the image sees it); ``user``
-    is who asked for the link (download rate limits count per user)."""
+    the file ``path`` as that layer ships it (``layer`` None: as the image sees it).
+
+    ``user`` is whose download quota the link spends: a person's id (the bot's Discord
+    users), an opaque key for a credential (an MCP bearer token, never the token itself: a
+    link's fields are readable by anyone who has it), or None for a quota of the link's own.
+    """
 
     reference: str
     layer: int | None
     path: str | None
-    user: int
+    user: int | str | None
     expires: int
 
 
@@ -58,11 +65,9 @@ def _mac(secret: bytes, body: str) -> bytes:
 
 def sign(secret: bytes, target: LinkTarget) -> str:
     """The URL-safe token for ``target``: base64url(JSON) + "." + base64url(HMAC)."""
-    fields: dict[str, object] = {
-        "r": target.reference,
-        "u": target.user,
-        "e": target.expires,
-    }
+    fields: dict[str, object] = {"r": target.reference, "e": target.expires}
+    if target.user is not None:
+        fields["u"] = target.user
     if target.layer is not None:
         fields["l"] = target.layer
     if target.path is not None:
@@ -77,11 +82,11 @@ def verify(secret: bytes, token: str, now: float) -> LinkTarget:
     """The target of a token signed with ``secret``; LinkError if it was changed or is
     malformed, LinkExpired once ``now`` is past its expiry."""
     body, _, signature = token.partition(".")
-    try:
-        given = _unb64(signature)
-    except (binascii.Error, ValueError):
-        raise LinkError("this download link is malformed; ask for a new one") from None
-    if not hmac.compare_digest(given, _mac(secret, body)):
+    # The decoder would skip junk characters and surplus "=", so several spellings would pass
+    # for one signature; only the one sign() writes is accepted, compared in constant time.
+    if len(signature) != SIGNATURE_CHARS or not BASE64URL.fullmatch(signature):
+        raise LinkError("this download link is malformed; ask for a new one")
+    if not hmac.compare_digest(signature.encode(), _b64(_mac(secret, body)).encode()):
         raise LinkError("this download link is not valid (it was changed); ask for a new one")
     target = _decode(body)
     if now >= target.expires:
@@ -93,12 +98,12 @@ def _decode(body: str) -> LinkTarget:
     """The signed fields; a signed token that does not parse was made by another version."""
     try:
         fields = json.loads(_unb64(body))
-        path, layer = fields.get("p"), fields.get("l")
+        path, layer, user = fields.get("p"), fields.get("l"), fields.get("u")
         return LinkTarget(
             reference=str(fields["r"]),
             layer=None if layer is None else int(layer),
             path=None if path is None else str(path),
-            user=int(fields["u"]),
+            user=user if user is None or isinstance(user, str) else int(user),
             expires=int(fields["e"]),
         )
     except (binascii.Error, ValueError, KeyError, TypeError, AttributeError):

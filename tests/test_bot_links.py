@@ -57,6 +57,35 @@ def test_a_changed_body_or_signature_or_secret_is_refused():
         verify(b"another-secret-of-16+bytes", sign(SECRET, TARGET), NOW)
 
 
+def test_only_the_exact_spelling_of_a_signature_is_accepted():
+    """base64 decoders skip junk and surplus padding; a signature is 22 characters of
+    base64url, nothing else, and the last character's unused bits must be zero."""
+    body, _, signature = sign(SECRET, TARGET).partition(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    same_bytes = signature[:-1] + alphabet[alphabet.index(signature[-1]) | 1]
+    spellings = {
+        "padded": signature + "==",
+        "one pad": signature + "=",
+        "junk inside": signature[:10] + "!" + signature[10:],
+        "space": signature[:5] + " " + signature[5:],
+        "newline": signature + "\n",
+        "doubled": signature + signature,
+    }
+    malformed = r"^this download link is malformed; ask for a new one$"
+    for spelled in spellings.values():
+        with pytest.raises(LinkError, match=malformed):
+            verify(SECRET, f"{body}.{spelled}", NOW)
+    with pytest.raises(LinkError, match=r"not valid \(it was changed\)"):
+        verify(SECRET, f"{body}.{same_bytes}", NOW)
+    assert verify(SECRET, f"{body}.{signature}", NOW) == TARGET
+
+
+def test_a_link_counts_against_a_person_a_credential_key_or_itself():
+    for user in (42, "b:5f3a9c0e1d2b4a68", None):
+        target = LinkTarget(TARGET.reference, 0, None, user, NOW + 60)
+        assert verify(SECRET, sign(SECRET, target), NOW).user == user
+
+
 def test_a_signed_token_that_does_not_parse_is_malformed():
     from layerpeek.core import links
 
