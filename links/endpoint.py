@@ -2,8 +2,12 @@
 
 Layers are often larger than a chat upload or a tool answer can hold, so the front ends hand
 out signed links (core/links.py) instead. The endpoint verifies the token, counts the download
-against the rate limit of whoever made the link, refuses blobs over the size cap, and relays
-bytes from the registry through the core as they arrive (nothing is kept on disk).
+against the quota the link names (a person, a credential, or the link itself), refuses blobs
+whose manifest size is not positive or is over the size cap, and relays bytes from the
+registry through the core as they arrive (nothing is kept on disk). The last piece is held
+back until the source has ended cleanly (for a blob: its digest checked), so bytes that are
+not what the link names end in a failed transfer, never a complete one. ``HEAD`` answers the
+headers a ``GET`` would, without a body and without spending the quota.
 """
 
 from __future__ import annotations
@@ -16,13 +20,22 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from layerpeek.core.errors import FileNotInLayer, LayerpeekError, NotFound
+from layerpeek.core.errors import (
+    DigestMismatch,
+    FileNotInLayer,
+    LayerpeekError,
+    ManifestError,
+    NotFound,
+)
+from layerpeek.core.image import Descriptor
 from layerpeek.core.links import LinkError, LinkExpired, LinkTarget, verify
 from layerpeek.core.service import Layerpeek, ResolvedImage
 from layerpeek.core.text import human_size, printable, short_digest
 
 from .settings import ROUTE, LinkSettings
 from .window import SlidingWindow
+
+OCTETS = "application/octet-stream"
 
 
 def attachment_name(path: str) -> str:
@@ -77,6 +90,7 @@ class LinkServer:
 
     @property
     def route(self) -> Route:
+        """``GET`` and (as Starlette adds it to every GET route) ``HEAD``."""
         return Route(ROUTE, self.download, methods=["GET"])
 
     @property
@@ -87,21 +101,26 @@ class LinkServer:
     async def download(self, request: Request) -> Response:
         if self.peek is None:
             return _refuse(503, "the link server is starting; try again in a moment")
+        token: str = request.path_params["token"]
+        head = request.method == "HEAD"
         try:
-            target = verify(self.settings.key, request.path_params["token"], self.clock())
-            wait = self.downloads.wait(target.user)
+            target = verify(self.settings.key, token, self.clock())
+            # A HEAD (a link preview, a size check) reads no blob, so it spends no download;
+            # it still says 429 when a GET would be refused.
+            wait = self.downloads.wait(_quota(target, token), record=not head)
             if wait:
                 return _refuse(429, f"too many downloads from these links: retry in {wait:.0f} s")
             image = await self.peek.resolve(target.reference)
             if target.path is None:
                 assert target.layer is not None  # sign() refuses a link naming neither
-                return self._blob(self.peek, image, target.layer)
-            return await self._file(self.peek, image, target)
+                return self._blob(self.peek, image, target.layer, head)
+            return await self._file(self.peek, image, target, head)
         except LayerpeekError as error:
             return _refuse(_status(error), str(error))
 
-    def _blob(self, peek: Layerpeek, image: ResolvedImage, layer: int) -> Response:
+    def _blob(self, peek: Layerpeek, image: ResolvedImage, layer: int, head: bool) -> Response:
         descriptor = image.manifest.layers[image.layer(layer)]
+        _check_size(descriptor, layer)
         if descriptor.size > self.settings.max_bytes:
             return _refuse(
                 413,
@@ -111,42 +130,91 @@ class LinkServer:
         digest = short_digest(descriptor.digest).replace(":", "-")
         name = f"layer-{layer}-{digest}{_suffix(descriptor.media_type)}"
         headers = {"Content-Length": str(descriptor.size), **_disposition(name)}
-        return StreamingResponse(
-            peek.stream_layer(image, layer),
-            headers=headers,
-            media_type=descriptor.media_type or "application/octet-stream",
-        )
+        body = _nothing() if head else _relay(peek.stream_layer(image, layer), descriptor.size)
+        return StreamingResponse(body, headers=headers, media_type=descriptor.media_type or OCTETS)
 
-    async def _file(self, peek: Layerpeek, image: ResolvedImage, target: LinkTarget) -> Response:
+    async def _file(
+        self, peek: Layerpeek, image: ResolvedImage, target: LinkTarget, head: bool
+    ) -> Response:
         """Read the first chunk before answering, so a missing file is a 404, not a cut
-        stream; then relay the rest, cut off at the size cap."""
+        stream; then relay the rest, cut off at the size cap. A HEAD reads nothing: the link
+        was signed for a file its maker saw in this very image (it is pinned by digest)."""
         assert target.path is not None
+        headers = _disposition(attachment_name(target.path))
+        if head:
+            return StreamingResponse(_nothing(), headers=headers, media_type=OCTETS)
         stream = peek.read_file(image, target.path, target.layer)
         try:
             first = await anext(stream, b"")
         except BaseException:
             await stream.aclose()
             raise
-        body = _capped(first, stream, self.settings.max_bytes)
-        return StreamingResponse(
-            body,
-            headers=_disposition(attachment_name(target.path)),
-            media_type="application/octet-stream",
+        body = _relay(_prepend(first, stream), self.settings.max_bytes, exact=False)
+        return StreamingResponse(body, headers=headers, media_type=OCTETS)
+
+
+def _quota(target: LinkTarget, token: str) -> int | str:
+    """Whose downloads this is: the user the link names, or the link itself when it names
+    none (an MCP server without a bearer token gives every link a quota of its own)."""
+    return token if target.user is None else target.user
+
+
+def _check_size(descriptor: Descriptor, layer: int) -> None:
+    """A layer blob is never empty (even an empty tar is 1 KiB), and a size that is not
+    positive would make the response's Content-Length a lie: refuse before sending."""
+    if descriptor.size <= 0:
+        raise ManifestError(
+            f"layer {layer}: the manifest gives its size as {descriptor.size} bytes; "
+            "a layer blob has at least one, so the image's manifest is wrong"
         )
 
 
-async def _capped(first: bytes, rest: AsyncIterator[bytes], cap: int) -> AsyncIterator[bytes]:
-    """The file's bytes; past ``cap`` the response is aborted (the client sees a cut
-    transfer, not a silently truncated file)."""
-    sent = len(first)
+async def _nothing() -> AsyncIterator[bytes]:
+    """The body of a HEAD answer: the server sends headers only."""
+    return
+    yield
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     try:
-        if sent > cap:
-            raise LayerpeekError(f"the file is larger than the {human_size(cap)} links serve")
         yield first
         async for chunk in rest:
-            sent += len(chunk)
-            if sent > cap:
-                raise LayerpeekError(f"the file is larger than the {human_size(cap)} links serve")
             yield chunk
     finally:
         await rest.aclose()  # type: ignore[attr-defined]
+
+
+async def _relay(
+    chunks: AsyncIterator[bytes], limit: int, exact: bool = True
+) -> AsyncIterator[bytes]:
+    """``chunks`` one behind: each goes out when the next has arrived, and the last only once
+    the source has ended without an error (``stream_layer`` checks the digest there), and,
+    when ``exact``, after exactly ``limit`` bytes; never more than ``limit``.
+
+    An error raised here once the headers are out makes the server drop the connection short
+    of the Content-Length or of the last chunk: the client sees a failed transfer, where the
+    whole body followed by an error would have looked like a complete, good download.
+    """
+    held, sent = b"", 0
+    try:
+        async for chunk in chunks:
+            sent += len(chunk)
+            if sent > limit:
+                raise _too_long(limit, exact)
+            if held:
+                yield held
+            held = chunk
+        if exact and sent != limit:
+            raise DigestMismatch(
+                f"the registry sent {sent} of the {limit} bytes the manifest gives"
+            )
+        if held:
+            yield held
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+
+
+def _too_long(limit: int, exact: bool) -> LayerpeekError:
+    if exact:
+        return DigestMismatch(f"the registry sent more than the {limit} bytes the manifest gives")
+    return LayerpeekError(f"the file is larger than the {human_size(limit)} links serve")
