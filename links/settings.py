@@ -7,6 +7,8 @@ are shared rather than per front end.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 
 from pydantic import Field, SecretStr
@@ -56,11 +58,24 @@ class LinkSettings(BaseSettings):
         assert self.secret is not None
         return self.secret.get_secret_value().encode()
 
+    def quota_key(self, credential: str) -> str:
+        """Who a link made for the holder of ``credential`` counts against, named so that
+        the credential cannot be read back: a link's fields are readable by whoever has it.
+        Keyed with the link secret, so every endpoint that serves the link agrees."""
+        mac = hmac.new(self.key, b"quota\0" + credential.encode(), hashlib.sha256)
+        return "k:" + mac.hexdigest()[:16]
+
     def signed(
-        self, reference: str, layer: int | None, path: str | None, user: int, now: float
+        self,
+        reference: str,
+        layer: int | None,
+        path: str | None,
+        user: int | str | None,
+        now: float,
     ) -> SignedLink:
         """A link to ``layer`` and/or ``path`` of ``reference`` (pin it by digest, so the link
-        serves the bytes the person was shown), made by ``user``, valid from ``now``."""
+        serves the bytes the person was shown), valid from ``now``, whose downloads count
+        against ``user`` (None: against the link alone)."""
         assert self.url is not None
         expires = int(now + self.hours * 3600)
         token = sign(self.key, LinkTarget(reference, layer, path, user, expires))

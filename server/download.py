@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated
 
+from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
@@ -19,25 +20,38 @@ from pydantic import Field
 
 from layerpeek.core.service import ResolvedImage
 from layerpeek.core.text import human_size
+from layerpeek.links.settings import LinkSettings
 
 from .common import PlatformArg, Reference, result, state
 from .errors import tool_errors
 from .models import DownloadLink
 
-MCP_USER = 0
-"""Who the links count against in the endpoint's per-user download limit: every link this
-server makes counts as one link maker (Discord ids, the bot's users, are never 0)."""
 NOTHING_NAMED = (
     "name what to download: layer=N for a layer blob, path=... for one file as the image "
     "shows it, or both for the file as layer N ships it"
 )
 
 
+def quota_owner(links: LinkSettings) -> str | None:
+    """Whose downloads a link counts against in the endpoint's limit: the bearer token the
+    call came with, or (None) the link alone when there is none (stdio; HTTP without
+    LAYERPEEK_MCP_TOKEN), since then callers cannot be told apart and one shared count would
+    let one caller's downloads refuse everyone else's links."""
+    token = get_access_token()
+    return None if token is None else links.quota_key(token.token)
+
+
 async def _size(ctx: Context, image: ResolvedImage, layer: int | None, path: str | None) -> int:
-    if path is None:
-        assert layer is not None
-        return image.manifest.layers[layer].size
-    return await state(ctx).peek.file_size(image, path, layer)
+    if path is not None:
+        return await state(ctx).peek.file_size(image, path, layer)
+    assert layer is not None
+    size = image.manifest.layers[layer].size
+    if size <= 0:  # a blob is never empty; the endpoint would refuse this layer
+        raise ToolError(
+            f"layer {layer}: the manifest gives its size as {size} bytes; a layer blob has "
+            "at least one, so the image's manifest is wrong"
+        )
+    return size
 
 
 def _what(image: ResolvedImage, layer: int | None, path: str | None, size: int) -> str:
@@ -85,7 +99,7 @@ async def download_link(
                 "download links serve (LAYERPEEK_LINK_MAX_BYTES, an operator setting)"
             )
         pinned = f"{image.reference.name}@{image.manifest.digest}"
-        link = links.signed(pinned, index, path, MCP_USER, time.time())
+        link = links.signed(pinned, index, path, quota_owner(links), time.time())
     answer = DownloadLink(
         url=link.url,
         expires_at=datetime.fromtimestamp(link.expires, UTC).isoformat(),

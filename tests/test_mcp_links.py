@@ -12,8 +12,10 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from test_links_trust import layer_tar, sized_image
 
 from fixtures.catalog import LATE_TXT
+from fixtures.hostile import HostileRegistry
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings
@@ -73,14 +75,16 @@ class Deployment:
 
 
 @asynccontextmanager
-async def deployment():
+async def deployment(bearer: str | None = None):
+    """The server the environment describes; its MCP client sends ``bearer`` if given."""
     args = _parser().parse_args(["--http"])
     server, server_settings = build(args)
     app = server.streamable_http_app(host=args.host, **http_options(args, server_settings))
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else None
     async with app.router.lifespan_context(app):
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(
-            transport=transport, base_url="http://127.0.0.1:8000"
+            transport=transport, base_url="http://127.0.0.1:8000", headers=headers
         ) as http:
             endpoint = streamable_http_client("http://127.0.0.1:8000/mcp", http_client=http)
             async with Client(endpoint, mode="legacy") as mcp:
@@ -205,6 +209,40 @@ async def test_the_link_route_needs_no_bearer_token_but_mcp_still_does(
     assert no_token.status_code == 401
 
 
+# -- whose downloads a link counts against ------------------------------------------------------
+
+
+async def test_without_a_bearer_token_each_link_has_its_own_download_quota(
+    link_env, monkeypatch, plain_registry, catalog
+):
+    monkeypatch.setenv("LAYERPEEK_LINK_USER_RATE", "1")
+    ref = catalog.gzip.ref(plain_registry.host)
+    async with deployment() as served:
+        layer = await call(served.mcp, "download_link", reference=ref, layer=0)
+        file = await call(served.mcp, "download_link", reference=ref, path="etc/hostname")
+        statuses = [(await served.fetch(link["url"])).status_code for link in (layer, layer, file)]
+    assert statuses == [200, 429, 200]
+    assert "u" not in json.loads(_unb64(layer["url"].rpartition("/")[2].partition(".")[0]))
+
+
+async def test_links_made_with_a_bearer_token_share_its_quota_and_do_not_show_it(
+    link_env, monkeypatch, plain_registry, catalog
+):
+    monkeypatch.setenv("LAYERPEEK_LINK_USER_RATE", "1")
+    monkeypatch.setenv("LAYERPEEK_MCP_TOKEN", "team-token")
+    ref = catalog.gzip.ref(plain_registry.host)
+    async with Client(create_server(links=LinkSettings()), mode="auto") as stdio:
+        own = await call(stdio, "download_link", reference=ref, layer=1)
+    async with deployment(bearer="team-token") as served:
+        first = await call(served.mcp, "download_link", reference=ref, layer=0)
+        second = await call(served.mcp, "download_link", reference=ref, path="etc/hostname")
+        statuses = [(await served.fetch(link["url"])).status_code for link in (first, second, own)]
+    assert statuses == [200, 429, 200]
+    fields = json.loads(_unb64(first["url"].rpartition("/")[2].partition(".")[0]))
+    assert fields["u"] == LinkSettings().quota_key("team-token")
+    assert "team-token" not in json.dumps(fields)
+
+
 # -- stdio: sign here, serve elsewhere ---------------------------------------------------------
 
 
@@ -264,6 +302,19 @@ async def test_more_than_the_size_cap_is_refused_with_the_setting_named(
         message = await error(client, "download_link", reference=ref, layer=1)
         small = await call(client, "download_link", reference=ref, path="etc/hostname")
     assert "LAYERPEEK_LINK_MAX_BYTES" in message and small["size"] == 12
+
+
+async def test_a_layer_whose_manifest_size_is_not_positive_gets_no_link(linked):
+    with HostileRegistry() as hostile:
+        digest = sized_image(hostile, "odd/size", layer_tar({"etc/motd": b"hi\n"}), 0)
+        message = await error(
+            linked, "download_link", reference=f"{hostile.host}/odd/size@{digest}", layer=0
+        )
+    assert message == (
+        "Error executing tool download_link: "
+        "layer 0: the manifest gives its size as 0 bytes; a layer blob has at least one, so "
+        "the image's manifest is wrong"
+    )
 
 
 def _unb64(text: str) -> bytes:
