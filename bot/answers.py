@@ -76,11 +76,15 @@ def link_url(
 
 
 def _layer_links(ctx: BotContext, state: PeekState, layer: int | None, user: int) -> dict[str, str]:
+    """A download button for the layer on show, unless the endpoint would refuse the link:
+    a size that is not positive (a wrong manifest) or over LAYERPEEK_LINK_MAX_BYTES."""
     if layer is None:
         return {}
-    size = human_size(state.report.layers[layer].size)
+    size = state.report.layers[layer].size
+    if not 0 < size <= ctx.settings.links.max_bytes:
+        return {}
     url = link_url(ctx, state.pinned, layer, None, user)
-    return {f"Download layer {layer} ({size})": url} if url else {}
+    return {f"Download layer {layer} ({human_size(size)})": url} if url else {}
 
 
 # -- /peek and its pages ----------------------------------------------------------------------

@@ -10,8 +10,10 @@ import pytest
 from test_bot_support import allow_local_registry
 
 from fixtures.catalog import LATE_TXT
+from layerpeek.bot import answers
 from layerpeek.bot.answers import link_url, pinned
 from layerpeek.bot.app import make_context
+from layerpeek.bot.reply import Reply
 from layerpeek.bot.settings import BotSettings
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import LayerpeekError
@@ -195,6 +197,26 @@ async def test_a_file_larger_than_the_cap_is_cut_off_not_truncated(
         url = link_url(ctx, pinned(image), None, "app/data/filler-0.bin", 7)
         with pytest.raises(LayerpeekError, match="larger than"):
             await _get(LinkServer(ctx.peek, ctx.settings.links), url)
+
+
+@pytest.mark.anyio
+async def test_peek_offers_no_button_for_a_layer_the_endpoint_would_refuse(
+    link_settings, plain_registry, catalog
+):
+    """Layer 1 is 2 MiB: a button under a 1 MiB cap would only lead to a 413."""
+    ref = catalog.gzip.ref(plain_registry.host)
+    async with RegistryClient(Settings(), guarded=True) as client:
+        over = await answers.peek(make_context(client, link_settings), 7, ref, layer=1)
+        under = await answers.peek(
+            make_context(client, capped(link_settings, 4 << 20)), 7, ref, layer=1
+        )
+    assert _link_buttons(over) == []
+    assert _link_buttons(under) == ["Download layer 1 (2.0 MiB)"]
+
+
+def _link_buttons(reply: Reply) -> list[str]:
+    assert reply.view is not None
+    return [item.label for item in reply.view.children if getattr(item, "url", None)]
 
 
 def test_no_link_without_a_public_url_or_secret(layerpeek_env):
