@@ -5,8 +5,9 @@ reference like ``169.254.169.254/x:y`` must not make us probe the host's network
 is enforced where the socket is opened, after our own DNS lookup, and the connection goes to
 the very address that was vetted: checking a name first and letting the connect resolve it
 again would leave a DNS-rebinding gap. Redirects and token realms pass through the same
-transport, so they are checked too. The CLI, run by a person on their own machine, uses a
-plain transport.
+transport, so they are checked too. An IPv6 address that carries an IPv4 one (NAT64, 6to4,
+IPv4-mapped, -compatible or -translated) is judged by the IPv4 address it reaches. The CLI, run
+by a person on their own machine, uses a plain transport.
 """
 
 from __future__ import annotations
@@ -27,6 +28,26 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 ALLOW_SETTING = "LAYERPEEK_ALLOW_PRIVATE"
 # httpx's own defaults (httpx._config.DEFAULT_LIMITS), spelled out for the swapped pool.
+# IPv6 forms whose last 32 bits are an IPv4 address that the connection reaches: IPv4-mapped
+# (RFC 4291), IPv4-translated for SIIT (RFC 2765), NAT64's well-known prefix (RFC 6052) and the
+# deprecated IPv4-compatible form (RFC 4291; :: and ::1 are themselves, not 0.0.0.0/0.0.0.1).
+# 6to4 (2002::/16, RFC 3056) carries its IPv4 address in bits 16-47 (``sixtofour``).
+_EMBEDS_LAST_32_BITS = tuple(
+    ipaddress.IPv6Network(prefix)
+    for prefix in ("::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96", "::/96")
+)
+_NOT_EMBEDDING = frozenset({ipaddress.IPv6Address("::"), ipaddress.IPv6Address("::1")})
+# Prefixes refused whatever follows them (unless allow-listed). Local-use NAT64 (RFC 8215)
+# lets each network pick where in the /48 its IPv4 bits sit, so they cannot be read out;
+# it is local by definition. Teredo carries a server address and a client address XORed
+# with 0xffffffff, and a connection goes through a relay to the client's NAT: neither
+# embedded address alone says where it ends up, and no registry is reached over Teredo.
+# Site-local (fec0::/10) is deprecated but still routed inside sites.
+_NEVER_PUBLIC = {
+    ipaddress.IPv6Network("64:ff9b:1::/48"): "local-use NAT64",
+    ipaddress.IPv6Network("2001::/32"): "Teredo",
+    ipaddress.IPv6Network("fec0::/10"): "site-local",
+}
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
 
 
@@ -62,10 +83,15 @@ class NetworkGuard:
         """
         name = _normal_host(host)
         for address in addresses:
-            address = _unmapped(address)
-            if _is_public(address) or any(a.permits(name, address, port) for a in self._allowed):
+            embedded = _embedded_ipv4(address)
+            judged = embedded or address
+            if _is_public(judged) or self._permits(name, (address, judged), port):
                 continue
-            raise NetworkRefused(_refusal(name, address, port))
+            raise NetworkRefused(_refusal(name, address, embedded, port))
+
+    def _permits(self, host: str, forms: Sequence[IPAddress], port: int | None) -> bool:
+        """An entry may name the address as resolved or the IPv4 address it embeds."""
+        return any(a.permits(host, form, port) for a in self._allowed for form in forms)
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -224,21 +250,34 @@ def _normal_host(host: str) -> str:
     return host.strip("[]").rstrip(".").lower()
 
 
-def _unmapped(address: IPAddress) -> IPAddress:
-    """::ffff:10.0.0.1 is 10.0.0.1 to the kernel; judge it as such."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address that a connection to ``address`` reaches, for the IPv6 forms that
+    carry one: the kernel (IPv4-mapped, IPv4-compatible), a NAT64 gateway or SIIT translator,
+    or a 6to4 relay delivers it there, so it is judged by the IPv4 rules. None otherwise."""
+    if isinstance(address, ipaddress.IPv4Address) or address in _NOT_EMBEDDING:
+        return None
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if any(address in network for network in _EMBEDS_LAST_32_BITS):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _never_public(address: IPAddress) -> str:
+    """The name of a prefix in ``_NEVER_PUBLIC`` holding ``address``; "" for none."""
+    return next((kind for net, kind in _NEVER_PUBLIC.items() if address in net), "")
 
 
 def _is_public(address: IPAddress) -> bool:
     # is_global is False for private, loopback, link-local, reserved, CGNAT (100.64/10)...
-    # but True for IPv4 multicast, which is no registry either.
-    return address.is_global and not address.is_multicast
+    # but True for IPv4 multicast, which is no registry either, and for the prefixes that
+    # Python's table does not know as special (site-local fec0::/10).
+    return address.is_global and not address.is_multicast and not _never_public(address)
 
 
 def _kind(address: IPAddress) -> str:
     kinds = {
+        _never_public(address): True,
         "unspecified": address.is_unspecified,
         "loopback": address.is_loopback,
         "link-local": address.is_link_local,
@@ -246,15 +285,19 @@ def _kind(address: IPAddress) -> str:
         "reserved": address.is_reserved,
         "private": address.is_private,
     }
-    return next((name for name, hit in kinds.items() if hit), "non-public")
+    return next((name for name, hit in kinds.items() if name and hit), "non-public")
 
 
-def _refusal(host: str, address: IPAddress, port: int | None) -> str:
-    """One line: which host, which address and why, and the setting that allows it."""
+def _refusal(
+    host: str, address: IPAddress, embedded: ipaddress.IPv4Address | None, port: int | None
+) -> str:
+    """One line: which host, which address (and the IPv4 address it embeds) and why, and the
+    setting that allows it."""
     shown = f"[{host}]" if ":" in host else host
     target = f"{shown}:{port}" if port is not None else shown
-    resolved = f"{host} is" if host == str(address) else f"{host} resolves to {address},"
-    kind = _kind(address)
+    named = f"{address} (embedding {embedded})" if embedded else str(address)
+    resolved = f"{named} is" if host == str(address) else f"{host} resolves to {named},"
+    kind = _kind(embedded or address)
     article = "an" if kind[0] in "aeiou" else "a"
     return (
         f"refused to connect to {target}: {resolved} {article} {kind} address, which "

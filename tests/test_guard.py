@@ -67,6 +67,52 @@ def test_non_public_addresses_are_refused(address: str, kind: str) -> None:
     assert f", {kind} address, " in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        pytest.param("64:ff9b::a00:1", "(embedding 10.0.0.1), a private", id="nat64"),
+        pytest.param("64:ff9b::7f00:1", "(embedding 127.0.0.1), a loopback", id="nat64-loop"),
+        pytest.param("64:ff9b::a9fe:a9fe", "(embedding 169.254.169.254), a link-local", id="md"),
+        pytest.param("64:ff9b:1::808:808", "64:ff9b:1::808:808, a local-use NAT64", id="nat64l"),
+        pytest.param("64:ff9b:1:a00:1::", "a local-use NAT64", id="nat64-local-48"),
+        pytest.param("::a00:1", "(embedding 10.0.0.1), a private", id="ipv4-compatible"),
+        pytest.param("::7f00:1", "(embedding 127.0.0.1), a loopback", id="compatible-loop"),
+        pytest.param("::ffff:0:c0a8:101", "(embedding 192.168.1.1), a private", id="siit"),
+        pytest.param("2002:a00:1::1", "(embedding 10.0.0.1), a private", id="6to4"),
+        pytest.param("2002:7f00:1::", "(embedding 127.0.0.1), a loopback", id="6to4-loop"),
+        pytest.param("2001:0:808:808:0:f5ff:f5ff:fffe", "a Teredo", id="teredo"),
+        pytest.param("2001:0:a00:1::1", "a Teredo", id="teredo-private-server"),
+        pytest.param("fec0::1", "fec0::1, a site-local", id="site-local"),
+        pytest.param("feff::1", "a site-local", id="site-local-top"),
+    ],
+)
+def test_ipv6_forms_of_non_public_addresses_are_refused(address: str, kind: str) -> None:
+    with pytest.raises(NetworkRefused) as caught:
+        NetworkGuard([]).check("evil.example", [_ip(address)], 443)
+    message = str(caught.value)
+    assert message.startswith(
+        f"refused to connect to evil.example:443: evil.example resolves to {address}"
+    )
+    assert f"{kind} address, " in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "address", ["64:ff9b::808:808", "::808:808", "::ffff:0:808:808", "2002:808:808::1"]
+)
+def test_ipv6_forms_of_public_ipv4_addresses_pass(address: str) -> None:
+    NetworkGuard([]).check("registry.example", [_ip(address)], 443)
+
+
+@pytest.mark.parametrize(
+    ("entry", "address"),
+    [("10.0.0.0/8", "64:ff9b::a09:807"), ("64:ff9b::/96", "64:ff9b::a09:807")],
+)
+def test_an_allow_entry_may_name_the_embedded_or_the_ipv6_address(entry: str, address: str) -> None:
+    NetworkGuard([entry]).check("reg.internal", [_ip(address)], 443)
+    with pytest.raises(NetworkRefused):
+        NetworkGuard(["192.168.0.0/16"]).check("reg.internal", [_ip(address)], 443)
+
+
 def test_refusal_is_one_line_naming_host_address_and_the_setting() -> None:
     with pytest.raises(NetworkRefused) as caught:
         NetworkGuard([]).check("127.0.0.1", [_ip("127.0.0.1")], 5000)
