@@ -8,6 +8,11 @@ so its network guard, like every other request.
 Where credentials go (Docker's rule): to the registry host they were resolved for, and to the
 token realm that this registry's own 401 names. A 401 that arrives after a redirect left the
 registry's origin is returned untouched: it came from someone else.
+
+Where tokens go: only to the registry host they were fetched for. The token cache is keyed by
+that host as well as by realm, service and scope, so a registry whose challenge names another
+registry's realm, service and scope gets a token of its own, fetched with its own credentials
+(or none), never the other registry's.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.request import parse_http_list
 
 import anyio.to_thread
@@ -39,8 +44,17 @@ CLIENT_ID = "layerpeek"
 # /v2/NAME/{manifests,blobs,tags,referrers}/...; greedy, since NAME itself contains slashes.
 _REPOSITORY_PATH = re.compile(r"/v2/(?P<name>.+)/(?:manifests|blobs|tags|referrers)/")
 
-TokenKey = tuple[str, str, str]
 CredentialResolver = Callable[[str], Credentials | None]
+
+
+class TokenKey(NamedTuple):
+    """What a cached token is for: the registry it is sent to, and the realm, service and
+    scope it was fetched with. Two registries never share a token, whatever they claim."""
+
+    host: str
+    realm: str
+    service: str
+    scope: str
 
 
 @dataclass(frozen=True)
@@ -91,7 +105,8 @@ def scope_for_path(path: str) -> str:
 
 
 class TokenCache:
-    """Bearer tokens by (realm, service, scope), each kept until shortly before it expires.
+    """Bearer tokens by (registry host, realm, service, scope), each kept until shortly before
+    it expires.
 
     One lock around a dict: enough for one event loop plus the worker threads a sync client
     might use. Two requests that miss together both fetch a token; the later one wins.
@@ -230,7 +245,7 @@ class RegistryAuth(httpx.Auth):
     def _attach_cached_token(self, request: httpx.Request, host: str) -> str:
         """Send a still-valid token for this host and path's scope up front, saving a 401."""
         realm, service = self._realms.get(host, ("", ""))
-        token = self._cache.get((realm, service, scope_for_path(request.url.path)))
+        token = self._cache.get(TokenKey(host, realm, service, scope_for_path(request.url.path)))
         if realm and token:
             request.headers["Authorization"] = f"Bearer {token}"
             return token
@@ -242,7 +257,7 @@ class RegistryAuth(httpx.Auth):
         realm, service = _realm_of(challenge, host), challenge.params.get("service", "")
         scope = challenge.params.get("scope") or scope_for_path(request.url.path)
         self._realms[host] = (realm, service)
-        key = (realm, service, scope)
+        key = TokenKey(host, realm, service, scope)
         token = self._cache.get(key)
         if not token or token == sent_token:
             token = yield from self._fetch_token(request, host, key)
@@ -269,8 +284,8 @@ class RegistryAuth(httpx.Auth):
         credentials = self._lookup(host).credentials
         response = yield _token_request(request, key, credentials)
         if response.status_code in (401, 403):
-            raise self._refused(host, key[2], token_server=key[0])
-        token, expires_in, issued_at = _token_from(response, key[0])
+            raise self._refused(host, key.scope, token_server=key.realm)
+        token, expires_in, issued_at = _token_from(response, key.realm)
         self._cache.put(key, token, expires_in, issued_at)
         return token
 
@@ -341,7 +356,7 @@ def _token_request(
     The original request's timeouts and User-Agent carry over; requests yielded from a flow
     skip the client's defaults, and without a timeout a dead realm would hang forever.
     """
-    realm, service, scope = key
+    _, realm, service, scope = key
     extensions: dict[str, Any] = {TOKEN_REQUEST: True}
     if "timeout" in request.extensions:
         extensions["timeout"] = request.extensions["timeout"]

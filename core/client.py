@@ -1,8 +1,8 @@
 """The registry client: manifests, blobs and tags over the OCI distribution API.
 
 One client per process. It owns the HTTP connection pool, the auth flow (tokens cached per
-realm/service/scope), retries on 429/5xx honouring Retry-After, plain HTTP for the hosts an
-operator named, and — for front ends fed untrusted references — the network guard.
+registry host and realm/service/scope), retries on 429/5xx honouring Retry-After, plain HTTP
+for the hosts an operator named, and — for front ends fed untrusted references — the network guard.
 """
 
 from __future__ import annotations

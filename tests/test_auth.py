@@ -21,6 +21,7 @@ from layerpeek.core.auth import (
     Challenge,
     RegistryAuth,
     TokenCache,
+    TokenKey,
     parse_challenges,
     response_challenges,
     scope_for_path,
@@ -159,7 +160,7 @@ class Clock:
         return self.now
 
 
-KEY = (REALM, "svc", "repository:a:pull")
+KEY = TokenKey("127.0.0.1:5000", REALM, "svc", "repository:a:pull")
 
 
 def test_token_lives_60_seconds_when_the_server_does_not_say() -> None:
@@ -198,11 +199,12 @@ def test_issued_at_in_the_future_does_not_lengthen_the_life() -> None:
     assert cache.get(KEY) is None
 
 
-def test_tokens_are_kept_per_realm_service_and_scope() -> None:
+def test_tokens_are_kept_per_registry_realm_service_and_scope() -> None:
     cache = TokenCache(Clock())
     cache.put(KEY, "a", expires_in=300)
-    assert cache.get((REALM, "svc", "repository:b:pull")) is None
-    assert cache.get((REALM, "other", "repository:a:pull")) is None
+    assert cache.get(KEY._replace(scope="repository:b:pull")) is None
+    assert cache.get(KEY._replace(service="other")) is None
+    assert cache.get(KEY._replace(host="evil.example")) is None
     assert cache.get(KEY) == "a"
 
 
@@ -349,6 +351,29 @@ def test_cached_token_is_sent_up_front_for_the_same_repository_only() -> None:
     assert "Authorization" not in next(auth.auth_flow(other_repo)).headers
     other_host = _request("http://127.0.0.1:6000/v2/library/alpine/manifests/latest")
     assert "Authorization" not in next(auth.auth_flow(other_host)).headers
+
+
+def test_a_registry_naming_anothers_realm_service_and_scope_gets_a_token_of_its_own() -> None:
+    resolver = Resolver({"127.0.0.1:5000": ALICE})
+    auth = _auth(resolver)
+    first = _request()
+    flow = auth.auth_flow(first)
+    next(flow)
+    _token_round(flow, first, {"token": "alices-token", "expires_in": 300})
+
+    # Same path, and a challenge naming the same realm, service and scope: only the host differs.
+    hostile = _request("http://127.0.0.1:6000/v2/library/alpine/blobs/sha256:abc")
+    flow = auth.auth_flow(hostile)
+    assert "Authorization" not in next(flow).headers
+    token_request = flow.send(_bearer_401(hostile))
+    assert token_request.extensions[TOKEN_REQUEST] is True
+    assert "Authorization" not in token_request.headers  # 127.0.0.1:6000 has no credentials
+    retried = flow.send(_ok(token_request, json={"token": "its-own", "expires_in": 300}))
+    assert retried.headers["Authorization"] == "Bearer its-own"
+    assert _finishes(flow, _ok(retried))
+    again = _request("http://127.0.0.1:6000/v2/library/alpine/manifests/latest")
+    assert next(auth.auth_flow(again)).headers["Authorization"] == "Bearer its-own"
+    assert resolver.asked == ["127.0.0.1:5000", "127.0.0.1:6000"]
 
 
 def test_expired_token_is_not_sent_up_front() -> None:
