@@ -21,7 +21,7 @@ import base64
 import re
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -41,6 +41,10 @@ DEFAULT_TOKEN_LIFETIME = 60.0
 # Refresh a little early so a token does not expire between the cache lookup and the request.
 TOKEN_SKEW = 5.0
 CLIENT_ID = "layerpeek"
+# A token answer is a few KiB of JSON (Docker Hub's: ~2 KiB); one past 1 MiB is refused before
+# it fills memory. The body of a 401 the flow answers (httpx reads it before the retry) is held
+# to the same bound, and dropped.
+MAX_TOKEN_BYTES = 1024 * 1024
 # /v2/NAME/{manifests,blobs,tags,referrers}/...; greedy, since NAME itself contains slashes.
 _REPOSITORY_PATH = re.compile(r"/v2/(?P<name>.+)/(?:manifests|blobs|tags|referrers)/")
 
@@ -198,12 +202,16 @@ class RegistryAuth(httpx.Auth):
         request = next(flow)
         while True:
             response = yield request
-            if request.extensions.get(TOKEN_REQUEST):
+            answered = request
+            if answered.extensions.get(TOKEN_REQUEST):
+                _bound_body(response, answered, keep=True)
                 response.read()
             try:
                 request = flow.send(response)
             except StopIteration:
                 return
+            if not answered.extensions.get(TOKEN_REQUEST):
+                _bound_body(response, answered, keep=False)
 
     async def async_auth_flow(
         self, request: httpx.Request
@@ -217,14 +225,18 @@ class RegistryAuth(httpx.Auth):
         request = next(flow)
         while True:
             response = yield request
-            if request.extensions.get(TOKEN_REQUEST):
+            answered = request
+            if answered.extensions.get(TOKEN_REQUEST):
+                _bound_body(response, answered, keep=True)
                 await response.aread()
-            elif response.status_code == 401 and _same_origin(response.url, request.url):
-                await anyio.to_thread.run_sync(self._lookup, registry_host(request.url))
+            elif response.status_code == 401 and _same_origin(response.url, answered.url):
+                await anyio.to_thread.run_sync(self._lookup, registry_host(answered.url))
             try:
                 request = flow.send(response)
             except StopIteration:
                 return
+            if not answered.extensions.get(TOKEN_REQUEST):
+                _bound_body(response, answered, keep=False)
 
     def _lookup(self, host: str) -> _Lookup:
         """Resolve ``host``'s credentials once; a failed lookup is retried next time.
@@ -317,12 +329,78 @@ def registry_host(url: httpx.URL) -> str:
 
 def unreachable_error(exc: httpx.TransportError) -> RegistryUnreachable:
     """Name what could not be reached: a token server (marked by this flow) or a registry."""
-    request = exc.request
+    return RegistryUnreachable(f"{_who(exc.request)} unreachable: {exc or type(exc).__name__}")
+
+
+def _who(request: httpx.Request) -> str:
+    """Whom ``request`` went to: a token server (marked by this flow) or a registry."""
     if request.extensions.get(TOKEN_REQUEST):
-        where = f"token server {request.url.copy_with(query=None)}"
-    else:
-        where = f"registry {registry_host(request.url)}"
-    return RegistryUnreachable(f"{where} unreachable: {exc or type(exc).__name__}")
+        return f"token server {request.url.copy_with(query=None)}"
+    return f"registry {registry_host(request.url)}"
+
+
+class _BoundedBody(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A response body read through a cap: past ``MAX_TOKEN_BYTES`` it raises instead of
+    growing. Unless ``keep``, its bytes are read (the connection stays reusable) and dropped."""
+
+    def __init__(
+        self,
+        inner: httpx.SyncByteStream | httpx.AsyncByteStream,
+        too_large: str,
+        status: int,
+        keep: bool,
+    ) -> None:
+        self._inner = inner
+        self._too_large = too_large
+        self._status = status
+        self._keep = keep
+        self._seen = 0
+
+    def _count(self, chunk: bytes) -> None:
+        self._seen += len(chunk)
+        if self._seen > MAX_TOKEN_BYTES:
+            raise RegistryError(self._too_large, status=self._status)
+
+    def __iter__(self) -> Iterator[bytes]:
+        assert isinstance(self._inner, httpx.SyncByteStream)
+        for chunk in self._inner:
+            self._count(chunk)
+            if self._keep:
+                yield chunk
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        assert isinstance(self._inner, httpx.AsyncByteStream)
+        async for chunk in self._inner:
+            self._count(chunk)
+            if self._keep:
+                yield chunk
+
+    def close(self) -> None:
+        assert isinstance(self._inner, httpx.SyncByteStream)
+        self._inner.close()
+
+    async def aclose(self) -> None:
+        assert isinstance(self._inner, httpx.AsyncByteStream)
+        await self._inner.aclose()
+
+
+def _bound_body(response: httpx.Response, request: httpx.Request, keep: bool) -> None:
+    """Make httpx read at most ``MAX_TOKEN_BYTES`` of ``response`` (see ``_BoundedBody``).
+
+    A kept body must come unencoded, as the token request asked: a 1 MiB gzip or zstd body
+    could inflate to gigabytes in httpx's decoder, past any cap on the bytes received.
+    """
+    who, status = _who(request), response.status_code
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if keep and encoding not in ("", "identity"):
+        raise RegistryError(
+            f"{who} sent a {encoding}-encoded answer, not the plain one asked for", status=status
+        )
+    too_large = f"{who} sent an answer larger than {MAX_TOKEN_BYTES // 1024} KiB (HTTP {status})"
+    declared = response.headers.get("Content-Length", "").strip()
+    if declared.isdigit() and int(declared) > MAX_TOKEN_BYTES:
+        raise RegistryError(too_large, status=status)
+    response.stream = _BoundedBody(response.stream, too_large, status, keep)
 
 
 def _first(challenges: list[Challenge], scheme: str) -> Challenge | None:
@@ -361,6 +439,7 @@ def _token_request(
     if "timeout" in request.extensions:
         extensions["timeout"] = request.extensions["timeout"]
     headers = {k: v for k, v in request.headers.items() if k.lower() == "user-agent"}
+    headers["Accept-Encoding"] = "identity"  # see _bound_body
     if credentials is not None and credentials.identity_token:
         form = {"grant_type": "refresh_token", "refresh_token": credentials.identity_token}
         form |= {"service": service, "scope": scope, "client_id": CLIENT_ID}

@@ -3,7 +3,9 @@ the real token-auth registry beside a hostile registry of the attacker's own."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,12 +14,18 @@ import pytest
 
 from fixtures.hostile import HostileRegistry
 from layerpeek.core.client import RegistryClient
-from layerpeek.core.errors import Unauthorized
+from layerpeek.core.errors import RegistryError, Unauthorized
 from layerpeek.core.service import Layerpeek
 
 pytestmark = pytest.mark.anyio
 
 PRIVATE_SCOPE = "repository:private/secret:pull"
+MIB = 1024 * 1024
+# What a hostile token endpoint offers: far more than the cap, far less than would hurt the
+# test machine if a regression read it all.
+OFFERED = 256 * MIB
+# Loopback socket buffers hold a few MiB that the server writes before it sees the reset.
+SENT_AT_MOST = 64 * MIB
 UNAUTHORIZED = json.dumps({"errors": [{"code": "UNAUTHORIZED", "message": "token"}]}).encode()
 
 
@@ -76,3 +84,79 @@ async def test_a_registry_naming_the_real_realm_never_receives_the_real_token(
     assert [(c["sub"], c["access"]) for c in seen] == [("", [])] * len(seen)
     # Its tokens came from the realm it named, each asked for without anyone's credentials.
     assert {(r.scopes, r.user) for r in token_server.requests} == {((PRIVATE_SCOPE,), None)}
+
+
+# -- token answers are capped ------------------------------------------------------------------
+
+
+class Endless:
+    """A streamed body of ``total`` bytes that counts how much the server got to send."""
+
+    def __init__(self, total: int = OFFERED, chunk: bytes = b"x" * MIB) -> None:
+        self.total = total
+        self.chunk = chunk
+        self.produced = 0
+        self.finished = threading.Event()
+
+    def __call__(self) -> Iterator[bytes]:
+        try:
+            while self.produced < self.total:
+                self.produced += len(self.chunk)
+                yield self.chunk
+        finally:
+            self.finished.set()
+
+    def sent(self) -> int:
+        """The bytes handed to the socket once the server stopped (the client hung up)."""
+        assert self.finished.wait(60), "the server is still sending"
+        return self.produced
+
+
+def challenge_own_realm(hostile: HostileRegistry, **answer: object) -> None:
+    """A registry whose manifests ask for a token from its own /token, answered by ``answer``."""
+    header = f'Bearer realm="{hostile.url}/token",service="evil",scope="repository:x:pull"'
+    hostile.route("GET", r"/v2/x/manifests/.*", status=401, headers={"WWW-Authenticate": header})
+    hostile.route("GET", "/token", **answer)
+
+
+async def inspect_hostile(hostile: HostileRegistry) -> RegistryError:
+    async with RegistryClient() as client:
+        with pytest.raises(RegistryError) as caught:
+            await Layerpeek(client).inspect(f"{hostile.host}/x:latest")
+    return caught.value
+
+
+@pytest.mark.parametrize("declared", [False, True], ids=["chunked", "content-length"])
+async def test_a_token_endpoint_sending_without_end_is_cut_off_at_1_mib(
+    layerpeek_env, hostile, declared
+):
+    body = Endless()
+    challenge_own_realm(hostile, body=body, length=body.total if declared else None)
+    error = await inspect_hostile(hostile)
+    assert str(error) == (
+        f"token server {hostile.url}/token sent an answer larger than 1024 KiB (HTTP 200)"
+    )
+    assert body.sent() <= SENT_AT_MOST
+
+
+async def test_a_registry_401_without_end_is_cut_off_at_1_mib(layerpeek_env, hostile):
+    body = Endless()
+    header = f'Bearer realm="{hostile.url}/token",service="evil"'
+    hostile.route(
+        "GET", r"/v2/x/manifests/.*", status=401, headers={"WWW-Authenticate": header}, body=body
+    )
+    error = await inspect_hostile(hostile)
+    assert str(error) == f"registry {hostile.host} sent an answer larger than 1024 KiB (HTTP 401)"
+    assert body.sent() <= SENT_AT_MOST
+    assert [r.path.partition("?")[0] for r in hostile.requests] == ["/v2/x/manifests/latest"]
+
+
+async def test_a_compressed_token_answer_is_refused_unread(layerpeek_env, hostile):
+    bomb = gzip.compress(b"{" + b" " * (64 * MIB) + b"}")  # 64 KiB on the wire
+    challenge_own_realm(hostile, headers={"Content-Encoding": "gzip"}, body=bomb)
+    error = await inspect_hostile(hostile)
+    assert str(error) == (
+        f"token server {hostile.url}/token sent a gzip-encoded answer, not the plain one asked for"
+    )
+    token_requests = [r for r in hostile.requests if r.path.startswith("/token")]
+    assert [r.headers.get("accept-encoding") for r in token_requests] == ["identity"]
