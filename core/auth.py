@@ -31,7 +31,7 @@ import anyio.to_thread
 import httpx
 
 from .credentials import Credentials, describe_lookup
-from .errors import RegistryError, RegistryUnreachable, ServerError, Unauthorized
+from .errors import JSON_ERRORS, RegistryError, RegistryUnreachable, ServerError, Unauthorized
 
 # Marks the requests this flow sends to a token realm, so drivers read their bodies and a
 # transport error on one can be reported as the token server's (see unreachable_error).
@@ -469,7 +469,7 @@ def _token_from(response: httpx.Response, realm: str) -> tuple[str, float | None
         raise RegistryError(f"token server {realm} refused: {said}", status=response.status_code)
     try:
         body = response.json()
-    except ValueError:
+    except JSON_ERRORS:
         body = None
     token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
     if not isinstance(token, str) or not token:

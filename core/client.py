@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+from urllib.parse import urljoin
 
 import certifi
 import httpx
@@ -25,6 +26,8 @@ from .auth import RegistryAuth, TokenCache, unreachable_error
 from .bulk import BulkReader
 from .credentials import load_credentials
 from .errors import (
+    HTTPX_ERRORS,
+    JSON_ERRORS,
     DigestMismatch,
     LayerpeekError,
     ManifestError,
@@ -32,10 +35,11 @@ from .errors import (
     RateLimited,
     RegistryUnreachable,
     error_from_response,
+    library_error,
 )
 from .guard import NetworkGuard, make_transport
 from .image import MANIFEST_ACCEPT
-from .reference import Reference
+from .reference import Reference, is_digest
 from .settings import Settings
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the distribution spec lets registries stop at 4 MiB
@@ -88,22 +92,33 @@ def _caused_by_tls(exc: BaseException) -> bool:
     return False
 
 
+def check_digest(digest: str, what: str) -> str:
+    """``digest`` if layerpeek can verify it: sha256 or sha512 in lowercase hex of the right
+    length. Anything else (md5:…, a control character) is refused before it is used, since
+    bytes asked for by it could never be checked."""
+    if not is_digest(digest):
+        raise ManifestError(
+            f"refused digest {digest!r} for {what}: only sha256 and sha512 digests are verified"
+        )
+    return digest
+
+
 def digest_of(data: bytes, algorithm: str = "sha256") -> str:
-    """The OCI digest string of ``data``."""
+    """The OCI digest string of ``data``; only for the algorithms ``check_digest`` accepts."""
+    if algorithm not in ("sha256", "sha512"):
+        raise ManifestError(f"unsupported digest algorithm {algorithm!r}")
     return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
 
 
 class DigestCheck:
     """A digest computed while bytes stream past, checked once they have all been seen.
 
-    Only sha256 and sha512 are digests layerpeek trusts: any other algorithm named by a
-    registry or manifest is refused here rather than "verified" with something weaker.
+    Only what ``check_digest`` accepts can be checked: anything else is refused here rather
+    than "verified" with something weaker.
     """
 
     def __init__(self, expected: str, what: str) -> None:
-        algorithm = expected.partition(":")[0]
-        if algorithm not in ("sha256", "sha512"):
-            raise DigestMismatch(f"unsupported digest algorithm in {expected!r} for {what}")
+        algorithm = check_digest(expected, what).partition(":")[0]
         self.expected = expected
         self.what = what
         self._hash = hashlib.new(algorithm)
@@ -129,8 +144,12 @@ def verify_digest(data: bytes, expected: str, what: str) -> None:
 
 def uses_plain_http(host: str, entries: Sequence[str]) -> bool:
     """Docker's insecure-registries rule: an entry is ``host:port``, a bare host (any port) or
-    a CIDR that contains the host's IP address."""
-    hostname = httpx.URL(f"//{host}").host
+    a CIDR that contains the host's IP address. A host httpx cannot encode is left to fail
+    where the request is built (``send``), the one place that reports it."""
+    try:
+        hostname = httpx.URL(f"//{host}").host
+    except httpx.InvalidURL:
+        return False
     for entry in entries:
         if entry in (host, hostname):
             return True
@@ -197,6 +216,10 @@ class RegistryClient:
         scheme = "http" if uses_plain_http(host, self.settings.plain_http) else "https"
         return f"{scheme}://{host}/v2/{ref.repository}/{path}"
 
+    def _blob_url(self, ref: Reference, digest: str) -> str:
+        """The URL of a blob by a digest layerpeek can verify (see ``check_digest``)."""
+        return self.url(ref, f"blobs/{check_digest(digest, f'a blob of {ref.name}')}")
+
     # -- sending, with retries -------------------------------------------------------------
 
     def _backoff(self, exc: Exception) -> bool | float:
@@ -225,8 +248,8 @@ class RegistryClient:
 
         The caller must read or close the response (``async with`` or ``aclose``).
         """
-        request = self._http.build_request(method, url, headers=headers)
         try:
+            request = self._http.build_request(method, url, headers=headers)
             async for attempt in stamina.retry_context(
                 on=self._backoff,
                 attempts=self.settings.retries,
@@ -243,9 +266,15 @@ class RegistryClient:
             raise error_from_response(exc.response, what) from None
         except httpx.TransportError as exc:
             raise unreachable_error(exc) from None
+        except HTTPX_ERRORS as exc:
+            raise library_error(exc, what) from None
         if response.status_code >= 400:
-            await response.aread()
-            await response.aclose()
+            try:
+                await response.aread()
+            except httpx.DecodingError as exc:
+                raise library_error(exc, what) from None
+            finally:
+                await response.aclose()
             raise error_from_response(response, what)
         return response
 
@@ -295,6 +324,8 @@ class RegistryClient:
     async def get_manifest(self, ref: Reference, target: str | None = None) -> RawManifest:
         """A manifest or index by tag or digest; by digest, the bytes are verified."""
         target = target or ref.target
+        if target != ref.target:  # a digest from an index, not one the reference spelled
+            check_digest(target, f"a manifest of {ref.name}")
         what = _manifest_what(ref, target)
         response = await self.send(
             "GET", self.url(ref, f"manifests/{target}"), what, {"Accept": MANIFEST_ACCEPT}
@@ -318,7 +349,7 @@ class RegistryClient:
     async def get_blob(self, ref: Reference, digest: str, cap: int = MAX_CONFIG_BYTES) -> bytes:
         """A small blob (a config), read whole and verified against its digest."""
         what = f"blob {digest} of {ref.name}"
-        response = await self.send("GET", self.url(ref, f"blobs/{digest}"), what)
+        response = await self.send("GET", self._blob_url(ref, digest), what)
         body = await self._read_capped(response, cap, what)
         verify_digest(body, digest, what)
         return body
@@ -326,7 +357,7 @@ class RegistryClient:
     async def blob_size(self, ref: Reference, digest: str) -> int:
         """The blob's size from a HEAD request (no body transferred)."""
         what = f"blob {digest} of {ref.name}"
-        response = await self.send("HEAD", self.url(ref, f"blobs/{digest}"), what)
+        response = await self.send("HEAD", self._blob_url(ref, digest), what)
         await response.aclose()
         return int(response.headers.get("Content-Length", "0") or 0)
 
@@ -338,7 +369,7 @@ class RegistryClient:
         (a registry or CDN that ignores Range). The caller reads and closes the response."""
         what = f"blob {digest} of {ref.name}"
         span = f"bytes={start}-{'' if end is None else end}"
-        return await self.send("GET", self.url(ref, f"blobs/{digest}"), what, {"Range": span})
+        return await self.send("GET", self._blob_url(ref, digest), what, {"Range": span})
 
     async def fetch_range(self, ref: Reference, digest: str, start: int, end: int) -> bytes:
         """Bytes ``start`` to ``end`` (inclusive) of a blob, with one Range request.
@@ -349,7 +380,7 @@ class RegistryClient:
         """
         what = f"bytes {start}-{end} of blob {digest} of {ref.name}"
         span = f"bytes={start}" if start < 0 else f"bytes={start}-{end}"
-        response = await self.send("GET", self.url(ref, f"blobs/{digest}"), what, {"Range": span})
+        response = await self.send("GET", self._blob_url(ref, digest), what, {"Range": span})
         if response.status_code != 206:
             await response.aclose()
             raise RangeNotSupported(f"{what}: the registry ignored the Range request")
@@ -384,7 +415,7 @@ def _manifest_what(ref: Reference, target: str) -> str:
 def _tags_of(page: bytes, what: str) -> list[str]:
     try:
         data = json.loads(page)
-    except ValueError:
+    except JSON_ERRORS:
         raise ManifestError(f"{what}: the registry sent a page that is not JSON") from None
     tags = data.get("tags") if isinstance(data, dict) else None
     return [str(t) for t in tags or []]
@@ -393,7 +424,8 @@ def _tags_of(page: bytes, what: str) -> list[str]:
 def _next_link(response: httpx.Response) -> str | None:
     """The next page's absolute URL; registries send it relative (distribution does)."""
     link = response.links.get("next", {}).get("url")
-    return str(response.url.join(link)) if link else None
+    # Joined as text: a link httpx cannot parse is reported by send(), like any odd URL.
+    return urljoin(str(response.url), link) if link else None
 
 
 def _rate_limit_note(response: httpx.Response) -> str:

@@ -115,11 +115,28 @@ class FileNotInLayer(LayerpeekError):
     """``cat`` of a path that no layer (or not the asked layer) contains as a regular file."""
 
 
+# What ``json.loads`` raises for a body that is not JSON: ValueError (UnicodeDecodeError
+# included), and RecursionError for one nested deeper than the interpreter's stack ("[[[[…").
+JSON_ERRORS = (ValueError, RecursionError)
+# What httpx raises, outside its transport errors, for an odd URL (a host it cannot encode, a
+# control character in a path), a redirect chain without end or a body its decoder refuses.
+HTTPX_ERRORS = (httpx.InvalidURL, httpx.TooManyRedirects, httpx.DecodingError)
+
+
+def library_error(exc: Exception, what: str) -> LayerpeekError:
+    """The typed error for one of ``HTTPX_ERRORS`` met while fetching ``what``."""
+    if isinstance(exc, httpx.InvalidURL):
+        return InvalidReference(f"cannot request {what}: {exc}")
+    if isinstance(exc, httpx.DecodingError):
+        return RegistryError(f"the registry's answer for {what} does not decode: {exc}")
+    return RegistryError(f"{what}: {exc}")
+
+
 def _error_details(response: httpx.Response) -> list[RegistryErrorDetail]:
     """Parse the spec's error body; registries and proxies often send HTML or nothing."""
     try:
         body = json.loads(response.content or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except JSON_ERRORS:
         return []
     errors = body.get("errors") if isinstance(body, dict) else None
     if not isinstance(errors, list):

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -24,6 +25,9 @@ _PATH_COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _TAG_RE = re.compile(r"[\w][\w.-]{0,127}")
 _DIGEST_RE = re.compile(r"(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})")
 _MAX_REPOSITORY = 255
+# WHATWG's "ends in a number": a host whose last label is decimal or 0x-hex is an IPv4 address
+# to URL parsers and to inet_aton (0177.0.0.1 and 2130706433 are both 127.0.0.1 there).
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9a-fA-F]*")
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,41 @@ def _split_domain(text: str) -> tuple[str, str]:
         return DOCKER_HUB, text
     if not _DOMAIN_RE.fullmatch(first):
         raise InvalidReference(f"invalid registry host {first!r} in {text!r}")
+    problem = _host_problem(first)
+    if problem:
+        raise InvalidReference(f"invalid registry host {first!r} in {text!r}: {problem}")
     return (DOCKER_HUB if first in _HUB_ALIASES else first), rest
+
+
+def _host_problem(host: str) -> str:
+    """What makes a grammatical ``host[:port]`` unusable, "" if nothing.
+
+    Only canonical forms pass: an address that URL parsers and the resolver read differently
+    (octal, hex, fewer than four parts) is refused here rather than failing in the HTTP
+    library or reaching an address the reference does not spell.
+    """
+    if host.startswith("["):
+        literal, _, port = host[1:].partition("]")
+        port = port.removeprefix(":")
+        try:
+            ipaddress.IPv6Address(literal)
+        except ValueError:
+            return f"[{literal}] is not an IPv6 address"
+    else:
+        name, _, port = host.partition(":")
+        last = name.rsplit(".", 1)[-1]
+        if _NUMERIC_LABEL.fullmatch(last) and not _is_dotted_quad(name):
+            return f"{name} is not a dotted-quad IPv4 address (four parts 0-255, no leading zeros)"
+    if port and not 0 < int(port) < 65536:
+        return f"port {port} is not between 1 and 65535"
+    return ""
+
+
+def _is_dotted_quad(name: str) -> bool:
+    try:
+        return str(ipaddress.IPv4Address(name)) == name
+    except ValueError:
+        return False
 
 
 def _check_repository(repository: str, original: str) -> str:
@@ -131,6 +169,11 @@ def parse_reference(text: str, *, default_tag: str | None = "latest") -> Referen
     if tag is None and digest is None:
         tag = default_tag
     return Reference(registry, repository, tag, digest)
+
+
+def is_digest(text: str) -> bool:
+    """Whether ``text`` is a digest layerpeek can verify: sha256 or sha512, lowercase hex."""
+    return _DIGEST_RE.fullmatch(text) is not None
 
 
 def parse_repository(text: str) -> Reference:
