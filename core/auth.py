@@ -394,7 +394,8 @@ def _bound_body(response: httpx.Response, request: httpx.Request, keep: bool) ->
     encoding = response.headers.get("Content-Encoding", "").strip().lower()
     if keep and encoding not in ("", "identity"):
         raise RegistryError(
-            f"{who} sent a {encoding}-encoded answer, not the plain one asked for", status=status
+            f"{who} sent an answer with Content-Encoding {encoding!r}, not the plain one asked for",
+            status=status,
         )
     too_large = f"{who} sent an answer larger than {MAX_TOKEN_BYTES // 1024} KiB (HTTP {status})"
     declared = response.headers.get("Content-Length", "").strip()
