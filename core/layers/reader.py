@@ -111,7 +111,7 @@ class BlobReader:
         self._window_end: int | None = None
         self._skip = 0
         self._drops = 0
-        self._check = DigestCheck(digest, f"blob {digest} of {ref.name}") if start == 0 else None
+        self._check = DigestCheck(digest, f"a blob of {ref.name}") if start == 0 else None
         """Hashes every byte delivered when the read starts at byte 0; checked at the end."""
 
     @property
