@@ -135,7 +135,7 @@ async def test_an_index_child_with_an_unverifiable_digest_is_not_fetched(layerpe
         with pytest.raises(ManifestError) as caught:
             await Layerpeek(client).inspect(f"{hostile.host}/x:idx")
     assert f"'{child}'" in one_line(str(caught.value))
-    assert [r.path for r in hostile.requests] == ["/v2/x/manifests/idx"]
+    assert not any(child in r.path for r in hostile.requests)  # never asked for by it
 
 
 # -- what httpx raises for odd URLs and bodies, at the client's one choke point --------------------
