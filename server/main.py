@@ -58,8 +58,20 @@ def transport_security(host: str, allowed_hosts: Sequence[str]) -> TransportSecu
     return TransportSecuritySettings(allowed_hosts=list(allowed_hosts), allowed_origins=origins)
 
 
+def warn_if_open(host: str, server_settings: ServerSettings) -> None:
+    """A server bound beyond loopback with no bearer token answers anyone who can reach the
+    port, with whatever registry credentials this machine has: say so at start."""
+    if host not in LOOPBACK and server_settings.token is None:
+        sys.stderr.write(
+            f"layerpeek-mcp: warning: serving {printable(host)} without LAYERPEEK_MCP_TOKEN: "
+            "anyone who can reach this port may use the server and the registry credentials "
+            "it holds; set LAYERPEEK_MCP_TOKEN\n"
+        )
+
+
 def http_options(args: argparse.Namespace, server_settings: ServerSettings) -> dict[str, Any]:
     """Keyword arguments for MCPServer's streamable-HTTP app (what ``--http`` runs)."""
+    warn_if_open(args.host, server_settings)
     return {
         "streamable_http_path": args.path,
         "stateless_http": True,

@@ -588,3 +588,14 @@ async def test_http_allowed_hosts_are_the_only_hosts(monkeypatch, allowed):
     assert answers["mcp.example.com"].status_code == 200
     assert answers["mcp.example.com:8443"].status_code == 200
     assert answers["10.0.0.5:8000"].status_code == 421
+
+
+async def test_http_beyond_loopback_without_a_token_warns_at_start(monkeypatch, capsys, allowed):
+    monkeypatch.setenv("LAYERPEEK_MCP_ALLOWED_HOSTS", "mcp.example.com")
+    async with served("--host", "0.0.0.0"):
+        pass
+    assert "warning: serving 0.0.0.0 without LAYERPEEK_MCP_TOKEN" in capsys.readouterr().err
+    monkeypatch.setenv("LAYERPEEK_MCP_TOKEN", "team-token")
+    async with served("--host", "0.0.0.0"), served():
+        pass
+    assert "warning" not in capsys.readouterr().err
