@@ -111,6 +111,16 @@ class HostileLayer(LayerError):
     """The tar stream tries to exhaust us: oversized extended headers, absurd sizes."""
 
 
+class LayerTooLarge(HostileLayer):
+    """A layer listing more entries, or more characters of names, than one layer may hold
+    (``layers.entry.LAYER_LIMITS``)."""
+
+
+class ImageTooLarge(LayerpeekError):
+    """An image whose layers together list more entries, or more characters of names, than
+    a whole-image listing may hold (``layers.entry.IMAGE_LIMITS``)."""
+
+
 class FileNotInLayer(LayerpeekError):
     """``cat`` of a path that no layer (or not the asked layer) contains as a regular file."""
 

@@ -29,7 +29,7 @@ from .findspec import FindSpec
 from .fs import Node, Overlay
 from .fsreports import LayerFacts, check_page, entry_of, layer_facts
 from .image import Descriptor, ImageConfig, Index, Manifest, parse_config, parse_manifest
-from .layers.entry import TarEntry, display_path
+from .layers.entry import IMAGE_LIMITS, NAME_LIMIT, Tally, TarEntry, display_path
 from .layers.index import LayerIndex, LayerIndexes, OnScan, ranged, read_ranged
 from .layers.reader import BlobReader
 from .layers.scan import FileData, scan_layer
@@ -270,13 +270,17 @@ class Layerpeek:
         on_progress: ProgressCallback | None = None,
         *,
         whole: bool = False,
+        tally: Tally | None = None,
     ) -> AsyncIterator[EntryInfo]:
         """Entries of one layer, or of every layer bottom-up; stop iterating to stop reading.
 
         ``whole``: the caller will read every entry (a full listing, a count, the merged
         view), so a scan reads ahead from the layer's first byte; without it the first 4 MiB
-        are read step by step, as for a page, and stopping early costs little."""
+        are read step by step, as for a page, and stopping early costs little. Past
+        ``IMAGE_LIMITS`` entries or characters of names in all, ``ImageTooLarge``: ``tally``
+        counts them across calls, for a caller that lists the layers one call each."""
         layers = [image.layer(layer)] if layer is not None else range(len(image.manifest.layers))
+        tally = Tally(IMAGE_LIMITS) if tally is None else tally
         for index in layers:
             descriptor = image.manifest.layers[index]
             report = _reporter(descriptor, on_progress)
@@ -288,6 +292,7 @@ class Layerpeek:
                 fresh = view.entries[seen:]
                 seen += len(fresh)
                 for position, entry in enumerate(fresh, 1):
+                    tally.add(entry)
                     yield EntryInfo.of(index, entry)
                     if position % _YIELD_EVERY == 0:
                         # A cached layer arrives whole: let other tasks run while it is listed.
@@ -508,9 +513,10 @@ class Layerpeek:
     async def overlay(self, image: ResolvedImage) -> Overlay:
         """Every layer's listing through the overlay rules, bottom-up; one layer's listing
         in memory at a time besides the merged tree."""
-        overlay = Overlay()
+        overlay, tally = Overlay(), Tally(IMAGE_LIMITS)
         for index in range(len(image.manifest.layers)):
-            overlay.apply(index, [entry async for entry in self.entries(image, index, whole=True)])
+            listing = self.entries(image, index, whole=True, tally=tally)
+            overlay.apply(index, [entry async for entry in listing])
         return overlay
 
     def _facts(self, image: ResolvedImage) -> LayerFacts:
@@ -560,9 +566,9 @@ class Layerpeek:
         """Entries matching ``spec`` in the merged view (sorted by path) or in every layer
         (layer order, whiteouts included), each with its path's story; paged."""
         check_page(start, limit)
-        overlay, per_layer = Overlay(), []
+        overlay, per_layer, tally = Overlay(), [], Tally(IMAGE_LIMITS)
         for index in range(len(image.manifest.layers)):
-            listing = [entry async for entry in self.entries(image, index, whole=True)]
+            listing = [e async for e in self.entries(image, index, whole=True, tally=tally)]
             if not merged:
                 per_layer += [e for e in listing if spec.matches(e.path, e.type, e.size)]
             overlay.apply(index, listing)
@@ -733,6 +739,11 @@ class _Search:
 
 def _readable(entry: TarEntry, index: int) -> bool:
     """True for a regular file; a clear error for what cannot be read as one."""
+    if entry.cut:
+        raise FileNotInLayer(
+            f"{entry.path[:80]}… in layer {index} is listed with its name cut at "
+            f"{NAME_LIMIT:,} bytes; a name that long cannot be read"
+        )
     if entry.type == "file":
         return True
     if entry.type == "symlink":

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from layerpeek.core.errors import CorruptLayer, HostileLayer, TruncatedLayer
-from layerpeek.core.layers.entry import TarEntry
+from layerpeek.core.errors import CorruptLayer, HostileLayer, LayerTooLarge, TruncatedLayer
+from layerpeek.core.layers.entry import LAYER_LIMITS, NAME_LIMIT, TarEntry
+from layerpeek.core.layers.scan import LayerReader
 from layerpeek.core.layers.tar import FileData, ScanEvent, TarScanner
 
 MTIME = 1_700_000_000
@@ -551,3 +552,125 @@ def test_a_pax_1_0_map_that_never_ends_is_refused_at_one_mebibyte() -> None:
     assert [(e.path, e.size) for e in entries(blob)] == [("endless.img", 4096)]
     with pytest.raises(HostileLayer, match=r"sparse map of 'endless\.img' exceeds the 1 MiB"):
         scan(blob, want=lambda e: True)
+
+
+# -- caps: names, entries, names per layer -----------------------------------------------------
+
+
+def pax_entry(name: bytes = b"f", data: bytes = b"", kind: bytes = b"0", **records: str) -> bytes:
+    """A PAX header with ``records``, then the entry it applies to (and its data)."""
+    pax = pax_body(**records)
+    return (
+        raw_header(b"././@PaxHeader", b"x", len(pax))
+        + padded(pax)
+        + raw_header(name, kind, len(data))
+        + padded(data)
+    )
+
+
+def gnu_long(kind: bytes, name: bytes) -> bytes:
+    return raw_header(b"././@LongLink", kind, len(name) + 1) + padded(name + b"\0")
+
+
+def test_a_pax_path_over_the_name_limit_is_listed_cut_and_marked() -> None:
+    deep, whole = "ab/" * (22 << 10), "n" * NAME_LIMIT
+    blob = pax_entry(path=deep) + pax_entry(path=whole) + raw_header(b"next") + END
+    assert [(e.path, e.cut) for e in entries(blob)] == [
+        (deep[:NAME_LIMIT], True),
+        (whole, False),  # a name of exactly the limit is kept whole
+        ("next", False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("blob", "path", "link"),
+    [
+        (gnu_long(b"L", b"L" * 70000) + raw_header(b"f") + END, "L" * NAME_LIMIT, ""),
+        (
+            gnu_long(b"K", b"K" * 70000) + raw_header(b"s", b"2") + END,
+            "s",
+            "K" * NAME_LIMIT,
+        ),
+        (
+            pax_entry(b"s", kind=b"2", linkpath="k" * 70000) + END,
+            "s",
+            "k" * NAME_LIMIT,
+        ),
+    ],
+    ids=["gnu-long-name", "gnu-long-link", "pax-linkpath"],
+)
+def test_long_gnu_names_and_link_names_are_cut_and_marked(blob: bytes, path: str, link: str):
+    [entry] = entries(blob)
+    assert (entry.path, entry.link, entry.cut) == (path, link, True)
+
+
+def test_a_name_is_cut_before_a_utf8_character_it_would_split() -> None:
+    name = "a" * (NAME_LIMIT - 1) + "\u20ac" * 10  # the euro sign takes three bytes
+    [entry] = entries(pax_entry(path=name) + END)
+    assert entry.path == "a" * (NAME_LIMIT - 1) and entry.cut
+
+
+def test_a_huge_global_path_is_cut_once_and_shared_by_the_entries_it_applies_to() -> None:
+    glob = pax_body(path="gh/" * (330 << 10))
+    blob = raw_header(b"pax_global_header", b"g", len(glob)) + padded(glob)
+    blob += b"".join(raw_header(b"f%d" % i) for i in range(3)) + END
+    found = entries(blob)
+    assert {(len(e.path.encode()), e.cut) for e in found} == {(NAME_LIMIT, True)}
+
+
+def test_a_cut_file_is_never_offered_to_want() -> None:
+    asked: list[str] = []
+    blob = pax_entry(path="c" * 5000, data=b"secret") + raw_header(b"whole", b"0", 2)
+    blob += padded(b"ok") + END
+    events = scan(blob, want=lambda e: asked.append(e.path) or True)
+    assert asked == ["whole"]
+    assert [e.data for e in events if isinstance(e, FileData)] == [b"ok"]
+
+
+def small(entries: int = 3, names: int = 1 << 20) -> object:
+    return LAYER_LIMITS._replace(entries=entries, names=names)
+
+
+def test_a_layer_with_more_entries_than_its_limit_is_refused_after_them() -> None:
+    blob = b"".join(raw_header(b"e%d" % i) for i in range(5)) + END
+    scanner = TarScanner(limits=small(entries=3))  # type: ignore[arg-type]
+    events: list[ScanEvent] = []
+    with pytest.raises(
+        LayerTooLarge, match=r"^layer has more than 3 entries \(at tar offset 1,536\)$"
+    ):
+        scanner.feed(blob, events)
+    assert [e.path for e in events] == ["e0", "e1", "e2"]  # type: ignore[union-attr]
+
+
+def test_extended_entries_count_against_the_limit_too() -> None:
+    blob = b"".join(pax_entry(b"e", path=f"p{i}") for i in range(5)) + END
+    scanner = TarScanner(limits=small(entries=2))  # type: ignore[arg-type]
+    with pytest.raises(LayerTooLarge, match="more than 2 entries"):
+        scanner.feed(blob)
+    assert scanner.entries == 2
+
+
+def test_a_layer_with_more_characters_of_names_than_its_limit_is_refused() -> None:
+    blob = b"".join(raw_header(b"n" * 90 + b"%d" % i) for i in range(20)) + END
+    scanner = TarScanner(limits=small(entries=100, names=1000))  # type: ignore[arg-type]
+    with pytest.raises(LayerTooLarge, match="more than 0 MiB of names"):
+        scanner.feed(blob)
+    assert scanner.entries == 10 and scanner.names == 910
+
+
+def test_the_layer_reader_says_how_many_entries_were_read() -> None:
+    reader = LayerReader()
+    reader._scanner = TarScanner(limits=small(entries=4))  # type: ignore[arg-type]
+    reader.feed(b"".join(raw_header(b"e%d" % i) for i in range(9)) + END)
+    found = reader.step()
+    with pytest.raises(LayerTooLarge) as caught:
+        reader.step()
+    assert len(found) == 4
+    assert str(caught.value).endswith("(4 entries read)")
+    assert caught.value.entries == 4
+
+
+def test_the_layer_limits_pass_every_real_layer_we_know() -> None:
+    # A 500k-file node_modules layer, names ~120 characters: well inside, with 4x to spare.
+    assert LAYER_LIMITS.refusal(500_000, 500_000 * 120) is None
+    assert LAYER_LIMITS.refusal(4 * 500_000 + 1, 0) is not None

@@ -32,7 +32,8 @@ from .entry import TarEntry
 if TYPE_CHECKING:
     from .index import LayerIndex
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
+"""6: an entry's row ends with ``cut``; indexes written before it hold uncut names."""
 ROWS_PER_LINE = 1000
 
 
@@ -96,7 +97,7 @@ def _json_line(entries: Sequence[TarEntry]) -> bytes:
     """One line of rows; orjson (~5x faster) unless a name holds a surrogate escape, which
     only ``json`` writes (as ``\\udcXX``, read back exactly)."""
     rows = [
-        [e.path, e.type, e.size, e.mode, e.uid, e.gid, e.mtime, e.link, e.offset, e.sparse]
+        [e.path, e.type, e.size, e.mode, e.uid, e.gid, e.mtime, e.link, e.offset, e.sparse, e.cut]
         for e in entries
     ]
     try:

@@ -1,12 +1,24 @@
-"""One tar entry as layerpeek reports it, whatever tar dialect or compression it came from."""
+"""One tar entry as layerpeek reports it, whatever tar dialect or compression it came from,
+and the caps on what a layer's listing may hold."""
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
+from ..errors import ImageTooLarge, LayerTooLarge
+
+if TYPE_CHECKING:
+    from ..errors import LayerpeekError
 
 EntryType = Literal[
     "file", "dir", "symlink", "hardlink", "char", "block", "fifo", "whiteout", "opaque"
 ]
+
+NAME_LIMIT = 4096
+"""Longest path or link name kept, in bytes: Linux's PATH_MAX. No runtime can create a longer
+path (containerd's apply fails with ENAMETOOLONG), so a longer name is only ever an attack on
+whoever lists it: a 64 KiB ``a/a/a/…`` path made the merged view hold 2.2 GB. Such a name is
+listed cut to its first ``NAME_LIMIT`` bytes, with ``TarEntry.cut`` set."""
 
 
 class TarEntry(NamedTuple):
@@ -18,11 +30,14 @@ class TarEntry(NamedTuple):
     repaired. It is never used as a local path. ``offset`` is where the entry's data starts in
     the uncompressed tar stream, so a later reader can fetch just this file. ``sparse`` marks a
     file written by ``tar --sparse``: what follows its header is a map of fragments, not its
-    content.
+    content. ``cut`` marks an entry whose path or link name was longer than ``NAME_LIMIT``
+    bytes and is shown cut: it is listed so that it can be seen, and never read, since its
+    name is not the one in the layer.
 
     A named tuple, immutable like the layer it describes: one is made for every file of every
     layer scanned or read back from the cache, and a frozen dataclass took 2.9 us to build
     against 0.4 us (70 ms of a 24,000-file listing, on the thread that scans tar headers).
+    Held in a layer index, one costs ~410 bytes plus its name (``index.LayerIndex``).
     """
 
     path: str
@@ -35,6 +50,74 @@ class TarEntry(NamedTuple):
     link: str = ""
     offset: int = 0
     sparse: bool = False
+    cut: bool = False
+
+
+class Limits(NamedTuple):
+    """The most entries, and characters of names (paths and link names), one listing holds."""
+
+    entries: int
+    names: int
+    what: str
+    error: type[LayerpeekError]
+
+    def refusal(self, entries: int, names: int) -> str | None:
+        """Why a listing of ``entries`` entries and ``names`` characters of names is refused;
+        None while it fits."""
+        if entries > self.entries:
+            return f"{self.what} has more than {self.entries:,} entries"
+        if names > self.names:
+            return f"{self.what} has more than {self.names >> 20} MiB of names"
+        return None
+
+
+LAYER_LIMITS = Limits(2_000_000, 256 << 20, "layer", LayerTooLarge)
+"""Per layer: 4x the largest real layer we know (a 500k-file node_modules), ~128 characters a
+name on average. A layer index at the cap holds ~0.9 GB (``index.LayerIndex``)."""
+IMAGE_LIMITS = Limits(4_000_000, 512 << 20, "image", ImageTooLarge)
+"""Per image, over the layers a whole-image listing (merged view, find, trace) reads."""
+
+
+class Tally:
+    """Entries and name characters counted against ``Limits`` as a listing is assembled."""
+
+    __slots__ = ("entries", "limits", "names")
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.entries = 0
+        self.names = 0
+
+    def add(self, entry: TarEntry) -> None:
+        """Count ``entry``; raise the limits' error, saying how many entries were read, if
+        it does not fit."""
+        names = self.names + len(entry.path) + len(entry.link)
+        refusal = self.limits.refusal(self.entries + 1, names)
+        if refusal is not None:
+            noun = "entry" if self.entries == 1 else "entries"
+            raise self.limits.error(f"{refusal} ({self.entries:,} {noun} read)")
+        self.entries += 1
+        self.names = names
+
+
+def cut_name(raw: bytes) -> bytes:
+    """The first ``NAME_LIMIT`` bytes of a name, backed off so as not to split a UTF-8
+    character (the byte after the cut is then not a continuation byte)."""
+    end = NAME_LIMIT
+    while end > NAME_LIMIT - 3 and raw[end] & 0xC0 == 0x80:
+        end -= 1
+    return raw[:end]
+
+
+def cut_text(name: str) -> str | None:
+    """``name`` cut by ``cut_name`` when its UTF-8 form is longer than ``NAME_LIMIT`` bytes;
+    None when it fits. Lone surrogates (JSON's ``\\udcXX``) count as their three bytes."""
+    if len(name) <= NAME_LIMIT // 4:
+        return None
+    raw = name.encode("utf-8", "surrogatepass")
+    if len(raw) <= NAME_LIMIT:
+        return None
+    return cut_name(raw).decode("utf-8", "surrogatepass")
 
 
 def display_path(name: str) -> str:
@@ -43,6 +126,7 @@ def display_path(name: str) -> str:
     can be asked for by that name."""
     if not name.startswith(("./", "/")) and not name.endswith("/"):
         return name
-    while name.startswith(("./", "/")):
-        name = name[2:] if name.startswith("./") else name.lstrip("/")
-    return name.rstrip("/") or "."
+    at = 0  # one pass, however many ``./`` a hostile name repeats
+    while name.startswith(("./", "/"), at):
+        at += 2 if name.startswith("./", at) else 1
+    return name[at:].rstrip("/") or "."

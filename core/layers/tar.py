@@ -8,7 +8,10 @@ GNU (``L``/``K`` long names, base-256 numbers, old sparse ``S``) and PAX (``x`` 
 ``g`` global), and it follows Go's ``archive/tar`` (what containerd and Docker use to apply
 layers) wherever the dialects leave a choice.
 
-Names are reported, never used: nothing here touches the local filesystem.
+Names are reported, never used: nothing here touches the local filesystem. What one layer
+can make the scanner hold is capped: an extended header's body at ``META_LIMIT``, a path or
+link name at ``NAME_LIMIT`` (longer ones are cut and the entry marked ``cut``), the entries
+and characters of names of a layer at ``LAYER_LIMITS``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import CorruptLayer, HostileLayer, TruncatedLayer
-from .entry import EntryType, TarEntry, display_path
+from .entry import (
+    LAYER_LIMITS,
+    NAME_LIMIT,
+    EntryType,
+    Limits,
+    TarEntry,
+    cut_name,
+    display_path,
+)
 from .sparse import MAP_LIMIT, Fragment, SparseFile, gnu_fragments, pax_fragments
 
 BLOCK = 512
@@ -60,6 +71,7 @@ _PAX_KEYS = frozenset(
         "GNU.sparse.major",
     }
 )
+_NAME_KEYS = frozenset({"path", "linkpath", "GNU.sparse.name"})
 _SPARSE_PAIR_KEYS = frozenset({"GNU.sparse.offset", "GNU.sparse.numbytes"})
 _USTAR_MAGIC = b"ustar\x00"
 _OPAQUE = ".wh..wh..opq"
@@ -89,13 +101,21 @@ ScanEvent = TarEntry | FileData
 Want = Callable[[TarEntry], bool]
 
 
+class _CutName(str):
+    """A name from an extended header, cut at ``NAME_LIMIT`` bytes. It keeps its mark through
+    the merge of global and per-entry records, so the entry that ends up with it is marked
+    ``cut``; the entry itself holds a plain ``str``."""
+
+    __slots__ = ()
+
+
 @dataclass(slots=True)
 class _Pending:
     """Extended headers read since the last entry; they apply to the next entry only."""
 
     pax: dict[str, str] = field(default_factory=dict)
-    long_name: bytes | None = None
-    long_link: bytes | None = None
+    long_name: str | None = None
+    long_link: str | None = None
 
 
 @dataclass(slots=True)
@@ -128,9 +148,11 @@ class TarScanner:
     ``want``, when given, is asked about every regular file; the data of a wanted file comes
     out as ``FileData`` events right after its ``TarEntry``, piece by piece as it arrives, so
     ``cat`` of a 1 GB file holds one chunk at a time (a sparse file's holes come as counts).
-    ``entries`` counts the entries reported so far, and ``done`` turns true at the
-    end-of-archive marker, after which any further bytes (GNU tar's record padding) are
-    ignored.
+    ``entries`` counts the entries reported so far (``names`` the characters of their paths
+    and link names), and ``done`` turns true at the end-of-archive marker, after which any
+    further bytes (GNU tar's record padding) are ignored. A layer with more of either than
+    ``limits`` allows is refused (``LayerTooLarge``) at the first entry past them. A ``cut``
+    entry is never offered to ``want``: its name is not the one in the layer.
 
     Between headers the scanner is in one of four states: skipping ``_skip`` bytes (data it
     does not want, padding), collecting an extended header's body (``_meta``), streaming a
@@ -138,8 +160,11 @@ class TarScanner:
     sparse extension blocks (``_sparse``).
     """
 
-    def __init__(self, want: Want | None = None) -> None:
+    def __init__(self, want: Want | None = None, limits: Limits = LAYER_LIMITS) -> None:
         self.entries = 0
+        self.names = 0
+        self._limits = limits
+        self._max_entries, self._max_names = limits.entries, limits.names
         self.done = False
         self._want = want
         self._total = 0
@@ -294,8 +319,12 @@ class TarScanner:
                 return pos
             _verify_checksum(view[pos - BLOCK : pos], fields[6], base + pos - BLOCK)
             entry = _plain_entry(fields, base + pos)
+            names = self.names + len(entry.path) + len(entry.link)
+            if self.entries >= self._max_entries or names > self._max_names:
+                self._refuse(names, base + pos - BLOCK)
             events.append(entry)
             self.entries += 1
+            self.names = names
             span = entry.size + _padding(entry.size)
             if end - pos < span:
                 self._skip = span - (end - pos)
@@ -339,13 +368,17 @@ class TarScanner:
         """Emit an entry, then arrange to stream or skip its ``stored`` data bytes.
 
         A sparse file's stored bytes are its non-hole fragments, not its content, so it is
-        never offered to ``want``.
+        never offered to ``want``, and neither is a ``cut`` one.
         """
+        names = self.names + len(entry.path) + len(entry.link)
+        if self.entries >= self._max_entries or names > self._max_names:
+            self._refuse(names, entry.offset - BLOCK)
         events.append(entry)
         self.entries += 1
+        self.names = names
         span = stored + _padding(stored)
         self._last_path, self._last_end = entry.path, entry.offset + span
-        if entry.type != "file" or self._want is None or not self._want(entry):
+        if entry.type != "file" or self._want is None or entry.cut or not self._want(entry):
             self._skip = span
         elif entry.sparse:
             self._start_sparse(entry, stored, events)
@@ -353,6 +386,11 @@ class TarScanner:
             self._file, self._file_left = entry, stored
         else:
             events.append(FileData(entry, b"", True))
+
+    def _refuse(self, names: int, at: int) -> None:
+        """Stop at an entry the layer's limits have no room for (the ones before it stay)."""
+        refusal = self._limits.refusal(self.entries + 1, names)
+        raise self._limits.error(f"{refusal} (at tar offset {at:,})", at)
 
     def _start_sparse(self, entry: TarEntry, stored: int, events: list[ScanEvent]) -> None:
         """Rebuild a wanted sparse file from the map its headers (or its data) hold."""
@@ -398,9 +436,9 @@ class TarScanner:
             return
         pending = self._pending = self._pending or _Pending()
         if kind == b"L":
-            pending.long_name = _c_string(body)
+            pending.long_name = _name(_c_string(body))
         elif kind == b"K":
-            pending.long_link = _c_string(body)
+            pending.long_link = _name(_c_string(body))
         else:
             # Like Go, a second 'x' before an entry replaces the first: memory stays bounded.
             pending.pax = _parse_pax(body, at)
@@ -436,6 +474,7 @@ class TarScanner:
             header.mtime,
             data_offset,
             header.sparse,
+            isinstance(header.path, _CutName) or isinstance(header.link, _CutName),
         )
 
     def _amend(self, header: _Header, block: bytes, at: int) -> None:
@@ -451,9 +490,9 @@ class TarScanner:
         pending, self._pending = self._pending or _Pending(), None
         _apply_pax(header, {**self._globals, **pending.pax}, at)
         if pending.long_name is not None:
-            header.path = _decode(pending.long_name)
+            header.path = pending.long_name
         if pending.long_link is not None:
-            header.link = _decode(pending.long_link)
+            header.link = pending.long_link
 
 
 def _plain_entry(fields: tuple[bytes, ...], data_offset: int) -> TarEntry:
@@ -486,24 +525,27 @@ def _build_entry(
     mtime: int,
     data_offset: int,
     sparse: bool = False,
+    cut: bool = False,
 ) -> tuple[TarEntry, int]:
     """The entry as reported, from its header's fields once any extended header has amended
-    them, and the data bytes stored after its header."""
+    them, and the data bytes stored after its header. ``cut``: its path or link name is one
+    cut at ``NAME_LIMIT`` bytes."""
     at = data_offset - BLOCK
     entry_type = _entry_type(kind, path)
     if entry_type in _HEADER_ONLY:
         size = stored = 0  # As Go and tarfile: these never carry data.
     entry = TarEntry(
-        display_path(path),
+        str(display_path(path)),
         _whiteout_type(path, entry_type),
         _size(size, at),
         mode & 0o7777,
         uid,
         gid,
         mtime,
-        display_path(link) if entry_type == "hardlink" else link,
+        str(display_path(link) if entry_type == "hardlink" else link),
         data_offset,
         sparse,
+        cut,
     )
     return entry, _size(stored, at)
 
@@ -546,6 +588,14 @@ def _whiteout_type(path: str, entry_type: EntryType) -> EntryType:
 def _decode(raw: bytes) -> str:
     """Names are UTF-8 in practice; undecodable bytes survive as surrogate escapes."""
     return raw.decode("utf-8", "surrogateescape")
+
+
+def _name(raw: bytes) -> str:
+    """A path or link name from an extended header: decoded, or cut and marked when it is
+    longer than ``NAME_LIMIT`` bytes (so a 1 MiB record never becomes a 1 MiB name)."""
+    if len(raw) <= NAME_LIMIT:
+        return _decode(raw)
+    return _CutName(_decode(cut_name(raw)))
 
 
 def _c_string(field: bytes) -> bytes:
@@ -640,9 +690,14 @@ def _parse_pax(body: bytes, at: int) -> dict[str, str]:
     """Parse PAX records (``"%d %s=%s\\n"``), keeping only the keys layerpeek reports.
 
     Unknown keys (xattrs, atime, comments) are dropped here, so repeated global headers
-    cannot grow memory. Values decode as UTF-8 (the spec's charset) with surrogate escapes.
+    cannot grow memory, and names are cut at ``NAME_LIMIT`` bytes (``_name``): what is kept
+    of a record of up to ``META_LIMIT`` bytes is a few KB, and it is shared, never copied, by
+    the entries it applies to. Values decode as UTF-8 (the spec's charset) with surrogate
+    escapes.
     """
     records: dict[str, str] = {}
+    fragments: list[str] = []
+    mapped = False
     pos = 0
     while pos < len(body) and body[pos]:
         space = body.find(b" ", pos, pos + 20)
@@ -657,12 +712,19 @@ def _parse_pax(body: bytes, at: int) -> dict[str, str]:
         name = _decode(key)
         if name in _SPARSE_PAIR_KEYS:
             # PAX 0.0 repeats these for each fragment, in order: keep them as a 0.1 map.
-            joined = records.get("GNU.sparse.map")
-            value_text = _decode(value[:-1])
-            records["GNU.sparse.map"] = f"{joined},{value_text}" if joined else value_text
+            fragments.append(_decode(value[:-1]))
+            mapped = True
+        elif name == "GNU.sparse.map":
+            fragments = [_decode(value[:-1])] if value[:-1] else []
+            mapped = True
+        elif name in _NAME_KEYS:
+            records[name] = _name(value[:-1])
         elif name in _PAX_KEYS:
             records[name] = _decode(value[:-1])
         pos += length
+    if mapped:
+        # Joined once: appending to a string per record is quadratic in a 1 MiB header.
+        records["GNU.sparse.map"] = ",".join(fragments)
     return records
 
 

@@ -1,0 +1,143 @@
+"""Caps on what a hostile layer can make layerpeek hold: names, extended headers, entries.
+
+The layers here are a few hundred bytes to a few KB compressed and were each enough to take
+gigabytes before the caps: a 64 KiB PAX path (a full prefix per ancestor in the merged
+view), a 1000 KiB global ``path`` record applied to 300 entries. They are pushed to the
+real registry and listed by the ``layerpeek`` command in a subprocess, whose peak resident
+memory (``ru_maxrss``) is the measure.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from fixtures.images import OCI_LAYER_GZIP, Layer, image_config, push_image
+from layerpeek.core import service
+from layerpeek.core.cli import main
+from layerpeek.core.layers.entry import IMAGE_LIMITS
+
+NAME_LIMIT = 4096
+MEMORY_BOUND_MB = 300
+"""Peak RSS allowed to a listing of one of these layers: the interpreter, the imports and
+the registry client take ~80 MB; before the caps each listing took 1-2 GB."""
+
+_MEASURE = """
+import resource, sys
+from layerpeek.core.cli import main
+status = main(sys.argv[1:])
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(f"{status} {peak}", file=sys.stderr)
+"""
+
+
+def tar_of(members: list[tarfile.TarInfo], **options: object) -> bytes:
+    """A PAX tar of empty regular files (``options`` go to ``tarfile.open``)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT, **options) as tar:
+        for info in members:
+            tar.addfile(info)
+    return buffer.getvalue()
+
+
+def regular(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.mtime = 1_700_000_000
+    return info
+
+
+def layer_of(tar: bytes) -> Layer:
+    blob = gzip.compress(tar, compresslevel=9, mtime=0)
+    return Layer(blob, OCI_LAYER_GZIP, "sha256:" + hashlib.sha256(tar).hexdigest())
+
+
+def push(registry: str, repo: str, tar: bytes) -> str:
+    layer = layer_of(tar)
+    blobs = [(layer.blob, layer.media_type)]
+    push_image(f"http://{registry}", repo, "latest", blobs, image_config([layer]))
+    return f"{registry}/{repo}:latest"
+
+
+def measured(tmp_path: Path, *argv: str) -> tuple[int, str, str, int]:
+    """Run ``layerpeek ARGV`` in a fresh interpreter: exit status, stdout, the error line
+    and the peak resident memory in MB."""
+    env = {
+        **os.environ,
+        "LAYERPEEK_PLAIN_HTTP": "127.0.0.1",
+        "LAYERPEEK_CACHE_DIR": str(tmp_path / "cache"),
+        "DOCKER_CONFIG": str(tmp_path / "docker"),
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *argv], env=env, capture_output=True, text=True
+    )
+    *errors, last = run.stderr.strip().splitlines()
+    status, peak = (int(word) for word in last.split())
+    return status, run.stdout, "\n".join(errors), peak // 1024
+
+
+def deep_path(length: int) -> str:
+    """``ab/ab/...``: a tree as deep as a name of ``length`` bytes makes it, cut by the name
+    limit inside a component."""
+    return ("ab/" * length)[: length - 1] + "f"
+
+
+def test_a_deep_pax_path_is_listed_cut_in_bounded_memory(tmp_path, plain_registry):
+    ref = push(plain_registry.host, "bounds/deep", tar_of([regular(deep_path(64 << 10))]))
+    status, out, error, peak = measured(tmp_path, "ls", ref, "--merged", "--json")
+    assert status == 0, error
+    paths = [json.loads(line)["path"] for line in out.splitlines()]
+    assert max(len(p) for p in paths) <= NAME_LIMIT
+    assert peak < MEMORY_BOUND_MB
+
+
+def test_a_huge_global_path_record_costs_bounded_memory(tmp_path, plain_registry):
+    members = [regular(f"f{i}") for i in range(300)]
+    tar = tar_of(members, pax_headers={"path": deep_path(1000 << 10)})
+    ref = push(plain_registry.host, "bounds/global", tar)
+    status, out, error, peak = measured(tmp_path, "ls", ref, "--json")
+    assert status == 0, error
+    assert peak < MEMORY_BOUND_MB
+    assert {len(json.loads(line)["path"]) for line in out.splitlines()} == {NAME_LIMIT}
+
+
+def test_a_cut_name_is_listed_but_never_read(capsys, layerpeek_env, plain_registry):
+    secret = tarfile.TarInfo("s" * 5000)
+    secret.size = 6
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(secret, io.BytesIO(b"hidden"))
+    ref = push(plain_registry.host, "bounds/cut", buffer.getvalue())
+    assert main(["ls", ref, "--json"]) == 0
+    [listed] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert listed["path"] == "s" * NAME_LIMIT
+    assert main(["cat", ref, listed["path"]]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"layerpeek: error: {'s' * 80}… in layer 0 is listed with its name cut at 4,096 bytes;"
+        " a name that long cannot be read\n"
+    )
+
+
+def test_a_whole_image_listing_past_the_image_limits_is_refused(
+    capsys, monkeypatch, layerpeek_env, plain_registry
+):
+    layers = [layer_of(tar_of([regular(f"l{n}/f{i}") for i in range(3)])) for n in range(2)]
+    blobs = [(layer.blob, layer.media_type) for layer in layers]
+    url = f"http://{plain_registry.host}"
+    push_image(url, "bounds/image", "latest", blobs, image_config(layers))
+    monkeypatch.setattr(service, "IMAGE_LIMITS", IMAGE_LIMITS._replace(entries=5))
+    ref = f"{plain_registry.host}/bounds/image:latest"
+    assert main(["ls", ref, "--merged"]) == 1
+    assert capsys.readouterr().err == (
+        "layerpeek: error: image has more than 5 entries (5 entries read)\n"
+    )
+    assert main(["ls", ref, "--layer", "1"]) == 0  # one layer is not the whole image
+
