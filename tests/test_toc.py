@@ -31,9 +31,9 @@ from fixtures.toc_images import (
     push_toc_image,
 )
 from layerpeek.core.client import RegistryClient
-from layerpeek.core.errors import CorruptLayer, DigestMismatch, FileNotInLayer
+from layerpeek.core.errors import CorruptLayer, DigestMismatch, FileNotInLayer, LayerTooLarge
 from layerpeek.core.layers import toc as toc_module
-from layerpeek.core.layers.entry import TarEntry
+from layerpeek.core.layers.entry import LAYER_LIMITS, NAME_LIMIT, TarEntry
 from layerpeek.core.layers.scan import scan_layer
 from layerpeek.core.layers.toc import (
     TOC_ARTIFACTS,
@@ -458,6 +458,45 @@ def test_a_path_written_twice_keeps_its_last_copy():
     assert [(e.path, e.size) for e in toc.entries] == [("a/f", 3), ("a/f", 5)]
     assert len(toc.files) == 1
     assert toc.files["a/f"].chunks == (toc_module.TocChunk(20, 50, 0, 5),)
+
+
+def test_a_toc_name_over_the_name_limit_is_listed_cut_marked_and_not_readable():
+    long = "d/" + "ü" * 3000  # 6,002 bytes of UTF-8
+    document = _toc(
+        [
+            {"name": long, "type": "reg", "size": 3, "offset": 10},
+            {"name": "s", "type": "symlink", "linkName": "t" * 5000},
+            {"name": "ok", "type": "reg", "size": 2, "offset": 20},
+        ]
+    )
+    toc = parse_toc("estargz", [document], 50)
+    assert [(len(e.path.encode()), len(e.link), e.cut) for e in toc.entries] == [
+        (NAME_LIMIT, 0, True),
+        (1, NAME_LIMIT, True),
+        (2, 0, False),
+    ]
+    assert list(toc.files) == ["ok"]
+
+
+def test_a_toc_listing_more_entries_than_a_layer_may_hold_is_refused():
+    document = _toc([{"name": f"f{i}", "type": "dir"} for i in range(10)])
+    limits = LAYER_LIMITS._replace(entries=4)
+    with pytest.raises(LayerTooLarge) as raised:
+        parse_toc("zstd:chunked", [document], 50, limits)
+    assert str(raised.value) == "layer's zstd:chunked TOC has more than 4 entries (4 entries read)"
+
+
+async def test_a_toc_over_the_size_limit_is_refused_before_it_is_fetched():
+    layer = build("zstd-chunked")
+    offset, compressed, _, kind = layer.annotations[ZSTD_POSITION].split(":")
+    position = f"{offset}:{compressed}:{toc_module.MAX_TOC_BYTES + 1}:{kind}"
+    blob = MemoryBlob(layer.blob)
+    with pytest.raises(CorruptLayer) as raised:
+        await read_toc(blob.fetch, len(layer.blob), {**layer.annotations, ZSTD_POSITION: position})
+    assert str(raised.value) == (
+        "zstd:chunked manifest of 52,428,801 bytes exceeds the 50 MiB TOC limit"
+    )
+    assert blob.requests == []
 
 
 def _cut_short(toc_json: bytes) -> bytes:

@@ -52,7 +52,7 @@ import anyio.to_thread
 
 from ..errors import CorruptLayer, DigestMismatch, FileNotInLayer, LayerError, LayerpeekError
 from .compression import Compression, make_decompressor
-from .entry import EntryType, TarEntry, display_path
+from .entry import LAYER_LIMITS, EntryType, Limits, Tally, TarEntry, cut_text, display_path
 from .tar import FileData, TarScanner, _whiteout_type
 
 __all__ = [
@@ -89,7 +89,11 @@ TOC_ARTIFACTS = frozenset({ESTARGZ_TOC_NAME, ".prefetch.landmark", ".no.prefetch
 """Entries the eStargz format adds to the tar for its own use; listings hide them."""
 
 MAX_TOC_BYTES = 50 << 20
-"""Largest TOC accepted, compressed or not (containers/storage's own manifest limit)."""
+"""Largest TOC accepted, compressed or not: containers/storage's own manifest limit, past
+which it pulls the layer whole, as a listing then scans it. A TOC takes ~230 bytes an entry
+(~300 for a regular file: name, time, two sha256 digests, offsets), so this is a TOC of
+~200,000 entries: larger layers are listed by scanning, at the cost of reading the blob.
+Parsed, a TOC holds ``TarEntry``s like a scan, and ``entry.LAYER_LIMITS`` applies to them."""
 WINDOW = 8 << 20
 """Largest single range request ``read_toc_file`` makes; adjacent chunks share requests."""
 _STEP = 4 << 20  # decompressed bytes one worker-thread hop produces at most
@@ -295,8 +299,10 @@ async def _read_estargz(
     fetch: Fetch, blob_size: int, footer: _EStargzFooter, annotations: Mapping[str, str]
 ) -> Toc:
     end = blob_size - footer.size
-    if not 0 <= footer.toc_offset < end or end - footer.toc_offset > MAX_TOC_BYTES:
+    if not 0 <= footer.toc_offset < end:
         raise CorruptLayer(f"eStargz footer points at a TOC at {footer.toc_offset:,}")
+    if end - footer.toc_offset > MAX_TOC_BYTES:
+        raise CorruptLayer(_too_large("eStargz TOC", end - footer.toc_offset))
     member = await _fetch_span(fetch, footer.toc_offset, end)
     expected = annotations.get(ESTARGZ_TOC_DIGEST, "")
     return await anyio.to_thread.run_sync(_estargz_toc, member, expected, footer.toc_offset)
@@ -337,8 +343,10 @@ async def _read_zstd(
     if manifest.kind != _MANIFEST_TYPE_CRFS:
         raise CorruptLayer(f"unknown zstd:chunked manifest type {manifest.kind}")
     stop = manifest.offset + manifest.compressed
-    too_big = max(manifest.compressed, manifest.uncompressed) > MAX_TOC_BYTES
-    if manifest.offset < _ZSTD_SKIPPABLE_HEADER or stop > blob_size or too_big:
+    if max(manifest.compressed, manifest.uncompressed) > MAX_TOC_BYTES:
+        size = max(manifest.compressed, manifest.uncompressed)
+        raise CorruptLayer(_too_large("zstd:chunked manifest", size))
+    if manifest.offset < _ZSTD_SKIPPABLE_HEADER or stop > blob_size:
         raise CorruptLayer(
             f"zstd:chunked manifest at {manifest.offset:,} ({manifest.compressed:,} bytes, "
             f"{manifest.uncompressed:,} inflated) does not fit a {blob_size:,}-byte blob"
@@ -388,8 +396,12 @@ def _inflated(kind: Compression, data: bytes, cap: int, what: str) -> Iterator[b
             return
         total += len(piece)
         if total > cap:
-            raise CorruptLayer(f"{what} inflates past {cap:,} bytes")
+            raise CorruptLayer(f"{what} inflates past {cap:,} bytes, over the TOC size limit")
         yield piece
+
+
+def _too_large(what: str, size: int) -> str:
+    return f"{what} of {size:,} bytes exceeds the {MAX_TOC_BYTES >> 20} MiB TOC limit"
 
 
 def _hasher(like: str) -> hashlib._Hash:
@@ -403,7 +415,9 @@ def _hasher(like: str) -> hashlib._Hash:
 # -- parsing the TOC JSON --------------------------------------------------------------------
 
 
-def parse_toc(format: TocFormat, pieces: Iterable[bytes], data_end: int) -> Toc:
+def parse_toc(
+    format: TocFormat, pieces: Iterable[bytes], data_end: int, limits: Limits = LAYER_LIMITS
+) -> Toc:
     """Build a ``Toc`` from the TOC JSON of either format (they share the entry schema), read
     from ``pieces`` as they come: the document is never whole in memory, nor as a tree.
 
@@ -413,10 +427,12 @@ def parse_toc(format: TocFormat, pieces: Iterable[bytes], data_end: int) -> Toc:
     and its dict is dropped once it is read. ``data_end`` is where the file data region
     ends (the TOC's own offset): the end of the last chunk when the TOC does not record
     chunk ends. Raises ``CorruptLayer`` for JSON that is not a version 1 TOC or whose chunks
-    do not tile their files.
+    do not tile their files, and ``LayerTooLarge`` for a TOC that lists more than ``limits``
+    allows a layer: a scan of the layer would meet the same entries, so there is nothing to
+    fall back to.
     """
     digest = hashlib.sha256()
-    builder = _TocBuilder()
+    builder = _TocBuilder(limits._replace(what=f"layer's {format} TOC"))
     for raw in _raw_entries(_JsonText(_digesting(pieces, digest), format), format):
         builder.add(raw)
     entries, files = builder.finish(data_end)
@@ -566,8 +582,9 @@ class _TocBuilder:
     TOC set off two or three of them, each stalling the event loop for 50-100 ms.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limits: Limits) -> None:
         self.entries: list[TarEntry] = []
+        self.tally = Tally(limits)
         self.chunks = _Chunks()  # as the TOC gives them: ``end`` and ``size`` may be 0
         self._offsets = array("q")  # every data offset, where chunk ends are not recorded
         self._name: object = None  # the raw name of the last file: its chunks repeat it
@@ -585,6 +602,7 @@ class _TocBuilder:
         entry = _entry(raw, self._mtimes)
         if entry.path in TOC_ARTIFACTS:
             return
+        self.tally.add(entry)
         self.entries.append(entry)
         if entry.type == "file":
             self.chunks.start_file(entry, _text(raw, "digest"))
@@ -661,7 +679,9 @@ class _TocFiles(Mapping[str, TocFile]):
 
     def __init__(self, chunks: _Chunks) -> None:
         self._chunks = chunks
-        self._numbers = {entry.path: number for number, entry in enumerate(chunks.entries)}
+        self._numbers = {
+            entry.path: number for number, entry in enumerate(chunks.entries) if not entry.cut
+        }
 
     def __getitem__(self, path: str) -> TocFile:
         number, c = self._numbers[path], self._chunks
@@ -689,12 +709,15 @@ class _TocFiles(Mapping[str, TocFile]):
 
 
 def _entry(raw: dict[str, Any], mtimes: dict[str, int]) -> TarEntry:
-    """A TOC entry as the tar scanner would report the same tar header."""
+    """A TOC entry as the tar scanner would report the same tar header, names longer than
+    ``NAME_LIMIT`` bytes cut and the entry marked ``cut`` as the scanner does."""
     name, kind = _text(raw, "name"), _text(raw, "type")
     if kind not in _TYPES:
         raise CorruptLayer(f"TOC entry {name[:80]!r} has unknown type {kind[:20]!r}")
     entry_type = _TYPES[kind]
     link = _text(raw, "linkName")
+    cut_path, cut_link = cut_text(name), cut_text(link)
+    name, link = cut_path or name, cut_link or link
     modtime = _text(raw, "modtime")
     if modtime not in mtimes:
         mtimes[modtime] = _mtime(modtime)
@@ -707,6 +730,7 @@ def _entry(raw: dict[str, Any], mtimes: dict[str, int]) -> TarEntry:
         gid=_int(raw, "gid"),
         mtime=mtimes[modtime],
         link=display_path(link) if entry_type == "hardlink" else link,
+        cut=cut_path is not None or cut_link is not None,
     )
 
 
