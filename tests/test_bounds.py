@@ -19,10 +19,15 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from fixtures.images import OCI_LAYER_GZIP, Layer, image_config, push_image
 from layerpeek.core import service
 from layerpeek.core.cli import main
+from layerpeek.core.client import RegistryClient
+from layerpeek.core.layers import index as index_module
 from layerpeek.core.layers.entry import IMAGE_LIMITS
+from layerpeek.core.service import Layerpeek
 
 NAME_LIMIT = 4096
 MEMORY_BOUND_MB = 300
@@ -141,3 +146,19 @@ def test_a_whole_image_listing_past_the_image_limits_is_refused(
     )
     assert main(["ls", ref, "--layer", "1"]) == 0  # one layer is not the whole image
 
+
+@pytest.mark.anyio
+async def test_indexes_kept_in_memory_are_bounded_by_their_entries(
+    monkeypatch, layerpeek_env, plain_registry
+):
+    layers = [layer_of(tar_of([regular(f"m{n}/f{i}") for i in range(3)])) for n in range(3)]
+    blobs = [(layer.blob, layer.media_type) for layer in layers]
+    push_image(
+        f"http://{plain_registry.host}", "bounds/kept", "latest", blobs, image_config(layers)
+    )
+    monkeypatch.setattr(index_module, "KNOWN_ENTRIES", 7)  # three layers of 3 entries
+    async with RegistryClient() as client:
+        peek = Layerpeek(client)
+        image = await peek.resolve(f"{plain_registry.host}/bounds/kept:latest")
+        assert len([entry async for entry in peek.entries(image, whole=True)]) == 9
+        assert list(peek.indexes._known) == [layers[1].digest, layers[2].digest]

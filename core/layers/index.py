@@ -52,7 +52,7 @@ from .compression import (
     make_decompressor,
 )
 from .encoding import IndexEncoder, decode
-from .entry import TarEntry
+from .entry import LAYER_LIMITS, TarEntry
 from .pump import InflatePump
 from .reader import MAX_WINDOW, BlobReader
 from .scan import FIRST_BATCH, Inflated, LayerReader, ScanEvent
@@ -61,7 +61,12 @@ from .toc import TOC_ARTIFACTS, Toc, announces_toc, read_toc
 LIVE_SCANS = 8
 """Scans kept open between pages; the least recently used beyond this is closed."""
 KNOWN_INDEXES = 4
-"""Complete indexes kept in memory (a 50k-entry layer holds ~10 MB); the rest are in the cache."""
+"""Complete indexes kept in memory; the rest are in the cache. An index holds ~390 bytes an
+entry plus one a character of its name (a 50k-entry layer ~25 MB), and encoding it for the
+cache (``encoding``) ~20 bytes an entry, with up to ~400 more while it is encoded."""
+KNOWN_ENTRIES = LAYER_LIMITS.entries
+"""Entries of the complete indexes kept in memory, together: the most recent index is kept
+whatever its size, older ones only while the total stays under this (~1 GB)."""
 LIVE_TTL = 300.0
 """Seconds an idle scan stays open: long enough to read a page, short enough to free sockets."""
 
@@ -487,9 +492,11 @@ class LayerIndexes:
 
     def _remember(self, key: str, index: LayerIndex) -> None:
         """Keep a few complete indexes in memory: a repeat listing skips even the cache."""
+        self._known.pop(key, None)
         self._known[key] = index
-        while len(self._known) > KNOWN_INDEXES:
-            self._known.pop(next(iter(self._known)))
+        held = sum(len(known.entries) for known in self._known.values())
+        while len(self._known) > KNOWN_INDEXES or (len(self._known) > 1 and held > KNOWN_ENTRIES):
+            held -= len(self._known.pop(next(iter(self._known))).entries)
 
 
 def _spaced(frames: list[tuple[int, int]]) -> list[tuple[int, int]]:
