@@ -162,3 +162,34 @@ async def test_indexes_kept_in_memory_are_bounded_by_their_entries(
         image = await peek.resolve(f"{plain_registry.host}/bounds/kept:latest")
         assert len([entry async for entry in peek.entries(image, whole=True)]) == 9
         assert list(peek.indexes._known) == [layers[1].digest, layers[2].digest]
+
+
+_ENCODE = """
+import resource, sys
+from layerpeek.core.layers.encoding import IndexEncoder
+from layerpeek.core.layers.entry import TarEntry
+from layerpeek.core.layers.index import LayerIndex
+count = int(sys.argv[1])
+entries = [
+    TarEntry(f"app/node_modules/pkg-{i // 40}/lib/file-{i}.js", "file", i, 420, 0, 0, i, "", i)
+    for i in range(count)
+]
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+encoder, grown = IndexEncoder(), []
+for start in range(0, count, 16384):  # as a scan grows its listing and catches up
+    grown += entries[start : start + 16384]
+    encoder.catch_up(grown, [])
+encoded = encoder.finish(LayerIndex("sha256:" + "0" * 64, "gzip", grown))
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((after - before) // 1024, len(encoded))
+"""
+
+
+def test_encoding_a_large_index_for_the_cache_holds_little_beside_it():
+    count = 500_000  # a node_modules layer
+    run = subprocess.run(
+        [sys.executable, "-c", _ENCODE, str(count)], capture_output=True, text=True, check=True
+    )
+    extra_mb, encoded = (int(word) for word in run.stdout.split())
+    assert encoded < 40 * count
+    assert extra_mb < 60  # JSON lines kept for one compression at the end: ~200 MB
