@@ -61,9 +61,9 @@ from .toc import TOC_ARTIFACTS, Toc, announces_toc, read_toc
 LIVE_SCANS = 8
 """Scans kept open between pages; the least recently used beyond this is closed."""
 KNOWN_INDEXES = 4
-"""Complete indexes kept in memory; the rest are in the cache. An index holds ~390 bytes an
-entry plus one a character of its name (a 50k-entry layer ~25 MB), and encoding it for the
-cache (``encoding``) ~20 bytes an entry, with up to ~400 more while it is encoded."""
+"""Complete indexes kept in memory; the rest are in the cache. An index holds ~350-390 bytes
+an entry plus a byte a character of its name (``entry.TarEntry``; a 50k-entry layer ~22 MB),
+and its encoding for the cache ~20-27 bytes an entry (``encoding``)."""
 KNOWN_ENTRIES = LAYER_LIMITS.entries
 """Entries of the complete indexes kept in memory, together: the most recent index is kept
 whatever its size, older ones only while the total stays under this (~1 GB)."""
