@@ -104,9 +104,16 @@ Want = Callable[[TarEntry], bool]
 class _CutName(str):
     """A name from an extended header, cut at ``NAME_LIMIT`` bytes. It keeps its mark through
     the merge of global and per-entry records, so the entry that ends up with it is marked
-    ``cut``; the entry itself holds a plain ``str``."""
+    ``cut``; entries hold its ``plain`` text, one string shared by every entry a global
+    header names (4 KiB each would add up)."""
 
-    __slots__ = ()
+    plain: str
+
+    @classmethod
+    def of(cls, text: str) -> _CutName:
+        name = cls(text)
+        name.plain = text
+        return name
 
 
 @dataclass(slots=True)
@@ -390,7 +397,7 @@ class TarScanner:
     def _refuse(self, names: int, at: int) -> None:
         """Stop at an entry the layer's limits have no room for (the ones before it stay)."""
         refusal = self._limits.refusal(self.entries + 1, names)
-        raise self._limits.error(f"{refusal} (at tar offset {at:,})", at)
+        raise self._limits.error(f"{refusal} at tar offset {at:,}", at)
 
     def _start_sparse(self, entry: TarEntry, stored: int, events: list[ScanEvent]) -> None:
         """Rebuild a wanted sparse file from the map its headers (or its data) hold."""
@@ -464,8 +471,8 @@ class TarScanner:
         self._map, self._map_in_data = header.sparse_map, header.map_in_data
         return _build_entry(
             kind,
-            header.path,
-            header.link,
+            _plain(header.path),
+            _plain(header.link),
             header.stored,
             header.size,
             mode,
@@ -535,14 +542,14 @@ def _build_entry(
     if entry_type in _HEADER_ONLY:
         size = stored = 0  # As Go and tarfile: these never carry data.
     entry = TarEntry(
-        str(display_path(path)),
+        display_path(path),
         _whiteout_type(path, entry_type),
         _size(size, at),
         mode & 0o7777,
         uid,
         gid,
         mtime,
-        str(display_path(link) if entry_type == "hardlink" else link),
+        display_path(link) if entry_type == "hardlink" else link,
         data_offset,
         sparse,
         cut,
@@ -595,7 +602,12 @@ def _name(raw: bytes) -> str:
     longer than ``NAME_LIMIT`` bytes (so a 1 MiB record never becomes a 1 MiB name)."""
     if len(raw) <= NAME_LIMIT:
         return _decode(raw)
-    return _CutName(_decode(cut_name(raw)))
+    return _CutName.of(_decode(cut_name(raw)))
+
+
+def _plain(name: str) -> str:
+    """A name as an entry holds it: a plain ``str``, whatever ``_name`` made of it."""
+    return name.plain if isinstance(name, _CutName) else name
 
 
 def _c_string(field: bytes) -> bytes:
