@@ -2,16 +2,21 @@
 
 Parsed defensively from raw JSON (registries and build tools disagree on optional fields) and
 kept beside the raw bytes they came from, so digests can always be checked against the bytes.
+What an image's author controls is bounded here, where it is parsed: every descriptor digest
+must be a well-formed sha256 or sha512 digest (it becomes part of a URL and a cache key), and
+an image has at most ``MAX_LAYERS`` layers and ``MAX_HISTORY`` build steps.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from .errors import ManifestError
 from .platform import Platform
+from .reference import is_digest
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -25,6 +30,12 @@ INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
 MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 # Registries serve OCI types only when asked for them by name (RESEARCH §1): always send all four.
 MANIFEST_ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
+# Docker refuses to build or run more than 127 layers and Linux's overlayfs stacks at most 500
+# lower directories (OVL_MAX_STACK), so no image that runs anywhere has more than 500 layers.
+MAX_LAYERS = 1000
+# Steps that make no layer (ENV, LABEL, ...) are recorded too; a Dockerfile of 127 layers and
+# thousands of ENV lines stays far below this.
+MAX_HISTORY = 10_000
 
 
 @dataclass(frozen=True)
@@ -38,17 +49,40 @@ class Descriptor:
     annotations: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_json(cls, data: Any) -> Descriptor:
+    def from_json(cls, data: Any, field: str = "descriptor") -> Descriptor:
+        """``field`` names where the descriptor sits (``manifest sha256:…: layers[3]``), for the
+        error message."""
         if not isinstance(data, dict) or not isinstance(data.get("digest"), str):
-            raise ManifestError(f"malformed descriptor: {str(data)[:80]}")
+            raise ManifestError(f"malformed descriptor {field}: {str(data)[:80]}")
         size = data.get("size", 0)
         return cls(
             media_type=str(data.get("mediaType", "")),
-            digest=data["digest"],
+            digest=_checked_digest(data["digest"], field),
             size=size if isinstance(size, int) and size >= 0 else 0,
             platform=Platform.from_json(data.get("platform")),
             annotations={str(k): str(v) for k, v in (data.get("annotations") or {}).items()},
         )
+
+
+def _checked_digest(digest: str, field: str) -> str:
+    if not is_digest(digest):
+        raise ManifestError(
+            f"{field}.digest is not a sha256 or sha512 digest: {digest[:80]!r}"
+            " (expected sha256: and 64 lowercase hex digits, or sha512: and 128)"
+        )
+    return digest
+
+
+def _descriptors(items: Any, field: str, cap: int | None = None) -> tuple[Descriptor, ...]:
+    """The descriptors of a manifest's ``layers`` or an index's ``manifests``, at most ``cap``
+    (an index is bounded by the manifest size cap alone)."""
+    if not items:
+        return ()
+    if not isinstance(items, list):
+        raise ManifestError(f"{field} is not a list")
+    if cap is not None:
+        _capped(items, field, cap)
+    return tuple(Descriptor.from_json(d, f"{field}[{i}]") for i, d in enumerate(items))
 
 
 @dataclass(frozen=True)
@@ -102,16 +136,16 @@ def parse_manifest(raw: bytes, content_type: str, digest: str) -> Manifest | Ind
     """Parse a manifest or index body into its model."""
     data = _load_json(raw, f"manifest {digest}")
     media_type = _media_type_of(data, content_type)
+    owner = f"manifest {digest}"
     if media_type in INDEX_TYPES:
-        entries = tuple(Descriptor.from_json(d) for d in data.get("manifests") or [])
-        return Index(media_type, digest, entries)
+        return Index(media_type, digest, _descriptors(data.get("manifests"), f"{owner}: manifests"))
     if "config" not in data:
-        raise ManifestError(f"manifest {digest} has no config descriptor")
+        raise ManifestError(f"{owner} has no config descriptor")
     return Manifest(
         media_type=media_type,
         digest=digest,
-        config=Descriptor.from_json(data["config"]),
-        layers=tuple(Descriptor.from_json(d) for d in data.get("layers") or []),
+        config=Descriptor.from_json(data["config"], f"{owner}: config"),
+        layers=_descriptors(data.get("layers"), f"{owner}: layers", MAX_LAYERS),
         annotations={str(k): str(v) for k, v in (data.get("annotations") or {}).items()},
     )
 
@@ -149,12 +183,19 @@ class ImageConfig:
     def platform(self) -> Platform:
         return Platform.make(self.os or "unknown", self.architecture or "unknown", self.variant)
 
+    @cached_property
+    def _layer_steps(self) -> dict[int, str]:
+        """Layer index → its build step, made once: a report asks for every layer's step, and a
+        scan of the history per layer was quadratic in what the image's author wrote."""
+        steps: dict[int, str] = {}
+        for entry in self.history:
+            if entry.layer is not None:
+                steps.setdefault(entry.layer, entry.created_by)
+        return steps
+
     def step_for_layer(self, layer: int) -> str:
         """The build step that produced ``layer``, or "" when the history does not say."""
-        for entry in self.history:
-            if entry.layer == layer:
-                return entry.created_by
-        return ""
+        return self._layer_steps.get(layer, "")
 
 
 def _strings(value: Any) -> tuple[str, ...] | None:
@@ -165,8 +206,27 @@ def _strings(value: Any) -> tuple[str, ...] | None:
     return tuple(str(v) for v in value) if isinstance(value, list) else None
 
 
-def align_history(raw_history: list[Any]) -> tuple[HistoryEntry, ...]:
+def _mapping(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _ports(value: Any) -> list[Any] | dict[Any, Any]:
+    """``ExposedPorts`` is an object keyed by port; some tools write a list."""
+    return value if isinstance(value, dict | list) else {}
+
+
+def _capped(value: Any, field: str, cap: int) -> list[Any]:
+    """A list from the config, refused when it holds more than ``cap`` items."""
+    if not isinstance(value, list):
+        return []
+    if len(value) > cap:
+        raise ManifestError(f"{field} has {len(value)} entries, more than the {cap} allowed")
+    return value
+
+
+def align_history(raw_history: Any, field: str = "history") -> tuple[HistoryEntry, ...]:
     """Number the non-empty steps: the i-th step without ``empty_layer`` made layer i."""
+    raw_history = _capped(raw_history, field, MAX_HISTORY)
     entries, layer = [], 0
     for item in raw_history:
         if not isinstance(item, dict):
@@ -187,11 +247,10 @@ def align_history(raw_history: list[Any]) -> tuple[HistoryEntry, ...]:
 
 def parse_config(raw: bytes, digest: str) -> ImageConfig:
     """Parse an image config blob."""
-    data = _load_json(raw, f"config {digest}")
-    conf = data.get("config") or {}
-    if not isinstance(conf, dict):
-        conf = {}
-    rootfs = data.get("rootfs") or {}
+    owner = f"config {digest}"
+    data = _load_json(raw, owner)
+    conf = _mapping(data.get("config"))
+    rootfs = _mapping(data.get("rootfs"))
     return ImageConfig(
         os=str(data.get("os", "")),
         architecture=str(data.get("architecture", "")),
@@ -202,8 +261,10 @@ def parse_config(raw: bytes, digest: str) -> ImageConfig:
         cmd=_strings(conf.get("Cmd")),
         user=str(conf.get("User") or ""),
         working_dir=str(conf.get("WorkingDir") or ""),
-        labels={str(k): str(v) for k, v in (conf.get("Labels") or {}).items()},
-        exposed_ports=tuple(sorted(str(p) for p in conf.get("ExposedPorts") or {})),
-        history=align_history(data.get("history") or []),
-        diff_ids=tuple(str(d) for d in rootfs.get("diff_ids") or []),
+        labels={str(k): str(v) for k, v in _mapping(conf.get("Labels")).items()},
+        exposed_ports=tuple(sorted(str(p) for p in _ports(conf.get("ExposedPorts")))),
+        history=align_history(data.get("history"), f"{owner}: history"),
+        diff_ids=tuple(
+            str(d) for d in _capped(rootfs.get("diff_ids"), f"{owner}: rootfs.diff_ids", MAX_LAYERS)
+        ),
     )

@@ -208,7 +208,8 @@ class Layerpeek:
         if raw is None or digest_of(raw, digest.partition(":")[0]) != digest:
             raw = await self.client.get_blob(ref, digest)
             await self.cache.put("config", key, raw)
-        return parse_config(raw, digest)
+        # Up to 32 MiB of JSON the image's author wrote: parsed off the event loop.
+        return await anyio.to_thread.run_sync(parse_config, raw, digest)
 
     async def inspect(
         self, reference: str | Reference, platform: str | Platform | None = None

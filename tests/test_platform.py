@@ -1,5 +1,7 @@
 """Platform parsing and choice follow Docker: arm64 means v8, attestations are skipped."""
 
+import hashlib
+
 import pytest
 
 from layerpeek.core.errors import InvalidReference, PlatformNotFound
@@ -9,7 +11,8 @@ from layerpeek.core.platform import DEFAULT_PLATFORM, Platform, choose, parse_pl
 
 def entry(os: str, arch: str, variant: str = "") -> Descriptor:
     platform = {"os": os, "architecture": arch, **({"variant": variant} if variant else {})}
-    return Descriptor.from_json({"digest": f"sha256:{os}{arch}{variant}", "platform": platform})
+    digest = "sha256:" + hashlib.sha256(f"{os}/{arch}/{variant}".encode()).hexdigest()
+    return Descriptor.from_json({"digest": digest, "platform": platform})
 
 
 INDEX = [
