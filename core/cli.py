@@ -2,6 +2,12 @@
 
 Readable tables by default, ``--json`` for scripts (keys of DESIGN §3). Errors are one line on
 stderr and a non-zero exit, never a traceback.
+
+Every readable line leaves through :func:`_print` (or :func:`_note`, :func:`_fail` on stderr),
+which shows control characters as visible escapes (:func:`~layerpeek.core.text.printable`):
+whatever field a string from an image or a registry lands in (a name, a build step, a digest,
+a platform, a port), it cannot move the cursor, retitle the window or reset the terminal.
+JSON output is data and is not escaped (JSON encodes control characters itself).
 """
 
 from __future__ import annotations
@@ -105,12 +111,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _print(line: str = "") -> None:
-    sys.stdout.write(line + "\n")
+    """One readable line on stdout, escaped for the terminal as a whole: a newline inside a
+    field shows as ``\\n`` instead of starting a line of its own."""
+    sys.stdout.write(printable(line) + "\n")
+
+
+def _note(line: str) -> None:
+    """One readable line on stderr, escaped as :func:`_print` escapes."""
+    sys.stderr.write(f"layerpeek: {printable(line)}\n")
 
 
 def _dump(data: Any) -> None:
     # ensure_ascii keeps undecodable names (surrogate escapes) representable in JSON.
-    _print(json.dumps(data, ensure_ascii=True))
+    sys.stdout.write(json.dumps(data, ensure_ascii=True) + "\n")
 
 
 # -- renderers ------------------------------------------------------------------------------
@@ -121,13 +134,15 @@ def _row(cells: Sequence[str], widths: Sequence[int]) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for cells in [header, *rows]:
+    """Columns as wide as their widest cell, measured once the cells are escaped."""
+    shown = [[printable(cell) for cell in cells] for cells in [header, *rows]]
+    widths = [max(len(r[i]) for r in shown) for i in range(len(header))]
+    for cells in shown:
         _print(_row(cells, widths))
 
 
 def _command_line(words: list[str] | None) -> str:
-    return printable(" ".join(words)) if words else "-"
+    return " ".join(words) if words else "-"
 
 
 def render_report(report: ImageReport) -> None:
@@ -138,14 +153,14 @@ def render_report(report: ImageReport) -> None:
         ("Reference", report.reference),
         ("Digest", report.digest),
         ("Platform", report.platform + others),
-        ("User", printable(config.user) or "root (default)"),
+        ("User", config.user or "root (default)"),
         ("Entrypoint", _command_line(config.entrypoint)),
         ("Cmd", _command_line(config.cmd)),
-        ("WorkingDir", printable(config.working_dir) or "/"),
+        ("WorkingDir", config.working_dir or "/"),
         ("Ports", ", ".join(config.exposed_ports) or "-"),
     ]
-    facts += [("Env", printable(e)) for e in config.env]
-    facts += [("Label", f"{printable(k)}={printable(v)}") for k, v in sorted(config.labels.items())]
+    facts += [("Env", e) for e in config.env]
+    facts += [("Label", f"{k}={v}") for k, v in sorted(config.labels.items())]
     for name, value in facts:
         _print(f"{name:<11}{value}")
     _print()
@@ -170,8 +185,8 @@ def render_platforms(report: PlatformsReport) -> None:
             p.platform,
             str(p.layer_count),
             human_size(p.total_size),
-            printable(p.user) or "root",
-            _command_line((p.entrypoint or []) + (p.cmd or []))[:60],
+            p.user or "root",
+            printable(_command_line((p.entrypoint or []) + (p.cmd or [])))[:60],
             short_digest(p.manifest_digest),
         ]
         for p in report.platforms
@@ -258,7 +273,7 @@ async def _tags(peek: Layerpeek, args: argparse.Namespace) -> None:
         _dump({"repository": args.reference, "tags": tags})
     else:
         for tag in tags:
-            _print(printable(tag))
+            _print(tag)
 
 
 # -- the merged filesystem: ls --merged, trace, removed, find, diff, triage --------------------
@@ -315,9 +330,7 @@ async def _ls_merged(peek: Layerpeek, image: Any, args: argparse.Namespace) -> N
     for entry in listing.entries:
         _dump(entry.model_dump()) if args.json else _print(_layered(entry))
     for odd in listing.irregular:
-        sys.stderr.write(
-            f"layerpeek: note: {printable(odd.path)} (layer {odd.layer}): {odd.reason}\n"
-        )
+        _note(f"note: {odd.path} (layer {odd.layer}): {odd.reason}")
 
 
 async def _trace(peek: Layerpeek, args: argparse.Namespace) -> None:
@@ -330,7 +343,7 @@ async def _trace(peek: Layerpeek, args: argparse.Namespace) -> None:
         if trace.entry
         else "not in the merged filesystem"
     )
-    _print(f"{printable(trace.path)}: {now}")
+    _print(f"{trace.path}: {now}")
     rows = [_event_row(e) for e in trace.events]
     _table(["LAYER", "ACTION", "TYPE", "SIZE", "CAUSE", "CREATED BY"], rows)
     if not trace.events:
@@ -339,13 +352,12 @@ async def _trace(peek: Layerpeek, args: argparse.Namespace) -> None:
     older = {e.layer: e.layer_path for e in trace.events if e.layer in trace.readable_layers}
     for layer, name in older.items():
         if layer != current:
-            _print(f"older copy: layerpeek cat {args.reference} {printable(name)} --layer {layer}")
+            _print(f"older copy: layerpeek cat {args.reference} {name} --layer {layer}")
 
 
 def _event_row(event: PathEvent) -> list[str]:
     size = _size(event.type, event.size)
-    cause, step = printable(event.cause), _step(event.created_by)
-    return [str(event.layer), event.action, event.type, size, cause, step]
+    return [str(event.layer), event.action, event.type, size, event.cause, _step(event.created_by)]
 
 
 def _layered(entry: EntryInfo) -> str:
@@ -368,7 +380,7 @@ async def _removed(peek: Layerpeek, args: argparse.Namespace) -> None:
             str(f.layer),
             f"{f.action} in {f.removed_in}",
             _step(f.removed_by, 40),
-            printable(f.path),
+            f.path,
         ]
         for f in report.files
     ]
@@ -404,12 +416,12 @@ async def _diff(peek: Layerpeek, args: argparse.Namespace) -> None:
     _print(f"+++ {report.b}  {short_digest(report.b_digest)}")
     _print(f"shared layers: {', '.join(map(short_digest, report.shared_layers)) or 'none'}")
     for entry in report.added:
-        _print(f"+ {printable(entry.path)}  {_size(entry.type, entry.size)}")
+        _print(f"+ {entry.path}  {_size(entry.type, entry.size)}")
     for entry in report.removed:
-        _print(f"- {printable(entry.path)}  {_size(entry.type, entry.size)}")
+        _print(f"- {entry.path}  {_size(entry.type, entry.size)}")
     for change in report.changed:
         fields = ", ".join(_change(change, f) for f in change.fields)
-        _print(f"~ {printable(change.path)}  {fields}")
+        _print(f"~ {change.path}  {fields}")
     _print(
         f"{len(report.added)} added, {len(report.removed)} removed, {len(report.changed)} changed,"
         f" {report.unchanged} unchanged, {report.unverified} same metadata in other layer blobs"
@@ -420,7 +432,7 @@ def _change(change: DiffChange, field: str) -> str:
     before, after = getattr(change.before, field), getattr(change.after, field)
     if field == "mode":
         return f"mode {before & 0o7777:04o}->{after & 0o7777:04o}"
-    return f"{field} {printable(str(before))}->{printable(str(after))}"
+    return f"{field} {before}->{after}"
 
 
 async def _triage(peek: Layerpeek, args: argparse.Namespace) -> None:
@@ -434,15 +446,15 @@ async def _triage(peek: Layerpeek, args: argparse.Namespace) -> None:
 
 def render_triage(report: TriageReport) -> None:
     """The readable triage report: facts first, then findings by severity, then sizes."""
-    user = printable(report.user) or "(unset)"
-    os_name = printable(report.os.pretty_name or report.os.id) if report.os else "unknown"
+    user = report.user or "(unset)"
+    os_name = (report.os.pretty_name or report.os.id) if report.os else "unknown"
     _print(f"Reference  {report.reference}  ({report.platform})")
     _print(f"User       {user}{'  -- runs as root' if report.runs_as_root else ''}")
     _print(f"OS         {os_name}")
     _print(f"Removed    {human_size(report.removed_size)} of deleted or overwritten files shipped")
     _print()
     rows = [
-        [f.severity, f.kind, printable(f.path), str(f.layer), printable(f.detail)[:70]]
+        [f.severity, f.kind, f.path, str(f.layer), printable(f.detail)[:70]]
         for f in report.findings
     ]
     if rows:
@@ -452,7 +464,7 @@ def render_triage(report: TriageReport) -> None:
     _print()
     _print("Largest files")
     for entry in report.largest:
-        _print(f"  {human_size(entry.size):>10}  {printable(entry.path)}  (layer {entry.layer})")
+        _print(f"  {human_size(entry.size):>10}  {entry.path}  (layer {entry.layer})")
 
 
 _COMMANDS = {"inspect": _inspect, "ls": _ls, "cat": _cat, "pull": _pull, "tags": _tags}
@@ -493,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str) -> int:
-    sys.stderr.write(f"layerpeek: error: {printable(message)}\n")
+    _note(f"error: {message}")
     return 1
 
 

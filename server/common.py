@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -14,6 +15,7 @@ from layerpeek.core.service import Layerpeek
 from layerpeek.links.settings import LinkSettings
 
 from .cursor import RESTART, CursorCodec
+from .render import text
 
 T = TypeVar("T")
 STEP_FIELDS = frozenset({"created_by", "removed_by"})
@@ -34,10 +36,11 @@ def state(ctx: Context) -> AppState:
     return ctx.request_context.lifespan_context
 
 
-def result(model: BaseModel, text: str) -> CallToolResult:
-    """Structured content (validated against the tool's output schema) plus a short text."""
+def result(model: BaseModel, lines: Iterable[str]) -> CallToolResult:
+    """Structured content (validated against the tool's output schema, data as it is) plus a
+    short text made of ``lines``, escaped line by line (:func:`render.text`)."""
     return CallToolResult(
-        content=[TextContent(type="text", text=text)],
+        content=[TextContent(type="text", text=text(lines))],
         structured_content=model.model_dump(mode="json"),
     )
 

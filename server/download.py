@@ -107,4 +107,4 @@ async def download_link(
         digest=image.manifest.layers[index].digest if path is None and index is not None else None,
         what=_what(image, index, path, size),
     )
-    return result(answer, f"{answer.url}\n{answer.what}; valid until {answer.expires_at}")
+    return result(answer, [answer.url, f"{answer.what}; valid until {answer.expires_at}"])
