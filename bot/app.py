@@ -24,7 +24,7 @@ from . import answers
 from .answers import EXPIRED, BotContext
 from .commands import LayerpeekTree, add_commands, message_for
 from .ratelimit import RateLimits
-from .reply import edit, fail, send
+from .reply import NO_MENTIONS, edit, fail, send
 from .scope import Scope
 from .settings import BotSettings
 from .state import StateStore
@@ -56,7 +56,8 @@ class LayerpeekBot(discord.Client):
         *,
         sync_global: bool = False,
     ) -> None:
-        super().__init__(intents=discord.Intents.default())
+        # The default for every message, the progress lines too (reply.NO_MENTIONS).
+        super().__init__(intents=discord.Intents.default(), allowed_mentions=NO_MENTIONS)
         self.sync_global = sync_global
         self.settings = settings
         self.core_settings = core_settings or BotSettings.core()

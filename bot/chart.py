@@ -1,8 +1,8 @@
 """A bar chart of layer sizes with the build step that made each layer, as a PNG.
 
 People see which step made the image big faster from bars than from a table. Pillow draws it
-with its bundled font; text is passed through printable() first (build steps come from
-whoever built the image).
+with its bundled font; text goes through the renderer's ``untrusted`` first (build steps come
+from whoever built the image).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import io
 from PIL import Image, ImageDraw, ImageFont
 
 from layerpeek.core.models import ImageReport
-from layerpeek.core.text import human_size, printable
+from layerpeek.core.text import human_size
 
-from .discord_limits import clip
+from .render import untrusted
 
 WIDTH = 900
 ROW = 26
@@ -30,7 +30,7 @@ BACKGROUND = (47, 49, 54)
 
 def _bars(report: ImageReport) -> list[tuple[str, int]]:
     bars = [
-        (f"{layer.index}: {printable(layer.created_by) or '(no build step recorded)'}", layer.size)
+        (f"{layer.index}: {layer.created_by or '(no build step recorded)'}", layer.size)
         for layer in report.layers
     ]
     if len(bars) > MAX_BARS:
@@ -45,12 +45,12 @@ def layer_chart(report: ImageReport) -> bytes:
     font = ImageFont.load_default(size=14)
     image = Image.new("RGB", (WIDTH, TOP + ROW * max(1, len(bars)) + 10), BACKGROUND)
     draw = ImageDraw.Draw(image)
-    title = f"{printable(report.reference)} ({report.platform}): layer sizes"
-    draw.text((10, 10), clip(title, 110), fill=TEXT, font=font)
+    title = f"{report.reference} ({report.platform}): layer sizes"
+    draw.text((10, 10), untrusted(title, 110, "plain"), fill=TEXT, font=font)
     largest = max((size for _, size in bars), default=0) or 1
     for row, (label, size) in enumerate(bars):
         y = TOP + row * ROW
-        draw.text((10, y + 4), clip(label, 64), fill=TEXT, font=font)
+        draw.text((10, y + 4), untrusted(label, 64, "plain"), fill=TEXT, font=font)
         length = max(2, round(BAR_WIDTH * size / largest))
         draw.rectangle((BAR_LEFT, y + 3, BAR_LEFT + length, y + ROW - 5), fill=BAR)
         draw.text((BAR_LEFT + length + 6, y + 4), human_size(size), fill=TEXT, font=font)

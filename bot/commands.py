@@ -20,12 +20,12 @@ from discord import app_commands
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.reference import parse_reference
 from layerpeek.core.service import Progress
-from layerpeek.core.text import human_size, printable
+from layerpeek.core.text import human_size
 
 from . import answers
 from . import discord_limits as limits
 from .answers import BotContext
-from .render import layer_label
+from .render import layer_label, untrusted
 from .reply import fail, send
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def _choices(pairs: list[tuple[str, Any]]) -> list[app_commands.Choice[Any]]:
     be, so that choice is left out."""
     fitting = [(n, v) for n, v in pairs if not isinstance(v, str) or len(v) <= limits.CHOICE_NAME]
     return [
-        app_commands.Choice(name=limits.clip(name, limits.CHOICE_NAME), value=value)
+        app_commands.Choice(name=untrusted(name, limits.CHOICE_NAME, "plain"), value=value)
         for name, value in fitting[: limits.CHOICES]
     ]
 
@@ -305,7 +305,7 @@ def message_for(error: BaseException) -> str:
     """The line a user sees: a LayerpeekError's own message, else a generic one (logged)."""
     cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     if isinstance(cause, LayerpeekError | app_commands.AppCommandError):
-        return limits.clip(printable(str(cause)), limits.CONTENT)
+        return untrusted(str(cause), limits.CONTENT)
     log.error("command failed", exc_info=cause)
     return "something went wrong inside the bot; the operator can find it in the log"
 

@@ -1,11 +1,15 @@
 """Core answers → discord.Embed objects: the page data, apart from the buttons that navigate it.
 
-Pure functions, no I/O. Every string from an image (names, build steps, tags) goes through
-printable() and is clipped, and each embed is built against a character budget so the whole
-message stays inside Discord's limits (discord_limits) however big or hostile the image is.
+Pure functions, no I/O. Every string from an image or a registry (names, build steps, tags,
+digests, platforms, error messages) goes through :func:`untrusted`, the one way such text enters
+a message, and each embed is built against a character budget so the whole message stays
+inside Discord's limits (discord_limits) however big or hostile the image is.
 """
 
 from __future__ import annotations
+
+import re
+from typing import Literal
 
 import discord
 
@@ -40,20 +44,57 @@ TYPE_MARK = {
 }
 
 
-def safe(text: str, limit: int) -> str:
-    """An untrusted string shown inline: escapes, no markdown, clipped."""
-    return limits.clip(discord.utils.escape_markdown(printable(text)), limit)
+# The characters Discord's markdown is made of: emphasis, code and spoilers (* _ ~ ` |),
+# headings, subtext, lists and quotes (# - + >), masked links ([ ] ( )), mentions, channels,
+# emoji and timestamps (< @), and the "scheme:" an autolink starts with (:). Discord takes a
+# backslash before any of them as "this character is text"; the backslash itself is one too.
+_MARKDOWN = re.compile(r"([\\*_~`|#+\->\[\]()<@:])")
+LOOKALIKE_BACKTICK = "\u02cb"
+
+Context = Literal["markdown", "code", "plain"]
+
+
+def untrusted(text: str, limit: int, context: Context = "markdown") -> str:
+    """A string from an image or a registry, made inert for where Discord shows it, in at most
+    ``limit`` characters (a cut is marked with an ellipsis).
+
+    Control, format and undecodable characters become visible escapes first
+    (:func:`~layerpeek.core.text.printable`: no newline can start a heading or a quote). Then,
+    by ``context``:
+
+    - ``markdown`` (embed titles and descriptions, field values, message content): every
+      character of markdown syntax is backslash-escaped, so no link, masked link, mention,
+      heading or formatting survives, whatever the brackets (``[ [Claim](https://…)``
+      included);
+    - ``code`` (inside an inline code span or a code block, where Discord parses no markdown):
+      a backtick, the one character that could end the span, becomes a look-alike;
+    - ``plain`` (footers, select options, button labels, autocomplete names: shown literally).
+    """
+    shown = printable(text[: limit + 1])  # escaping only lengthens: the rest is never shown
+    if context == "markdown":
+        return _clip_escaped(_MARKDOWN.sub(r"\\\1", shown), limit)
+    if context == "code":
+        shown = shown.replace("`", LOOKALIKE_BACKTICK)
+    return limits.clip(shown, limit)
+
+
+def _clip_escaped(text: str, limit: int) -> str:
+    """Clip backslash-escaped text without leaving a lone backslash to escape the ellipsis."""
+    if len(text) <= limit:
+        return text
+    kept = text[: limit - 1]
+    trailing = len(kept) - len(kept.rstrip("\\"))
+    return (kept[:-1] if trailing % 2 else kept) + "…"
 
 
 def inline(text: str, limit: int) -> str:
-    """An untrusted string as inline code: markdown is not parsed there, so only a backtick
-    (which would end the span) is swapped for a look-alike."""
-    return "`" + limits.clip(printable(text).replace("`", "\u02cb"), limit) + "`"
+    """An untrusted string as inline code."""
+    return "`" + untrusted(text, limit, "code") + "`"
 
 
-def _code(text: str) -> str:
-    """Text for a ``` block; a name holding ``` must not close the block early."""
-    return printable(text).replace("```", "`\u200b``")
+def _code(text: str, limit: int = limits.EMBED_DESCRIPTION) -> str:
+    """Untrusted text for a ``` block."""
+    return untrusted(text, limit, "code")
 
 
 def _lines_within(lines: list[str], budget: int, more: str) -> str:
@@ -71,8 +112,8 @@ def _lines_within(lines: list[str], budget: int, more: str) -> str:
 
 def layer_label(index: int, created_by: str, size: int, limit: int = 100) -> str:
     """``#3 12.1 MiB RUN apt-get …``: how a layer is named in selects and lists."""
-    step = printable(created_by) or "(no build step recorded)"
-    return limits.clip(f"#{index} {human_size(size)} {step}", limit)
+    step = created_by or "(no build step recorded)"
+    return untrusted(f"#{index} {human_size(size)} {step}", limit, "plain")
 
 
 def _config_line(report: ImageReport) -> str:
@@ -88,20 +129,20 @@ def summary_embed(report: ImageReport, chart: bool) -> discord.Embed:
     """The image at a glance: digest, platform(s), config, and each layer with its step."""
     total = sum(layer.size for layer in report.layers)
     head = [
-        f"**digest** `{report.digest}`",
-        f"**platform** {report.platform} (of {len(report.platforms)}: "
-        f"{limits.clip(', '.join(report.platforms), 300)})",
+        f"**digest** {inline(report.digest, 140)}",
+        f"**platform** {untrusted(report.platform, 100)} (of {len(report.platforms)}: "
+        f"{untrusted(', '.join(report.platforms), 300)})",
         f"**{len(report.layers)} layers**, {human_size(total)} compressed · {_config_line(report)}",
         "",
     ]
     layers = [
-        f"`#{layer.index:<2}` {human_size(layer.size):>9} {safe(layer.created_by or '-', 90)}"
+        f"`#{layer.index:<2}` {human_size(layer.size):>9} {untrusted(layer.created_by or '-', 90)}"
         for layer in report.layers
     ]
     budget = SUMMARY_BUDGET - 300 - sum(len(line) + 1 for line in head)
     description = "\n".join(head) + _lines_within(layers, budget, "… {} more layers")
     embed = discord.Embed(
-        title=limits.clip(printable(report.reference), limits.EMBED_TITLE),
+        title=untrusted(report.reference, limits.EMBED_TITLE),
         description=description,
         colour=COLOUR,
     )
@@ -140,49 +181,54 @@ def history_embed(report: ImageReport) -> discord.Embed:
     """The build steps in order; the ones that made a layer say which."""
     lines = [
         f"`{'#' + str(step.layer) if step.layer is not None else 'empty':>5}` "
-        f"{safe(step.created_by or '-', 300)}"
+        f"{untrusted(step.created_by or '-', 300)}"
         for step in report.history
     ]
     body = _lines_within(lines, limits.EMBED_DESCRIPTION - 100, "… {} more steps")
     return discord.Embed(
-        title=limits.clip(f"History of {printable(report.reference)}", limits.EMBED_TITLE),
+        title="History of " + untrusted(report.reference, limits.EMBED_TITLE - 11),
         description=body or "(this image records no history)",
         colour=COLOUR,
-    ).set_footer(text=f"{report.platform} · {short_digest(report.manifest_digest)}")
+    ).set_footer(text=_footer(report.platform, report.manifest_digest))
+
+
+def _footer(platform: str, digest: str) -> str:
+    """``linux/amd64 · sha256:0123456789ab``: footers show text literally."""
+    return untrusted(f"{platform} · {short_digest(digest)}", 200, "plain")
 
 
 def tags_embed(repository: str, tags: list[str]) -> discord.Embed:
     lines = [inline(tag, 128) for tag in tags]
     body = _lines_within(lines, limits.EMBED_DESCRIPTION - 100, "… and {} more")
     return discord.Embed(
-        title=limits.clip(f"{len(tags)} tags of {printable(repository)}", limits.EMBED_TITLE),
+        title=f"{len(tags)} tags of " + untrusted(repository, limits.EMBED_TITLE - 20),
         description=body or "(no tags)",
         colour=COLOUR,
     )
 
 
-def _preview(data: bytes) -> str:
+def _preview(data: bytes, limit: int) -> str:
     """A text preview if the bytes are text, else a hex dump of the first bytes."""
     if b"\0" not in data[:8192]:
         try:
-            return _code(data.decode())
+            return _code(data.decode(), limit)
         except UnicodeDecodeError:
             pass
-    return " ".join(f"{b:02x}" for b in data[:512])
+    return limits.clip(" ".join(f"{b:02x}" for b in data[:512]), limit)
 
 
 def cat_embed(
     reference: str, path: str, layer: int | None, data: bytes, complete: bool
 ) -> discord.Embed:
     """The start of a file: what fits in one embed, and how much there is."""
-    preview = limits.clip(_preview(data), limits.EMBED_DESCRIPTION - 200)
+    preview = _preview(data, limits.EMBED_DESCRIPTION - 200)
     size = human_size(len(data)) if complete else f"more than {human_size(len(data))}"
     seen = "as the image sees it" if layer is None else f"as layer {layer} ships it"
     return discord.Embed(
-        title=limits.clip(f"{printable(path)} ({size})", limits.EMBED_TITLE),
+        title=untrusted(path, limits.EMBED_TITLE - 40) + f" ({size})",
         description=f"```\n{preview}\n```",
         colour=COLOUR,
-    ).set_footer(text=limits.clip(f"{printable(reference)} · {seen}", 300))
+    ).set_footer(text=untrusted(f"{reference} · {seen}", 300, "plain"))
 
 
 # -- find, diff, triage -----------------------------------------------------------------------
@@ -201,10 +247,10 @@ def find_embed(result: FindResult) -> discord.Embed:
     )
     view = "the merged filesystem" if result.merged else "every layer"
     return discord.Embed(
-        title=limits.clip(f"{result.total} matches for {printable(result.pattern)}", 256),
+        title=f"{result.total} matches for " + untrusted(result.pattern, 200),
         description=f"```\n{body or '(nothing matches)'}\n```",
         colour=COLOUR,
-    ).set_footer(text=limits.clip(f"{printable(result.reference)} · in {view}{more}", 500))
+    ).set_footer(text=untrusted(f"{result.reference} · in {view}{more}", 500, "plain"))
 
 
 def _paths(entries: list[EntryInfo], mark: str) -> list[str]:
@@ -219,14 +265,15 @@ def diff_embed(report: DiffReport) -> discord.Embed:
         f"{len(report.shared_layers)} shared layers"
     )
     changed = [f"~ {_code(c.path)} ({', '.join(c.fields)})" for c in report.changed]
+    digests = short_digest(report.a_digest), short_digest(report.b_digest)
     lines = [*_paths(report.added, "+"), *_paths(report.removed, "-"), *changed]
     lines = [limits.clip(line, LINE) for line in lines]
     body = _lines_within(lines, limits.EMBED_DESCRIPTION - 400, "… {} more paths")
     return discord.Embed(
-        title=limits.clip(f"{printable(report.a)} → {printable(report.b)}", 256),
+        title=f"{untrusted(report.a, 120)} → {untrusted(report.b, 120)}",
         description=f"{head}\n```diff\n{body or '(no differences)'}\n```",
         colour=COLOUR,
-    ).set_footer(text=f"{short_digest(report.a_digest)} → {short_digest(report.b_digest)}")
+    ).set_footer(text=untrusted(f"{digests[0]} → {digests[1]}", 200, "plain"))
 
 
 def triage_embed(report: TriageReport) -> discord.Embed:
@@ -235,16 +282,17 @@ def triage_embed(report: TriageReport) -> discord.Embed:
     user = report.user or "root"
     facts = (
         f"**user** {inline(user, 60)}{' (runs as root)' if report.runs_as_root else ''} · "
-        f"**OS** {safe(os_name, 100)} · **{human_size(report.removed_size)}** shipped in "
+        f"**OS** {untrusted(os_name, 100)} · **{human_size(report.removed_size)}** shipped in "
         "deleted or overwritten files"
     )
     findings = [
-        f"**{f.severity}** {f.kind} {inline(f.path, 120)} (layer {f.layer}) {safe(f.detail, 120)}"
+        f"**{f.severity}** {f.kind} {inline(f.path, 120)} (layer {f.layer}) "
+        f"{untrusted(f.detail, 120)}"
         for f in report.findings
     ]
     largest = [f"{human_size(e.size):>9} {inline(e.path, 120)}" for e in report.largest]
     embed = discord.Embed(
-        title=limits.clip(f"Triage of {printable(report.reference)}", 256),
+        title="Triage of " + untrusted(report.reference, 240),
         description=facts
         + "\n\n"
         + (_lines_within(findings, 3000, "… {} more findings") or "no findings"),
@@ -254,4 +302,4 @@ def triage_embed(report: TriageReport) -> discord.Embed:
         embed.add_field(
             name="Largest files", value=_lines_within(largest, limits.FIELD_VALUE, "… {} more")
         )
-    return embed.set_footer(text=f"{report.platform} · {short_digest(report.digest)}")
+    return embed.set_footer(text=_footer(report.platform, report.digest))

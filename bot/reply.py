@@ -2,7 +2,8 @@
 
 Commands build a Reply; sending and previewing share it, so ``layerpeek-bot preview`` prints
 what a real answer contains — discord.py's own ``handle_message_parameters`` builds the
-payload in both cases.
+payload in both cases. Every message goes out with ``allowed_mentions`` none: an answer quotes
+what an image and a user wrote, and neither may ping anyone.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 import discord
 from discord.http import handle_message_parameters
 from discord.utils import MISSING
+
+NO_MENTIONS = discord.AllowedMentions.none()
 
 
 @dataclass
@@ -43,6 +46,7 @@ def payload(reply: Reply) -> dict[str, Any]:
         view=reply.view if reply.view is not None else MISSING,
         files=files if files else MISSING,
         flags=flags,
+        allowed_mentions=NO_MENTIONS,
     ) as params:
         if params.payload is not None:
             return params.payload
@@ -58,22 +62,27 @@ async def send(interaction: discord.Interaction[Any], reply: Reply) -> None:
         embeds=reply.embeds,
         view=reply.view,
         attachments=reply.discord_files(),
+        allowed_mentions=NO_MENTIONS,
     )
 
 
 async def edit(interaction: discord.Interaction[Any], reply: Reply) -> None:
     """Replace the embeds and buttons of the message a button belongs to (charts stay)."""
-    await interaction.edit_original_response(embeds=reply.embeds, view=reply.view)
+    await interaction.edit_original_response(
+        embeds=reply.embeds, view=reply.view, allowed_mentions=NO_MENTIONS
+    )
 
 
 async def fail(interaction: discord.Interaction[Any], message: str) -> None:
     """One ephemeral line. After a public defer, the "thinking" message is public, so it is
     deleted first: the error is for the person who asked, not the channel."""
     if not interaction.response.is_done():
-        await interaction.response.send_message(message, ephemeral=True)
+        await interaction.response.send_message(
+            message, ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
         return
     if interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
         # Already gone, or ephemeral: the followup below still reaches the user.
         with contextlib.suppress(discord.HTTPException):
             await interaction.delete_original_response()
-    await interaction.followup.send(message, ephemeral=True)
+    await interaction.followup.send(message, ephemeral=True, allowed_mentions=NO_MENTIONS)

@@ -3,6 +3,8 @@
 Image contents are written by whoever built the image: a name can hold a newline, an ANSI
 escape that repaints the terminal, or bytes that are not UTF-8. We show such characters as
 visible escapes instead of dropping them, so the reader sees that something odd is there.
+:func:`printable` is the one escaping function for terminals (the CLI) and MCP text; Discord's
+markdown needs more, and ``bot.render.untrusted`` builds on it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ def _escape(char: str) -> str:
     code = ord(char)
     if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, kept by surrogateescape
         return f"\\x{code - 0xDC00:02x}"
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    # Beyond the BMP (tag characters can spell hidden text): Python's eight-digit form.
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def printable(text: str) -> str:

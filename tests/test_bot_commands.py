@@ -14,6 +14,7 @@ from test_bot_support import (
     allow_local_registry,
     assert_within_limits,
     sent_payload,
+    shown,
 )
 
 from fixtures.catalog import LATE_TXT, TAG_NAMES
@@ -22,6 +23,7 @@ from layerpeek.bot import discord_limits as limits
 from layerpeek.bot.answers import EXPIRED
 from layerpeek.bot.app import LayerpeekBot, make_context
 from layerpeek.bot.ratelimit import RateLimits, TooManyRequests
+from layerpeek.bot.reply import NO_MENTIONS
 from layerpeek.bot.scope import Scope
 from layerpeek.bot.settings import BotSettings
 from layerpeek.core.client import RegistryClient
@@ -156,7 +158,7 @@ async def test_the_guard_refuses_a_private_address_not_allowed(bot_settings, mon
     monkeypatch.delenv("LAYERPEEK_ALLOW_PRIVATE")
     async with running_bot(bot_settings) as bot:
         done = await invoke(bot, commands.history, image="10.1.2.3:5000/app:1")
-    assert "LAYERPEEK_ALLOW_PRIVATE" in done.named("followup")[0]["content"]
+    assert "LAYERPEEK_ALLOW_PRIVATE" in shown(done.named("followup")[0]["content"])
 
 
 @pytest.mark.anyio
@@ -168,7 +170,14 @@ async def test_rate_limits_refuse_before_deferring(bot_settings, plain_registry,
         second = await invoke(bot, commands.history, image=image)
     assert [name for name, _ in first.calls] == ["defer", "edit_original"]
     assert second.calls == [
-        ("send_message", {"content": second.calls[0][1]["content"], "ephemeral": True})
+        (
+            "send_message",
+            {
+                "content": second.calls[0][1]["content"],
+                "ephemeral": True,
+                "allowed_mentions": NO_MENTIONS,
+            },
+        )
     ]
     assert "try again in" in second.calls[0][1]["content"]
 
@@ -217,7 +226,9 @@ async def test_a_click_on_unknown_state_gets_a_one_line_ephemeral_reply(bot_sett
     async with running_bot(bot_settings) as bot:
         click = FakeInteraction(client=bot, type=discord.InteractionType.component)
         await bot.turn_page(click, "AAAAAAAAAAA", Scope(), 1, "n")
-    assert click.calls == [("send_message", {"content": EXPIRED, "ephemeral": True})]
+    assert click.calls == [
+        ("send_message", {"content": EXPIRED, "ephemeral": True, "allowed_mentions": NO_MENTIONS})
+    ]
 
 
 @pytest.mark.anyio
@@ -238,7 +249,7 @@ async def test_find_diff_and_triage_answer_from_the_merged_filesystem(
     for message in messages:
         assert_within_limits(message)
     found_, deleted_, diff_, triage_ = (m["embeds"][0] for m in messages)
-    assert found_["title"] == "4 matches for *.bin"
+    assert shown(found_["title"]) == "4 matches for *.bin"
     assert "etc/secret.key" in deleted_["description"]
     added = [p for p in catalog.whiteouts.merged_paths if p != "etc"]  # etc is in both
     assert f"**{len(added)}** added" in diff_["description"]

@@ -17,6 +17,7 @@ from test_bot_support import (
     interaction_payload,
     message_payload,
     sent_payload,
+    shown,
 )
 
 from layerpeek.bot import commands
@@ -173,7 +174,7 @@ async def test_find_in_this_layer_asks_for_a_pattern_and_answers_in_the_channel(
     thinking, answer = adapter.requests[-2:]
     assert thinking[2] == {"type": 5}
     found = answer[2]["embeds"][0]
-    assert found["title"] == "2 matches for *.txt"
+    assert shown(found["title"]) == "2 matches for *.txt"
     assert "app/data/early.txt" in found["description"]
     assert "app/data/late.txt" in found["description"]
     assert "longer.txt" not in found["description"]  # a .txt of layer 0, not this layer

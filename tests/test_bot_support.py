@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -54,6 +55,24 @@ def sent_payload(call: dict[str, Any]) -> dict[str, Any]:
 
 def assert_within_limits(message: dict[str, Any]) -> None:
     assert violations(message) == []
+
+
+# Discord's markdown (simple-markdown's rules): a backslash before any character that is not a
+# letter, a digit or a space makes it text; code blocks and spans are shown as written.
+_ESCAPED = re.compile(r"\\([^0-9A-Za-z\s])")
+_CODE = re.compile(r"```.*?```|`[^`]*`", re.DOTALL)
+
+
+def shown(markdown: str) -> str:
+    """The text Discord displays for ``markdown`` (its escapes taken out)."""
+    return _ESCAPED.sub(r"\1", markdown)
+
+
+def live_markdown(markdown: str) -> str:
+    """What Discord still parses as syntax in ``markdown``: escaped characters and code are
+    blanked out, so any link, mention or heading left in the result is one Discord would show.
+    """
+    return _ESCAPED.sub("\ufffc", _CODE.sub("\ufffc", markdown))
 
 
 @dataclass

@@ -14,11 +14,17 @@ import re
 
 import pytest
 from mcp import Client
+from test_bot_dispatch import click, restarted_bot
+from test_bot_support import allow_local_registry, live_markdown, message_payload, shown
 from test_image_bounds import manifest_with_layer_digests
 
 from fixtures.hostile import OCI_MANIFEST, HostileRegistry, sha256
 from fixtures.images import Member, make_layer
+from layerpeek.bot.cli import main as bot_main
+from layerpeek.bot.render import LOOKALIKE_BACKTICK, untrusted
+from layerpeek.bot.settings import BotSettings
 from layerpeek.core.cli import main
+from layerpeek.core.text import printable
 from layerpeek.server.app import create_server
 
 TITLE = "\x1b]0;pwned\x07"  # sets the terminal window's title
@@ -165,3 +171,83 @@ async def test_mcp_platform_listing_and_errors_are_escaped(mcp, hostile):
     failed = await mcp.call_tool("inspect_image", {"reference": f"{hostile.host}/{NAME}:bad"})
     assert failed.is_error and "layers[0].digest is not a sha256" in failed.content[0].text
     assert not CONTROL.search(failed.content[0].text)
+
+
+# -- Discord ---------------------------------------------------------------------------------
+
+
+def test_the_discord_function_escapes_markdown_marks_code_and_clips_whole_escapes():
+    assert shown(untrusted("[a](https://x) @here", 100)) == "[a](https://x) @here"
+    assert untrusted("x" * 8 + "[[", 10) == "x" * 8 + "…"  # never a lone backslash at the cut
+    tick = LOOKALIKE_BACKTICK
+    assert untrusted("a```b`" + TITLE, 100, "code") == f"a{tick * 3}b{tick}\\x1b]0;pwned\\x07"
+    assert untrusted("**" + CSI, 100, "plain") == "**\\x9b31m"
+    assert printable("tag\U000e0041") == "tag\\U000e0041"  # invisible tag characters
+
+
+MASKED_LINK = re.compile(r"\[[^\]]*\]\s*\(")
+MENTION = re.compile(r"@everyone|@here|<[@#]")
+HEADING = re.compile(r"^\s*(#{1,3}|-#)\s", re.MULTILINE)
+
+
+def assert_inert(markdown: str) -> None:
+    """No link, masked link, mention, heading or control character that Discord would show."""
+    live = live_markdown(markdown)
+    assert not MASKED_LINK.search(live), markdown
+    assert "://" not in live, markdown
+    assert not MENTION.search(live), markdown
+    assert not HEADING.search(live), markdown
+    assert not CONTROL.search(markdown), markdown
+
+
+def assert_message_inert(message: dict) -> None:
+    assert message["allowed_mentions"] == {"parse": []}
+    assert_inert(message.get("content") or "")
+    for embed in message.get("embeds", []):
+        assert_inert(embed.get("title", ""))
+        assert_inert(embed.get("description", ""))
+        for field in embed.get("fields", []):
+            assert_inert(field["name"] + "\n" + field["value"])
+        assert not CONTROL.search(embed.get("footer", {}).get("text", ""))
+    for row in message.get("components", []):
+        for item in row["components"]:
+            labels = [item.get("label", "")] + [o["label"] for o in item.get("options", [])]
+            assert not CONTROL.search("".join(labels))
+
+
+def preview(capsys, line: str) -> tuple[int, dict]:
+    status = bot_main(["preview", line])
+    out, _ = capsys.readouterr()
+    return status, json.loads(out)
+
+
+@pytest.mark.parametrize("command", ["/peek", "/history"])
+def test_discord_messages_hold_no_link_mention_or_heading(
+    capsys, hostile, monkeypatch, layerpeek_env, command
+):
+    allow_local_registry(monkeypatch, layerpeek_env)
+    status, message = preview(capsys, f"{command} image:{hostile.host}/{NAME}:multi")
+    assert status == 0
+    assert_message_inert(message)
+    summary = message["embeds"][0]["description"]
+    assert "Claim" in summary and "evil.example" in summary  # shown, as text
+
+
+def test_a_discord_error_quoting_the_image_is_inert(capsys, hostile, monkeypatch, layerpeek_env):
+    allow_local_registry(monkeypatch, layerpeek_env)
+    manifest_with_layer_digests(hostile, "bad", ["sha256:[x](https://evil.example/) @everyone"])
+    status, message = preview(capsys, f"/history image:{hostile.host}/{NAME}:bad")
+    assert status == 1 and message["flags"] == 64
+    assert_message_inert(message)
+    assert "layers[0].digest is not a sha256" in shown(message["content"])
+
+
+@pytest.mark.anyio
+async def test_what_discord_py_sends_allows_no_mentions(layerpeek_env, monkeypatch):
+    """Through discord.py's own dispatch and HTTP payload, not just the preview."""
+    allow_local_registry(monkeypatch, layerpeek_env)
+    async with restarted_bot(BotSettings(page_size=5)) as (bot, adapter):
+        old = {"type": 2, "style": 2, "label": "▶", "custom_id": "lp:ZZZZZZZZZZZ:a:1:n"}
+        await click(bot, old, message_payload([{"type": 1, "components": [old]}]))
+    [(_, _, answer)] = adapter.requests
+    assert answer["data"]["allowed_mentions"] == {"parse": []}
