@@ -17,7 +17,7 @@ from fixtures.hostile import OCI_LAYER_GZIP, OCI_MANIFEST, HostileRegistry, sha2
 from layerpeek.core.cli import main
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import ManifestError
-from layerpeek.core.image import MAX_HISTORY, MAX_LAYERS
+from layerpeek.core.image import MAX_HISTORY, MAX_INDEX_ENTRIES, MAX_LAYERS
 from layerpeek.core.service import Layerpeek
 
 NAME = "evil/app"
@@ -143,3 +143,20 @@ async def test_more_history_steps_than_the_cap_is_one_clear_error(peek):
         )
         with pytest.raises(ManifestError, match="layers has 2000 entries"):
             await peek.inspect(_sized_image(registry, "both", 2000, 200_000))
+
+
+@pytest.mark.anyio
+async def test_an_index_of_more_entries_than_the_cap_is_one_clear_error(peek):
+    with HostileRegistry() as registry:
+        entries = [
+            {"digest": ZERO, "size": 1, "platform": {"os": "linux", "architecture": f"a{i}"}}
+            for i in range(MAX_INDEX_ENTRIES + 1)
+        ]
+        registry.index(NAME, "wide", entries)
+        with pytest.raises(ManifestError) as refused:
+            await peek.inspect(f"{registry.host}/{NAME}:wide")
+    assert re.fullmatch(
+        rf"manifest sha256:[0-9a-f]{{64}}: manifests has {MAX_INDEX_ENTRIES + 1} entries, "
+        rf"more than the {MAX_INDEX_ENTRIES} allowed",
+        str(refused.value),
+    )
