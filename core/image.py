@@ -4,8 +4,8 @@ Parsed defensively from raw JSON (registries and build tools disagree on optiona
 kept beside the raw bytes they came from, so digests can always be checked against the bytes.
 What an image's author controls is bounded here, where it is parsed: every descriptor digest
 must be a well-formed sha256 or sha512 digest (it becomes part of a URL and a cache key), and
-an image has at most ``MAX_LAYERS`` layers and ``MAX_HISTORY`` build steps, an index
-``MAX_INDEX_ENTRIES`` entries.
+an image has at most ``MAX_LAYERS`` layers and ``MAX_HISTORY`` build steps, each list or map
+of its run config ``MAX_CONFIG_ENTRIES`` entries, an index ``MAX_INDEX_ENTRIES`` entries.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ MAX_LAYERS = 1000
 # Steps that make no layer (ENV, LABEL, ...) are recorded too; a Dockerfile of 127 layers and
 # thousands of ENV lines stays far below this.
 MAX_HISTORY = 10_000
+# Each list or map of the run config (Env, Labels, ExposedPorts, Entrypoint, Cmd): real images
+# hold dozens; 1.5M labels fit in a 32 MiB config and cost 0.6 s to report.
+MAX_CONFIG_ENTRIES = 10_000
 # Multi-platform indexes list a few dozen images and attestations; a 4 MiB index could list
 # 25,000, each a platform to parse (0.2 s of CPU).
 MAX_INDEX_ENTRIES = 1000
@@ -248,11 +251,23 @@ def align_history(raw_history: Any, field: str = "history") -> tuple[HistoryEntr
     return tuple(entries)
 
 
+def _run_config(data: dict[str, Any], owner: str) -> dict[str, Any]:
+    """The ``config`` object, every list or map in it checked against MAX_CONFIG_ENTRIES."""
+    conf = _mapping(data.get("config"))
+    for name, value in conf.items():
+        if isinstance(value, list | dict) and len(value) > MAX_CONFIG_ENTRIES:
+            raise ManifestError(
+                f"{owner}: config.{str(name)[:40]} has {len(value)} entries, "
+                f"more than the {MAX_CONFIG_ENTRIES} allowed"
+            )
+    return conf
+
+
 def parse_config(raw: bytes, digest: str) -> ImageConfig:
     """Parse an image config blob."""
     owner = f"config {digest}"
     data = _load_json(raw, owner)
-    conf = _mapping(data.get("config"))
+    conf = _run_config(data, owner)
     rootfs = _mapping(data.get("rootfs"))
     return ImageConfig(
         os=str(data.get("os", "")),

@@ -17,7 +17,13 @@ from fixtures.hostile import OCI_LAYER_GZIP, OCI_MANIFEST, HostileRegistry, sha2
 from layerpeek.core.cli import main
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import ManifestError
-from layerpeek.core.image import MAX_HISTORY, MAX_INDEX_ENTRIES, MAX_LAYERS
+from layerpeek.core.image import (
+    MAX_CONFIG_ENTRIES,
+    MAX_HISTORY,
+    MAX_INDEX_ENTRIES,
+    MAX_LAYERS,
+    parse_config,
+)
 from layerpeek.core.service import Layerpeek
 
 NAME = "evil/app"
@@ -159,4 +165,24 @@ async def test_an_index_of_more_entries_than_the_cap_is_one_clear_error(peek):
         rf"manifest sha256:[0-9a-f]{{64}}: manifests has {MAX_INDEX_ENTRIES + 1} entries, "
         rf"more than the {MAX_INDEX_ENTRIES} allowed",
         str(refused.value),
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("Env", [f"E{i}=1" for i in range(MAX_CONFIG_ENTRIES + 1)]),
+        ("Labels", {f"l{i}": "" for i in range(MAX_CONFIG_ENTRIES + 1)}),
+        ("ExposedPorts", {f"{i}/tcp": {} for i in range(MAX_CONFIG_ENTRIES + 1)}),
+        ("Cmd", ["x"] * (MAX_CONFIG_ENTRIES + 1)),
+    ],
+)
+def test_a_run_config_list_or_map_longer_than_the_cap_is_refused(key, value):
+    at_cap = value[:-1] if isinstance(value, list) else dict(list(value.items())[:-1])
+    assert parse_config(json.dumps({"config": {key: at_cap}}).encode(), ZERO)
+    with pytest.raises(ManifestError) as refused:
+        parse_config(json.dumps({"config": {key: value}}).encode(), ZERO)
+    assert str(refused.value) == (
+        f"config {ZERO}: config.{key} has {MAX_CONFIG_ENTRIES + 1} entries, "
+        f"more than the {MAX_CONFIG_ENTRIES} allowed"
     )
