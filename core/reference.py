@@ -182,9 +182,3 @@ def parse_repository(text: str) -> Reference:
     if ref.tag or ref.digest:
         raise InvalidReference(f"expected a repository without tag or digest, got {text!r}")
     return ref
-
-
-def is_digest(text: str) -> bool:
-    """Whether ``text`` is a digest layerpeek accepts: the OCI grammar ``algorithm:encoded``
-    with one of the two registered algorithms, sha256 (64) or sha512 (128 lowercase hex)."""
-    return _DIGEST_RE.fullmatch(text) is not None
