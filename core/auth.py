@@ -36,6 +36,9 @@ from .errors import JSON_ERRORS, RegistryError, RegistryUnreachable, ServerError
 # Marks the requests this flow sends to a token realm, so drivers read their bodies and a
 # transport error on one can be reported as the token server's (see unreachable_error).
 TOKEN_REQUEST = "layerpeek.token_request"
+# Set on a registry request while its token is being fetched (the realm's URL), so a deadline
+# that passes meanwhile names the token server that kept us waiting.
+TOKEN_PENDING = "layerpeek.token_pending"
 # The token spec: "If omitted, the client should assume the token is valid for 60 seconds".
 DEFAULT_TOKEN_LIFETIME = 60.0
 # Refresh a little early so a token does not expire between the cache lookup and the request.
@@ -221,14 +224,19 @@ class RegistryAuth(httpx.Auth):
         A credential helper is a subprocess that may wait on a keychain prompt: it must not
         block the event loop, so the lookup happens here, on the first 401 from the registry.
         """
+        original = request
+        original.extensions.pop(TOKEN_PENDING, None)
         flow = self.auth_flow(request)
         request = next(flow)
         while True:
+            if request.extensions.get(TOKEN_REQUEST):
+                original.extensions[TOKEN_PENDING] = str(request.url.copy_with(query=None))
             response = yield request
             answered = request
             if answered.extensions.get(TOKEN_REQUEST):
                 _bound_body(response, answered, keep=True)
                 await response.aread()
+                original.extensions.pop(TOKEN_PENDING, None)
             elif response.status_code == 401 and _same_origin(response.url, answered.url):
                 await anyio.to_thread.run_sync(self._lookup, registry_host(answered.url))
             try:

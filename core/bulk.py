@@ -16,13 +16,19 @@ ways, and httpx stays the one that decides:
 
 Through a proxy (``HTTPS_PROXY`` and friends, honoured by the unguarded client) no route is
 offered: the proxy is httpx's business.
+
+A body is read one socket read at a time (``read1``), each bounded by what the stream's
+minimum rate (``core.rate``) still allows, so a registry that trickles bytes into a bulk
+window fails it as it would fail an httpx window, instead of holding a worker thread.
 """
 
 from __future__ import annotations
 
 import http.client
 import re
+import socket
 import ssl
+import time
 import urllib.request
 from dataclasses import dataclass
 
@@ -30,6 +36,7 @@ import certifi
 import httpx
 
 from .guard import NetworkGuard, connect
+from .rate import MinimumRate
 
 READ_SIZE = 1 << 20
 """Bytes per ``read``: one worker-thread hop per MiB."""
@@ -53,7 +60,8 @@ class BulkBody:
     """One open 206 body; ``read`` returns up to ``READ_SIZE`` bytes, ``b""`` at its end.
 
     ``end`` (exclusive) is where the range the server sent ends, ``total`` the blob's size
-    when the server said it.
+    when the server said it. Once paced (``pace``), each socket read waits at most what the
+    stream's minimum rate allows (and at most ``timeout``, a drop like any other).
     """
 
     def __init__(
@@ -67,12 +75,48 @@ class BulkBody:
         self._response = response
         self.end = end
         self.total = total
+        self._socket: socket.socket | None = None
+        self._floor: MinimumRate | None = None
+        self._timeout: float | None = None
+
+    def pace(self, sock: socket.socket, floor: MinimumRate, timeout: float | None) -> None:
+        """Read at ``floor``'s minimum rate from ``sock`` (the connection's socket, taken
+        before a response that will close the connection took it over)."""
+        self._socket, self._floor, self._timeout = sock, floor, timeout
 
     def read(self) -> bytes:
-        """The next bytes of the range; raises a ``BulkError`` when the connection drops."""
-        data = self._response.read(READ_SIZE)
-        if not data and not self._response.isclosed():
+        """The next bytes of the range; raises a ``BulkError`` when the connection drops and
+        ``RegistryTooSlow`` when the stream falls below its minimum rate."""
+        parts: list[bytes] = []
+        size = 0
+        while size < READ_SIZE:
+            data = self._read1(READ_SIZE - size)
+            if not data:
+                break
+            parts.append(data)
+            size += len(data)
+        # The end of a Content-Length body leaves ``length`` at 0 (read1 does not close).
+        if not parts and not self._response.isclosed() and self._response.length != 0:
             raise http.client.IncompleteRead(b"")
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _read1(self, most: int) -> bytes:
+        """At most ``most`` bytes from one socket read, counted against the floor."""
+        if self._floor is None or self._socket is None:
+            return self._response.read1(most)
+        allowance = self._floor.allowance()
+        if allowance <= 0:
+            raise self._floor.too_slow()
+        limit = allowance if self._timeout is None else min(allowance, self._timeout)
+        self._socket.settimeout(limit)
+        started = time.monotonic()
+        try:
+            data = self._response.read1(most)
+        except TimeoutError:
+            if limit == allowance:
+                raise self._floor.too_slow() from None
+            raise
+        self._floor.received(len(data), time.monotonic() - started)
         return data
 
     def close(self) -> None:
@@ -111,10 +155,14 @@ class BulkReader:
         )
         return Route(url, headers)
 
-    def open(self, route: Route, start: int, last: int) -> BulkBody | None:
+    def open(
+        self, route: Route, start: int, last: int, floor: MinimumRate | None = None
+    ) -> BulkBody | None:
         """GET bytes ``start``-``last`` on ``route``; None unless the answer is exactly that
-        range (206 with a matching Content-Range). Blocking: run it in a worker thread."""
+        range (206 with a matching Content-Range). Blocking: run it in a worker thread.
+        ``floor``: the minimum rate the body is read at (see ``BulkBody``)."""
         connection = self._connect(route.url)
+        sock = connection.sock
         try:
             connection.request(
                 "GET",
@@ -129,7 +177,10 @@ class BulkReader:
             content_range(response.getheader("Content-Range")) if response.status == 206 else None
         )
         if sent is not None and sent[0] == start:
-            return BulkBody(connection, response, sent[1] + 1, sent[2])
+            body = BulkBody(connection, response, sent[1] + 1, sent[2])
+            if floor is not None:
+                body.pace(sock, floor, self._timeout)
+            return body
         response.close()
         connection.close()
         return None

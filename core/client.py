@@ -2,7 +2,14 @@
 
 One client per process. It owns the HTTP connection pool, the auth flow (tokens cached per
 registry host and realm/service/scope), retries on 429/5xx honouring Retry-After, plain HTTP
-for the hosts an operator named, and — for front ends fed untrusted references — the network guard.
+for the hosts an operator named, and — for front ends fed untrusted references — the network
+guard.
+
+A registry cannot hold a call for long nor take what other registries need: every request has
+a total deadline (``Settings.deadline``: a small document from the first byte asked to the
+last byte read, the token, redirects and retries included; the answer that opens a layer
+range until its headers), layer streams a minimum rate (``core.rate``), and each registry host
+at most ``Settings.host_connections`` requests open at once (``HostSlots``).
 """
 
 from __future__ import annotations
@@ -12,17 +19,18 @@ import hashlib
 import ipaddress
 import json
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import urljoin
 
+import anyio
 import certifi
 import httpx
 import stamina
 
-from .auth import RegistryAuth, TokenCache, unreachable_error
+from .auth import TOKEN_PENDING, RegistryAuth, TokenCache, registry_host, unreachable_error
 from .bulk import BulkReader
 from .credentials import load_credentials
 from .errors import (
@@ -33,6 +41,7 @@ from .errors import (
     ManifestError,
     RangeNotSupported,
     RateLimited,
+    RegistryTooSlow,
     RegistryUnreachable,
     error_from_response,
     library_error,
@@ -46,6 +55,8 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the distribution spec lets registries st
 MAX_CONFIG_BYTES = 32 * 1024 * 1024
 MAX_TAG_PAGES = 1000
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_IDLE_HOSTS_KEPT = 256
+"""Idle hosts' slots are forgotten past this many hosts (references come from anyone)."""
 
 
 def _user_agent() -> str:
@@ -160,6 +171,71 @@ def uses_plain_http(host: str, entries: Sequence[str]) -> bool:
     return False
 
 
+class HostShare:
+    """One registry host's share: requests open at once, and worker threads for bulk reads."""
+
+    def __init__(self, limit: int) -> None:
+        self.requests = anyio.Semaphore(limit)
+        self.threads = anyio.CapacityLimiter(limit)
+        self.limit = limit
+
+    @property
+    def idle(self) -> bool:
+        return self.requests.value == self.limit and not self.threads.borrowed_tokens
+
+
+class HostSlots:
+    """At most ``limit`` requests open at once to each registry host; more wait their turn.
+
+    A slot is held from the request until its response is closed (a layer stream holds it
+    while it is read), so a registry that answers slowly fills its own slots and no more:
+    the connection pool and the worker threads stay free for every other registry.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._hosts: dict[str, HostShare] = {}
+
+    def of(self, host: str) -> HostShare:
+        found = self._hosts.get(host)
+        if found is None:
+            if len(self._hosts) >= _IDLE_HOSTS_KEPT:
+                self._hosts = {h: v for h, v in self._hosts.items() if not v.idle}
+            found = self._hosts[host] = HostShare(self.limit)
+        return found
+
+
+class _Released(httpx.AsyncByteStream):
+    """A response body that gives its host slot back when it is closed."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self._inner = inner
+        self._release = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            self._release()
+
+
+def _once(release: Callable[[], None]) -> Callable[[], None]:
+    """``release`` that runs at most once, however often it is called."""
+    done = False
+
+    def release_once() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            release()
+
+    return release_once
+
+
 def _ssl_context(settings: Settings) -> ssl.SSLContext | bool:
     """Public CAs plus the operator's bundle (a private registry's CA), not instead of them."""
     if settings.ca_bundle is None:
@@ -193,6 +269,8 @@ class RegistryClient:
         )
         self.bulk = BulkReader(guard, tls, self.settings.timeout, use_proxies=guard is None)
         """Reads large blob ranges on the routes httpx answers found (see ``bulk``)."""
+        self.slots = HostSlots(self.settings.host_connections)
+        """Requests and bulk reads open at once, per registry host."""
         self._http = httpx.AsyncClient(
             **connection,
             auth=RegistryAuth(credentials, TokenCache()),
@@ -209,6 +287,10 @@ class RegistryClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def host(self, ref: Reference) -> HostShare:
+        """The share of the registry ``ref`` is on (a bulk window takes one of its slots)."""
+        return self.slots.of(registry_host(httpx.URL(self.url(ref, ""))))
 
     def url(self, ref: Reference, path: str) -> str:
         """The API URL for ``path`` under the reference's repository."""
@@ -237,19 +319,80 @@ class RegistryClient:
         await response.aread()
         await response.aclose()
         wait = _retry_after(response)
-        if wait is not None and wait > self.settings.max_retry_wait:
+        left = anyio.current_effective_deadline() - anyio.current_time()
+        if wait is not None and (wait > self.settings.max_retry_wait or wait >= left):
             raise rate_limited(response, what)
         raise _Transient(response, wait)
 
+    def deadline(self) -> float:
+        """The moment (anyio's clock) by which an operation starting now must be done."""
+        return anyio.current_time() + self.settings.deadline
+
     async def send(
-        self, method: str, url: str, what: str, headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        url: str,
+        what: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        until: float | None = None,
     ) -> httpx.Response:
         """Send with retries; return a *streamed* 2xx/3xx response or raise a typed error.
 
-        The caller must read or close the response (``async with`` or ``aclose``).
+        The caller must read or close the response (``async with`` or ``aclose``); until then
+        it holds one of the host's slots. Everything up to the response's headers (a free
+        slot, the token, redirects, retries) must be done by ``until`` (default: one
+        ``deadline`` from now), else ``RegistryTooSlow``.
         """
         try:
             request = self._http.build_request(method, url, headers=headers)
+        except HTTPX_ERRORS as exc:
+            raise library_error(exc, what) from None
+        host = self.slots.of(registry_host(request.url))
+        release: Callable[[], None] | None = None
+        with anyio.CancelScope(deadline=self.deadline() if until is None else until) as scope:
+            await host.requests.acquire()
+            release = _once(host.requests.release)
+            try:
+                response = await self._attempts(request, what)
+                response.stream = _Released(response.stream, release)
+                if response.status_code >= 400:
+                    try:
+                        await response.aread()
+                    except httpx.DecodingError as exc:
+                        raise library_error(exc, what) from None
+                    finally:
+                        await response.aclose()
+                    raise error_from_response(response, what)
+            except BaseException:
+                release()
+                raise
+        if scope.cancelled_caught:
+            raise self._too_slow(request, what, waited_for_slot=release is None)
+        return response
+
+    def _too_slow(
+        self, request: httpx.Request, what: str, *, waited_for_slot: bool
+    ) -> RegistryTooSlow:
+        """The deadline's one line: whom we were waiting for when it passed."""
+        host = registry_host(request.url)
+        seconds = f"{self.settings.deadline:g} s (LAYERPEEK_DEADLINE)"
+        if waited_for_slot:
+            return RegistryTooSlow(
+                f"registry {host} is busy: its {self.slots.limit} connections stayed in use "
+                f"for {seconds} while {what} waited (LAYERPEEK_HOST_CONNECTIONS)"
+            )
+        token_server = request.extensions.get(TOKEN_PENDING)
+        if token_server is not None:
+            return RegistryTooSlow(
+                f"token server {token_server} (for registry {host}) did not send a token "
+                f"for {what} within {seconds}"
+            )
+        return RegistryTooSlow(f"registry {host} did not answer for {what} within {seconds}")
+
+    async def _attempts(self, request: httpx.Request, what: str) -> httpx.Response:
+        """``request`` sent until it is not a transient failure, as the settings allow."""
+        try:
             async for attempt in stamina.retry_context(
                 on=self._backoff,
                 attempts=self.settings.retries,
@@ -268,34 +411,36 @@ class RegistryClient:
             raise unreachable_error(exc) from None
         except HTTPX_ERRORS as exc:
             raise library_error(exc, what) from None
-        if response.status_code >= 400:
-            try:
-                await response.aread()
-            except httpx.DecodingError as exc:
-                raise library_error(exc, what) from None
-            finally:
-                await response.aclose()
-            raise error_from_response(response, what)
         return response
 
-    async def _read_capped(self, response: httpx.Response, cap: int, what: str) -> bytes:
-        """Read a small body, refusing one larger than ``cap`` before it fills memory."""
+    async def _read_capped(
+        self, response: httpx.Response, cap: int, what: str, until: float
+    ) -> bytes:
+        """Read a small body by ``until``, refusing one larger than ``cap`` before it fills
+        memory."""
         declared = int(response.headers.get("Content-Length", "0") or 0)
         if declared > cap:
             await response.aclose()
             raise ManifestError(f"{what} is {declared} bytes, more than the {cap} allowed")
-        chunks, total = [], 0
-        try:
-            async for chunk in response.aiter_raw():
-                total += len(chunk)
-                if total > cap:
-                    raise ManifestError(f"{what} is larger than the {cap} bytes allowed")
-                chunks.append(chunk)
-        except httpx.TransportError as exc:
-            # A drop mid-body happens after send() and its retries: say so, one line.
-            raise RegistryUnreachable(f"connection lost while reading {what}: {exc}") from None
-        finally:
-            await response.aclose()
+        chunks: list[bytes] = []
+        total = 0
+        with anyio.CancelScope(deadline=until) as scope:
+            try:
+                async for chunk in response.aiter_raw():
+                    total += len(chunk)
+                    if total > cap:
+                        raise ManifestError(f"{what} is larger than the {cap} bytes allowed")
+                    chunks.append(chunk)
+            except httpx.TransportError as exc:
+                # A drop mid-body happens after send() and its retries: say so, one line.
+                raise RegistryUnreachable(f"connection lost while reading {what}: {exc}") from None
+            finally:
+                await response.aclose()
+        if scope.cancelled_caught:
+            raise RegistryTooSlow(
+                f"registry {registry_host(response.url)} did not send all of {what} within "
+                f"{self.settings.deadline:g} s (LAYERPEEK_DEADLINE): {total:,} bytes came"
+            )
         return b"".join(chunks)
 
     # -- the API ---------------------------------------------------------------------------
@@ -327,10 +472,15 @@ class RegistryClient:
         if target != ref.target:  # a digest from an index, not one the reference spelled
             check_digest(target, f"a manifest of {ref.name}")
         what = _manifest_what(ref, target)
+        until = self.deadline()
         response = await self.send(
-            "GET", self.url(ref, f"manifests/{target}"), what, {"Accept": MANIFEST_ACCEPT}
+            "GET",
+            self.url(ref, f"manifests/{target}"),
+            what,
+            {"Accept": MANIFEST_ACCEPT},
+            until=until,
         )
-        body = await self._read_capped(response, MAX_MANIFEST_BYTES, what)
+        body = await self._read_capped(response, MAX_MANIFEST_BYTES, what, until)
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         if _is_digest(target):
             verify_digest(body, target, what)
@@ -349,8 +499,9 @@ class RegistryClient:
     async def get_blob(self, ref: Reference, digest: str, cap: int = MAX_CONFIG_BYTES) -> bytes:
         """A small blob (a config), read whole and verified against its digest."""
         what = f"blob {digest} of {ref.name}"
-        response = await self.send("GET", self._blob_url(ref, digest), what)
-        body = await self._read_capped(response, cap, what)
+        until = self.deadline()
+        response = await self.send("GET", self._blob_url(ref, digest), what, until=until)
+        body = await self._read_capped(response, cap, what, until)
         verify_digest(body, digest, what)
         return body
 
@@ -380,12 +531,15 @@ class RegistryClient:
         """
         what = f"bytes {start}-{end} of blob {digest} of {ref.name}"
         span = f"bytes={start}" if start < 0 else f"bytes={start}-{end}"
-        response = await self.send("GET", self._blob_url(ref, digest), what, {"Range": span})
+        until = self.deadline()
+        response = await self.send(
+            "GET", self._blob_url(ref, digest), what, {"Range": span}, until=until
+        )
         if response.status_code != 206:
             await response.aclose()
             raise RangeNotSupported(f"{what}: the registry ignored the Range request")
         wanted = -start if start < 0 else end - start + 1
-        return await self._read_capped(response, wanted, what)
+        return await self._read_capped(response, wanted, what, until)
 
     async def list_tags(self, ref: Reference) -> list[str]:
         """Every tag of the repository, following ``Link: <…>; rel="next"`` pages."""
@@ -395,8 +549,9 @@ class RegistryClient:
         seen: set[str] = set()
         while url and url not in seen and len(seen) < MAX_TAG_PAGES:
             seen.add(url)
-            response = await self.send("GET", url, what)
-            page = await self._read_capped(response, MAX_MANIFEST_BYTES, what)
+            until = self.deadline()
+            response = await self.send("GET", url, what, until=until)
+            page = await self._read_capped(response, MAX_MANIFEST_BYTES, what, until)
             tags.extend(_tags_of(page, what))
             url = _next_link(response)
         # A Link that loops back to a page under another URL repeats its tags: keep each once.

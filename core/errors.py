@@ -29,6 +29,10 @@ class RegistryUnreachable(LayerpeekError):
     """A registry or token server could not be reached at all (DNS, refused, TLS, timeout)."""
 
 
+class RegistryTooSlow(RegistryUnreachable):
+    """A registry (or its token server) kept us past a deadline or below the minimum rate."""
+
+
 @dataclass
 class RegistryErrorDetail:
     """One entry of the registry's ``{"errors": [...]}`` body (OCI distribution spec)."""

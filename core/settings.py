@@ -51,7 +51,32 @@ class Settings(BaseSettings):
     max_retry_wait: float = Field(
         default=60.0, ge=0, description="longest Retry-After we wait for before giving up"
     )
-    timeout: float = Field(default=30.0, gt=0, description="seconds per network operation")
+    timeout: float = Field(
+        default=30.0, gt=0, description="seconds one network read or connect may wait"
+    )
+    deadline: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds one small document may take in all (manifest, config, token, tag "
+        "page, TOC; and the answer that opens a layer range): waiting for a connection, the "
+        "token, redirects, retries and the whole body",
+    )
+    min_rate: int = Field(
+        default=8 << 10,
+        gt=0,
+        description="bytes per second a layer stream must at least average over rate_window",
+    )
+    rate_window: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds of waiting on a layer stream that min_rate is averaged over",
+    )
+    host_connections: int = Field(
+        default=16,
+        ge=1,
+        description="requests open at once to one registry host; more wait their turn, so one "
+        "slow registry cannot take the connections every other one needs",
+    )
 
 
 def load_settings(kind: type[S], **options: Any) -> S:

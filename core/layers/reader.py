@@ -16,6 +16,11 @@ a bulk window cannot be opened or drops, the next one goes through httpx again.
 A read from the blob's first byte to its end is hashed as it goes and checked against the
 digest it was asked for by, before the end is reported: whatever is built from a whole read
 (a layer's index, a download) is built from the blob the digest names, or fails loudly.
+
+Both kinds of window read under one minimum rate for the whole blob (``core.rate``): a
+registry that trickles fails the read with one line, however it spaces its bytes. A bulk
+window holds one of the registry host's slots, like an httpx response, and its reads run on
+that host's worker threads, so a slow registry cannot take the threads others need.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
+import anyio
 import anyio.to_thread
 import httpx
 
 from ..bulk import BulkBody, BulkError, Route, content_range
 from ..client import DigestCheck, RegistryClient
 from ..errors import LayerpeekError, RegistryUnreachable
+from ..rate import MinimumRate
 from ..reference import Reference
 
 FIRST_WINDOW = 256 << 10
@@ -55,11 +62,15 @@ class _Window(Protocol):
 
 
 class _HttpxWindow:
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: httpx.Response, floor: MinimumRate) -> None:
         self._response = response
         self._body = response.aiter_raw()
+        self._floor = floor
 
     async def next(self) -> bytes:
+        return await self._floor.wait(self._chunk)
+
+    async def _chunk(self) -> bytes:
         return await anext(self._body, b"")
 
     async def aclose(self) -> None:
@@ -67,14 +78,25 @@ class _HttpxWindow:
 
 
 class _BulkWindow:
-    def __init__(self, body: BulkBody) -> None:
+    """A bulk body read on its host's worker threads; closing it frees the host's slot."""
+
+    def __init__(
+        self, body: BulkBody, threads: anyio.CapacityLimiter, release: Callable[[], None]
+    ) -> None:
         self._body = body
+        self._threads = threads
+        self._release: Callable[[], None] | None = release
 
     async def next(self) -> bytes:
-        return await anyio.to_thread.run_sync(self._body.read)
+        return await anyio.to_thread.run_sync(self._body.read, limiter=self._threads)
 
     async def aclose(self) -> None:
-        self._body.close()
+        release, self._release = self._release, None
+        try:
+            self._body.close()
+        finally:
+            if release is not None:
+                release()
 
 
 class BlobReader:
@@ -113,6 +135,10 @@ class BlobReader:
         self._drops = 0
         self._check = DigestCheck(digest, f"a blob of {ref.name}") if start == 0 else None
         """Hashes every byte delivered when the read starts at byte 0; checked at the end."""
+        settings = client.settings
+        self._floor = MinimumRate(
+            settings.min_rate, settings.rate_window, f"registry {ref.registry} sent blob {digest}"
+        )
 
     @property
     def done(self) -> bool:
@@ -200,7 +226,7 @@ class BlobReader:
         if self._route is not None and await self._open_bulk(self._route, last):
             return
         response = await self.client.open_blob(self.ref, self.digest, self.position, last)
-        self._window = _HttpxWindow(response)
+        self._window = _HttpxWindow(response, self._floor)
         if response.status_code == 206:
             self._window_end = self._check_range(response, last)
             self._route = self.client.bulk.route(response)
@@ -210,16 +236,29 @@ class BlobReader:
 
     async def _open_bulk(self, route: Route, last: int) -> bool:
         """Open the window on the bulk route; False (and the route forgotten) when it does
-        not answer with exactly this range."""
+        not answer with exactly this range. With every slot of the host taken, False too:
+        httpx then waits for one, under its deadline."""
+        host = self.client.host(self.ref)
         try:
-            body = await anyio.to_thread.run_sync(self.client.bulk.open, route, self.position, last)
+            host.requests.acquire_nowait()
+        except anyio.WouldBlock:
+            return False
+        body: BulkBody | None = None
+        try:
+            body = await anyio.to_thread.run_sync(
+                self.client.bulk.open, route, self.position, last, self._floor, limiter=host.threads
+            )
         except BulkError:
-            body = None
+            pass
+        finally:
+            if body is None:
+                host.requests.release()
         if body is None:
             self._route = None
             return False
         self.bulk_requests += 1
-        self._window, self._window_end = _BulkWindow(body), body.end
+        self._window = _BulkWindow(body, host.threads, host.requests.release)
+        self._window_end = body.end
         if body.total is not None and self.end is None:
             self.end = body.total
         self.window = min(self.window * GROWTH, MAX_WINDOW)
