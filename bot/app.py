@@ -40,7 +40,9 @@ def make_context(client: RegistryClient, settings: BotSettings) -> BotContext:
         peek=Layerpeek(client),
         state=StateStore(client.settings.cache_dir / STATE_FILE, settings.state_days),
         settings=settings,
-        limits=RateLimits(settings.user_rate, settings.guild_rate),
+        limits=RateLimits(
+            settings.user_rate, settings.guild_rate, concurrent=settings.user_concurrent
+        ),
     )
 
 
@@ -130,13 +132,15 @@ class LayerpeekBot(discord.Client):
     ) -> None:
         """Anyone in the channel may page: check limits and state, acknowledge, then edit."""
         try:
-            self.ctx.limits.check(interaction.user.id, interaction.guild_id)
-            data = await self._state(interaction, key)
-            if data is None:
-                return
-            await interaction.response.defer()
-            reply = await answers.page(self.ctx, interaction.user.id, data, key, scope, page, nav)
-            await edit(interaction, reply)
+            with self.ctx.limits.working(interaction.user.id):
+                self.ctx.limits.check(interaction.user.id, interaction.guild_id)
+                data = await self._state(interaction, key)
+                if data is None:
+                    return
+                await interaction.response.defer()
+                user = interaction.user.id
+                reply = await answers.page(self.ctx, user, data, key, scope, page, nav)
+                await edit(interaction, reply)
         except Exception as error:  # one line for the presser; message_for logs the unexpected
             await fail(interaction, message_for(error))
 
@@ -151,11 +155,12 @@ class LayerpeekBot(discord.Client):
     ) -> None:
         """The matches as a new message in the channel (the listing stays as it was)."""
         try:
-            self.ctx.limits.check(interaction.user.id, interaction.guild_id)
-            data = await self._state(interaction, key)
-            if data is None:
-                return
-            await interaction.response.defer(thinking=True)
-            await send(interaction, await answers.find_in(self.ctx, data, scope, pattern))
+            with self.ctx.limits.working(interaction.user.id):
+                self.ctx.limits.check(interaction.user.id, interaction.guild_id)
+                data = await self._state(interaction, key)
+                if data is None:
+                    return
+                await interaction.response.defer(thinking=True)
+                await send(interaction, await answers.find_in(self.ctx, data, scope, pattern))
         except Exception as error:  # one line for the presser; message_for logs the unexpected
             await fail(interaction, message_for(error))

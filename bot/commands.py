@@ -3,6 +3,8 @@
 Each callback defers first (Discord wants a response within 3 s and a registry may take
 longer), then replaces the thinking message with the answer; /peek writes how far its layer
 scan has come into that message meanwhile. Errors become one ephemeral line (tree.on_error).
+A command counts as one of its user's running ones from the limits check until its answer is
+sent, so a user whose commands wait on a slow registry cannot start more.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import discord
@@ -38,12 +40,17 @@ def context_of(interaction: discord.Interaction[Any]) -> BotContext:
     return ctx
 
 
-async def _start(interaction: discord.Interaction[Any], private: bool) -> BotContext:
-    """Rate limits first (a refusal is instant), then the defer that buys 15 minutes."""
+@contextlib.asynccontextmanager
+async def _working(
+    interaction: discord.Interaction[Any], private: bool
+) -> AsyncIterator[BotContext]:
+    """Limits first (a refusal is instant), then the defer that buys 15 minutes; the block
+    runs as one of the user's running commands."""
     ctx = context_of(interaction)
-    ctx.limits.check(interaction.user.id, interaction.guild_id)
-    await interaction.response.defer(thinking=True, ephemeral=private)
-    return ctx
+    with ctx.limits.working(interaction.user.id):
+        ctx.limits.check(interaction.user.id, interaction.guild_id)
+        await interaction.response.defer(thinking=True, ephemeral=private)
+        yield ctx
 
 
 class ScanProgress:
@@ -171,15 +178,15 @@ async def peek(
     layer: int | None = None,
     private: bool = False,
 ) -> None:
-    ctx = await _start(interaction, private)
-    progress = ScanProgress(interaction)
-    try:
-        reply = await answers.peek(
-            ctx, interaction.user.id, image, platform, layer, private, progress
-        )
-    finally:
-        await progress.settle()
-    await send(interaction, reply)
+    async with _working(interaction, private) as ctx:
+        progress = ScanProgress(interaction)
+        try:
+            reply = await answers.peek(
+                ctx, interaction.user.id, image, platform, layer, private, progress
+            )
+        finally:
+            await progress.settle()
+        await send(interaction, reply)
 
 
 @app_commands.command(name="history", description="The build steps of an image, in order")
@@ -193,10 +200,9 @@ async def history(
     platform: str | None = None,
     private: bool = False,
 ) -> None:
-    ctx = await _start(interaction, private)
-    await send(
-        interaction, await answers.history(ctx, interaction.user.id, image, platform, private)
-    )
+    async with _working(interaction, private) as ctx:
+        reply = await answers.history(ctx, interaction.user.id, image, platform, private)
+        await send(interaction, reply)
 
 
 @app_commands.command(name="cat", description="Show one file of an image, without pulling it")
@@ -214,9 +220,9 @@ async def cat(
     layer: int | None = None,
     private: bool = False,
 ) -> None:
-    ctx = await _start(interaction, private)
-    reply = await answers.cat(ctx, interaction.user.id, image, path, layer, private)
-    await send(interaction, reply)
+    async with _working(interaction, private) as ctx:
+        reply = await answers.cat(ctx, interaction.user.id, image, path, layer, private)
+        await send(interaction, reply)
 
 
 @app_commands.command(name="tags", description="The tags of a repository")
@@ -225,8 +231,8 @@ async def cat(
 async def tags(
     interaction: discord.Interaction[Any], repository: str, private: bool = False
 ) -> None:
-    ctx = await _start(interaction, private)
-    await send(interaction, await answers.tags(ctx, interaction.user.id, repository, private))
+    async with _working(interaction, private) as ctx:
+        await send(interaction, await answers.tags(ctx, interaction.user.id, repository, private))
 
 
 @app_commands.command(name="find", description="Find paths by glob or regex in an image")
@@ -246,11 +252,10 @@ async def find(
     every_layer: bool = False,
     private: bool = False,
 ) -> None:
-    ctx = await _start(interaction, private)
-    user = interaction.user.id
-    await send(
-        interaction, await answers.find(ctx, user, image, pattern, regex, every_layer, private)
-    )
+    async with _working(interaction, private) as ctx:
+        user = interaction.user.id
+        reply = await answers.find(ctx, user, image, pattern, regex, every_layer, private)
+        await send(interaction, reply)
 
 
 @app_commands.command(name="diff", description="Files added, removed and changed between images")
@@ -261,8 +266,9 @@ async def find(
 async def diff(
     interaction: discord.Interaction[Any], base: str, target: str, private: bool = False
 ) -> None:
-    ctx = await _start(interaction, private)
-    await send(interaction, await answers.diff(ctx, interaction.user.id, base, target, private))
+    async with _working(interaction, private) as ctx:
+        reply = await answers.diff(ctx, interaction.user.id, base, target, private)
+        await send(interaction, reply)
 
 
 @app_commands.command(name="triage", description="Secrets, setuid files, user, OS and big files")
@@ -276,9 +282,9 @@ async def triage(
     platform: str | None = None,
     private: bool = False,
 ) -> None:
-    ctx = await _start(interaction, private)
-    reply = await answers.triage(ctx, interaction.user.id, image, platform, private)
-    await send(interaction, reply)
+    async with _working(interaction, private) as ctx:
+        reply = await answers.triage(ctx, interaction.user.id, image, platform, private)
+        await send(interaction, reply)
 
 
 COMMANDS: tuple[app_commands.Command[Any, ..., Any], ...] = (

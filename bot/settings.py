@@ -40,6 +40,9 @@ class BotSettings(BaseSettings):
     )
     user_rate: int = Field(default=6, ge=1, description="expensive commands per user per minute")
     guild_rate: int = Field(default=30, ge=1, description="expensive commands per guild per minute")
+    user_concurrent: int = Field(
+        default=2, ge=1, description="commands (and button presses) one user may have running"
+    )
     links: LinkSettings = Field(
         default_factory=lambda: load_settings(LinkSettings, _env_file=".env"),
         description="the shared LAYERPEEK_LINK_* settings; links appear only when enabled",

@@ -18,10 +18,11 @@ from layerpeek.core.settings import Settings, load_settings
 from layerpeek.links.endpoint import LinkServer
 from layerpeek.links.settings import ROUTE, LinkSettings
 
-from .common import AppState
+from .common import AppState, CallLimit
 from .cursor import CursorCodec
 from .download import download_link
 from .fstools import FS_TOOLS
+from .settings import DEFAULT_CONCURRENT_CALLS
 from .tools import TOOLS
 
 INSTRUCTIONS = (
@@ -68,6 +69,7 @@ def create_server(
     token: str | None = None,
     url: str = "http://127.0.0.1",
     links: LinkSettings | None = None,
+    concurrent_calls: int = DEFAULT_CONCURRENT_CALLS,
 ) -> MCPServer[AppState]:
     """A server with every tool; ``settings`` default to the environment, read at startup.
 
@@ -76,6 +78,8 @@ def create_server(
     a model, so private addresses need LAYERPEEK_ALLOW_PRIVATE. With ``links`` enabled the
     server has download_link, and its HTTP app serves the links at /d/... (over stdio it only
     signs them, for another layerpeek endpoint with the same secret to serve).
+    Over HTTP, each bearer token (or client address, without one) has at most
+    ``concurrent_calls`` tool calls running at once.
     """
     links = links if links and links.enabled else None
     endpoint = LinkServer(None, links) if links else None
@@ -98,6 +102,7 @@ def create_server(
         lifespan=lifespan,
         token_verifier=StaticToken(token) if token else None,
         auth=auth,
+        middleware=[CallLimit(concurrent_calls)],
     )
     for tool in (*TOOLS, *FS_TOOLS):
         server.add_tool(tool, annotations=READ_ONLY)

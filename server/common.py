@@ -1,21 +1,27 @@
-"""What every tool shares: the lifespan state, argument types, results, cursors and cuts."""
+"""What every tool shares: the lifespan state, argument types, results, cursors and cuts,
+and the limit on the tool calls one caller has running."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
 from layerpeek.core.service import Layerpeek
+from layerpeek.core.work import Busy, WorkSlots
 from layerpeek.links.settings import LinkSettings
 
 from .cursor import RESTART, CursorCodec
 from .render import text
+from .settings import DEFAULT_CONCURRENT_CALLS
 
 T = TypeVar("T")
 STEP_FIELDS = frozenset({"created_by", "removed_by"})
@@ -34,6 +40,54 @@ class AppState:
 
 def state(ctx: Context) -> AppState:
     return ctx.request_context.lifespan_context
+
+
+# -- calls running at once -------------------------------------------------------------------
+
+
+def caller(ctx: ServerRequestContext[Any, Any]) -> str | None:
+    """Whom an HTTP request counts against: its bearer token (as a hash: the key outlives
+    nothing but the calls, yet need not be the secret), else the client's address. None over
+    stdio, where the one client is the person who started the server."""
+    request = ctx.request
+    if request is None:
+        return None
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return "token " + hashlib.sha256(token.encode()).hexdigest()[:16]
+    client = getattr(request, "client", None)
+    return f"client {client.host}" if client else "client unknown"
+
+
+class CallLimit:
+    """Server middleware: at most ``limit`` tool calls running at once per caller over HTTP.
+
+    One more is refused at once, as a tool error the model can read, rather than queued: a
+    caller whose calls wait on slow registries cannot take the workers everyone shares.
+    """
+
+    def __init__(self, limit: int = DEFAULT_CONCURRENT_CALLS) -> None:
+        self.slots = WorkSlots(limit)
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        key = caller(ctx)
+        if ctx.method != "tools/call" or key is None:
+            return await call_next(ctx)
+        limit = self.slots.limit
+        refusal = (
+            f"too many calls at once: this {key.split()[0]} already has {limit} tool "
+            f"call{'s' if limit > 1 else ''} running; wait for one to finish, then try again "
+            "(LAYERPEEK_MCP_CONCURRENT_CALLS)"
+        )
+        with contextlib.ExitStack() as running:
+            try:
+                running.enter_context(self.slots.hold(key, refusal))
+            except Busy as exc:
+                refused = TextContent(type="text", text=text([str(exc)]))
+                return CallToolResult(content=[refused], is_error=True)
+            return await call_next(ctx)
 
 
 def result(model: BaseModel, lines: Iterable[str]) -> CallToolResult:

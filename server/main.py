@@ -105,6 +105,7 @@ def build(args: argparse.Namespace) -> tuple[MCPServer[Any], ServerSettings]:
         token=token.get_secret_value() if token and args.http else None,
         url=f"http://{args.host}:{args.port}",
         links=links,
+        concurrent_calls=server_settings.concurrent_calls,
     )
     return server, server_settings
 

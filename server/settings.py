@@ -7,6 +7,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from layerpeek.core.settings import CommaList
 
+DEFAULT_CONCURRENT_CALLS = 4
+"""A model may call a few tools side by side; more at once from one caller is a flood."""
+
 
 class ServerSettings(BaseSettings):
     """Only the HTTP transport uses these; stdio needs none of them."""
@@ -22,6 +25,12 @@ class ServerSettings(BaseSettings):
         default=(),
         description="Host header values accepted over HTTP (host:port, host:* for any port); "
         "turns on DNS-rebinding protection for a server bound to a public interface",
+    )
+    concurrent_calls: int = Field(
+        default=DEFAULT_CONCURRENT_CALLS,
+        ge=1,
+        description="tool calls one bearer token (or client address, without one) may have "
+        "running at once; one more is refused as a tool error",
     )
     cursor_key: SecretStr | None = Field(
         default=None,

@@ -204,3 +204,24 @@ def interaction_payload(
         "user": user_payload(USER_ID, "someone"),
         "message": message,
     }
+
+
+def command_payload(name: str, user_id: int, **options: Any) -> dict[str, Any]:
+    """An INTERACTION_CREATE for ``/name`` with string ``options``, typed by ``user_id`` in a
+    DM: discord.py's tree looks the command up by name and runs its callback."""
+    return {
+        "id": "7777",
+        "application_id": str(APPLICATION_ID),
+        "type": 2,
+        "token": f"interaction-token-{user_id}",
+        "version": 1,
+        "attachment_size_limit": 10 << 20,
+        "data": {
+            "id": "8888",
+            "name": name,
+            "type": 1,
+            "options": [{"name": k, "type": 3, "value": v} for k, v in options.items()],
+        },
+        "channel": {"id": str(CHANNEL_ID), "type": 1, "recipients": []},
+        "user": user_payload(user_id, f"user{user_id}"),
+    }

@@ -6,20 +6,31 @@ that one answer arrived while other calls were still waiting."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 
 import anyio
 import anyio.to_thread
+import discord
+import httpx2
 import pytest
+from discord.webhook.async_ import async_context
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from test_bot_support import RecordingAdapter, allow_local_registry, command_payload
 
 from fixtures.hostile import OCI_MANIFEST, HostileRegistry, sha256
+from layerpeek.bot.app import LayerpeekBot
+from layerpeek.bot.settings import BotSettings
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import RegistryTooSlow
 from layerpeek.core.layers.reader import FIRST_WINDOW, BlobReader
 from layerpeek.core.reference import parse_reference
 from layerpeek.core.settings import Settings
+from layerpeek.server.main import _parser, build, http_options
 
 pytestmark = pytest.mark.anyio
 
@@ -197,3 +208,129 @@ async def test_slow_requests_to_one_registry_leave_connections_for_another(
         assert finished == []
         assert len(hostile.requests) == limit  # the others wait their turn, unsent
         waiting.cancel_scope.cancel()
+
+
+# -- work running at once per bot user ---------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def started_bot(
+    settings: BotSettings,
+) -> AsyncIterator[tuple[LayerpeekBot, RecordingAdapter]]:
+    """A bot as ``login`` leaves it (event loop set, setup_hook run), Discord's HTTP recorded."""
+    bot = LayerpeekBot(settings, Settings())
+    await bot._async_setup_hook()
+    await bot.setup_hook()
+    adapter = RecordingAdapter()
+    token = async_context.set(adapter)
+    try:
+        yield bot, adapter
+    finally:
+        async_context.reset(token)
+        await bot.close()
+
+
+def slash(bot: LayerpeekBot, name: str, user: int, **options: str) -> asyncio.Task[None]:
+    """Feed ``/name`` to discord.py's dispatch; the task its command tree started for it."""
+    before = set(asyncio.all_tasks())
+    bot._connection.parse_interaction_create(command_payload(name, user, **options))
+    [task] = [t for t in asyncio.all_tasks() - before if t.get_name() == "CommandTree-invoker"]
+    return task
+
+
+async def test_a_bot_user_has_two_commands_running_at_most(
+    layerpeek_env, monkeypatch, hostile, plain_registry, catalog
+):
+    allow_local_registry(monkeypatch, layerpeek_env)
+    arrivals = endless_manifest(hostile)
+    alice, bob = 4001, 4002
+    async with started_bot(BotSettings(page_size=5)) as (bot, adapter):
+        slow = [slash(bot, "peek", alice, image=f"{hostile.host}/{SLOW}:1.0") for _ in range(2)]
+        await arrivals.wait_for(2)
+        third = slash(bot, "peek", alice, image=catalog.gzip.ref(plain_registry.host))
+        await third
+        refused = adapter.requests[-1]
+        other = slash(bot, "peek", bob, image=catalog.gzip.ref(plain_registry.host))
+        await other
+        assert not any(task.done() for task in slow)
+        for task in slow:
+            task.cancel()
+        await asyncio.gather(*slow, return_exceptions=True)
+    method, path, answer = refused
+    assert (method, path) == ("POST", "/interactions/{webhook_id}/{webhook_token}/callback")
+    assert answer["type"] == 4
+    assert answer["data"]["flags"] == discord.MessageFlags(ephemeral=True).value
+    assert answer["data"]["content"] == (
+        "you already have 2 commands running: wait for one to finish, then try again"
+    )
+    answered = [payload for _, _, payload in adapter.requests if payload and payload.get("embeds")]
+    assert any("app/bin" in str(payload) for payload in answered)  # bob's listing arrived
+    assert len([r for r in hostile.requests if "/manifests/" in r.path]) == 2
+
+
+# -- tool calls running at once per MCP caller -------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def mcp_app() -> AsyncIterator[object]:
+    """What ``layerpeek-mcp --http`` serves, with its lifespan running."""
+    args = _parser().parse_args(["--http"])
+    server, server_settings = build(args)
+    app = server.streamable_http_app(host=args.host, **http_options(args, server_settings))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@contextlib.asynccontextmanager
+async def mcp_client(app, address: str, headers: dict[str, str]) -> AsyncIterator[Client]:
+    """An MCP client whose requests come from ``address``."""
+    transport = httpx2.ASGITransport(app=app, client=(address, 40000))
+    async with httpx2.AsyncClient(transport=transport, headers=headers) as http:
+        endpoint = streamable_http_client("http://127.0.0.1:8000/mcp", http_client=http)
+        async with Client(endpoint, mode="legacy") as client:
+            yield client
+
+
+@pytest.fixture
+def mcp_env(layerpeek_env, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("LAYERPEEK_ALLOW_PRIVATE", "127.0.0.1")
+    monkeypatch.setenv("LAYERPEEK_MCP_CONCURRENT_CALLS", "2")
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.mark.parametrize("token", [None, "team-token"])
+async def test_an_mcp_caller_has_its_limit_of_tool_calls_running(
+    mcp_env, monkeypatch, hostile, plain_registry, catalog, token
+):
+    """Two slow calls from one caller (an address, or a bearer token whatever the address);
+    a third from that caller is refused, another caller's is answered meanwhile."""
+    if token:
+        monkeypatch.setenv("LAYERPEEK_MCP_TOKEN", token)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    arrivals = endless_manifest(hostile)
+    real = catalog.gzip.ref(plain_registry.host)
+    async with (
+        mcp_app() as app,
+        mcp_client(app, "127.0.0.5", headers) as first,
+        mcp_client(app, "127.0.0.6", headers) as second,
+        anyio.create_task_group() as waiting,
+    ):
+        for _ in range(2):
+            waiting.start_soon(
+                first.call_tool, "inspect_image", {"reference": f"{hostile.host}/{SLOW}:1.0"}
+            )
+        await arrivals.wait_for(2)
+        again = await (second if token else first).call_tool("inspect_image", {"reference": real})
+        if not token:
+            other = await second.call_tool("inspect_image", {"reference": real})
+            assert (
+                not other.is_error
+                and other.structured_content["image"]["digest"] == catalog.gzip.digest
+            )
+        waiting.cancel_scope.cancel()
+    who = "token" if token else "client"
+    assert again.is_error
+    assert again.content[0].text == (
+        f"too many calls at once: this {who} already has 2 tool calls running; wait for one "
+        "to finish, then try again (LAYERPEEK_MCP_CONCURRENT_CALLS)"
+    )
