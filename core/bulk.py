@@ -19,15 +19,19 @@ offered: the proxy is httpx's business.
 
 A body is read one socket read at a time (``read1``), each bounded by what the stream's
 minimum rate (``core.rate``) still allows, so a registry that trickles bytes into a bulk
-window fails it as it would fail an httpx window, instead of holding a worker thread.
+window fails it as it would fail an httpx window, instead of holding a worker thread. The
+exchange before the body (TLS handshake, request, status line and headers) has a total time,
+kept by a watchdog that shuts the socket down when it is up (``BulkTimeout``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import re
 import socket
 import ssl
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -46,6 +50,34 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 BulkError = (OSError, http.client.HTTPException)
 """What a dropped or broken bulk connection raises: the caller resumes from its position."""
+
+
+class BulkTimeout(Exception):
+    """A bulk answer did not reach its body (handshake, request, headers) in the time given."""
+
+
+class _Watchdog:
+    """Shuts a socket down once ``seconds`` have passed, so that a read blocked on it in
+    another thread returns at once. Per-read socket timeouts cannot bound a whole exchange:
+    a peer may send one byte just before each would expire."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self.sock = sock
+        """The socket to shut down: the TLS one once it wraps the connection."""
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        # The plain socket's shutdown, also for a TLS socket: no TLS state is touched while
+        # the reading thread may be inside it.
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 @dataclass(frozen=True)
@@ -156,23 +188,44 @@ class BulkReader:
         return Route(url, headers)
 
     def open(
-        self, route: Route, start: int, last: int, floor: MinimumRate | None = None
+        self,
+        route: Route,
+        start: int,
+        last: int,
+        floor: MinimumRate | None = None,
+        seconds: float | None = None,
     ) -> BulkBody | None:
         """GET bytes ``start``-``last`` on ``route``; None unless the answer is exactly that
         range (206 with a matching Content-Range). Blocking: run it in a worker thread.
-        ``floor``: the minimum rate the body is read at (see ``BulkBody``)."""
-        connection = self._connect(route.url)
-        sock = connection.sock
+        ``floor``: the minimum rate the body is read at (see ``BulkBody``); ``seconds``: the
+        time from the connection to the answer's headers (default: the client's timeout),
+        past which ``BulkTimeout``."""
+        limit = self._timeout if seconds is None else seconds
+        sock = self._socket(route.url)
+        watchdog = _Watchdog(sock, limit)
         try:
-            connection.request(
-                "GET",
-                route.url.raw_path.decode("ascii"),
-                headers={**dict(route.headers), "Range": f"bytes={start}-{last}"},
-            )
-            response = connection.getresponse()
-        except BaseException:
-            connection.close()
+            connection = self._connection(route.url, sock, watchdog)
+            sock = connection.sock
+            try:
+                connection.request(
+                    "GET",
+                    route.url.raw_path.decode("ascii"),
+                    headers={**dict(route.headers), "Range": f"bytes={start}-{last}"},
+                )
+                response = connection.getresponse()
+            except BaseException:
+                connection.close()
+                raise
+        except (OSError, http.client.HTTPException):
+            if watchdog.fired:
+                raise BulkTimeout(f"no answer within {limit:g} s") from None
             raise
+        finally:
+            watchdog.cancel()
+        if watchdog.fired:  # headers cut short by the shutdown still parse: not an answer
+            response.close()
+            connection.close()
+            raise BulkTimeout(f"no answer within {limit:g} s")
         sent = (
             content_range(response.getheader("Content-Range")) if response.status == 206 else None
         )
@@ -185,13 +238,26 @@ class BulkReader:
         connection.close()
         return None
 
-    def _connect(self, url: httpx.URL) -> http.client.HTTPConnection:
-        """A connection whose socket was opened through the guard (TLS on top for https)."""
-        port = url.port or (443 if url.scheme == "https" else 80)
-        sock = connect(self._guard, url.host, port, self._timeout)
+    def _socket(self, url: httpx.URL) -> socket.socket:
+        """A TCP connection to ``url``'s host, opened through the guard."""
+        return connect(self._guard, url.host, self._port(url), self._timeout)
+
+    @staticmethod
+    def _port(url: httpx.URL) -> int:
+        return url.port or (443 if url.scheme == "https" else 80)
+
+    def _connection(
+        self, url: httpx.URL, sock: socket.socket, watchdog: _Watchdog
+    ) -> http.client.HTTPConnection:
+        """An HTTP connection on ``sock`` (TLS on top for https, the handshake watched)."""
+        port = self._port(url)
         if url.scheme == "https":
             try:
-                sock = self._tls.wrap_socket(sock, server_hostname=url.host)
+                sock = self._tls.wrap_socket(
+                    sock, server_hostname=url.host, do_handshake_on_connect=False
+                )
+                watchdog.sock = sock
+                sock.do_handshake()
             except BaseException:
                 sock.close()
                 raise

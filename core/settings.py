@@ -73,9 +73,10 @@ class Settings(BaseSettings):
     )
     host_connections: int = Field(
         default=16,
-        ge=1,
+        ge=10,
         description="requests open at once to one registry host; more wait their turn, so one "
-        "slow registry cannot take the connections every other one needs",
+        "slow registry cannot take the connections every other one needs (at least 10: up to "
+        "8 layer scans stay open between pages, each on its connection)",
     )
 
 

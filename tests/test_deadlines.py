@@ -118,6 +118,24 @@ async def test_a_manifest_dripped_slowly_fails_at_its_total_deadline(hostile, tm
     assert "\n" not in message
 
 
+async def test_headers_dripped_slowly_fail_at_the_deadline(hostile, tmp_path):
+    hostile.route(
+        "GET",
+        rf"/v2/{SLOW}/manifests/1\.0",
+        headers={"Content-Type": OCI_MANIFEST},
+        body=manifest_bytes(),
+        drip_seconds=DRIP,
+        drip_headers=True,
+    )
+    async with RegistryClient(settings(tmp_path, deadline=0.5)) as client:
+        with pytest.raises(RegistryTooSlow) as caught:
+            await client.get_manifest(parse_reference(f"{hostile.host}/{SLOW}:1.0"))
+    assert str(caught.value) == (
+        f"registry {hostile.host} did not answer for manifest {hostile.host}/{SLOW}:1.0 "
+        "within 0.5 s (LAYERPEEK_DEADLINE)"
+    )
+
+
 async def test_a_token_dripped_slowly_names_the_token_server(hostile, tmp_path, layerpeek_env):
     realm = f"{hostile.url}/token"
     challenge = f'Bearer realm="{realm}",service="hostile",scope="repository:{SLOW}:pull"'
@@ -180,6 +198,25 @@ async def test_a_bulk_window_dripped_below_the_minimum_rate_fails(hostile, tmp_p
     assert reader.bulk_requests == 1 and FIRST_WINDOW <= reader.position < len(data)
 
 
+async def test_a_bulk_window_whose_headers_drip_fails_at_the_deadline(hostile, tmp_path):
+    """A per-read timeout cannot bound a blocking read in a worker thread; the deadline does."""
+    data = bytes(range(256)) * (FIRST_WINDOW // 256) + b"x" * 768
+    digest = sha256(data)
+    hostile.blob(SLOW, digest, data, drip_seconds=DRIP, drip_from=FIRST_WINDOW, drip_headers=True)
+    ref = parse_reference(f"{hostile.host}/{SLOW}:1.0")
+    async with RegistryClient(settings(tmp_path, deadline=0.5)) as client:
+        reader = BlobReader(client, ref, digest)
+        with pytest.raises(RegistryTooSlow) as caught:
+            async for _ in reader.chunks():
+                pass
+    last = len(data) - 1  # the first window said how long the blob is
+    assert str(caught.value) == (
+        f"registry {hostile.host} did not answer for bytes {FIRST_WINDOW}-{last} of blob "
+        f"{digest} within 0.5 s (LAYERPEEK_DEADLINE)"
+    )
+    assert reader.position == FIRST_WINDOW
+
+
 # -- connections per registry host -------------------------------------------------------------
 
 
@@ -188,7 +225,7 @@ async def test_slow_requests_to_one_registry_leave_connections_for_another(
 ):
     """More slow requests than the whole connection pool holds (100) wait on one registry;
     a request to another registry is answered while every one of them is still waiting."""
-    limit = 4
+    limit = 10  # the least allowed
     arrivals = endless_manifest(hostile)
     slow = parse_reference(f"{hostile.host}/{SLOW}:1.0")
     finished: list[str] = []

@@ -32,9 +32,9 @@ import anyio
 import anyio.to_thread
 import httpx
 
-from ..bulk import BulkBody, BulkError, Route, content_range
+from ..bulk import BulkBody, BulkError, BulkTimeout, Route, content_range
 from ..client import DigestCheck, RegistryClient
-from ..errors import LayerpeekError, RegistryUnreachable
+from ..errors import LayerpeekError, RegistryTooSlow, RegistryUnreachable
 from ..rate import MinimumRate
 from ..reference import Reference
 
@@ -244,12 +244,24 @@ class BlobReader:
         except anyio.WouldBlock:
             return False
         body: BulkBody | None = None
+        seconds = self.client.settings.deadline
         try:
             body = await anyio.to_thread.run_sync(
-                self.client.bulk.open, route, self.position, last, self._floor, limiter=host.threads
+                self.client.bulk.open,
+                route,
+                self.position,
+                last,
+                self._floor,
+                seconds,
+                limiter=host.threads,
             )
         except BulkError:
             pass
+        except BulkTimeout:
+            raise RegistryTooSlow(
+                f"registry {self.ref.registry} did not answer for bytes {self.position}-{last} "
+                f"of blob {self.digest} within {seconds:g} s (LAYERPEEK_DEADLINE)"
+            ) from None
         finally:
             if body is None:
                 host.requests.release()
