@@ -350,7 +350,9 @@ class RegistryClient:
             raise library_error(exc, what) from None
         host = self.slots.of(registry_host(request.url))
         release: Callable[[], None] | None = None
-        with anyio.CancelScope(deadline=self.deadline() if until is None else until) as scope:
+        started = anyio.current_time()
+        until = self.deadline() if until is None else until
+        with anyio.CancelScope(deadline=until) as scope:
             await host.requests.acquire()
             release = _once(host.requests.release)
             try:
@@ -368,19 +370,21 @@ class RegistryClient:
                 release()
                 raise
         if scope.cancelled_caught:
-            raise self._too_slow(request, what, waited_for_slot=release is None)
+            waited = until - started
+            raise self._too_slow(request, what, waited, waited_for_slot=release is None)
         return response
 
     def _too_slow(
-        self, request: httpx.Request, what: str, *, waited_for_slot: bool
+        self, request: httpx.Request, what: str, waited: float, *, waited_for_slot: bool
     ) -> RegistryTooSlow:
         """The deadline's one line: whom we were waiting for when it passed."""
         host = registry_host(request.url)
-        seconds = f"{self.settings.deadline:g} s (LAYERPEEK_DEADLINE)"
+        seconds = f"{round(waited, 1):g} s (LAYERPEEK_DEADLINE)"
         if waited_for_slot:
             return RegistryTooSlow(
-                f"registry {host} is busy: its {self.slots.limit} connections stayed in use "
-                f"for {seconds} while {what} waited (LAYERPEEK_HOST_CONNECTIONS)"
+                f"registry {host} is busy: all {self.slots.limit} requests layerpeek has open "
+                f"to it at once (LAYERPEEK_HOST_CONNECTIONS) were still running when {what} had "
+                f"waited {seconds}"
             )
         token_server = request.extensions.get(TOKEN_PENDING)
         if token_server is not None:

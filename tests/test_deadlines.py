@@ -247,6 +247,29 @@ async def test_slow_requests_to_one_registry_leave_connections_for_another(
         waiting.cancel_scope.cancel()
 
 
+async def test_a_request_waiting_for_a_busy_registry_fails_at_its_deadline(hostile, tmp_path):
+    limit = 10
+    arrivals = endless_manifest(hostile)
+    slow = parse_reference(f"{hostile.host}/{SLOW}:1.0")
+    async with (
+        RegistryClient(settings(tmp_path, host_connections=limit)) as client,
+        anyio.create_task_group() as waiting,
+    ):
+        for _ in range(limit):
+            waiting.start_soon(client.get_manifest, slow)
+        await arrivals.wait_for(limit)
+        url = client.url(slow, "manifests/2.0")
+        with pytest.raises(RegistryTooSlow) as caught:
+            await client.send("GET", url, "manifest 2.0", until=anyio.current_time() + 0.3)
+        waiting.cancel_scope.cancel()
+    assert str(caught.value) == (
+        f"registry {hostile.host} is busy: all 10 requests layerpeek has open to it at once "
+        "(LAYERPEEK_HOST_CONNECTIONS) were still running when manifest 2.0 had waited 0.3 s "
+        "(LAYERPEEK_DEADLINE)"
+    )
+    assert len(hostile.requests) == limit
+
+
 # -- work running at once per bot user ---------------------------------------------------------
 
 
