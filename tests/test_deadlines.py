@@ -20,7 +20,7 @@ import pytest
 from discord.webhook.async_ import async_context
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from test_bot_support import RecordingAdapter, allow_local_registry, command_payload
+from test_bot_support import RecordingAdapter, allow_local_registry, command_payload, shown
 
 from fixtures.hostile import OCI_MANIFEST, HostileRegistry, sha256
 from layerpeek.bot.app import LayerpeekBot
@@ -320,7 +320,7 @@ async def test_a_bot_user_has_two_commands_running_at_most(
     assert (method, path) == ("POST", "/interactions/{webhook_id}/{webhook_token}/callback")
     assert answer["type"] == 4
     assert answer["data"]["flags"] == discord.MessageFlags(ephemeral=True).value
-    assert answer["data"]["content"] == (
+    assert shown(answer["data"]["content"]) == (
         "you already have 2 commands running: wait for one to finish, then try again"
     )
     answered = [payload for _, _, payload in adapter.requests if payload and payload.get("embeds")]
