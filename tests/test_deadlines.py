@@ -325,7 +325,9 @@ async def test_a_bot_user_has_two_commands_running_at_most(
     )
     answered = [payload for _, _, payload in adapter.requests if payload and payload.get("embeds")]
     assert any("app/bin" in str(payload) for payload in answered)  # bob's listing arrived
-    assert len([r for r in hostile.requests if "/manifests/" in r.path]) == 2
+    # Each of alice's two reads: a HEAD (not found here), then the GET that drips.
+    reads = [r for r in hostile.requests if r.method == "GET" and "/manifests/" in r.path]
+    assert len(reads) == 2
 
 
 # -- tool calls running at once per MCP caller -------------------------------------------------
