@@ -18,12 +18,18 @@ kept literally at the top of the tree (it gets no implicit parents and cannot wh
 anything) and reported as irregular. Subtrees are removed with an explicit stack, so deep
 trees cannot exhaust the recursion limit, and each path is removed at most once per addition,
 so the work stays proportional to the number of entries however many whiteouts there are.
+The tree keeps one name segment per path with a link to its parent, never a full path per
+ancestor, so building it costs time and memory linear in the listing's bytes (a 64 KiB name
+of ``a/a/…`` has 32,767 implicit parents: ~10 MB, where full strings took 2.2 GB); full paths
+are joined only for the nodes handed out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from itertools import islice
 from typing import Literal, Protocol
 
 Action = Literal["added", "changed", "deleted", "hidden", "displaced"]
@@ -135,17 +141,64 @@ def _parent(path: str) -> str:
     return path.rpartition("/")[0]
 
 
-@dataclass
-class Overlay:
-    """Apply layers bottom-up with :meth:`apply`; then read the merged view and the history."""
+class _Name:
+    """One name in the tree of every path the layers have named, present now or not.
 
-    nodes: dict[str, Node] = field(default_factory=dict)
-    history: dict[str, list[Event]] = field(default_factory=dict)
-    removed: list[Removed] = field(default_factory=list)
-    irregular: list[Irregular] = field(default_factory=list)
-    placed: dict[tuple[int, str], str] = field(default_factory=dict)
-    layers: int = 0
-    _children: dict[str, set[str]] = field(default_factory=dict)
+    A name keeps its own segment and a link to its parent, never its full path: a path of
+    depth d has d ancestors, and a full string per ancestor would cost d² bytes (a 64 KiB
+    path of ``a/a/…``, 2.2 GB). Full paths are joined only when a node is handed out.
+    ``node`` is the entry present at this path (None for an implicit directory or nothing);
+    ``implicit`` is the layer of an implicit directory present here (-1 for none). Names are
+    never dropped, so a deleted path keeps its story.
+    """
+
+    __slots__ = ("events", "implicit", "live", "name", "names", "node", "parent")
+
+    def __init__(self, name: str, parent: _Name | None) -> None:
+        self.name = name
+        self.parent = parent
+        self.names: dict[str, _Name] | None = None  # every child name ever seen
+        self.live: dict[str, _Name] | None = None  # the children present now
+        self.node: Node | None = None
+        self.implicit = -1
+        self.events: Event | list[Event] | None = None  # one event needs no list
+
+    @property
+    def present(self) -> bool:
+        return self.node is not None or self.implicit >= 0
+
+    @property
+    def type(self) -> str:
+        """The present entry's type ("" when nothing is here)."""
+        if self.implicit >= 0:
+            return "dir"
+        return self.node.type if self.node is not None else ""
+
+    def child(self, name: str) -> _Name:
+        """The child called ``name``, made on first use."""
+        if self.names is None:
+            self.names = {}
+        found = self.names.get(name)
+        if found is None:
+            found = self.names[name] = _Name(name, self)
+        return found
+
+
+class Overlay:
+    """Apply layers bottom-up with :meth:`apply`; then read the merged view and the history.
+
+    Built in time and memory linear in the listings: every path is a chain of :class:`_Name`
+    links, so an implicit ancestor costs its own segment, not its full path.
+    """
+
+    def __init__(self) -> None:
+        self.removed: list[Removed] = []
+        self.irregular: list[Irregular] = []
+        self.placed: dict[tuple[int, str], str] = {}
+        self.layers = 0
+        self._root = _Name("", None)
+        self._dirs: dict[str, _Name] = {"": self._root}  # directory strings already walked
+        self._count = 0
 
     def apply(self, layer: int, entries: Iterable[EntryLike]) -> None:
         """Apply one layer's entries (in tar order) on top of everything applied so far."""
@@ -160,25 +213,147 @@ class Overlay:
                 self._add(layer, entry)
         self.layers = max(self.layers, layer + 1)
 
-    def listing(self) -> list[Node]:
-        """The merged filesystem, sorted by path."""
-        return [self.nodes[p] for p in sorted(self.nodes)]
+    # -- reading the merged view ---------------------------------------------------------------
+
+    @property
+    def nodes(self) -> Mapping[str, Node]:
+        """The merged filesystem by path (iterated in path order)."""
+        return _Nodes(self)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def listing(self, start: int = 0, stop: int | None = None) -> list[Node]:
+        """The merged filesystem sorted by path, or its ``[start:stop]`` slice: only the
+        slice's full paths are built."""
+        return [self._node(n, above) for n, above in islice(self._walk(), start, stop)]
+
+    def iter_nodes(self) -> Iterator[Node]:
+        """The merged filesystem sorted by path, one node at a time (memory stays linear
+        even when every path is deep)."""
+        return (self._node(n, above) for n, above in self._walk())
 
     def unreachable(self) -> list[Removed]:
         """Removed entries no merged hard link still reaches: bytes shipped for nothing."""
-        linked = {(n.target, n.target_layer) for n in self.nodes.values() if n.type == "hardlink"}
+        linked = {(n.target, n.target_layer) for n in self._entries() if n.type == "hardlink"}
         return [r for r in self.removed if (r.node.path, r.node.layer) not in linked]
+
+    def files(self) -> Iterator[Node]:
+        """The merged regular files, in no particular order."""
+        return (n for n in self._entries() if n.type == "file")
 
     def story(self, path: str) -> list[Event]:
         """Everything the layers did to ``path``, bottom-up."""
-        return list(self.history.get(path, ()))
+        name = self._find(path)
+        events = name.events if name is not None else None
+        if events is None:
+            return []
+        return [events] if isinstance(events, Event) else list(events)
+
+    def get(self, path: str) -> Node | None:
+        """The merged node at ``path``, None when nothing is there."""
+        name = self._find(path)
+        if name is None or not name.present:
+            return None
+        return self._node(name, None)
 
     def resolve(self, path: str) -> str:
         """A user's path as the merged filesystem files it: symlinked directories followed
         (``lib/x`` is ``usr/lib/x`` when ``lib -> usr/lib``); a loop leaves it as given."""
-        if irregular_name(path) or path in self.history:
+        if irregular_name(path):
+            return path
+        name = self._find(path)
+        if name is not None and name.events is not None:
             return path
         return self._through_links(path) or path
+
+    def _node(self, name: _Name, above: list[str] | None) -> Node:
+        """The public node of a present name; ``above``: the names of its directories, when
+        the caller walks the tree and has them at hand."""
+        if name.node is not None:
+            return name.node
+        path = "/".join([*above, name.name]) if above is not None else _path_of(name)
+        return Node(path, "dir", 0, 0o755, 0, 0, 0, "", name.implicit, implicit=True)
+
+    def _entries(self) -> Iterator[Node]:
+        """The explicit nodes present now, in no particular order (no path is built)."""
+        stack = [self._root]
+        while stack:
+            name = stack.pop()
+            if name.node is not None:
+                yield name.node
+            if name.live:
+                stack.extend(name.live.values())
+
+    def _walk(self) -> Iterator[tuple[_Name, list[str]]]:
+        """Present names in path order, each with the names of its directories (one list,
+        changed as the walk goes on: read it before the next step).
+
+        Sorted full paths are a depth-first walk when siblings are ordered by ``name`` for
+        the entry itself and ``name + "/"`` for what lies below it (``lib`` < ``lib.so`` <
+        ``lib/x``). Literal names hang off the root; each is ordered where its text falls."""
+        strays = self._strays()
+        above: list[str] = []
+        stack = [iter(_ordered(self._root, strays))]
+        while stack:
+            item = next(stack[-1], None)
+            if item is None:
+                stack.pop()
+                if stack:
+                    above.pop()
+            elif item[1]:
+                above.append(item[0].name)
+                stack.append(iter(_ordered(item[0], strays)))
+            else:
+                yield item[0], above
+
+    def _strays(self) -> dict[_Name, list[tuple[str, _Name]]]:
+        """Where each literal (irregular) name falls in path order: the deepest directory its
+        text runs through, with the rest of the text as its sort key there."""
+        strays: dict[_Name, list[tuple[str, _Name]]] = {}
+        for literal in (self._root.live or {}).values():
+            if not irregular_name(literal.name):
+                continue
+            where, rest = self._root, literal.name
+            while True:
+                head, slash, tail = rest.partition("/")
+                below = where.live.get(head) if slash and where.live else None
+                if below is None or not below.live:
+                    break
+                where, rest = below, tail
+            strays.setdefault(where, []).append((rest, literal))
+        return strays
+
+    # -- finding names -----------------------------------------------------------------------
+
+    def _find(self, path: str) -> _Name | None:
+        """The name for ``path`` when any layer has named it (literal names at the root)."""
+        if irregular_name(path):
+            return (self._root.names or {}).get(path)
+        directory, _, leaf = path.rpartition("/")
+        parent = self._dir(directory, create=False)
+        return (parent.names or {}).get(leaf) if parent is not None else None
+
+    def _dir(self, path: str, create: bool) -> _Name | None:
+        """The name of the regular path ``path`` (the root for ""), walked once per string."""
+        found = self._dirs.get(path)
+        if found is not None:
+            return found
+        here = self._root
+        for part in path.split("/"):
+            if create:
+                here = here.child(part)
+            else:
+                below = here.names.get(part) if here.names else None
+                if below is None:
+                    return None
+                here = below
+        self._dirs[path] = here
+        return here
+
+    def _present(self, path: str) -> _Name | None:
+        name = self._find(path)
+        return name if name is not None and name.present else None
 
     # -- deletions ---------------------------------------------------------------------------
 
@@ -187,7 +362,10 @@ class Overlay:
         if placed is None:
             self.irregular.append(Irregular(marker, layer, "opaque marker in an irregular path"))
             return
-        for child in sorted(self._children.get(_parent(placed), ())):
+        directory = self._dir(_parent(placed), create=False)
+        if directory is None or not directory.live:
+            return
+        for child in sorted(directory.live.values(), key=_by_name):
             self._remove_tree(child, layer, "hidden", marker)
 
     def _whiteout(self, layer: int, marker: str) -> None:
@@ -201,23 +379,31 @@ class Overlay:
             return
         if target_name.startswith(_WHITEOUT):
             return  # aufs metadata such as .wh..wh.plnk, not a deletion
-        target = placed
-        if target in self.nodes:
-            self._remove_tree(target, layer, "deleted", marker)
+        found = self._present(placed)
+        if found is not None:
+            self._remove_tree(found, layer, "deleted", marker)
 
-    def _remove_tree(self, top: str, layer: int, action: Action, cause: str) -> None:
+    def _remove_tree(self, top: _Name, layer: int, action: Action, cause: str) -> None:
         """Remove ``top`` and everything under it, recording each path's last event."""
-        self._children.get(self._parent_key(top), set()).discard(top)
+        if top.parent is not None and top.parent.live:
+            top.parent.live.pop(top.name, None)
         stack = [top]
         while stack:
-            path = stack.pop()
-            node = self.nodes.pop(path, None)
-            if node is None:
+            name = stack.pop()
+            if not name.present:
                 continue
-            stack.extend(self._children.pop(path, ()))
-            self._record(path, Event(layer, action, node.type, node.size, cause))
-            if node.type != "dir":
-                self.removed.append(Removed(node, layer, action, cause))
+            node = name.node
+            if node is None:
+                _record(name, Event(layer, action, "dir", 0, cause))
+            else:
+                _record(name, Event(layer, action, node.type, node.size, cause))
+                if node.type != "dir":
+                    self.removed.append(Removed(node, layer, action, cause))
+            name.node, name.implicit = None, -1
+            self._count -= 1
+            if name.live:
+                stack.extend(name.live.values())
+            name.live = None
 
     # -- additions ---------------------------------------------------------------------------
 
@@ -225,53 +411,73 @@ class Overlay:
         path: str | None = entry.path
         if irregular_name(entry.path):
             self.irregular.append(Irregular(path, layer, "name has an empty, . or .. component"))
+            name = self._root.child(entry.path)
         else:
             path = self._placed(layer, entry.path)
             if path is None:
                 return
             if path != entry.path:
                 self.placed[(layer, entry.path)] = path
-            self._make_parents(layer, path)
-        node = self._node(layer, path, entry)
-        old = self.nodes.get(path)
-        if old is None:
-            self._record(path, Event(layer, "added", node.type, node.size, "", node.shipped_as))
+            directory, _, leaf = path.rpartition("/")
+            parent = self._dir(directory, create=True)
+            assert parent is not None
+            self._make_parents(layer, parent)
+            name = parent.child(leaf)
+        node = self._new_node(layer, path, entry)
+        if not name.present:
+            _record(name, Event(layer, "added", node.type, node.size, "", node.shipped_as))
+            self._count += 1
         else:
-            self._replace(layer, old, node)
-        self.nodes[path] = node
-        self._children.setdefault(self._parent_key(path), set()).add(path)
+            self._replace(layer, name, node)
+        name.node, name.implicit = node, -1
+        self._attach(name)
 
-    def _replace(self, layer: int, old: Node, new: Node) -> None:
-        if old.type == "dir" and new.type == "dir":
-            if (old.mode, old.uid, old.gid) != (new.mode, new.uid, new.gid):
-                self._record(new.path, Event(layer, "changed", "dir", 0, "", new.shipped_as))
+    def _attach(self, name: _Name) -> None:
+        parent = name.parent
+        assert parent is not None
+        if parent.live is None:
+            parent.live = {}
+        parent.live[name.name] = name
+
+    def _replace(self, layer: int, name: _Name, new: Node | None) -> None:
+        """A present ``name`` gets ``new`` (None: an implicit directory)."""
+        old = name.node
+        new_type = new.type if new is not None else "dir"
+        shipped_as = new.shipped_as if new is not None else ""
+        if name.type == "dir" and new_type == "dir":
+            if _owner(old) != _owner(new):
+                _record(name, Event(layer, "changed", "dir", 0, "", shipped_as))
             return
-        if old.type == "dir":
-            for child in sorted(self._children.pop(old.path, ())):
+        if name.type == "dir":
+            assert new is not None
+            for child in sorted((name.live or {}).values(), key=_by_name):
                 self._remove_tree(child, layer, "displaced", new.path)
+            name.live = None
         else:
-            self.removed.append(Removed(old, layer, "changed", new.path))
-        self._record(new.path, Event(layer, "changed", new.type, new.size, "", new.shipped_as))
+            assert old is not None
+            cause = new.path if new is not None else old.path  # the same path either way
+            self.removed.append(Removed(old, layer, "changed", cause))
+        size = new.size if new is not None else 0
+        _record(name, Event(layer, "changed", new_type, size, "", shipped_as))
 
-    def _make_parents(self, layer: int, path: str) -> None:
+    def _make_parents(self, layer: int, parent: _Name) -> None:
         """Create missing ancestors as directories (what unpackers' MkdirAll does); an ancestor
         that is not a directory is replaced, as extracting the child would have to."""
-        missing: list[str] = []
-        parent = _parent(path)
-        while parent and self.nodes.get(parent, _NO_DIR).type != "dir":
-            missing.append(parent)
-            parent = _parent(parent)
+        missing: list[_Name] = []
+        here: _Name | None = parent
+        while here is not None and here is not self._root and here.type != "dir":
+            missing.append(here)
+            here = here.parent
         for directory in reversed(missing):
-            node = Node(directory, "dir", 0, 0o755, 0, 0, 0, "", layer, implicit=True)
-            old = self.nodes.get(directory)
-            if old is None:
-                self._record(directory, Event(layer, "added", "dir", 0))
+            if not directory.present:
+                _record(directory, _implicit_added(layer))
+                self._count += 1
             else:
-                self._replace(layer, old, node)
-            self.nodes[directory] = node
-            self._children.setdefault(_parent(directory), set()).add(directory)
+                self._replace(layer, directory, None)
+            directory.node, directory.implicit = None, layer
+            self._attach(directory)
 
-    def _node(self, layer: int, path: str, entry: EntryLike) -> Node:
+    def _new_node(self, layer: int, path: str, entry: EntryLike) -> Node:
         size, target, target_layer = entry.size, "", -1
         if entry.type == "hardlink":
             size, target, target_layer = self._resolve(layer, entry)
@@ -294,7 +500,8 @@ class Overlay:
         """A hard link shares the inode its target has now; later changes to the target's path
         do not affect it. A missing target or a non-file cannot be linked: reported."""
         link = entry.link if irregular_name(entry.link) else self._through_links(entry.link)
-        target = self.nodes.get(link) if link is not None else None
+        found = self._present(link) if link is not None else None
+        target = found.node if found is not None else None
         if target is None or target.type not in _LINKED:
             self.irregular.append(
                 Irregular(entry.path, layer, f"hard link to missing or non-file {entry.link!r}")
@@ -314,36 +521,116 @@ class Overlay:
     def _through_links(self, path: str) -> str | None:
         """``path`` with symlinked directories followed inside the image, as unpackers'
         secure joins do (``..`` stops at the root, absolute targets start from it); the
-        last component is not followed. None after _MAX_HOPS links: a loop."""
-        parent, _, name = path.rpartition("/")
-        if not parent or self.nodes.get(parent, _NO_DIR).type == "dir":
-            return path  # every stored path has directories as ancestors: nothing to follow
-        pending, resolved, hops = parent.split("/")[::-1], [], 0
+        last component is not followed. None after _MAX_HOPS links: a loop.
+
+        Walks names, not strings, so a deep path costs its length, not its length squared."""
+        parent, _, leaf = path.rpartition("/")
+        if not parent:
+            return path
+        directory = self._dir(parent, create=False)
+        if directory is not None and directory.type == "dir":
+            return path  # every present path has directories as ancestors: nothing to follow
+        pending = parent.split("/")[::-1]
+        resolved: list[tuple[str, _Name | None]] = []  # each part, and its name when present
+        hops = 0
         while pending:
             part = pending.pop()
+            if part in ("", "."):
+                continue
             if part == "..":
                 resolved = resolved[:-1]
                 continue
-            node = self.nodes.get("/".join([*resolved, part])) if part not in ("", ".") else None
-            if node is not None and node.type == "symlink":
+            here = resolved[-1][1] if resolved else self._root
+            below = here.names.get(part) if here is not None and here.names else None
+            if below is not None and not below.present:
+                below = None
+            if below is not None and below.node is not None and below.node.type == "symlink":
                 hops += 1
                 if hops > _MAX_HOPS:
                     return None
-                resolved = [] if node.link.startswith("/") else resolved
-                pending.extend(node.link.split("/")[::-1])
-            elif part not in ("", "."):
-                resolved.append(part)
-        return "/".join([*resolved, name])
-
-    def _record(self, path: str, event: Event) -> None:
-        self.history.setdefault(path, []).append(event)
-
-    def _parent_key(self, path: str) -> str:
-        """Irregular names hang off the root so root-level rules (an opaque ``/``) reach them."""
-        return "" if irregular_name(path) else _parent(path)
+                resolved = [] if below.node.link.startswith("/") else resolved
+                pending.extend(below.node.link.split("/")[::-1])
+            else:
+                resolved.append((part, below))
+        return "/".join([*(part for part, _ in resolved), leaf])
 
 
-_NO_DIR = Node("", "", 0, 0, 0, 0, 0, "", -1)
+class _Nodes(Mapping[str, Node]):
+    """The merged filesystem as a read-only mapping from path to node."""
+
+    def __init__(self, overlay: Overlay) -> None:
+        self._overlay = overlay
+
+    def __getitem__(self, path: str) -> Node:
+        node = self._overlay.get(path)
+        if node is None:
+            raise KeyError(path)
+        return node
+
+    def __iter__(self) -> Iterator[str]:
+        return (node.path for node in self._overlay.iter_nodes())
+
+    def __len__(self) -> int:
+        return len(self._overlay)
+
+
+def _path_of(name: _Name) -> str:
+    parts = []
+    here: _Name | None = name
+    while here is not None and here.parent is not None:
+        parts.append(here.name)
+        here = here.parent
+    return "/".join(reversed(parts))
+
+
+def _ordered(
+    directory: _Name, strays: dict[_Name, list[tuple[str, _Name]]]
+) -> list[tuple[_Name, bool]]:
+    """``directory``'s present children in path order: (name, False) for the entry itself,
+    (name, True) for everything below it."""
+    keyed: list[tuple[str, _Name, bool]] = []
+    root = directory.parent is None
+    for child in (directory.live or {}).values():
+        if root and irregular_name(child.name):
+            continue  # placed by its text, see Overlay._strays
+        keyed.append((child.name, child, False))
+        if child.live:
+            keyed.append((child.name + "/", child, True))
+    keyed += [(key, literal, False) for key, literal in strays.get(directory, ())]
+    keyed.sort(key=_by_key)
+    return [(name, below) for _, name, below in keyed]
+
+
+def _by_key(item: tuple[str, _Name, bool]) -> str:
+    return item[0]
+
+
+def _by_name(name: _Name) -> str:
+    return name.name
+
+
+def _owner(node: Node | None) -> tuple[int, int, int]:
+    """Mode and owner of a directory; an implicit one is 0755 root:root."""
+    return (node.mode, node.uid, node.gid) if node is not None else (0o755, 0, 0)
+
+
+@cache
+def _implicit_added(layer: int) -> Event:
+    """The event of an implicit directory's creation: the same for every one in a layer."""
+    return Event(layer, "added", "dir", 0)
+
+
+def _record(name: _Name, event: Event) -> None:
+    """Each name's story; most names have one event, kept without a list (a deep tree has
+    an implicit directory per level, and every object is one more for the collector)."""
+    if name.events is None:
+        name.events = event
+    elif isinstance(name.events, Event):
+        name.events = [name.events, event]
+    else:
+        name.events.append(event)
+
+
 _MAX_HOPS = 40  # Linux's MAXSYMLINKS: more links than this while resolving is a loop
 
 

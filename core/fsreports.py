@@ -7,7 +7,8 @@ tested on plain lists.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import heapq
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from .errors import LayerpeekError
@@ -20,6 +21,8 @@ from .models import (
     EntryInfo,
     Finding,
     FindMatch,
+    IrregularInfo,
+    MergedListing,
     PathEvent,
     PathTrace,
     RemovedFile,
@@ -98,7 +101,7 @@ def _event(facts: LayerFacts, path: str, event: Event) -> PathEvent:
 def trace(overlay: Overlay, facts: LayerFacts, reference: str, path: str) -> PathTrace:
     """The story of ``path``; the layers that ship a regular file there can be read."""
     path = overlay.resolve(path)
-    node = overlay.nodes.get(path)
+    node = overlay.get(path)
     events = path_events(overlay, facts, path)
     readable = sorted(
         {e.layer for e in events if e.action in ("added", "changed") and e.type == "file"}
@@ -134,19 +137,41 @@ def removed_report(overlay: Overlay, facts: LayerFacts, reference: str) -> Remov
     return RemovedReport(reference=reference, files=files, total_size=sum(f.size for f in files))
 
 
+def merged_page(overlay: Overlay, reference: str, start: int, limit: int | None) -> MergedListing:
+    """Paths ``start`` to ``start + limit`` of the merged filesystem (None: to the end); the
+    full paths of that page alone are built."""
+    total = len(overlay)
+    end = total if limit is None else min(total, start + limit)
+    return MergedListing(
+        reference=reference,
+        entries=[entry_of(n) for n in overlay.listing(start, end)],
+        total=total,
+        next_start=end if end < total else None,
+        irregular=[
+            IrregularInfo(path=i.path, layer=i.layer, reason=i.reason) for i in overlay.irregular
+        ],
+    )
+
+
+def matching(spec: FindSpec, entries: Iterable[EntryInfo]) -> list[EntryInfo]:
+    """The entries ``spec`` matches, in their order."""
+    return [e for e in entries if spec.matches(e.path, e.type, e.size)]
+
+
 def find_matches(
     overlay: Overlay, facts: LayerFacts, spec: FindSpec, layer_entries: Iterable[EntryInfo] | None
 ) -> list[FindMatch]:
     """Matches among the merged nodes, or among ``layer_entries`` (every layer's own
     entries, whiteouts included) when given; each with its path's story."""
     if layer_entries is None:
-        candidates: Iterable[EntryInfo] = (entry_of(n) for n in overlay.listing())
+        found: Iterable[EntryInfo] = (
+            entry_of(n) for n in overlay.iter_nodes() if spec.matches(n.path, n.type, n.size)
+        )
     else:
-        candidates = layer_entries
+        found = matching(spec, layer_entries)
     return [
         FindMatch(**e.model_dump(), history=path_events(overlay, facts, _placed(overlay, e)))
-        for e in candidates
-        if spec.matches(e.path, e.type, e.size)
+        for e in found
     ]
 
 
@@ -163,12 +188,18 @@ def diff(
     Listings carry no content digests, so equal metadata proves equal bytes only when both
     sides take the path from the same layer blob; otherwise the path counts as unverified.
     """
-    added = [entry_of(new.nodes[p]) for p in sorted(new.nodes.keys() - old.nodes.keys())]
-    removed = [entry_of(old.nodes[p]) for p in sorted(old.nodes.keys() - new.nodes.keys())]
+    added: list[EntryInfo] = []
+    removed: list[EntryInfo] = []
     changed: list[DiffChange] = []
     unchanged = unverified = 0
-    for path in sorted(old.nodes.keys() & new.nodes.keys()):
-        a, b = old.nodes[path], new.nodes[path]
+    for a, b in _paired(old.iter_nodes(), new.iter_nodes()):
+        if a is None:
+            added.append(entry_of(b))  # type: ignore[arg-type]  # _paired never gives two Nones
+            continue
+        if b is None:
+            removed.append(entry_of(a))
+            continue
+        path = a.path
         fields = [f for f in _COMPARED if getattr(a, f) != getattr(b, f)]
         same_blob = old_facts.digests[a.layer] == new_facts.digests[b.layer]
         if fields:
@@ -183,6 +214,22 @@ def diff(
         else:
             unverified += 1
     return added, removed, changed, unchanged, unverified
+
+
+def _paired(old: Iterator[Node], new: Iterator[Node]) -> Iterator[tuple[Node | None, Node | None]]:
+    """Two path-sorted listings side by side: (old, new) per path, None where one lacks it;
+    one node of each in memory at a time."""
+    a, b = next(old, None), next(new, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a.path < b.path):
+            yield a, None
+            a = next(old, None)
+        elif a is None or b.path < a.path:
+            yield None, b
+            b = next(new, None)
+        else:
+            yield a, b
+            a, b = next(old, None), next(new, None)
 
 
 def shared_layers(a: LayerFacts, b: LayerFacts) -> list[str]:
@@ -232,7 +279,7 @@ def secret_severity(kind: str, confirmed_key: bool) -> str:
 def mode_findings(overlay: Overlay, facts: LayerFacts) -> list[Finding]:
     """setuid, setgid and world-writable paths of the merged filesystem."""
     found = []
-    for node in overlay.listing():
+    for node in overlay.iter_nodes():
         for problem in mode_problems(node.type, node.mode):
             severity = "low" if problem == "world-writable" and node.type == "dir" else "medium"
             detail = f"mode {node.mode & 0o7777:04o}, owner {node.uid}:{node.gid}"
@@ -255,11 +302,12 @@ def irregular_findings(overlay: Overlay, facts: LayerFacts) -> list[Finding]:
     ]
 
 
-def secret_candidates(
-    overlay: Overlay,
-) -> tuple[list[tuple[Node, str]], list[tuple[Node, str, int, str]]]:
+SecretCandidates = tuple[list[tuple[Node, str]], list[tuple[Node, str, int, str]]]
+
+
+def secret_candidates(overlay: Overlay) -> SecretCandidates:
     """Merged nodes that look secret, and removed nodes that do (node, kind, removed in, how)."""
-    present = [(n, k) for n in overlay.listing() if (k := secret_kind(n.path, n.type))]
+    present = [(n, k) for n in overlay.iter_nodes() if (k := secret_kind(n.path, n.type))]
     gone = [
         (r.node, k, r.layer, r.action)
         for r in overlay.removed
@@ -272,6 +320,25 @@ def sort_findings(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (_SEVERITY[f.severity], f.kind, f.path, f.layer))
 
 
+@dataclass(frozen=True)
+class TreeFindings:
+    """What triage learns from the merged tree alone, without reading a file."""
+
+    findings: list[Finding]
+    largest: list[EntryInfo]
+    removed_size: int
+
+
+def tree_findings(overlay: Overlay, facts: LayerFacts, largest: int) -> TreeFindings:
+    """Mode and irregular-name findings, the ``largest`` biggest files and the bytes of
+    removed files no hard link still reaches."""
+    return TreeFindings(
+        findings=mode_findings(overlay, facts) + irregular_findings(overlay, facts),
+        largest=largest_files(overlay, largest),
+        removed_size=sum(r.node.size for r in overlay.unreachable() if r.node.type == "file"),
+    )
+
+
 def largest_files(overlay: Overlay, count: int) -> list[EntryInfo]:
-    files = (n for n in overlay.nodes.values() if n.type == "file")
-    return [entry_of(n) for n in sorted(files, key=lambda n: (-n.size, n.path))[:count]]
+    top = heapq.nsmallest(count, overlay.files(), key=lambda n: (-n.size, n.path))
+    return [entry_of(n) for n in top]

@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 
 from . import fsreports
 from .cache import CacheStore, key_for, open_cache
@@ -27,7 +28,7 @@ from .errors import (
 )
 from .findspec import FindSpec
 from .fs import Node, Overlay
-from .fsreports import LayerFacts, check_page, entry_of, layer_facts
+from .fsreports import LayerFacts, check_page, layer_facts
 from .image import Descriptor, ImageConfig, Index, Manifest, parse_config, parse_manifest
 from .layers.entry import IMAGE_LIMITS, NAME_LIMIT, Tally, TarEntry, display_path
 from .layers.index import LayerIndex, LayerIndexes, OnScan, ranged, read_ranged
@@ -44,7 +45,6 @@ from .models import (
     FindResult,
     HistoryInfo,
     ImageReport,
-    IrregularInfo,
     LayerInfo,
     MergedListing,
     OsInfo,
@@ -513,11 +513,12 @@ class Layerpeek:
 
     async def overlay(self, image: ResolvedImage) -> Overlay:
         """Every layer's listing through the overlay rules, bottom-up; one layer's listing
-        in memory at a time besides the merged tree."""
+        in memory at a time besides the merged tree. The rules run in a worker thread: their
+        work grows with the listing, which the image's author chose."""
         overlay, tally = Overlay(), Tally(IMAGE_LIMITS)
         for index in range(len(image.manifest.layers)):
-            listing = self.entries(image, index, whole=True, tally=tally)
-            overlay.apply(index, [entry async for entry in listing])
+            listing = [e async for e in self.entries(image, index, whole=True, tally=tally)]
+            await anyio.to_thread.run_sync(overlay.apply, index, listing)
         return overlay
 
     def _facts(self, image: ResolvedImage) -> LayerFacts:
@@ -529,18 +530,8 @@ class Layerpeek:
         """The merged filesystem sorted by path: ``limit`` paths from ``start`` (None: all)."""
         check_page(start, limit)
         overlay = await self.overlay(image)
-        nodes = overlay.listing()
-        end = len(nodes) if limit is None else min(len(nodes), start + limit)
-        return MergedListing(
-            reference=str(image.reference),
-            entries=[entry_of(n) for n in nodes[start:end]],
-            total=len(nodes),
-            next_start=end if end < len(nodes) else None,
-            irregular=[
-                IrregularInfo(path=i.path, layer=i.layer, reason=i.reason)
-                for i in overlay.irregular
-            ],
-        )
+        page = partial(fsreports.merged_page, overlay, str(image.reference), start, limit)
+        return await anyio.to_thread.run_sync(page)
 
     async def trace(self, image: ResolvedImage, path: str) -> PathTrace:
         """Where ``path`` came from: added, changed, deleted in which layers, by which steps."""
@@ -548,13 +539,18 @@ class Layerpeek:
         if not clean:
             raise LayerpeekError("a path is needed, not the root directory")
         overlay = await self.overlay(image)
-        return fsreports.trace(overlay, self._facts(image), str(image.reference), clean)
+        facts = self._facts(image)
+        return await anyio.to_thread.run_sync(
+            fsreports.trace, overlay, facts, str(image.reference), clean
+        )
 
     async def removed_files(self, image: ResolvedImage) -> RemovedReport:
         """Files a later layer deleted or overwrote that a lower layer still ships (all of
         them, largest first); ``read_file(image, path, layer)`` reads any of them."""
         overlay = await self.overlay(image)
-        return fsreports.removed_report(overlay, self._facts(image), str(image.reference))
+        return await anyio.to_thread.run_sync(
+            fsreports.removed_report, overlay, self._facts(image), str(image.reference)
+        )
 
     async def find(
         self,
@@ -567,14 +563,15 @@ class Layerpeek:
         """Entries matching ``spec`` in the merged view (sorted by path) or in every layer
         (layer order, whiteouts included), each with its path's story; paged."""
         check_page(start, limit)
-        overlay, per_layer, tally = Overlay(), [], Tally(IMAGE_LIMITS)
+        overlay, tally = Overlay(), Tally(IMAGE_LIMITS)
+        per_layer: list[EntryInfo] = []
         for index in range(len(image.manifest.layers)):
             listing = [e async for e in self.entries(image, index, whole=True, tally=tally)]
             if not merged:
-                per_layer += [e for e in listing if spec.matches(e.path, e.type, e.size)]
-            overlay.apply(index, listing)
-        matches = fsreports.find_matches(
-            overlay, self._facts(image), spec, None if merged else per_layer
+                per_layer += await anyio.to_thread.run_sync(fsreports.matching, spec, listing)
+            await anyio.to_thread.run_sync(overlay.apply, index, listing)
+        matches = await anyio.to_thread.run_sync(
+            fsreports.find_matches, overlay, self._facts(image), spec, None if merged else per_layer
         )
         end = len(matches) if limit is None else min(len(matches), start + limit)
         return FindResult(
@@ -593,7 +590,7 @@ class Layerpeek:
         for image in (a, b):
             overlay = await self.overlay(image)
             sides.append((str(image.reference), image.manifest.digest, overlay, self._facts(image)))
-        return fsreports.diff_report(sides[0], sides[1])
+        return await anyio.to_thread.run_sync(fsreports.diff_report, sides[0], sides[1])
 
     async def triage(self, image: ResolvedImage, largest: int = 10) -> TriageReport:
         """Secrets (present, or deleted above a layer that still ships them), setuid/setgid
@@ -603,9 +600,9 @@ class Layerpeek:
             raise LayerpeekError("the number of largest files to show cannot be negative")
         overlay = await self.overlay(image)
         facts = self._facts(image)
-        findings = await self._secret_findings(image, overlay, facts)
-        findings += fsreports.mode_findings(overlay, facts)
-        findings += fsreports.irregular_findings(overlay, facts)
+        candidates = await anyio.to_thread.run_sync(fsreports.secret_candidates, overlay)
+        findings = await self._secret_findings(image, candidates, facts)
+        shape = await anyio.to_thread.run_sync(fsreports.tree_findings, overlay, facts, largest)
         return TriageReport(
             reference=str(image.reference),
             digest=image.manifest.digest,
@@ -613,15 +610,15 @@ class Layerpeek:
             user=image.config.user,
             runs_as_root=runs_as_root(image.config.user),
             os=await self._os_info(image, overlay),
-            findings=fsreports.sort_findings(findings),
-            largest=fsreports.largest_files(overlay, largest),
-            removed_size=sum(r.node.size for r in overlay.unreachable() if r.node.type == "file"),
+            findings=fsreports.sort_findings(findings + shape.findings),
+            largest=shape.largest,
+            removed_size=shape.removed_size,
         )
 
     async def _secret_findings(
-        self, image: ResolvedImage, overlay: Overlay, facts: LayerFacts
+        self, image: ResolvedImage, candidates: fsreports.SecretCandidates, facts: LayerFacts
     ) -> list[Finding]:
-        present, gone = fsreports.secret_candidates(overlay)
+        present, gone = candidates
         reads = [CONTENT_READS]
         found = []
         for node, kind in present:
@@ -667,7 +664,7 @@ class Layerpeek:
         """From the first os-release that is a regular file (etc/os-release is usually a
         symlink to ../usr/lib/os-release)."""
         for path in OS_RELEASE:
-            node = overlay.nodes.get(path)
+            node = overlay.get(path)
             if node is None or node.type != "file" or node.size > CONTENT_LIMIT:
                 continue
             head = await self._head(image, node.layer_path, node.layer, CONTENT_LIMIT)
