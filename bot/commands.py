@@ -20,6 +20,7 @@ import discord
 from discord import app_commands
 
 from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.findspec import MAX_PATTERN
 from layerpeek.core.reference import parse_reference
 from layerpeek.core.service import Progress
 from layerpeek.core.text import human_size
@@ -235,11 +236,15 @@ async def tags(
         await send(interaction, await answers.tags(ctx, interaction.user.id, repository, private))
 
 
+# Discord itself refuses a longer pattern; the core refuses it again for every front end.
+Pattern = app_commands.Range[str, 1, MAX_PATTERN]
+
+
 @app_commands.command(name="find", description="Find paths by glob or regex in an image")
 @app_commands.describe(
     image=IMAGE,
     pattern="a glob (*.pem matches any directory, etc/*.conf only there) or a regex",
-    regex="treat the pattern as a regular expression",
+    regex="treat the pattern as a regular expression (RE2: no backreferences or lookaround)",
     every_layer="search every layer (deleted files too), not just the final filesystem",
     private=PRIVATE,
 )
@@ -247,7 +252,7 @@ async def tags(
 async def find(
     interaction: discord.Interaction[Any],
     image: str,
-    pattern: str,
+    pattern: Pattern,
     regex: bool = False,
     every_layer: bool = False,
     private: bool = False,

@@ -12,7 +12,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from layerpeek.core.findspec import FindSpec
+from layerpeek.core.findspec import MAX_PATTERN, FindSpec
 from layerpeek.core.models import PathTrace
 
 from . import render
@@ -44,7 +44,8 @@ async def find_files(
         str,
         Field(
             description="shell glob matched against the full path or the file name ('*.pem', "
-            "'etc/ssl/*'), or a regular expression searched in the path when regex is true"
+            "'etc/ssl/*'), or a regular expression searched in the path when regex is true "
+            f"(RE2 syntax: no backreferences or lookaround); at most {MAX_PATTERN} characters"
         ),
     ],
     ctx: Context,

@@ -1,8 +1,9 @@
-"""Hostile listings cost what their size says, off the event loop.
+"""Hostile listings and hostile patterns cost what their size says, off the event loop.
 
 A deep path has one implicit directory per level: the merged view keeps a segment per level,
-not a full path, so a 64 KiB path costs kilobytes, not gigabytes. Building the merged view
-runs in worker threads, so a parallel call on the same loop goes on.
+not a full path, so a 64 KiB path costs kilobytes, not gigabytes. Building the merged view and
+matching patterns run in worker threads, so a parallel call on the same loop goes on. User
+patterns are capped and matched by a linear-time engine, so ``^(.+)+\\x00`` cannot hang.
 """
 
 from __future__ import annotations
@@ -13,14 +14,25 @@ from dataclasses import dataclass
 
 import anyio
 import pytest
+from test_bot_commands import bot_settings, invoke, running_bot, tree_payload
+from test_bot_support import sent_payload
+from test_mcp_server import allowed, call, error, mcp, mode
 
 from fixtures.catalog import ImageSpec, PushedImage, push_spec
+from fixtures.fs_images import DEEP_DIR
 from fixtures.images import Member, Pusher, image_config, make_layer
+from layerpeek.bot import commands
+from layerpeek.core.cli import main
 from layerpeek.core.client import RegistryClient
+from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.findspec import MAX_PATTERN, FindSpec
 from layerpeek.core.service import Layerpeek
+
+__all__ = ["allowed", "bot_settings", "mcp", "mode"]  # fixtures, used by name
 
 DEEP_LEVELS = 32768  # "a/a/…/a": a 64 KiB name, 32767 implicit directories above it
 TREE_PATHS, TREE_LEVELS = 100, 2000  # 100 names of ~4 KiB, 200,000 implicit directories
+HOSTILE_REGEX = r"^(.+)+\x00"  # exponential for a backtracking engine on any long path
 PEAK_LIMIT = 400 << 20  # the old view of DEEP took 2.2 GB; the interpreter alone ~60 MB
 
 
@@ -96,19 +108,22 @@ def test_a_64_kib_deep_path_merges_in_linear_memory(layerpeek_env, plain_registr
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     "heavy",
-    ["merged listing"],
+    ["merged listing", "find hostile regex"],
 )
 async def test_a_parallel_call_finishes_while_a_big_tree_is_merged(
     peek, plain_registry, bound_images, catalog, heavy
 ):
-    """200,000 implicit directories from 100 names: the merged view takes a while in worker
-    threads, and an inspect of another image started at the same moment finishes first.
-    With that work on the loop, the inspect waits."""
+    """200,000 implicit directories from 100 names: the merged view, or a find matching every
+    path, takes a while in worker threads, and an inspect of another image started at the
+    same moment finishes first. With that work on the loop, the inspect waits."""
     image = await peek.resolve(bound_images.tree.ref(plain_registry.host))
     listed = [e async for e in peek.entries(image, whole=True)]  # the index is cached now
     assert len(listed) == TREE_PATHS
     work = {
         "merged listing": lambda: peek.merged_listing(image, limit=10),
+        "find hostile regex": lambda: peek.find(
+            image, FindSpec.parse(HOSTILE_REGEX, regex=True), merged=True
+        ),
     }[heavy]
     finished: list[str] = []
 
@@ -124,3 +139,136 @@ async def test_a_parallel_call_finishes_while_a_big_tree_is_merged(
         group.start_soon(big)
         group.start_soon(small)
     assert finished == ["inspect", "heavy"]
+
+
+# -- patterns ----------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_catastrophic_regex_terminates_over_a_pushed_image(peek, plain_registry, fs_images):
+    """``^(.+)+\\x00`` backtracks exponentially on the overlay image's 200-character path
+    (in layer 0, deleted later: every layer is searched): a backtracking engine never
+    returns. RE2 says "no match", and nested repeats that do match still match."""
+    image = await peek.resolve(fs_images.overlay.ref(plain_registry.host))
+    result = await peek.find(image, FindSpec.parse(HOSTILE_REGEX, regex=True), merged=False)
+    assert result.total == 0 and result.matches == []
+    nested = FindSpec.parse(r"^(deep/(d[0-9]+/)+)+leaf", regex=True)
+    found = await peek.find(image, nested, merged=False)
+    assert [(m.layer, m.path) for m in found.matches] == [(0, DEEP_DIR + "/leaf.txt")]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "regex", "message"),
+    [
+        (
+            "*" * (MAX_PATTERN + 1),
+            False,
+            f"pattern is {MAX_PATTERN + 1} characters long; the limit is {MAX_PATTERN}",
+        ),
+        (
+            "a" * (4 << 20),
+            True,
+            f"pattern is {4 << 20} characters long; the limit is {MAX_PATTERN}",
+        ),
+        (
+            r"(key)\1",
+            True,
+            r"regular expression '(key)\\1' uses a backreference (\1 to \9), which the "
+            "linear-time matcher does not support",
+        ),
+        (
+            r"secret(?!\.pub)",
+            True,
+            r"regular expression 'secret(?!\\.pub)' uses lookahead ((?= or (?!), which the "
+            "linear-time matcher does not support",
+        ),
+        (
+            r"(?<=\.ssh/)id_",
+            True,
+            r"regular expression '(?<=\\.ssh/)id_' uses lookbehind ((?<= or (?<!), which the "
+            "linear-time matcher does not support",
+        ),
+    ],
+    ids=["long glob", "4 MiB regex", "backreference", "lookahead", "lookbehind"],
+)
+def test_patterns_the_matcher_refuses_are_one_line_errors(pattern, regex, message):
+    with pytest.raises(LayerpeekError) as refused:
+        FindSpec.parse(pattern, regex=regex)
+    assert str(refused.value) == message
+
+
+def test_globs_keep_fnmatchs_meaning_within_the_length_cap():
+    """Globs run on RE2 with fnmatch's meaning: ``*`` and ``?`` cross ``/``, classes,
+    negation, ranges, an unclosed ``[`` taken literally, the basename rule; one character
+    over the cap is refused."""
+    cases = {
+        "*.pem": (["a/b/c.pem", "c.pem"], ["a/b/c.pem.bak", "pem"]),
+        "etc/*.conf": (["etc/a.conf", "etc/x/a.conf"], ["usr/etc/a.conf"]),
+        "lib?[0-9]*": (["usr/libc6.so", "lib/5x"], ["usr/lib.so", "lib/x5"]),
+        "[!a-c]x": (["dx", "p/dx", "/x"], ["ax", "bx"]),
+        "a[": (["a[", "d/a["], ["a"]),
+        "[]x]*": (["]", "x", "d/]y"], ["y"]),
+        "*\n*": (["a\nb"], ["ab"]),
+    }
+    for glob, (hits, misses) in cases.items():
+        spec = FindSpec.parse(glob)
+        assert [p for p in hits + misses if spec.matches_path(p)] == hits, glob
+    undecodable = "keys/\udcff.pem"  # a name with a byte that is not UTF-8
+    assert FindSpec.parse("*.pem").matches_path(undecodable)
+    assert FindSpec.parse("^keys/.\\.pem$", regex=True).matches_path(undecodable)
+    longest = FindSpec.parse("*" + "?" * (MAX_PATTERN - 2) + "*")
+    assert longest.matches_path("x" * (MAX_PATTERN - 2)) and not longest.matches_path("x")
+    with pytest.raises(LayerpeekError):
+        FindSpec.parse("*" * (MAX_PATTERN + 1))
+
+
+# -- the front ends ----------------------------------------------------------------------------
+
+
+def test_the_cli_refuses_a_long_pattern_in_one_line(capsys, layerpeek_env, plain_registry, catalog):
+    status = main(["find", catalog.gzip.ref(plain_registry.host), "x" * (MAX_PATTERN + 1)])
+    out, err = capsys.readouterr()
+    assert status != 0 and out == ""
+    assert err == (
+        f"layerpeek: error: pattern is {MAX_PATTERN + 1} characters long; "
+        f"the limit is {MAX_PATTERN}\n"
+    )
+
+
+@pytest.mark.anyio
+async def test_the_mcp_tool_refuses_long_patterns_and_survives_hostile_ones(
+    mcp, plain_registry, fs_images
+):
+    ref = fs_images.overlay.ref(plain_registry.host)
+    text = await error(mcp, "find_files", reference=ref, pattern="?" * (MAX_PATTERN + 1))
+    assert text.splitlines() == [
+        f"Error executing tool find_files: pattern is {MAX_PATTERN + 1} characters long; "
+        f"the limit is {MAX_PATTERN}"
+    ]
+    text = await error(mcp, "find_files", reference=ref, pattern=r"(a)\1", regex=True)
+    assert len(text.splitlines()) == 1 and "backreference" in text
+    found = await call(mcp, "find_files", reference=ref, pattern=HOSTILE_REGEX, regex=True)
+    assert found["find"]["total"] == 0
+
+
+def test_the_bot_tells_discord_the_longest_pattern():
+    """Discord refuses a longer /find pattern before it reaches the bot."""
+    find = next(c for c in tree_payload() if c["name"] == "find")
+    pattern = next(o for o in find["options"] if o["name"] == "pattern")
+    assert pattern["max_length"] == MAX_PATTERN
+
+
+@pytest.mark.anyio
+async def test_the_bot_answers_a_hostile_find(bot_settings, plain_registry, fs_images):
+    ref = fs_images.overlay.ref(plain_registry.host)
+    async with running_bot(bot_settings) as bot:
+        hostile = await invoke(bot, commands.find, image=ref, pattern=HOSTILE_REGEX, regex=True)
+        long = await invoke(bot, commands.find, image=ref, pattern="x" * (MAX_PATTERN + 1))
+    assert sent_payload(hostile.named("edit_original")[0])["embeds"][0]["title"].startswith(
+        "0 matches for "
+    )
+    reply = long.calls[-1][1]
+    assert reply["ephemeral"] is True
+    assert reply["content"].endswith(
+        f"pattern is {MAX_PATTERN + 1} characters long; the limit is {MAX_PATTERN}"
+    )
