@@ -207,14 +207,12 @@ class RegistryAuth(httpx.Auth):
             response = yield request
             answered = request
             if answered.extensions.get(TOKEN_REQUEST):
-                _bound_body(response, answered, keep=True)
+                _bound_token(response, answered)
                 response.read()
             try:
                 request = flow.send(response)
             except StopIteration:
                 return
-            if not answered.extensions.get(TOKEN_REQUEST):
-                _bound_body(response, answered, keep=False)
 
     async def async_auth_flow(
         self, request: httpx.Request
@@ -234,7 +232,7 @@ class RegistryAuth(httpx.Auth):
             response = yield request
             answered = request
             if answered.extensions.get(TOKEN_REQUEST):
-                _bound_body(response, answered, keep=True)
+                _bound_token(response, answered)
                 await response.aread()
                 original.extensions.pop(TOKEN_PENDING, None)
             elif response.status_code == 401 and _same_origin(response.url, answered.url):
@@ -243,8 +241,6 @@ class RegistryAuth(httpx.Auth):
                 request = flow.send(response)
             except StopIteration:
                 return
-            if not answered.extensions.get(TOKEN_REQUEST):
-                _bound_body(response, answered, keep=False)
 
     def _lookup(self, host: str) -> _Lookup:
         """Resolve ``host``'s credentials once; a failed lookup is retried next time.
@@ -347,41 +343,55 @@ def _who(request: httpx.Request) -> str:
     return f"registry {registry_host(request.url)}"
 
 
-class _BoundedBody(httpx.SyncByteStream, httpx.AsyncByteStream):
-    """A response body read through a cap: past ``MAX_TOKEN_BYTES`` it raises instead of
-    growing. Unless ``keep``, its bytes are read (the connection stays reusable) and dropped."""
+class BoundedBody(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A response body read through a cap of ``cap`` bytes. Past it, the body either raises
+    ``too_large`` (a token, which is useless cut) or, with ``too_large`` None, simply ends
+    there (a reason, whose first bytes say enough)."""
 
     def __init__(
         self,
         inner: httpx.SyncByteStream | httpx.AsyncByteStream,
-        too_large: str,
+        *,
+        cap: int,
+        too_large: str | None,
         status: int,
-        keep: bool,
     ) -> None:
         self._inner = inner
+        self._cap = cap
         self._too_large = too_large
         self._status = status
-        self._keep = keep
         self._seen = 0
 
-    def _count(self, chunk: bytes) -> None:
+    def _within(self, chunk: bytes) -> bytes:
+        """``chunk`` as far as the cap allows (raising past it when cut bodies are useless)."""
+        room = self._cap - self._seen
         self._seen += len(chunk)
-        if self._seen > MAX_TOKEN_BYTES:
+        if len(chunk) > room and self._too_large is not None:
             raise RegistryError(self._too_large, status=self._status)
+        return chunk[: max(room, 0)]
+
+    @property
+    def _cut(self) -> bool:
+        """The cap is reached and the body ends here: nothing more is read."""
+        return self._too_large is None and self._seen >= self._cap
 
     def __iter__(self) -> Iterator[bytes]:
         assert isinstance(self._inner, httpx.SyncByteStream)
         for chunk in self._inner:
-            self._count(chunk)
-            if self._keep:
-                yield chunk
+            kept = self._within(chunk)
+            if kept:
+                yield kept
+            if self._cut:
+                return
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         assert isinstance(self._inner, httpx.AsyncByteStream)
         async for chunk in self._inner:
-            self._count(chunk)
-            if self._keep:
-                yield chunk
+            kept = self._within(chunk)
+            if kept:
+                yield kept
+            if self._cut:
+                return
 
     def close(self) -> None:
         assert isinstance(self._inner, httpx.SyncByteStream)
@@ -392,15 +402,17 @@ class _BoundedBody(httpx.SyncByteStream, httpx.AsyncByteStream):
         await self._inner.aclose()
 
 
-def _bound_body(response: httpx.Response, request: httpx.Request, keep: bool) -> None:
-    """Make httpx read at most ``MAX_TOKEN_BYTES`` of ``response`` (see ``_BoundedBody``).
+def _bound_token(response: httpx.Response, request: httpx.Request) -> None:
+    """Make httpx read at most ``MAX_TOKEN_BYTES`` of a token answer (see ``BoundedBody``);
+    the bodies of the registry's own 401s are bounded like every other reason
+    (``client._bound_reason``).
 
-    A kept body must come unencoded, as the token request asked: a 1 MiB gzip or zstd body
+    A token must come unencoded, as the token request asked: a 1 MiB gzip or zstd body
     could inflate to gigabytes in httpx's decoder, past any cap on the bytes received.
     """
     who, status = _who(request), response.status_code
     encoding = response.headers.get("Content-Encoding", "").strip().lower()
-    if keep and encoding not in ("", "identity"):
+    if encoding not in ("", "identity"):
         raise RegistryError(
             f"{who} sent an answer with Content-Encoding {encoding!r}, not the plain one asked for",
             status=status,
@@ -409,7 +421,9 @@ def _bound_body(response: httpx.Response, request: httpx.Request, keep: bool) ->
     declared = response.headers.get("Content-Length", "").strip()
     if declared.isdigit() and int(declared) > MAX_TOKEN_BYTES:
         raise RegistryError(too_large, status=status)
-    response.stream = _BoundedBody(response.stream, too_large, status, keep)
+    response.stream = BoundedBody(
+        response.stream, cap=MAX_TOKEN_BYTES, too_large=too_large, status=status
+    )
 
 
 def _first(challenges: list[Challenge], scheme: str) -> Challenge | None:
@@ -448,7 +462,7 @@ def _token_request(
     if "timeout" in request.extensions:
         extensions["timeout"] = request.extensions["timeout"]
     headers = {k: v for k, v in request.headers.items() if k.lower() == "user-agent"}
-    headers["Accept-Encoding"] = "identity"  # see _bound_body
+    headers["Accept-Encoding"] = "identity"  # see _bound_token
     if credentials is not None and credentials.identity_token:
         form = {"grant_type": "refresh_token", "refresh_token": credentials.identity_token}
         form |= {"service": service, "scope": scope, "client_id": CLIENT_ID}

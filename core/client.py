@@ -30,7 +30,14 @@ import certifi
 import httpx
 import stamina
 
-from .auth import TOKEN_PENDING, RegistryAuth, TokenCache, registry_host, unreachable_error
+from .auth import (
+    TOKEN_PENDING,
+    BoundedBody,
+    RegistryAuth,
+    TokenCache,
+    registry_host,
+    unreachable_error,
+)
 from .bulk import BulkReader
 from .credentials import load_credentials
 from .errors import (
@@ -53,6 +60,8 @@ from .settings import Settings
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the distribution spec lets registries stop at 4 MiB
 MAX_CONFIG_BYTES = 32 * 1024 * 1024
+MAX_REASON_BYTES = 64 * 1024
+"""What is read of a redirect's or an error's body: the registry's reason fits many times."""
 MAX_TAG_PAGES = 1000
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _IDLE_HOSTS_KEPT = 256
@@ -277,6 +286,7 @@ class RegistryClient:
             follow_redirects=True,
             timeout=httpx.Timeout(self.settings.timeout, connect=min(10.0, self.settings.timeout)),
             headers={"User-Agent": _user_agent()},
+            event_hooks={"response": [_bound_reason]},
         )
 
     async def __aenter__(self) -> RegistryClient:
@@ -560,6 +570,19 @@ class RegistryClient:
             url = _next_link(response)
         # A Link that loops back to a page under another URL repeats its tags: keep each once.
         return list(dict.fromkeys(tags))
+
+
+async def _bound_reason(response: httpx.Response) -> None:
+    """httpx response hook: a redirect's or an error's body is read (by httpx, to follow a
+    redirect; by us, for the registry's reason) only up to ``MAX_REASON_BYTES``, and not at
+    all when it comes compressed, since a small compressed body may inflate to gigabytes."""
+    if response.status_code < 300:
+        return
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    cap = MAX_REASON_BYTES if encoding in ("", "identity") else 0
+    response.stream = BoundedBody(
+        response.stream, cap=cap, too_large=None, status=response.status_code
+    )
 
 
 def _is_digest(target: str) -> bool:

@@ -162,10 +162,24 @@ def _error_details(response: httpx.Response) -> list[RegistryErrorDetail]:
     ]
 
 
+REASONS_SHOWN = 3
+REASON_CHARS = 200
+"""A registry's reasons in an error line: the first few, each clipped, so one line stays one
+line however many (or however long) reasons a registry sends."""
+
+
 def _describe(details: list[RegistryErrorDetail], status: int, phrase: str) -> str:
     if not details:
         return f"HTTP {status} {phrase}".rstrip()
-    return "; ".join(f"{d.code}: {d.message}" if d.message else d.code for d in details)
+    said = [
+        _clip(f"{d.code}: {d.message}" if d.message else d.code) for d in details[:REASONS_SHOWN]
+    ]
+    more = len(details) - REASONS_SHOWN
+    return "; ".join(said) + (f"; and {more} more" if more > 0 else "")
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
 
 
 def error_from_response(response: httpx.Response, what: str) -> RegistryError:
