@@ -21,7 +21,7 @@ from layerpeek.core.models import (
     ImageReport,
     TriageReport,
 )
-from layerpeek.core.text import human_size, printable, short_digest
+from layerpeek.core.text import CUT_MARK, human_size, printable, short_digest
 
 from . import discord_limits as limits
 
@@ -155,7 +155,8 @@ def _entry_line(entry: EntryInfo) -> str:
     mark = TYPE_MARK.get(entry.type, "?")
     link = f" -> {entry.link}" if entry.link else ""
     size = human_size(entry.size) if entry.type == "file" else ""
-    return limits.clip(f"{mark} {size:>9}  {_code(entry.path + link)}", LINE)
+    cut = CUT_MARK if entry.cut else ""
+    return limits.clip(f"{mark} {size:>9}  {_code(entry.path + link)}{cut}", LINE)
 
 
 def listing_embed(

@@ -59,6 +59,8 @@ class EntryLike(Protocol):
     def mtime(self) -> int: ...
     @property
     def link(self) -> str: ...
+    @property
+    def cut(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,11 @@ class Node:
         """The name this entry has in its own layer."""
         return self.shipped_as or self.path
 
+    @property
+    def cut(self) -> bool:
+        """Never: an entry whose name the scanner cut takes no part in the merged view."""
+        return False
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -119,6 +126,9 @@ class Removed:
     layer: int  # the layer that removed it
     action: Action  # changed (overwritten), deleted, hidden or displaced
     cause: str
+
+
+CUT_REASON = "name longer than 4096 bytes, listed cut: no runtime extracts it"
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +211,16 @@ class Overlay:
         self._count = 0
 
     def apply(self, layer: int, entries: Iterable[EntryLike]) -> None:
-        """Apply one layer's entries (in tar order) on top of everything applied so far."""
-        listed = list(entries)
+        """Apply one layer's entries (in tar order) on top of everything applied so far.
+
+        An entry whose name the scanner cut (longer than 4096 bytes) takes no part: no runtime
+        can create it, and its cut name is not the path it names. It is reported irregular."""
+        listed = []
+        for entry in entries:
+            if entry.cut:
+                self.irregular.append(Irregular(entry.path, layer, CUT_REASON))
+            else:
+                listed.append(entry)
         for entry in listed:
             if entry.type == "opaque":
                 self._opaque(layer, entry.path)

@@ -78,6 +78,9 @@ class EntryInfo(BaseModel):
     gid: int
     mtime: int
     link: str
+    cut: bool = False
+    """The path or link name was longer than 4096 bytes and is shown cut: no runtime can
+    extract it, and layerpeek never reads it."""
 
     @staticmethod
     def of(layer: int, entry: TarEntry | Node) -> EntryInfo:
@@ -102,6 +105,7 @@ class EntryInfo(BaseModel):
                 "gid": entry.gid,
                 "mtime": entry.mtime,
                 "link": entry.link,
+                "cut": entry.cut,
             },
         )
         _set_attribute(info, "__pydantic_fields_set__", set(_ENTRY_FIELDS))

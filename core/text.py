@@ -50,12 +50,15 @@ def short_digest(digest: str) -> str:
 _TYPE_MARKS = {"dir": "/", "symlink": "@", "fifo": "|", "char": "%", "block": "#"}
 
 
-def marked_name(path: str, type: str, link: str = "") -> str:
+CUT_MARK = "  (name cut at 4096 bytes)"
+
+
+def marked_name(path: str, type: str, link: str = "", cut: bool = False) -> str:
     """A listing's name column: ``ls -F`` type marks, ``-> target`` for links, whiteouts
-    labelled; untrusted characters escaped."""
+    labelled, a name the scanner cut said to be; untrusted characters escaped."""
     name = printable(path) + _TYPE_MARKS.get(type, "")
     if type in ("symlink", "hardlink"):
-        return f"{name} -> {printable(link)}"
-    if type in ("whiteout", "opaque"):
-        return f"{name}  ({type})"
-    return name
+        name = f"{name} -> {printable(link)}"
+    elif type in ("whiteout", "opaque"):
+        name = f"{name}  ({type})"
+    return name + CUT_MARK if cut else name

@@ -74,7 +74,7 @@ def platforms_text(report: PlatformsReport) -> Lines:
 
 def entry_line(entry: EntryInfo) -> str:
     """``layer  size  path`` with ls -F type marks and link targets."""
-    name = marked_name(entry.path, entry.type, entry.link)
+    name = marked_name(entry.path, entry.type, entry.link, entry.cut)
     size = human_size(entry.size) if entry.type in ("file", "hardlink") else "-"
     return f"{entry.layer:>3}  {size:>10}  {name}"
 

@@ -95,10 +95,13 @@ def deep_path(length: int) -> str:
 
 def test_a_deep_pax_path_is_listed_cut_in_bounded_memory(tmp_path, plain_registry):
     ref = push(plain_registry.host, "bounds/deep", tar_of([regular(deep_path(64 << 10))]))
-    status, out, error, peak = measured(tmp_path, "ls", ref, "--merged", "--json")
+    status, out, error, peak = measured(tmp_path, "ls", ref, "--json")
     assert status == 0, error
-    paths = [json.loads(line)["path"] for line in out.splitlines()]
-    assert max(len(p) for p in paths) <= NAME_LIMIT
+    [listed] = [json.loads(line) for line in out.splitlines()]
+    assert len(listed["path"]) == NAME_LIMIT and listed["cut"]
+    assert peak < MEMORY_BOUND_MB
+    status, out, error, peak = measured(tmp_path, "ls", ref, "--merged", "--json")
+    assert (status, out) == (0, "")  # a cut name takes no part in the merged view
     assert peak < MEMORY_BOUND_MB
 
 
@@ -121,7 +124,12 @@ def test_a_cut_name_is_listed_but_never_read(capsys, layerpeek_env, plain_regist
     ref = push(plain_registry.host, "bounds/cut", buffer.getvalue())
     assert main(["ls", ref, "--json"]) == 0
     [listed] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert listed["path"] == "s" * NAME_LIMIT
+    assert listed["path"] == "s" * NAME_LIMIT and listed["cut"] is True
+    assert main(["ls", ref]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith("  (name cut at 4096 bytes)")
+    # In the merged view it takes no part (no runtime creates it): it is reported instead.
+    assert main(["ls", ref, "--merged", "--json"]) == 0
+    assert capsys.readouterr().out == ""
     assert main(["cat", ref, listed["path"]]) == 1
     out, err = capsys.readouterr()
     assert out == ""

@@ -26,7 +26,7 @@ INSPECT_KEYS = {
 LAYER_KEYS = {"index", "digest", "size", "media_type", "created_by"}
 HISTORY_KEYS = {"created_by", "empty_layer", "layer"}
 CONFIG_KEYS = {"env", "entrypoint", "cmd", "user", "working_dir", "labels", "exposed_ports"}
-ENTRY_KEYS = {"layer", "path", "type", "size", "mode", "uid", "gid", "mtime", "link"}
+ENTRY_KEYS = {"layer", "path", "type", "size", "mode", "uid", "gid", "mtime", "link", "cut"}
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -13,7 +13,7 @@ from layerpeek.core.findspec import FindSpec, parse_size
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.text import short_digest
 
-ENTRY_KEYS = {"layer", "path", "type", "size", "mode", "uid", "gid", "mtime", "link"}
+ENTRY_KEYS = {"layer", "path", "type", "size", "mode", "uid", "gid", "mtime", "link", "cut"}
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -375,7 +375,7 @@ async def test_trace_follows_symlinked_directories(peek, plain_registry, fs_imag
 
 # -- the CLI -----------------------------------------------------------------------------------
 
-ENTRY_KEYS = {"layer", "path", "type", "size", "mode", "uid", "gid", "mtime", "link"}
+ENTRY_KEYS = {"layer", "path", "type", "size", "mode", "uid", "gid", "mtime", "link", "cut"}
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -31,10 +31,10 @@ from layerpeek.core.service import Layerpeek
 
 __all__ = ["allowed", "bot_settings", "mcp", "mode"]  # fixtures, used by name
 
-DEEP_LEVELS = 32768  # "a/a/…/a": a 64 KiB name, 32767 implicit directories above it
+DEEP_LEVELS = NAME_LIMIT // 2  # "a/a/…/a": the deepest name a layer may hold, 4095 bytes
 TREE_PATHS, TREE_LEVELS = 100, 2000  # 100 names of ~4 KiB, 200,000 implicit directories
 HOSTILE_REGEX = r"^(.+)+\x00"  # exponential for a backtracking engine on any long path
-PEAK_LIMIT = 400 << 20  # the old view of DEEP took 2.2 GB; the interpreter alone ~60 MB
+PEAK_LIMIT = 400 << 20  # the old view of a 64 KiB name took 2.2 GB; the interpreter ~60 MB
 
 
 @dataclass(frozen=True)
@@ -87,11 +87,11 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10)
 """
 
 
-def test_a_64_kib_deep_path_merges_in_linear_memory(layerpeek_env, plain_registry, bound_images):
-    """A page of the merged listing and a trace over a 200-byte layer whose one name is
-    64 KiB of ``a/``, with the peak RSS of the process that gave them. The scanner lists the
-    name cut at ``NAME_LIMIT`` bytes (2048 levels), and that is what the view holds."""
-    deepest = "/".join(["a"] * (NAME_LIMIT // 2))
+def test_the_deepest_name_merges_in_linear_memory(layerpeek_env, plain_registry, bound_images):
+    """A page of the merged listing and a trace over a layer whose one name is ``a/`` as deep
+    as a name may be (2048 levels; a longer one is cut and takes no part in the view), with
+    the peak RSS of the process that gave them."""
+    deepest = "/".join(["a"] * DEEP_LEVELS)
     run = subprocess.run(
         [sys.executable, "-c", PEAK_SCRIPT, bound_images.deep.ref(plain_registry.host), deepest],
         capture_output=True,
@@ -100,7 +100,7 @@ def test_a_64_kib_deep_path_merges_in_linear_memory(layerpeek_env, plain_registr
     )
     assert run.returncode == 0, run.stderr[-2000:]
     answer, peak = run.stdout.splitlines()
-    assert answer == f"{NAME_LIMIT // 2} [1, 3, 5] True"
+    assert answer == f"{DEEP_LEVELS} [1, 3, 5] True"
     assert int(peak) < PEAK_LIMIT
 
 
