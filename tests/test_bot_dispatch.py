@@ -4,18 +4,16 @@ discord.py's own dispatch (DynamicItem templates) to a bot that never saw that m
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import discord
 import pytest
-from discord.webhook.async_ import async_context
 from test_bot_commands import invoke, running_bot
 from test_bot_support import (
-    RecordingAdapter,
     allow_local_registry,
     assert_within_limits,
     interaction_payload,
     message_payload,
+    recorded_bot,
     sent_payload,
     shown,
 )
@@ -33,20 +31,6 @@ pytestmark = pytest.mark.anyio
 def settings(layerpeek_env, monkeypatch):
     allow_local_registry(monkeypatch, layerpeek_env)
     return BotSettings(page_size=5)
-
-
-@contextlib.asynccontextmanager
-async def restarted_bot(settings: BotSettings):
-    """A fresh process's bot: setup_hook run, discord.py's HTTP replaced by a recorder."""
-    bot = LayerpeekBot(settings, Settings())
-    await bot.setup_hook()
-    adapter = RecordingAdapter()
-    token = async_context.set(adapter)
-    try:
-        yield bot, adapter
-    finally:
-        async_context.reset(token)
-        await bot.close()
 
 
 async def click(bot: LayerpeekBot, component: dict, message: dict, values=None) -> None:
@@ -77,7 +61,7 @@ def component(message: dict, label_or_type) -> dict:
 async def test_next_on_an_old_message_edits_it_to_page_two(settings, plain_registry, catalog):
     sent = await first_message(settings, catalog.gzip.ref(plain_registry.host))
     stored = message_payload(sent["components"])
-    async with restarted_bot(settings) as (bot, adapter):
+    async with recorded_bot(settings) as (bot, adapter):
         await click(bot, component(sent, "▶"), stored)
     (m1, path1, ack), (m2, path2, edited) = adapter.requests
     assert (m1, path1, ack) == (
@@ -99,7 +83,7 @@ async def test_next_on_an_old_message_edits_it_to_page_two(settings, plain_regis
 
 async def test_the_last_page_button_counts_and_disables_forward(settings, plain_registry, catalog):
     sent = await first_message(settings, catalog.gzip.ref(plain_registry.host))
-    async with restarted_bot(settings) as (bot, adapter):
+    async with recorded_bot(settings) as (bot, adapter):
         await click(bot, component(sent, "⏭"), message_payload(sent["components"]))
     edited = adapter.requests[-1][2]
     total = sum(len(layer.entries) for layer in catalog.gzip.layers)
@@ -111,7 +95,7 @@ async def test_the_last_page_button_counts_and_disables_forward(settings, plain_
 async def test_choosing_a_layer_lists_that_layer(settings, plain_registry, catalog):
     sent = await first_message(settings, catalog.gzip.ref(plain_registry.host))
     select = component(sent, discord.ComponentType.select.value)
-    async with restarted_bot(settings) as (bot, adapter):
+    async with recorded_bot(settings) as (bot, adapter):
         await click(bot, select, message_payload(sent["components"]), values=["1"])
     edited = adapter.requests[-1][2]
     assert "layer 1 of 2" in edited["embeds"][1]["title"]
@@ -123,7 +107,7 @@ async def test_choosing_a_layer_lists_that_layer(settings, plain_registry, catal
 async def test_a_click_on_expired_state_answers_one_ephemeral_line(settings):
     old = {"type": 2, "style": 2, "label": "▶", "custom_id": "lp:ZZZZZZZZZZZ:a:1:n"}
     stored = message_payload([{"type": 1, "components": [old]}])
-    async with restarted_bot(settings) as (bot, adapter):
+    async with recorded_bot(settings) as (bot, adapter):
         await click(bot, old, stored)
     [(method, _, answer)] = adapter.requests
     assert method == "POST" and answer["type"] == 4
@@ -136,7 +120,7 @@ async def test_the_merged_view_pages_the_filesystem_after_whiteouts(
 ):
     sent = await first_message(settings, catalog.whiteouts.ref(plain_registry.host))
     select = component(sent, discord.ComponentType.select.value)
-    async with restarted_bot(settings) as (bot, adapter):
+    async with recorded_bot(settings) as (bot, adapter):
         await click(bot, select, message_payload(sent["components"]), values=["m"])
     listing = adapter.requests[-1][2]["embeds"][1]
     assert listing["title"] == "Files in the merged filesystem: page 1 of 1"
@@ -149,7 +133,7 @@ async def test_find_in_this_layer_asks_for_a_pattern_and_answers_in_the_channel(
 ):
     sent = await first_message(settings, catalog.gzip.ref(plain_registry.host))
     select = component(sent, discord.ComponentType.select.value)
-    async with restarted_bot(settings) as (bot, adapter):
+    async with recorded_bot(settings) as (bot, adapter):
         await click(bot, select, message_payload(sent["components"]), values=["1"])
         edited = adapter.requests[-1][2]
         await click(

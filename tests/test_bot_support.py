@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,10 +21,13 @@ from typing import Any
 
 import discord
 import pytest
-from discord.webhook.async_ import AsyncWebhookAdapter
+from discord.webhook.async_ import AsyncWebhookAdapter, async_context
 
+from layerpeek.bot.app import LayerpeekBot
 from layerpeek.bot.discord_limits import violations
 from layerpeek.bot.reply import Reply, payload
+from layerpeek.bot.settings import BotSettings
+from layerpeek.core.settings import Settings
 
 APPLICATION_ID = 1111
 USER_ID = 2222
@@ -225,3 +230,21 @@ def command_payload(name: str, user_id: int, **options: Any) -> dict[str, Any]:
         "channel": {"id": str(CHANNEL_ID), "type": 1, "recipients": []},
         "user": user_payload(user_id, f"user{user_id}"),
     }
+
+
+@contextlib.asynccontextmanager
+async def recorded_bot(
+    settings: BotSettings,
+) -> AsyncIterator[tuple[LayerpeekBot, RecordingAdapter]]:
+    """A fresh process's bot as ``login`` leaves it (event loop set, setup_hook run), with
+    discord.py's HTTP to Discord replaced by a recorder."""
+    bot = LayerpeekBot(settings, Settings())
+    await bot._async_setup_hook()
+    await bot.setup_hook()
+    adapter = RecordingAdapter()
+    token = async_context.set(adapter)
+    try:
+        yield bot, adapter
+    finally:
+        async_context.reset(token)
+        await bot.close()

@@ -17,10 +17,9 @@ import anyio.to_thread
 import discord
 import httpx2
 import pytest
-from discord.webhook.async_ import async_context
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from test_bot_support import RecordingAdapter, allow_local_registry, command_payload, shown
+from test_bot_support import allow_local_registry, command_payload, recorded_bot, shown
 
 from fixtures.hostile import OCI_MANIFEST, HostileRegistry, sha256
 from layerpeek.bot.app import LayerpeekBot
@@ -273,23 +272,6 @@ async def test_a_request_waiting_for_a_busy_registry_fails_at_its_deadline(hosti
 # -- work running at once per bot user ---------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def started_bot(
-    settings: BotSettings,
-) -> AsyncIterator[tuple[LayerpeekBot, RecordingAdapter]]:
-    """A bot as ``login`` leaves it (event loop set, setup_hook run), Discord's HTTP recorded."""
-    bot = LayerpeekBot(settings, Settings())
-    await bot._async_setup_hook()
-    await bot.setup_hook()
-    adapter = RecordingAdapter()
-    token = async_context.set(adapter)
-    try:
-        yield bot, adapter
-    finally:
-        async_context.reset(token)
-        await bot.close()
-
-
 def slash(bot: LayerpeekBot, name: str, user: int, **options: str) -> asyncio.Task[None]:
     """Feed ``/name`` to discord.py's dispatch; the task its command tree started for it."""
     before = set(asyncio.all_tasks())
@@ -304,7 +286,7 @@ async def test_a_bot_user_has_two_commands_running_at_most(
     allow_local_registry(monkeypatch, layerpeek_env)
     arrivals = endless_manifest(hostile)
     alice, bob = 4001, 4002
-    async with started_bot(BotSettings(page_size=5)) as (bot, adapter):
+    async with recorded_bot(BotSettings(page_size=5)) as (bot, adapter):
         slow = [slash(bot, "peek", alice, image=f"{hostile.host}/{SLOW}:1.0") for _ in range(2)]
         await arrivals.wait_for(2)
         third = slash(bot, "peek", alice, image=catalog.gzip.ref(plain_registry.host))
