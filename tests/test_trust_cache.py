@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 
+import anyio
 import httpx
 import pytest
+from mcp import Client
 
 from fixtures.catalog import Catalog
 from fixtures.hostile import HostileRegistry, sha256
@@ -25,9 +27,11 @@ from fixtures.images import (
     seeded_bytes,
 )
 from fixtures.toc_images import make_estargz
+from layerpeek.core.cli import main as cli_main
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import DigestMismatch, LayerpeekError, NetworkRefused
 from layerpeek.core.service import Layerpeek
+from layerpeek.server.app import create_server
 
 pytestmark = pytest.mark.anyio
 
@@ -189,3 +193,26 @@ async def test_a_registry_that_names_another_registrys_digests_learns_nothing_fr
             await peek.inspect(f"{hostile.host}/evil/copy:v1")
     config_reads = [r.path for r in hostile.requests if real.config_digest in r.path]
     assert config_reads, "the config was answered from another registry's read"
+
+
+def test_the_mcp_server_refuses_what_the_cli_cached(
+    capsys, layerpeek_env, plain_registry, catalog: Catalog, tmp_path, monkeypatch
+):
+    reference = catalog.gzip.ref(plain_registry.host)
+    assert cli_main(["ls", reference, "--json"]) == 0  # the CLI (unguarded) fills the cache
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)  # no .env; LAYERPEEK_ALLOW_PRIVATE is not set
+
+    async def ask_the_server() -> list[str]:
+        refusals = []
+        async with Client(create_server()) as client:
+            for asked in (reference, catalog.gzip.digest_ref(plain_registry.host)):
+                for tool in ("inspect_image", "list_files"):
+                    result = await client.call_tool(tool, {"reference": asked})
+                    assert result.is_error
+                    refusals.append(result.content[0].text)
+        return refusals
+
+    refusals = anyio.run(ask_the_server)
+    assert len(refusals) == 4
+    assert all("LAYERPEEK_ALLOW_PRIVATE" in text for text in refusals)
