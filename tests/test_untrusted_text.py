@@ -14,8 +14,14 @@ import re
 
 import pytest
 from mcp import Client
-from test_bot_dispatch import click, restarted_bot
-from test_bot_support import allow_local_registry, live_markdown, message_payload, shown
+from test_bot_dispatch import click
+from test_bot_support import (
+    allow_local_registry,
+    live_markdown,
+    message_payload,
+    recorded_bot,
+    shown,
+)
 from test_image_bounds import manifest_with_layer_digests
 
 from fixtures.hostile import OCI_MANIFEST, HostileRegistry, sha256
@@ -246,7 +252,7 @@ def test_a_discord_error_quoting_the_image_is_inert(capsys, hostile, monkeypatch
 async def test_what_discord_py_sends_allows_no_mentions(layerpeek_env, monkeypatch):
     """Through discord.py's own dispatch and HTTP payload, not just the preview."""
     allow_local_registry(monkeypatch, layerpeek_env)
-    async with restarted_bot(BotSettings(page_size=5)) as (bot, adapter):
+    async with recorded_bot(BotSettings(page_size=5)) as (bot, adapter):
         old = {"type": 2, "style": 2, "label": "▶", "custom_id": "lp:ZZZZZZZZZZZ:a:1:n"}
         await click(bot, old, message_payload([{"type": 1, "components": [old]}]))
     [(_, _, answer)] = adapter.requests
