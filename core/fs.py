@@ -11,7 +11,13 @@ layers, so each layer's deletions run before its additions. Hard links resolve t
 they name at the moment the layer creates them, as an unpacker's ``link(2)`` does. A path
 whose directories include a symlink is written where the link leads (``lib/x`` lands in
 ``usr/lib/x`` when ``lib -> usr/lib``), as umoci's and containerd's secure joins do; more than
-40 links on the way is a loop, reported and skipped.
+40 links on the way is a loop, reported and skipped. A layer that holds a path twice is
+extracted with the last copy, so that is the one the view keeps, each node saying which
+entry of its layer it is (``Node.position``).
+
+This is the one place paths are resolved: reads, sizes and download links find a path with
+``Overlay.lookup``, which follows links as a process chrooted into the image would, so what
+a listing shows is what a read returns.
 
 Hostile input: paths are never normalised. A name with an empty, ``.`` or ``..`` component is
 kept literally at the top of the tree (it gets no implicit parents and cannot whiteout
@@ -67,11 +73,13 @@ class EntryLike(Protocol):
 class Node:
     """One path of the merged filesystem and the layer that provides it.
 
-    ``size`` of a hard link is the size of the file it resolves to; ``target`` and
-    ``target_layer`` name that file's path and layer ("" and -1 for anything else).
-    ``implicit`` marks a parent directory no layer lists. ``shipped_as`` is the name in the
-    layer's tar when a symlinked directory placed it elsewhere ("" when it is ``path``): the
-    name to read that layer's copy by.
+    ``size`` of a hard link is the size of the file it resolves to, and ``linked`` is that
+    file's node as it was when the link was made (None for anything else): its bytes are the
+    link's. ``implicit`` marks a parent directory no layer lists. ``shipped_as`` is the name
+    in the layer's tar when a symlinked directory placed it elsewhere ("" when it is
+    ``path``): the name to read that layer's copy by. ``position`` is the entry's place in
+    its layer's listing (-1 for an implicit directory): when a layer holds a path twice, it
+    says which copy this is, so a read takes exactly these bytes.
     """
 
     path: str
@@ -83,10 +91,20 @@ class Node:
     mtime: int
     link: str
     layer: int
-    target: str = ""
-    target_layer: int = -1
+    linked: Node | None = None
     implicit: bool = False
     shipped_as: str = ""
+    position: int = -1
+
+    @property
+    def target(self) -> str:
+        """The merged path of the file a hard link shares ("" for anything else)."""
+        return self.linked.path if self.linked is not None else ""
+
+    @property
+    def target_layer(self) -> int:
+        """The layer of the file a hard link shares (-1 for anything else)."""
+        return self.linked.layer if self.linked is not None else -1
 
     @property
     def layer_path(self) -> str:
@@ -116,6 +134,22 @@ class Event:
     size: int
     cause: str = ""
     shipped_as: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What :meth:`Overlay.lookup` found for a path.
+
+    ``path``: the merged path reached, links followed ("" for the root directory; for a
+    missing path, as far as it was walked and the rest as given). ``node``: what is there
+    (None for nothing, or the root). ``links``: the merged paths of the symlinks followed,
+    in order. ``loop``: more than 40 links were followed (the last is ``path``).
+    """
+
+    path: str
+    node: Node | None
+    links: tuple[str, ...] = ()
+    loop: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,19 +250,19 @@ class Overlay:
         An entry whose name the scanner cut (longer than 4096 bytes) takes no part: no runtime
         can create it, and its cut name is not the path it names. It is reported irregular."""
         listed = []
-        for entry in entries:
+        for position, entry in enumerate(entries):
             if entry.cut:
                 self.irregular.append(Irregular(entry.path, layer, CUT_REASON))
             else:
-                listed.append(entry)
-        for entry in listed:
+                listed.append((position, entry))
+        for _, entry in listed:
             if entry.type == "opaque":
                 self._opaque(layer, entry.path)
             elif entry.type == "whiteout":
                 self._whiteout(layer, entry.path)
-        for entry in listed:
+        for position, entry in listed:
             if entry.type not in _MARKERS and entry.path not in ("", "."):
-                self._add(layer, entry)
+                self._add(layer, entry, position)
         self.layers = max(self.layers, layer + 1)
 
     # -- reading the merged view ---------------------------------------------------------------
@@ -284,6 +318,47 @@ class Overlay:
         if name is not None and name.events is not None:
             return path
         return self._through_links(path) or path
+
+    def lookup(self, path: str, follow: bool = True) -> Lookup:
+        """What ``path`` names, found the way a process chrooted into the merged root opens
+        it: symlinks followed in every directory and, with ``follow``, in the last component
+        (else that link is itself the answer); an absolute target starts again at the root;
+        ``..`` goes up, and stops at the root. More than 40 links is a loop (Linux's
+        ELOOP), reported as ``loop``. A path the layers name literally (a hostile ``x/../y``,
+        kept at the top of the tree) is found as it is.
+
+        Walks the present names, so it costs the path's components and the links' targets,
+        never the size of the tree."""
+        literal = self._root.live.get(path) if self._root.live and irregular_name(path) else None
+        if literal is not None:
+            return Lookup(path, self._node(literal, None))
+        pending = path.split("/")[::-1]
+        walked: list[_Name] = []  # the directories entered, root first (the root not held)
+        links: list[str] = []
+        while pending:
+            part = pending.pop()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                walked = walked[:-1]
+                continue
+            here = walked[-1] if walked else self._root
+            below = here.live.get(part) if here.live and here.type in ("dir", "") else None
+            if below is None:  # nothing there, or ``here`` is no directory
+                rest = "/".join([part, *reversed(pending)])
+                return Lookup(_joined(walked, rest), None, tuple(links))
+            node = below.node
+            if node is not None and node.type == "symlink" and (pending or follow):
+                links.append(_path_of(below))
+                if len(links) > MAX_HOPS or not node.link:
+                    return Lookup(links[-1], None, tuple(links), loop=bool(node.link))
+                walked = [] if node.link.startswith("/") else walked
+                pending.extend(node.link.split("/")[::-1])
+                continue
+            walked.append(below)
+        if not walked:
+            return Lookup("", None, tuple(links))  # the root directory
+        return Lookup(_path_of(walked[-1]), self._node(walked[-1], None), tuple(links))
 
     def _node(self, name: _Name, above: list[str] | None) -> Node:
         """The public node of a present name; ``above``: the names of its directories, when
@@ -425,7 +500,7 @@ class Overlay:
 
     # -- additions ---------------------------------------------------------------------------
 
-    def _add(self, layer: int, entry: EntryLike) -> None:
+    def _add(self, layer: int, entry: EntryLike, position: int) -> None:
         path: str | None = entry.path
         if irregular_name(entry.path):
             self.irregular.append(Irregular(path, layer, "name has an empty, . or .. component"))
@@ -441,7 +516,7 @@ class Overlay:
             assert parent is not None
             self._make_parents(layer, parent)
             name = parent.child(leaf)
-        node = self._new_node(layer, path, entry)
+        node = self._new_node(layer, path, entry, position)
         if not name.present:
             _record(name, Event(layer, "added", node.type, node.size, "", node.shipped_as))
             self._count += 1
@@ -495,10 +570,11 @@ class Overlay:
             directory.node, directory.implicit = None, layer
             self._attach(directory)
 
-    def _new_node(self, layer: int, path: str, entry: EntryLike) -> Node:
-        size, target, target_layer = entry.size, "", -1
+    def _new_node(self, layer: int, path: str, entry: EntryLike, position: int) -> Node:
+        linked, size = None, entry.size
         if entry.type == "hardlink":
-            size, target, target_layer = self._resolve(layer, entry)
+            linked = self._linked(layer, entry)
+            size = linked.size if linked is not None else 0
         return Node(
             path,
             entry.type,
@@ -509,14 +585,15 @@ class Overlay:
             entry.mtime,
             entry.link,
             layer,
-            target,
-            target_layer,
+            linked,
             shipped_as="" if path == entry.path else entry.path,
+            position=position,
         )
 
-    def _resolve(self, layer: int, entry: EntryLike) -> tuple[int, str, int]:
-        """A hard link shares the inode its target has now; later changes to the target's path
-        do not affect it. A missing target or a non-file cannot be linked: reported."""
+    def _linked(self, layer: int, entry: EntryLike) -> Node | None:
+        """The regular file a hard link shares: the node its target has now, since later
+        changes to the target's path do not affect the inode. A missing target or a non-file
+        cannot be linked: reported, and None."""
         link = entry.link if irregular_name(entry.link) else self._through_links(entry.link)
         found = self._present(link) if link is not None else None
         target = found.node if found is not None else None
@@ -524,10 +601,8 @@ class Overlay:
             self.irregular.append(
                 Irregular(entry.path, layer, f"hard link to missing or non-file {entry.link!r}")
             )
-            return 0, "", -1
-        if target.type == "hardlink":
-            return target.size, target.target, target.target_layer
-        return target.size, target.path, target.layer
+            return None
+        return target.linked if target.type == "hardlink" else target
 
     def _placed(self, layer: int, path: str) -> str | None:
         """Where an unpacker writes ``path``; a symlink loop is reported and gives None."""
@@ -539,7 +614,7 @@ class Overlay:
     def _through_links(self, path: str) -> str | None:
         """``path`` with symlinked directories followed inside the image, as unpackers'
         secure joins do (``..`` stops at the root, absolute targets start from it); the
-        last component is not followed. None after _MAX_HOPS links: a loop.
+        last component is not followed. None after MAX_HOPS links: a loop.
 
         Walks names, not strings, so a deep path costs its length, not its length squared."""
         parent, _, leaf = path.rpartition("/")
@@ -564,7 +639,7 @@ class Overlay:
                 below = None
             if below is not None and below.node is not None and below.node.type == "symlink":
                 hops += 1
-                if hops > _MAX_HOPS:
+                if hops > MAX_HOPS:
                     return None
                 resolved = [] if below.node.link.startswith("/") else resolved
                 pending.extend(below.node.link.split("/")[::-1])
@@ -590,6 +665,11 @@ class _Nodes(Mapping[str, Node]):
 
     def __len__(self) -> int:
         return len(self._overlay)
+
+
+def _joined(walked: list[_Name], rest: str) -> str:
+    """The path of the last directory walked, with ``rest`` below it."""
+    return f"{_path_of(walked[-1])}/{rest}" if walked else rest
 
 
 def _path_of(name: _Name) -> str:
@@ -649,7 +729,7 @@ def _record(name: _Name, event: Event) -> None:
         name.events.append(event)
 
 
-_MAX_HOPS = 40  # Linux's MAXSYMLINKS: more links than this while resolving is a loop
+MAX_HOPS = 40  # Linux's MAXSYMLINKS: more links than this while resolving is a loop
 
 
 def merge(listings: Sequence[Iterable[EntryLike]]) -> Overlay:
