@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from functools import partial
@@ -25,9 +25,10 @@ from .errors import (
     LayerpeekError,
     ManifestError,
     RegistryError,
+    TruncatedLayer,
 )
 from .findspec import FindSpec
-from .fs import Node, Overlay
+from .fs import MAX_HOPS, Lookup, Node, Overlay
 from .fsreports import LayerFacts, check_page, layer_facts
 from .image import Descriptor, ImageConfig, Index, Manifest, parse_config, parse_manifest
 from .layers.entry import IMAGE_LIMITS, NAME_LIMIT, Tally, TarEntry, display_path
@@ -336,104 +337,107 @@ class Layerpeek:
         return EntryPage(entries=found, next_start=None, complete=True, **coverage)
 
     async def read_file(
-        self, image: ResolvedImage, path: str, layer: int | None = None
-    ) -> AsyncIterator[bytes]:
-        """The bytes of ``path`` as the image sees it (the topmost layer that has it), or as
-        layer ``layer`` ships it.
-
-        A layer known in full (cache, TOC) answers from its index. Otherwise a gzip or plain
-        layer is scanned as a listing scans it, up to the file (``LayerIndexes.reaching``),
-        and the file is then read by range like one from an index; the scan stays open, so
-        the next look into the layer starts where this one stopped. A zstd layer without a
-        TOC is one frame with no place to start but the beginning: it is streamed up to the
-        file and no further.
-        """
-        path = _normalise(path)
-        merged = layer is None
-        layers = reversed(range(len(image.manifest.layers))) if merged else [image.layer(layer)]
-        for index in layers:
-            search = _Search()
-            descriptor = image.manifest.layers[index]
-            known = await self.indexes.complete(image.reference, descriptor)
-            if known is None and "zstd" not in descriptor.media_type:
-                known = await self.indexes.reaching(image.reference, descriptor, path)
-            if known is not None:
-                reading = self._indexed_path(image, index, path, merged, search, known)
-            else:
-                reading = self._stream_path(image, index, path, merged, search)
-            async for chunk in reading:
-                yield chunk
-            if search.found:
-                return
-            if search.hidden:
-                raise FileNotInLayer(_deleted_message(image, index, path))
-        where = "any layer" if merged else f"layer {layer}"
-        raise FileNotInLayer(f"{path} is not a file in {where} of {image.reference}")
-
-    async def file_size(self, image: ResolvedImage, path: str, layer: int | None = None) -> int:
-        """The size of the file ``read_file`` would stream, from the listings alone: a
-        download link states it (and refuses a missing file) before anyone follows it."""
-        path = _normalise(path)
-        if layer is None:
-            entry, where = (await self.trace(image, path)).entry, "any layer"
-        else:
-            index = image.layer(layer)
-            entry, where = None, f"layer {index}"
-            async with aclosing(self.entries(image, index)) as entries:
-                async for found in entries:
-                    if found.path == path:
-                        entry = found
-                        break
-        if entry is None:
-            raise FileNotInLayer(f"{path} is not a file in {where} of {image.reference}")
-        if entry.type != "file":
-            target = f" to {entry.link}; ask for the target instead" if entry.link else ""
-            raise FileNotInLayer(f"{path} is a {entry.type}{target} in layer {entry.layer}")
-        return entry.size
-
-    async def _indexed_path(
         self,
         image: ResolvedImage,
-        index: int,
         path: str,
-        merged: bool,
-        search: _Search,
-        known: LayerIndex,
+        layer: int | None = None,
+        *,
+        follow: bool = True,
     ) -> AsyncIterator[bytes]:
-        """``_stream_path`` for a layer whose index is known: the index decides whether the
-        file is here, deleted or hidden, with no read at all; the file's bytes then come with
-        one range (a plain layer, or a gzip layer from its nearest checkpoint), else by
-        streaming the layer up to the file."""
-        for entry in known.entries:
-            if entry.path == path:
-                search.found = _readable(entry, index)
-                break
-            if merged and _deletes(entry, path):
-                raise FileNotInLayer(_deleted_message(image, index, path))
-            search.hidden = search.hidden or (merged and _hides_below(entry, path))
-        else:
-            return
+        """The bytes of ``path`` as the image shows it, or as layer ``layer`` ships it
+        (``locate`` says which copy that is; ``read`` streams it)."""
+        copy = await self.locate(image, path, layer, follow=follow)
+        async with aclosing(self.read(image, copy)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def file_size(
+        self, image: ResolvedImage, path: str, layer: int | None = None, *, follow: bool = True
+    ) -> int:
+        """The size of the file ``read_file`` would stream, from the listings alone: a
+        download link states it (and refuses a missing file) before anyone follows it."""
+        return (await self.locate(image, path, layer, follow=follow)).size
+
+    async def locate(
+        self,
+        image: ResolvedImage,
+        path: str,
+        layer: int | None = None,
+        *,
+        follow: bool = True,
+    ) -> FileCopy:
+        """Which copy of which file a read of ``path`` returns, or a one-line error saying
+        why there is none (missing, deleted, not a regular file, a symlink loop).
+
+        Without ``layer``, the merged view answers (``Overlay.lookup``), the one place that
+        applies whiteouts, opaque directories, symlinked directories and duplicates: links
+        are followed like a chroot's (``follow=False`` leaves a final symlink unfollowed, and
+        it is the error), and a hard link reads the file it shares. The view needs every
+        layer's listing: the first read of an image lists each layer once, the indexes are
+        cached, and a later read costs only the file's bytes.
+
+        With ``layer``, that layer's own listing answers: its last entry named ``path`` (a
+        layer holding a path twice is extracted with the last), links not followed but a
+        hard link read through the entry it names, earlier in the same layer."""
+        path = _normalise(path)
+        if layer is not None:
+            index = image.layer(layer)
+            entries = (await self._layer_index(image, index)).entries
+            return await anyio.to_thread.run_sync(_layer_copy, image, index, path, entries)
+        overlay = await self.overlay(image)
+        found = await anyio.to_thread.run_sync(partial(overlay.lookup, path, follow))
+        return _merged_copy(image, overlay, path, found)
+
+    async def read(self, image: ResolvedImage, copy: FileCopy) -> AsyncIterator[bytes]:
+        """Stream the bytes of a located copy.
+
+        From the layer's index: through its TOC's chunks when it has one, else with one
+        range (a plain layer, a gzip layer from its nearest checkpoint, a zstd layer from a
+        frame start), else by streaming the layer up to the entry (a sparse file, a file
+        before the first checkpoint, a single-frame zstd layer)."""
+        known = await self._layer_index(image, copy.layer)
+        entry = known.entries[copy.position] if copy.position < len(known.entries) else None
+        if entry is None or entry.path != copy.layer_path or entry.type != "file":
+            raise LayerpeekError(
+                f"layer {copy.layer} no longer lists {copy.layer_path} where it did; read again"
+            )
         if not entry.size:
             return
-        descriptor = image.manifest.layers[index]
+        descriptor = image.manifest.layers[copy.layer]
         toc = await self.indexes.toc(image.reference, descriptor)
-        if toc is not None and path in toc.files:
+        copies, total = await anyio.to_thread.run_sync(_copies, known.entries, copy.position)
+        if toc is not None and copies + 1 == total and entry.path in toc.files:
             fetch = partial(self.client.fetch_range, image.reference, descriptor.digest)
-            reading = read_toc_file(fetch, toc, path)
-        elif ranged(known, entry):
+            reading = read_toc_file(fetch, toc, entry.path)
+        elif toc is None and ranged(known, entry):
             reading = read_ranged(self.client, image.reference, known, entry)
         else:
-            reading = self._stream_path(image, index, path, merged, _Search())
+            reading = self._streamed(image, copy.layer, entry.path, copies)
         async with aclosing(reading) as chunks:
             async for chunk in chunks:
                 yield chunk
 
-    async def _stream_path(
-        self, image: ResolvedImage, index: int, path: str, merged: bool, search: _Search
+    async def _layer_index(self, image: ResolvedImage, layer: int) -> LayerIndex:
+        """The layer's complete index: remembered, cached, from its TOC, or scanned now."""
+        descriptor = image.manifest.layers[layer]
+        view = await self.indexes.view(image.reference, descriptor, None, whole=True)
+        assert view.index is not None, "a complete view carries its index"
+        return view.index
+
+    async def _streamed(
+        self, image: ResolvedImage, layer: int, path: str, copies: int
     ) -> AsyncIterator[bytes]:
-        """One pass over a layer: yield the file's data if it is here, else note whether this
-        layer deletes it (whiteout) or hides lower copies (opaque directory)."""
-        events = self._events(image, index, want=lambda e: e.path == path)
+        """One pass over a layer, up to the data of its regular file ``path`` that follows
+        ``copies`` others of that name, and no further."""
+        seen = [0]
+
+        def want(entry: TarEntry) -> bool:
+            if entry.path != path:
+                return False
+            seen[0] += 1
+            return seen[0] == copies + 1
+
+        events = self._events(image, layer, want=want)
         try:
             async for event in events:
                 if isinstance(event, FileData):
@@ -443,14 +447,9 @@ class Layerpeek:
                         yield event.data
                     if event.last:
                         return
-                elif event.path == path:
-                    search.found = _readable(event, index)
-                elif merged and _deletes(event, path):
-                    raise FileNotInLayer(_deleted_message(image, index, path))
-                else:
-                    search.hidden = search.hidden or (merged and _hides_below(event, path))
         finally:
             await events.aclose()
+        raise TruncatedLayer(f"layer {layer} ends before the data of {path!r}")
 
     async def pull_layer(
         self,
@@ -642,15 +641,17 @@ class Layerpeek:
         if node.type != "file" or not wants_content_check(kind, node.size) or reads[0] <= 0:
             return kind, False
         reads[0] -= 1
-        head = await self._head(image, node.layer_path, node.layer, CONTENT_LIMIT)
+        head = await self._head(image, node, CONTENT_LIMIT)
         if PRIVATE_KEY.search(head):
             return "private key (content checked)", True
         return (None, False) if kind.startswith("PEM") else (f"{kind} (no PEM key inside)", False)
 
-    async def _head(self, image: ResolvedImage, path: str, layer: int, limit: int) -> bytes:
-        """The first ``limit`` bytes of the copy of ``path`` that ``layer`` ships."""
+    async def _head(self, image: ResolvedImage, node: Node, limit: int) -> bytes:
+        """The first ``limit`` bytes of the regular file ``node`` (present or removed): the
+        very copy the merged view saw, wherever its layer holds others of that name."""
+        copy = FileCopy(node.path, node.path, (), node.layer, node.layer_path, node.position, 0)
         data = bytearray()
-        stream = self.read_file(image, path, layer)
+        stream = self.read(image, copy)
         try:
             async for chunk in stream:
                 data += chunk
@@ -661,13 +662,14 @@ class Layerpeek:
         return bytes(data[:limit])
 
     async def _os_info(self, image: ResolvedImage, overlay: Overlay) -> OsInfo | None:
-        """From the first os-release that is a regular file (etc/os-release is usually a
-        symlink to ../usr/lib/os-release)."""
-        for path in OS_RELEASE:
-            node = overlay.get(path)
+        """From the first os-release that is a regular file once links are followed
+        (etc/os-release is usually a symlink to ../usr/lib/os-release)."""
+        for asked in OS_RELEASE:
+            found = overlay.lookup(asked)
+            node, path = found.node, found.path
             if node is None or node.type != "file" or node.size > CONTENT_LIMIT:
                 continue
-            head = await self._head(image, node.layer_path, node.layer, CONTENT_LIMIT)
+            head = await self._head(image, node, CONTENT_LIMIT)
             fields = parse_os_release(head.decode("utf-8", "replace"))
             return OsInfo(
                 id=fields.get("ID", ""),
@@ -705,61 +707,145 @@ def _normalise(path: str) -> str:
     return clean
 
 
-def _whiteout_target(entry: TarEntry) -> str:
-    directory, _, name = entry.path.rpartition("/")
-    target = name.removeprefix(".wh.")
-    return f"{directory}/{target}" if directory else target
+@dataclass(frozen=True)
+class FileCopy:
+    """The bytes a read returns: entry ``position`` of layer ``layer``'s listing, named
+    ``layer_path`` there, ``size`` bytes.
+
+    ``asked`` is the path as given (normalised), ``path`` the merged path read once links
+    were followed (``asked`` itself for a layer's own copy), ``links`` the symlinks followed
+    on the way, so an answer can say ``etc/os-release → usr/lib/os-release``."""
+
+    asked: str
+    path: str
+    links: tuple[str, ...]
+    layer: int
+    layer_path: str
+    position: int
+    size: int
+
+    @property
+    def shown(self) -> str:
+        """The path asked, and where links led it when they did."""
+        return self.asked if self.path == self.asked else f"{self.asked} → {self.path}"
 
 
-def _deletes(entry: TarEntry, path: str) -> bool:
-    """A whiteout for ``path`` or for a directory above it."""
-    if entry.type != "whiteout":
-        return False
-    target = _whiteout_target(entry)
-    return path == target or path.startswith(target + "/")
+def _merged_copy(image: ResolvedImage, overlay: Overlay, asked: str, found: Lookup) -> FileCopy:
+    """The copy a merged-view lookup found, or the error that says why there is none."""
+    shown = asked if found.path == asked else f"{asked} → {found.path}"
+    if found.loop:
+        raise FileNotInLayer(f"{asked}: {_loop(found.links)}")
+    node = found.node
+    if node is None:
+        if found.path == "":
+            raise FileNotInLayer(f"{shown}: the root directory, not a file")
+        raise FileNotInLayer(_missing_message(image, overlay, shown, found.path))
+    if node.type == "symlink":
+        raise FileNotInLayer(
+            f"{shown} is a symlink to {node.link} in layer {node.layer}, not followed"
+        )
+    file = node.linked if node.type == "hardlink" else node
+    if file is None:
+        raise FileNotInLayer(
+            f"{shown} is a hard link to {node.link} in layer {node.layer}, which names no file"
+        )
+    if file.type != "file":
+        raise FileNotInLayer(f"{shown} is a {node.type} in layer {node.layer}, not a regular file")
+    return FileCopy(
+        asked, found.path, found.links, file.layer, file.layer_path, file.position, file.size
+    )
 
 
-def _hides_below(entry: TarEntry, path: str) -> bool:
-    """An opaque marker on a directory above ``path``: lower layers' copies are hidden."""
-    if entry.type != "opaque":
-        return False
-    directory = entry.path.rpartition("/")[0]
-    return not directory or path.startswith(directory + "/")
+def _missing_message(image: ResolvedImage, overlay: Overlay, shown: str, path: str) -> str:
+    """Why nothing is at ``path``: a later layer removed it, or no layer has it."""
+    story = overlay.story(path)
+    if story and story[-1].action in ("deleted", "hidden", "displaced"):
+        return _deleted_message(image, story[-1].layer, shown, story[-1].action)
+    return f"{shown} is not a file in any layer of {image.reference}"
 
 
-@dataclass
-class _Search:
-    """What one layer pass learnt about a path."""
+def _loop(links: tuple[str, ...]) -> str:
+    """A symlink loop named by its cycle, or the chain when no link repeats."""
+    first: dict[str, int] = {}
+    for at, link in enumerate(links):
+        if link in first:
+            return "a symlink loop: " + _chain(links[first[link] : at + 1])
+        first[link] = at
+    return f"more than {MAX_HOPS} symlinks on the way: " + _chain(links)
 
-    found: bool = False
-    hidden: bool = False
+
+def _chain(links: tuple[str, ...]) -> str:
+    """Links joined by arrows, each and the whole of them cut to a readable length."""
+    names = [link if len(link) <= 80 else link[:80] + "…" for link in links]
+    if len(names) > 6:
+        names = [*names[:3], "…", *names[-2:]]
+    return " → ".join(names)
 
 
-def _readable(entry: TarEntry, index: int) -> bool:
-    """True for a regular file; a clear error for what cannot be read as one."""
+def _layer_copy(
+    image: ResolvedImage, layer: int, path: str, entries: Sequence[TarEntry]
+) -> FileCopy:
+    """The copy layer ``layer`` ships as ``path``: its last entry of that name, a hard link
+    read through the entry it names before it."""
+    position = _last_named(entries, path, len(entries))
+    if position < 0:
+        raise FileNotInLayer(f"{path} is not a file in layer {layer} of {image.reference}")
+    while entries[position].type == "hardlink" and not entries[position].cut:
+        link = entries[position]
+        position = _last_named(entries, display_path(link.link), position)
+        if position < 0:
+            raise FileNotInLayer(
+                f"{link.path} is a hard link to {link.link}, which layer {layer} does not ship "
+                "before it; read it without a layer for the file it shares"
+            )
+    entry = entries[position]
+    _readable(entry, layer)
+    return FileCopy(path, path, (), layer, entry.path, position, entry.size)
+
+
+def _last_named(entries: Sequence[TarEntry], path: str, before: int) -> int:
+    """The position of the last entry named ``path`` before ``before``; -1 for none."""
+    for position in range(before - 1, -1, -1):
+        if entries[position].path == path:
+            return position
+    return -1
+
+
+def _copies(entries: Sequence[TarEntry], position: int) -> tuple[int, int]:
+    """How many regular files named as entry ``position`` come before it, and how many
+    there are in all: the scanner offers only those to a read's ``want``, and a TOC keeps
+    only the last."""
+    name, before, total = entries[position].path, 0, 0
+    for at, entry in enumerate(entries):
+        if entry.type == "file" and not entry.cut and entry.path == name:
+            before += at < position
+            total += 1
+    return before, total
+
+
+def _readable(entry: TarEntry, index: int) -> None:
+    """Nothing for a regular file; a clear error for what cannot be read as one."""
     if entry.cut:
         raise FileNotInLayer(
             f"{entry.path[:80]}… in layer {index} is listed with its name cut at "
             f"{NAME_LIMIT:,} bytes; a name that long cannot be read"
         )
     if entry.type == "file":
-        return True
+        return
     if entry.type == "symlink":
         raise FileNotInLayer(
-            f"{entry.path} is a symlink to {entry.link} in layer {index}; read the target instead"
-        )
-    if entry.type == "hardlink":
-        raise FileNotInLayer(
-            f"{entry.path} is a hard link to {entry.link} in layer {index}; read that path instead"
+            f"{entry.path} is a symlink to {entry.link} in layer {index}; a layer's own copy "
+            "is read as shipped: read the path without a layer to follow it"
         )
     raise FileNotInLayer(f"{entry.path} is a {entry.type} in layer {index}, not a regular file")
 
 
-def _deleted_message(image: ResolvedImage, index: int, path: str) -> str:
+def _deleted_message(image: ResolvedImage, index: int, path: str, action: str) -> str:
     step = image.config.step_for_layer(index)
     how = f" ({step[:80]})" if step else ""
+    why = {"hidden": " by an opaque directory", "displaced": " with a directory above it"}
     return (
-        f"{path} was deleted in layer {index}{how}; "
+        f"{path} was deleted in layer {index}{why.get(action, '')}{how}; "
         f"read an older copy with --layer N for a layer below {index}"
     )
 

@@ -288,13 +288,6 @@ class LayerScan:
         self._inflater = CheckpointInflater(pool=self._pool)
         return self._inflater
 
-    async def reach(self, path: str) -> None:
-        """Scan until an entry named ``path`` is known or the layer ends."""
-        checked = 0
-        while not self.complete and all(e.path != path for e in self.entries[checked:]):
-            checked = len(self.entries)
-            await self.advance(checked + 1)
-
     def index(self, digest: str) -> LayerIndex:
         """What the scan knows, as an index: complete once the scan is, else its entries and
         checkpoints so far (enough to read any file already passed by range)."""
@@ -407,23 +400,6 @@ class LayerIndexes:
             ref, layer, partial(LayerScan.advance, wanted=wanted, on_scan=on_scan, whole=whole)
         )
         return view
-
-    async def reaching(self, ref: Reference, layer: Descriptor, path: str) -> LayerIndex:
-        """The layer's index as far as its first entry named ``path`` (all of it when none is).
-
-        ``cat`` of a layer not indexed yet scans it like a listing does, no further than
-        the file, and leaves the scan open: the file is then read like one from an index (a
-        range from the nearest checkpoint), the next ``cat`` of a file already passed costs
-        only its range, and a later listing continues where this one stopped.
-        """
-        index = await self._complete_unless_scanning(ref, layer)
-        if index is not None:
-            return index
-        _, index = await self._advance(
-            ref, layer, partial(LayerScan.reach, path=path), partial_index=True
-        )
-        assert index is not None
-        return index
 
     async def _complete_unless_scanning(
         self, ref: Reference, layer: Descriptor
