@@ -15,7 +15,13 @@ import anyio
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.findspec import FindSpec
 from layerpeek.core.models import EntryPage, ImageReport
-from layerpeek.core.service import Layerpeek, ProgressCallback, ResolvedImage, image_report
+from layerpeek.core.service import (
+    FileCopy,
+    Layerpeek,
+    ProgressCallback,
+    ResolvedImage,
+    image_report,
+)
 from layerpeek.core.text import human_size
 from layerpeek.links.endpoint import attachment_name
 
@@ -233,14 +239,12 @@ async def tags(ctx: BotContext, user: int, repository: str, private: bool = Fals
     return Reply(embeds=[render.tags_embed(repository, found)], ephemeral=private)
 
 
-async def _read_start(
-    ctx: BotContext, image: ResolvedImage, path: str, layer: int | None
-) -> tuple[bytes, bool]:
+async def _read_start(ctx: BotContext, image: ResolvedImage, copy: FileCopy) -> tuple[bytes, bool]:
     """The file's first ``attach_max_bytes`` (+1 to know if there is more); stops reading there."""
     cap = ctx.settings.attach_max_bytes
     chunks: list[bytes] = []
     total = 0
-    stream = ctx.peek.read_file(image, path, layer)
+    stream = ctx.peek.read(image, copy)
     try:
         async for chunk in stream:
             chunks.append(chunk)
@@ -270,8 +274,10 @@ async def _cat(
     ctx: BotContext, user: int, image: ResolvedImage, path: str, layer: int | None, private: bool
 ) -> Reply:
     index = image.layer(layer) if layer is not None else None
-    data, complete = await _read_start(ctx, image, path, index)
-    embed = render.cat_embed(str(image.reference), path, index, data, complete)
+    copy = await ctx.peek.locate(image, path, index)
+    data, complete = await _read_start(ctx, image, copy)
+    # The title names the file read: etc/os-release → usr/lib/os-release.
+    embed = render.cat_embed(str(image.reference), copy.shown, index, data, complete)
     files = {attachment_name(path): data} if complete else {}
     url = link_url(ctx, pinned(image), index, path, user)
     links = {"Download file": url} if url else {}

@@ -88,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     cat.add_argument("reference", metavar="REF")
     cat.add_argument("path", metavar="PATH")
     cat.add_argument("--layer", type=int, metavar="N", help="read the copy that layer N ships")
+    cat.add_argument(
+        "--no-follow",
+        dest="follow",
+        action="store_false",
+        help="do not follow a symlink at PATH itself (links in its directories still are)",
+    )
 
     pull = command("pull", "save one layer blob to a file, digest verified")
     pull.add_argument("reference", metavar="REF")
@@ -248,8 +254,11 @@ def _layer_heading(image: Any, index: int) -> None:
 
 async def _cat(peek: Layerpeek, args: argparse.Namespace) -> None:
     image = await peek.resolve(args.reference, args.platform)
+    copy = await peek.locate(image, args.path, args.layer, follow=args.follow)
+    if copy.links:  # on stderr, so what is piped on is the file alone
+        _note(f"read {copy.shown}")
     out = sys.stdout.buffer
-    async for chunk in peek.read_file(image, args.path, args.layer):
+    async for chunk in peek.read(image, copy):
         out.write(chunk)
     out.flush()
 

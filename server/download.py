@@ -18,7 +18,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from layerpeek.core.service import ResolvedImage
+from layerpeek.core.service import FileCopy, ResolvedImage
 from layerpeek.core.text import human_size
 from layerpeek.links.settings import LinkSettings
 
@@ -41,10 +41,13 @@ def quota_owner(links: LinkSettings) -> str | None:
     return None if token is None else links.quota_key(token.token)
 
 
-async def _size(ctx: Context, image: ResolvedImage, layer: int | None, path: str | None) -> int:
-    if path is not None:
-        return await state(ctx).peek.file_size(image, path, layer)
-    assert layer is not None
+async def _file(ctx: Context, image: ResolvedImage, layer: int | None, path: str) -> FileCopy:
+    """The file the link will serve, found now as the endpoint will find it (links followed
+    in the merged view), so a missing file is refused here, not with a 404 later."""
+    return await state(ctx).peek.locate(image, path, layer)
+
+
+def _blob_size(image: ResolvedImage, layer: int) -> int:
     size = image.manifest.layers[layer].size
     if size <= 0:  # a blob is never empty; the endpoint would refuse this layer
         raise ToolError(
@@ -92,7 +95,12 @@ async def download_link(
     with tool_errors():
         image = await state(ctx).peek.resolve(reference, platform)
         index = image.layer(layer) if layer is not None else None
-        size = await _size(ctx, image, index, path)
+        if path is not None:
+            copy = await _file(ctx, image, index, path)
+            size = copy.size
+        else:
+            assert index is not None  # one of the two was given
+            copy, size = None, _blob_size(image, index)
         if size > links.max_bytes:
             raise ToolError(
                 f"that is {human_size(size)}, more than the {human_size(links.max_bytes)} "
@@ -105,6 +113,6 @@ async def download_link(
         expires_at=datetime.fromtimestamp(link.expires, UTC).isoformat(),
         size=size,
         digest=image.manifest.layers[index].digest if path is None and index is not None else None,
-        what=_what(image, index, path, size),
+        what=_what(image, index, copy.shown if copy is not None else None, size),
     )
     return result(answer, [answer.url, f"{answer.what}; valid until {answer.expires_at}"])

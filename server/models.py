@@ -51,6 +51,10 @@ class FileContent(BaseModel):
     reference: str
     digest: str = Field(description="the platform image manifest the file comes from")
     path: str
+    read_path: str = Field(
+        description="the file whose bytes these are: path with its symlinks followed"
+    )
+    links_followed: list[str] = Field(description="the symlinks followed on the way, in order")
     layer: int | None = Field(description="the layer read; null for the image's own view")
     size: int = Field(description="the whole file's size in bytes")
     sha256: str = Field(description="sha256 of the whole file, hex")

@@ -91,10 +91,8 @@ def file_text(content: FileContent) -> Lines:
     """The head line, then the file's own lines (the exact text is ``content`` in the
     structured content; here a tab or an escape sequence in it shows as an escape)."""
     where = f"layer {content.layer}" if content.layer is not None else "the image"
-    head = (
-        f"{content.path} in {where}: {human_size(content.size)}, "
-        f"sha256 {content.sha256}, {content.kind}"
-    )
+    read = f"{content.path} → {content.read_path}" if content.links_followed else content.path
+    head = f"{read} in {where}: {human_size(content.size)}, sha256 {content.sha256}, {content.kind}"
     if content.truncated:
         head += f" (first {content.returned_bytes} bytes as {content.encoding})"
     return [head, *content.content.split("\n")]

@@ -211,10 +211,19 @@ async def read_file(
     binary_encoding: Annotated[
         Literal["hex", "base64"], Field(description="how the binary preview is written")
     ] = "hex",
+    follow: Annotated[
+        bool,
+        Field(
+            description="follow a symlink at the path itself (links in its directories are "
+            "always followed); false reads the link, whose target the error names"
+        ),
+    ] = True,
 ) -> Annotated[CallToolResult, FileContent]:
     """Read one file of an image: text comes back as text (up to max_bytes), a binary file
-    as a short hex or base64 preview; always with the whole file's size and sha256. Symlinks
-    are not followed: the error names the target to read instead."""
+    as a short hex or base64 preview; always with the whole file's size and sha256.
+    Symlinks are followed inside the image as in a chroot (/bin/true through bin ->
+    usr/bin); read_path names the file read. A layer's own copy is read as that layer
+    ships it, links not followed."""
     peek = state(ctx).peek
     keep = max(max_bytes, binary_preview_bytes)
     head = bytearray()
@@ -222,7 +231,8 @@ async def read_file(
     size = 0
     with tool_errors():
         image = await peek.resolve(reference, platform)
-        async with aclosing(peek.read_file(image, path, layer)) as chunks:
+        copy = await peek.locate(image, path, layer, follow=follow)
+        async with aclosing(peek.read(image, copy)) as chunks:
             async for chunk in chunks:
                 hasher.update(chunk)
                 size += len(chunk)
@@ -238,6 +248,8 @@ async def read_file(
         reference=str(image.reference),
         digest=image.manifest.digest,
         path=path,
+        read_path=copy.path,
+        links_followed=list(copy.links),
         layer=layer,
         size=size,
         sha256=hasher.hexdigest(),

@@ -298,10 +298,10 @@ async def test_read_file_of_a_deleted_file_names_the_layer_to_read(mcp, plain_re
     assert kept["content"].startswith("-----BEGIN PRIVATE KEY-----")
 
 
-async def test_read_file_of_a_symlink_names_its_target(mcp, plain_registry, catalog):
+async def test_read_file_without_follow_names_the_symlinks_target(mcp, plain_registry, catalog):
     ref = catalog.gzip.ref(plain_registry.host)
-    message = await error(mcp, "read_file", reference=ref, path="app/current")
-    assert "symlink to bin" in message
+    message = await error(mcp, "read_file", reference=ref, path="app/current", follow=False)
+    assert "app/current is a symlink to bin in layer 0, not followed" in message
 
 
 # -- list_tags -------------------------------------------------------------------------------
