@@ -28,7 +28,7 @@ from .errors import (
     TruncatedLayer,
 )
 from .findspec import FindSpec
-from .fs import MAX_HOPS, Lookup, Node, Overlay
+from .fs import CUT_REASON, MAX_HOPS, Lookup, Node, Overlay
 from .fsreports import LayerFacts, check_page, layer_facts
 from .image import Descriptor, ImageConfig, Index, Manifest, parse_config, parse_manifest
 from .layers.entry import IMAGE_LIMITS, NAME_LIMIT, Tally, TarEntry, display_path
@@ -757,7 +757,13 @@ def _merged_copy(image: ResolvedImage, overlay: Overlay, asked: str, found: Look
 
 
 def _missing_message(image: ResolvedImage, overlay: Overlay, shown: str, path: str) -> str:
-    """Why nothing is at ``path``: a later layer removed it, or no layer has it."""
+    """Why nothing is at ``path``: a later layer removed it, its name is one the scanner
+    cut (no runtime creates it), or no layer has it."""
+    cut = next(
+        (odd for odd in overlay.irregular if odd.path == path and odd.reason == CUT_REASON), None
+    )
+    if cut is not None:
+        return _cut_message(path, cut.layer)
     story = overlay.story(path)
     if story and story[-1].action in ("deleted", "hidden", "displaced"):
         return _deleted_message(image, story[-1].layer, shown, story[-1].action)
@@ -826,10 +832,7 @@ def _copies(entries: Sequence[TarEntry], position: int) -> tuple[int, int]:
 def _readable(entry: TarEntry, index: int) -> None:
     """Nothing for a regular file; a clear error for what cannot be read as one."""
     if entry.cut:
-        raise FileNotInLayer(
-            f"{entry.path[:80]}… in layer {index} is listed with its name cut at "
-            f"{NAME_LIMIT:,} bytes; a name that long cannot be read"
-        )
+        raise FileNotInLayer(_cut_message(entry.path, index))
     if entry.type == "file":
         return
     if entry.type == "symlink":
@@ -838,6 +841,13 @@ def _readable(entry: TarEntry, index: int) -> None:
             "is read as shipped: read the path without a layer to follow it"
         )
     raise FileNotInLayer(f"{entry.path} is a {entry.type} in layer {index}, not a regular file")
+
+
+def _cut_message(path: str, layer: int) -> str:
+    return (
+        f"{path[:80]}… in layer {layer} is listed with its name cut at {NAME_LIMIT:,} bytes; "
+        "a name that long cannot be read"
+    )
 
 
 def _deleted_message(image: ResolvedImage, index: int, path: str, action: str) -> str:
