@@ -3,6 +3,12 @@
 Readable tables by default, ``--json`` for scripts (keys of DESIGN §3). Errors are one line on
 stderr and a non-zero exit, never a traceback.
 
+A damaged layer does not stop an answer: ``ls`` prints every entry read before the damage
+and the merged commands (``ls --merged``, ``find``, ``trace``, ``removed``, ``triage``,
+``diff``) answer from the entries read, their JSON marked ``"complete": false``. The damage
+is then named on stderr, one line per layer, and the exit status is 1, so a script never takes
+an incomplete answer for a whole one.
+
 Every readable line leaves through :func:`_print` (or :func:`_note`, :func:`_fail` on stderr),
 which shows control characters as visible escapes (:func:`~layerpeek.core.text.printable`):
 whatever field a string from an image or a registry lands in (a name, a build step, a digest,
@@ -31,6 +37,7 @@ from .models import (
     DiffChange,
     EntryInfo,
     ImageReport,
+    LayerProblem,
     PathEvent,
     PlatformsReport,
     TriageReport,
@@ -40,6 +47,9 @@ from .runtime import freeze_startup_objects
 from .service import Layerpeek
 from .settings import Settings, load_settings
 from .text import human_size, marked_name, printable, short_digest
+
+Problems = list[LayerProblem]
+"""What a command returns: the layers it could not read to their end (printed last)."""
 
 _TYPE_BITS = {
     "file": stat.S_IFREG,
@@ -224,7 +234,7 @@ async def _inspect(peek: Layerpeek, args: argparse.Namespace) -> None:
         render_report(report)
 
 
-async def _ls(peek: Layerpeek, args: argparse.Namespace) -> None:
+async def _ls(peek: Layerpeek, args: argparse.Namespace) -> Problems:
     image = await peek.resolve(args.reference, args.platform)
     if args.limit is not None and args.limit < 1:
         raise LayerpeekError("--limit must be at least 1")
@@ -232,8 +242,15 @@ async def _ls(peek: Layerpeek, args: argparse.Namespace) -> None:
         return await _ls_merged(peek, image, args)
     progress = ProgressLine("listing")
     current, count = None, 0
+    problems: Problems = []
     try:
-        listing = peek.entries(image, args.layer, on_progress=progress, whole=args.limit is None)
+        listing = peek.entries(
+            image,
+            args.layer,
+            on_progress=progress,
+            whole=args.limit is None,
+            problems=problems,
+        )
         async for entry in listing:
             if not args.json and entry.layer != current:
                 current = entry.layer
@@ -244,6 +261,7 @@ async def _ls(peek: Layerpeek, args: argparse.Namespace) -> None:
                 break
     finally:
         progress.close()
+    return problems
 
 
 def _layer_heading(image: Any, index: int) -> None:
@@ -332,7 +350,7 @@ def _step(text: str, width: int = 60) -> str:
     return printable(text)[:width] or "-"
 
 
-async def _ls_merged(peek: Layerpeek, image: Any, args: argparse.Namespace) -> None:
+async def _ls_merged(peek: Layerpeek, image: Any, args: argparse.Namespace) -> Problems:
     if args.layer is not None:
         raise LayerpeekError("--merged shows every layer combined; drop --layer")
     listing = await peek.merged_listing(image, limit=args.limit)
@@ -340,13 +358,14 @@ async def _ls_merged(peek: Layerpeek, image: Any, args: argparse.Namespace) -> N
         _dump(entry.model_dump()) if args.json else _print(_layered(entry))
     for odd in listing.irregular:
         _note(f"note: {odd.path} (layer {odd.layer}): {odd.reason}")
+    return listing.problems
 
 
-async def _trace(peek: Layerpeek, args: argparse.Namespace) -> None:
+async def _trace(peek: Layerpeek, args: argparse.Namespace) -> Problems:
     trace = await peek.trace(await peek.resolve(args.reference, args.platform), args.path)
     if args.json:
         _dump(trace.model_dump())
-        return
+        return trace.problems
     now = (
         f"present, {trace.entry.type} from layer {trace.entry.layer}"
         if trace.entry
@@ -362,6 +381,7 @@ async def _trace(peek: Layerpeek, args: argparse.Namespace) -> None:
     for layer, name in older.items():
         if layer != current:
             _print(f"older copy: layerpeek cat {args.reference} {name} --layer {layer}")
+    return trace.problems
 
 
 def _event_row(event: PathEvent) -> list[str]:
@@ -378,11 +398,11 @@ def _size(type: str, size: int) -> str:
     return human_size(size) if type in ("file", "hardlink") else "-"
 
 
-async def _removed(peek: Layerpeek, args: argparse.Namespace) -> None:
+async def _removed(peek: Layerpeek, args: argparse.Namespace) -> Problems:
     report = await peek.removed_files(await peek.resolve(args.reference, args.platform))
     if args.json:
         _dump(report.model_dump())
-        return
+        return report.problems
     rows = [
         [
             _size(f.type, f.size),
@@ -395,23 +415,25 @@ async def _removed(peek: Layerpeek, args: argparse.Namespace) -> None:
     ]
     _table(["SIZE", "SHIPPED IN", "REMOVED", "BY", "PATH"], rows)
     _print(f"{len(report.files)} files, {human_size(report.total_size)} still shipped")
+    return report.problems
 
 
-async def _find(peek: Layerpeek, args: argparse.Namespace) -> None:
+async def _find(peek: Layerpeek, args: argparse.Namespace) -> Problems:
     spec = FindSpec.parse(args.pattern, args.regex, args.type, args.min_size, args.max_size)
     image = await peek.resolve(args.reference, args.platform)
     result = await peek.find(image, spec, merged=args.merged, limit=args.limit)
     if args.json:
         _dump(result.model_dump())
-        return
+        return result.problems
     for match in result.matches:
         _print(_layered(match))
     shown = len(result.matches)
     more = f" (showing {shown}; --limit)" if shown < result.total else ""
     _print(f"{result.total} matches{more}")
+    return result.problems
 
 
-async def _diff(peek: Layerpeek, args: argparse.Namespace) -> None:
+async def _diff(peek: Layerpeek, args: argparse.Namespace) -> Problems:
     other = args.other or args.reference
     if other == args.reference and args.platform_b is None:
         raise LayerpeekError("diff needs two images: A B, or A --platform P --platform-b Q")
@@ -420,7 +442,7 @@ async def _diff(peek: Layerpeek, args: argparse.Namespace) -> None:
     report = await peek.diff(a, b)
     if args.json:
         _dump(report.model_dump())
-        return
+        return report.problems
     _print(f"--- {report.a}  {short_digest(report.a_digest)}")
     _print(f"+++ {report.b}  {short_digest(report.b_digest)}")
     _print(f"shared layers: {', '.join(map(short_digest, report.shared_layers)) or 'none'}")
@@ -435,6 +457,7 @@ async def _diff(peek: Layerpeek, args: argparse.Namespace) -> None:
         f"{len(report.added)} added, {len(report.removed)} removed, {len(report.changed)} changed,"
         f" {report.unchanged} unchanged, {report.unverified} same metadata in other layer blobs"
     )
+    return report.problems
 
 
 def _change(change: DiffChange, field: str) -> str:
@@ -444,13 +467,14 @@ def _change(change: DiffChange, field: str) -> str:
     return f"{field} {before}->{after}"
 
 
-async def _triage(peek: Layerpeek, args: argparse.Namespace) -> None:
+async def _triage(peek: Layerpeek, args: argparse.Namespace) -> Problems:
     image = await peek.resolve(args.reference, args.platform)
     report = await peek.triage(image, largest=args.largest)
     if args.json:
         _dump(report.model_dump())
     else:
         render_triage(report)
+    return report.problems
 
 
 def render_triage(report: TriageReport) -> None:
@@ -486,10 +510,11 @@ _COMMANDS |= {
 }
 
 
-async def run(args: argparse.Namespace) -> None:
-    """Run one command with a client that lives as long as the command."""
+async def run(args: argparse.Namespace) -> Problems:
+    """Run one command with a client that lives as long as the command; returns the layers
+    its answer could not read to their end."""
     async with RegistryClient(load_settings(Settings)) as client, Layerpeek(client) as peek:
-        await _COMMANDS[args.command](peek, args)
+        return await _COMMANDS[args.command](peek, args) or []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -497,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     freeze_startup_objects()
     try:
-        anyio.run(run, args)
+        problems = anyio.run(run, args)
     except LayerpeekError as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
@@ -510,7 +535,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("LAYERPEEK_DEBUG"):
             raise
         return _fail(f"internal error: {type(exc).__name__}: {exc} (LAYERPEEK_DEBUG=1 shows more)")
-    return 0
+    for problem in problems:
+        _note(f"error: {problem.describe()}")
+    return 1 if problems else 0
 
 
 def _fail(message: str) -> int:

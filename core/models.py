@@ -6,13 +6,15 @@ Field names are part of the contract; add fields, never rename them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from .layers.entry import TarEntry
+from .text import short_digest
 
 if TYPE_CHECKING:
+    from .errors import LayerError
     from .fs import Node
 
 
@@ -119,12 +121,65 @@ _new_object = object.__new__
 _set_attribute = object.__setattr__
 
 
+class LayerProblem(BaseModel):
+    """Damage that stopped the reading of one layer. What was read before it is in the
+    answer; nothing after it is, so the answer is marked incomplete."""
+
+    reference: str = Field(description="the image the layer belongs to")
+    layer: int = Field(description="the layer's index")
+    digest: str = Field(description="the layer blob's digest")
+    offset: int = Field(description="compressed bytes of the layer read before the damage")
+    entries: int = Field(description="entries of the layer read before the damage")
+    message: str = Field(description="what was wrong, in one line")
+
+    @staticmethod
+    def of(reference: str, layer: int, digest: str, error: LayerError) -> LayerProblem:
+        return LayerProblem(
+            reference=reference,
+            layer=layer,
+            digest=digest,
+            offset=error.offset,
+            entries=error.entries,
+            message=str(error),
+        )
+
+    def describe(self) -> str:
+        """The one line every front end shows for it (escaped there for its medium)."""
+        return (
+            f"layer {self.layer} ({short_digest(self.digest)}) of {self.reference} could not "
+            f"be read to its end: {self.message}; what was read before it is shown"
+        )
+
+
+INCOMPLETE = (
+    "false when a layer could not be read to its end (see problems): the answer is built "
+    "from the entries read before the damage"
+)
+
+
+class Partial(BaseModel):
+    """An answer built from every layer's listing, which a damaged layer may cut short."""
+
+    complete: bool = Field(default=True, description=INCOMPLETE)
+    problems: list[LayerProblem] = Field(
+        default_factory=list, description="each layer that could not be read to its end"
+    )
+
+
+def marks(problems: list[LayerProblem]) -> dict[str, Any]:
+    """The ``complete`` and ``problems`` fields of a ``Partial`` answer, from its problems."""
+    return {"complete": not problems, "problems": list(problems)}
+
+
 class EntryPage(BaseModel):
     """One page of a listing; ``next_start`` continues it, None once the listing is done."""
 
     entries: list[EntryInfo]
     next_start: int | None = Field(description="position of the next entry; null at the end")
-    complete: bool = Field(description="true when the whole listing is known to end here")
+    complete: bool = Field(
+        description="true when the whole listing is known to end here (where a layer is "
+        "damaged, its entries end at the damage: see problems)"
+    )
     layer: int | None = Field(default=None, description="the layer the page ends in")
     scanned_bytes: int | None = Field(
         default=None,
@@ -132,6 +187,10 @@ class EntryPage(BaseModel):
         "layer is fully indexed, less while the listing is partial",
     )
     layer_bytes: int | None = Field(default=None, description="that layer's compressed size")
+    problems: list[LayerProblem] = Field(
+        default_factory=list,
+        description="layers whose damage this page reached: their entries stop there",
+    )
 
 
 class PullResult(BaseModel):
@@ -152,7 +211,7 @@ class IrregularInfo(BaseModel):
     reason: str
 
 
-class MergedListing(BaseModel):
+class MergedListing(Partial):
     """The filesystem after every layer, sorted by path; ``layer`` is the providing layer.
 
     A hard link's ``size`` is the size of the file it resolves to.
@@ -184,7 +243,7 @@ class PathEvent(BaseModel):
     )
 
 
-class PathTrace(BaseModel):
+class PathTrace(Partial):
     """A path's story across the layers and what the image shows for it now."""
 
     reference: str
@@ -212,7 +271,7 @@ class RemovedFile(BaseModel):
     cause: str
 
 
-class RemovedReport(BaseModel):
+class RemovedReport(Partial):
     """Every removed-but-shipped file, sorted by size (largest first), then path."""
 
     reference: str
@@ -226,7 +285,7 @@ class FindMatch(EntryInfo):
     history: list[PathEvent]
 
 
-class FindResult(BaseModel):
+class FindResult(Partial):
     """Matches sorted by path (merged) or by layer then path; paged by ``start``/``limit``."""
 
     reference: str
@@ -247,7 +306,7 @@ class DiffChange(BaseModel):
     )
 
 
-class DiffReport(BaseModel):
+class DiffReport(Partial):
     """Merged-level differences from ``a`` to ``b``, each list sorted by path."""
 
     a: str
@@ -283,7 +342,7 @@ class OsInfo(BaseModel):
     path: str = Field(description="the os-release file it came from")
 
 
-class TriageReport(BaseModel):
+class TriageReport(Partial):
     reference: str
     digest: str
     platform: str

@@ -22,6 +22,7 @@ from .cache import CacheStore, key_for, open_cache
 from .client import RegistryClient, digest_of
 from .errors import (
     FileNotInLayer,
+    LayerError,
     LayerpeekError,
     ManifestError,
     RegistryError,
@@ -47,6 +48,7 @@ from .models import (
     HistoryInfo,
     ImageReport,
     LayerInfo,
+    LayerProblem,
     MergedListing,
     OsInfo,
     PathTrace,
@@ -55,6 +57,7 @@ from .models import (
     PullResult,
     RemovedReport,
     TriageReport,
+    marks,
 )
 from .platform import DEFAULT_PLATFORM, Platform, choose, parse_platform, runnable
 from .reference import Reference, parse_reference, parse_repository
@@ -273,6 +276,7 @@ class Layerpeek:
         *,
         whole: bool = False,
         tally: Tally | None = None,
+        problems: list[LayerProblem] | None = None,
     ) -> AsyncIterator[EntryInfo]:
         """Entries of one layer, or of every layer bottom-up; stop iterating to stop reading.
 
@@ -280,7 +284,12 @@ class Layerpeek:
         view), so a scan reads ahead from the layer's first byte; without it the first 4 MiB
         are read step by step, as for a page, and stopping early costs little. Past
         ``IMAGE_LIMITS`` entries or characters of names in all, ``ImageTooLarge``: ``tally``
-        counts them across calls, for a caller that lists the layers one call each."""
+        counts them across calls, for a caller that lists the layers one call each.
+
+        A damaged layer (``LayerError``) yields every entry before the damage. Then, given
+        ``problems``, the damage is added to it and the listing goes on with the next layer:
+        the caller answers with what was read and says it is incomplete. Without
+        ``problems`` the error is raised there, for callers that need the whole layer."""
         layers = [image.layer(layer)] if layer is not None else range(len(image.manifest.layers))
         tally = Tally(IMAGE_LIMITS) if tally is None else tally
         for index in layers:
@@ -299,6 +308,9 @@ class Layerpeek:
                     if position % _YIELD_EVERY == 0:
                         # A cached layer arrives whole: let other tasks run while it is listed.
                         await anyio.lowlevel.checkpoint()
+                if view.problem is not None:
+                    _met(image, index, view.problem, problems)
+                    break
                 if view.complete:
                     break
 
@@ -317,10 +329,15 @@ class Layerpeek:
         stays open, so the next page continues from there, and a layer scanned to its end is
         indexed and cached. ``scanned_bytes`` of ``layer_bytes`` says how much of the layer
         the page's last layer has been read.
+
+        A damaged layer's entries end at its damage, and the listing goes on with the next
+        layer; the damage sits between the two, and the page that holds that position (or
+        the last page, when it is at the very end) names it in ``problems``.
         """
         check_page(start, limit)
         layers = [image.layer(layer)] if layer is not None else range(len(image.manifest.layers))
         found: list[EntryInfo] = []
+        damage: list[tuple[int, LayerProblem]] = []  # (position in the listing, problem)
         offset = 0  # position of the current layer's first entry in the whole listing
         for index in layers:
             descriptor = image.manifest.layers[index]
@@ -331,10 +348,22 @@ class Layerpeek:
             coverage = {"layer": index, "scanned_bytes": view.scanned, "layer_bytes": view.size}
             if len(view.entries) > end:
                 return EntryPage(
-                    entries=found, next_start=start + limit, complete=False, **coverage
+                    entries=found,
+                    next_start=start + limit,
+                    complete=False,
+                    problems=_on_page(damage, start, start + limit),
+                    **coverage,
                 )
             offset += len(view.entries)
-        return EntryPage(entries=found, next_start=None, complete=True, **coverage)
+            if view.problem is not None:
+                damage.append((offset, _problem(image, index, view.problem)))
+        return EntryPage(
+            entries=found,
+            next_start=None,
+            complete=True,
+            problems=_on_page(damage, start, None),
+            **coverage,
+        )
 
     async def read_file(
         self,
@@ -510,14 +539,20 @@ class Layerpeek:
 
     # -- the merged filesystem: provenance, removed files, find, diff, triage ----------------
 
-    async def overlay(self, image: ResolvedImage) -> Overlay:
+    async def overlay(
+        self, image: ResolvedImage, problems: list[LayerProblem] | None = None
+    ) -> Overlay:
         """Every layer's listing through the overlay rules, bottom-up; one layer's listing
         in memory at a time besides the merged tree. The rules run in a worker thread: their
-        work grows with the listing, which the image's author chose."""
+        work grows with the listing, which the image's author chose.
+
+        With ``problems``, a damaged layer adds the entries read before its damage, and the
+        damage is recorded there (``entries``); without, it is raised."""
         overlay, tally = Overlay(), Tally(IMAGE_LIMITS)
         for index in range(len(image.manifest.layers)):
-            listing = [e async for e in self.entries(image, index, whole=True, tally=tally)]
-            await anyio.to_thread.run_sync(overlay.apply, index, listing)
+            listing = self.entries(image, index, whole=True, tally=tally, problems=problems)
+            entries = [e async for e in listing]
+            await anyio.to_thread.run_sync(overlay.apply, index, entries)
         return overlay
 
     def _facts(self, image: ResolvedImage) -> LayerFacts:
@@ -528,28 +563,34 @@ class Layerpeek:
     ) -> MergedListing:
         """The merged filesystem sorted by path: ``limit`` paths from ``start`` (None: all)."""
         check_page(start, limit)
-        overlay = await self.overlay(image)
+        problems: list[LayerProblem] = []
+        overlay = await self.overlay(image, problems)
         page = partial(fsreports.merged_page, overlay, str(image.reference), start, limit)
-        return await anyio.to_thread.run_sync(page)
+        listing = await anyio.to_thread.run_sync(page)
+        return listing.model_copy(update=marks(problems))
 
     async def trace(self, image: ResolvedImage, path: str) -> PathTrace:
         """Where ``path`` came from: added, changed, deleted in which layers, by which steps."""
         clean = display_path(path.strip())
         if not clean:
             raise LayerpeekError("a path is needed, not the root directory")
-        overlay = await self.overlay(image)
+        problems: list[LayerProblem] = []
+        overlay = await self.overlay(image, problems)
         facts = self._facts(image)
-        return await anyio.to_thread.run_sync(
+        trace = await anyio.to_thread.run_sync(
             fsreports.trace, overlay, facts, str(image.reference), clean
         )
+        return trace.model_copy(update=marks(problems))
 
     async def removed_files(self, image: ResolvedImage) -> RemovedReport:
         """Files a later layer deleted or overwrote that a lower layer still ships (all of
         them, largest first); ``read_file(image, path, layer)`` reads any of them."""
-        overlay = await self.overlay(image)
-        return await anyio.to_thread.run_sync(
+        problems: list[LayerProblem] = []
+        overlay = await self.overlay(image, problems)
+        report = await anyio.to_thread.run_sync(
             fsreports.removed_report, overlay, self._facts(image), str(image.reference)
         )
+        return report.model_copy(update=marks(problems))
 
     async def find(
         self,
@@ -564,8 +605,10 @@ class Layerpeek:
         check_page(start, limit)
         overlay, tally = Overlay(), Tally(IMAGE_LIMITS)
         per_layer: list[EntryInfo] = []
+        problems: list[LayerProblem] = []
         for index in range(len(image.manifest.layers)):
-            listing = [e async for e in self.entries(image, index, whole=True, tally=tally)]
+            entries = self.entries(image, index, whole=True, tally=tally, problems=problems)
+            listing = [e async for e in entries]
             if not merged:
                 per_layer += await anyio.to_thread.run_sync(fsreports.matching, spec, listing)
             await anyio.to_thread.run_sync(overlay.apply, index, listing)
@@ -580,16 +623,19 @@ class Layerpeek:
             matches=matches[start:end],
             total=len(matches),
             next_start=end if end < len(matches) else None,
+            **marks(problems),
         )
 
     async def diff(self, a: ResolvedImage, b: ResolvedImage) -> DiffReport:
         """Added, removed and changed paths from ``a`` to ``b`` at the merged level, and the
         layers they share (every list complete, sorted by path)."""
         sides = []
+        problems: list[LayerProblem] = []
         for image in (a, b):
-            overlay = await self.overlay(image)
+            overlay = await self.overlay(image, problems)
             sides.append((str(image.reference), image.manifest.digest, overlay, self._facts(image)))
-        return await anyio.to_thread.run_sync(fsreports.diff_report, sides[0], sides[1])
+        report = await anyio.to_thread.run_sync(fsreports.diff_report, sides[0], sides[1])
+        return report.model_copy(update=marks(problems))
 
     async def triage(self, image: ResolvedImage, largest: int = 10) -> TriageReport:
         """Secrets (present, or deleted above a layer that still ships them), setuid/setgid
@@ -597,7 +643,8 @@ class Layerpeek:
         severity. Reads only os-release and at most CONTENT_READS small key-like files."""
         if largest < 0:
             raise LayerpeekError("the number of largest files to show cannot be negative")
-        overlay = await self.overlay(image)
+        problems: list[LayerProblem] = []
+        overlay = await self.overlay(image, problems)
         facts = self._facts(image)
         candidates = await anyio.to_thread.run_sync(fsreports.secret_candidates, overlay)
         findings = await self._secret_findings(image, candidates, facts)
@@ -612,6 +659,7 @@ class Layerpeek:
             findings=fsreports.sort_findings(findings + shape.findings),
             largest=shape.largest,
             removed_size=shape.removed_size,
+            **marks(problems),
         )
 
     async def _secret_findings(
@@ -642,13 +690,16 @@ class Layerpeek:
             return kind, False
         reads[0] -= 1
         head = await self._head(image, node, CONTENT_LIMIT)
+        if head is None:
+            return kind, False
         if PRIVATE_KEY.search(head):
             return "private key (content checked)", True
         return (None, False) if kind.startswith("PEM") else (f"{kind} (no PEM key inside)", False)
 
-    async def _head(self, image: ResolvedImage, node: Node, limit: int) -> bytes:
+    async def _head(self, image: ResolvedImage, node: Node, limit: int) -> bytes | None:
         """The first ``limit`` bytes of the regular file ``node`` (present or removed): the
-        very copy the merged view saw, wherever its layer holds others of that name."""
+        very copy the merged view saw, wherever its layer holds others of that name. None
+        when the layer's damage keeps them from being read (the report already names it)."""
         copy = FileCopy(node.path, node.path, (), node.layer, node.layer_path, node.position, 0)
         data = bytearray()
         stream = self.read(image, copy)
@@ -657,6 +708,8 @@ class Layerpeek:
                 data += chunk
                 if len(data) >= limit:
                     break
+        except LayerError:
+            return None
         finally:
             await stream.aclose()
         return bytes(data[:limit])
@@ -670,6 +723,8 @@ class Layerpeek:
             if node is None or node.type != "file" or node.size > CONTENT_LIMIT:
                 continue
             head = await self._head(image, node, CONTENT_LIMIT)
+            if head is None:
+                continue
             fields = parse_os_release(head.decode("utf-8", "replace"))
             return OsInfo(
                 id=fields.get("ID", ""),
@@ -697,6 +752,29 @@ def _reporter(descriptor: Descriptor, on_progress: ProgressCallback | None) -> O
         callback(Progress(received, descriptor.size, entries))
 
     return report
+
+
+def _problem(image: ResolvedImage, index: int, error: LayerError) -> LayerProblem:
+    digest = image.manifest.layers[index].digest
+    return LayerProblem.of(str(image.reference), index, digest, error)
+
+
+def _met(
+    image: ResolvedImage, index: int, error: LayerError, problems: list[LayerProblem] | None
+) -> None:
+    """A layer's damage, met after its entries before it were delivered: recorded in
+    ``problems`` for a caller that answers with what was read, else raised."""
+    if problems is None:
+        raise error
+    problems.append(_problem(image, index, error))
+
+
+def _on_page(
+    damage: list[tuple[int, LayerProblem]], start: int, end: int | None
+) -> list[LayerProblem]:
+    """The problems whose position in a listing falls on the page ``[start, end)``; ``end``
+    None for the last page, which also holds a position at the listing's very end."""
+    return [p for at, p in damage if start <= at and (end is None or at < end)]
 
 
 def _normalise(path: str) -> str:

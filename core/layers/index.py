@@ -32,7 +32,7 @@ import anyio.to_thread
 
 from ..cache import CacheStore, key_for
 from ..client import RegistryClient
-from ..errors import CorruptLayer, LayerpeekError, RangeNotSupported, TruncatedLayer
+from ..errors import CorruptLayer, LayerError, LayerpeekError, RangeNotSupported, TruncatedLayer
 from ..image import Descriptor
 from ..reference import Reference
 from .buffers import OutputPool
@@ -114,13 +114,16 @@ class LayerIndex:
 @dataclass(frozen=True)
 class LayerView:
     """What is known of a layer right now: ``entries`` is complete when ``complete`` is set,
-    else the first entries of the layer, found in its first ``scanned`` compressed bytes."""
+    else the first entries of the layer, found in its first ``scanned`` compressed bytes.
+    ``problem`` is the damage the scan stopped at: ``entries`` are all those before it, and
+    no more will follow."""
 
     entries: list[TarEntry]
     complete: bool
     scanned: int
     size: int
     index: LayerIndex | None = None
+    problem: LayerError | None = None
 
 
 class LayerScan:
@@ -392,12 +395,18 @@ class LayerIndexes:
         whole: bool = False,
     ) -> LayerView:
         """At least ``wanted`` entries of ``layer`` (fewer only if it has fewer; None: all).
-        ``whole``: the caller goes on to read all of it (``LayerScan.advance``)."""
+        ``whole``: the caller goes on to read all of it (``LayerScan.advance``).
+
+        A damaged layer answers with the entries before the damage and the damage as its
+        ``problem``, rather than an error: a listing shows what was read."""
         index = await self._complete_unless_scanning(ref, layer)
         if index is not None:
             return LayerView(index.entries, True, layer.size, layer.size, index)
         view, _ = await self._advance(
-            ref, layer, partial(LayerScan.advance, wanted=wanted, on_scan=on_scan, whole=whole)
+            ref,
+            layer,
+            partial(LayerScan.advance, wanted=wanted, on_scan=on_scan, whole=whole),
+            damage_as_view=True,
         )
         return view
 
@@ -416,17 +425,26 @@ class LayerIndexes:
         step: Callable[[LayerScan], Awaitable[None]],
         *,
         partial_index: bool = False,
+        damage_as_view: bool = False,
     ) -> tuple[LayerView, LayerIndex | None]:
         """Run ``step`` on the layer's live scan; store the index once the scan completes.
         Returns the view and the index: the complete one, or with ``partial_index`` the one
-        as far as the scan went (None otherwise: listings page without it)."""
+        as far as the scan went (None otherwise: listings page without it). With
+        ``damage_as_view``, a ``LayerError`` is returned as the view's ``problem``, with the
+        entries the scan kept before it."""
         scope = key_for(ref, layer.digest)
         live = await self._take_live(ref, layer, scope)
         async with live.lock:
             try:
                 await step(live.scan)
-            except BaseException:
+            except LayerError as problem:
                 await self._drop(scope, live)  # a failed scan is never resumed
+                if not damage_as_view:
+                    raise
+                scan = live.scan
+                return LayerView(scan.entries, False, scan.scanned, layer.size, None, problem), None
+            except BaseException:
+                await self._drop(scope, live)
                 raise
             live.used = time.monotonic()
             if not live.scan.complete:
