@@ -147,8 +147,10 @@ async def peek(
 
 
 async def _count(ctx: BotContext, image: ResolvedImage, layer: int | None) -> int:
+    """Entries in the listing, a damaged layer's up to its damage (the page that reaches
+    the damage names it)."""
     total = 0
-    async for _ in ctx.peek.entries(image, layer, whole=True):
+    async for _ in ctx.peek.entries(image, layer, whole=True, problems=[]):
         total += 1
     return total
 
@@ -161,7 +163,10 @@ async def _merged(ctx: BotContext, image: ResolvedImage, number: int, nav: str) 
     if nav == "l" and number != last:
         return await _merged(ctx, image, last, nav)
     page = EntryPage(
-        entries=merged.entries, next_start=merged.next_start, complete=not merged.next_start
+        entries=merged.entries,
+        next_start=merged.next_start,
+        complete=not merged.next_start,
+        problems=merged.problems,
     )
     return Listing(page, Scope(merged=True), number, last)
 

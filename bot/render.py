@@ -19,6 +19,7 @@ from layerpeek.core.models import (
     EntryPage,
     FindResult,
     ImageReport,
+    LayerProblem,
     TriageReport,
 )
 from layerpeek.core.text import CUT_MARK, human_size, printable, short_digest
@@ -85,6 +86,22 @@ def _clip_escaped(text: str, limit: int) -> str:
     kept = text[: limit - 1]
     trailing = len(kept) - len(kept.rstrip("\\"))
     return (kept[:-1] if trailing % 2 else kept) + "…"
+
+
+WARNINGS_SHOWN = 3
+WARNING_CHARS = 400
+
+
+def warnings(problems: list[LayerProblem]) -> str:
+    """A warning line per layer that could not be read to its end (the first few), for the
+    top of an answer built from what was read before the damage; empty when there is none."""
+    lines = [
+        f"⚠️ **Incomplete:** {untrusted(p.describe(), WARNING_CHARS)}"
+        for p in problems[:WARNINGS_SHOWN]
+    ]
+    if len(problems) > WARNINGS_SHOWN:
+        lines.append(f"… and {len(problems) - WARNINGS_SHOWN} more damaged layers")
+    return "".join(line + "\n" for line in lines)
 
 
 def inline(text: str, limit: int) -> str:
@@ -167,11 +184,13 @@ def listing_embed(
     lines = [_entry_line(e) for e in page.entries]
     if per_layer:
         lines = [f"[{e.layer}] {line}" for e, line in zip(page.entries, lines, strict=True)]
-    body = _lines_within(lines, LISTING_BUDGET - 200, "… {} more entries on this page")
+    warned = warnings(page.problems)
+    budget = LISTING_BUDGET - 200 - len(warned)
+    body = _lines_within(lines, budget, "… {} more entries on this page")
     of = f" of {last + 1}" if last is not None else ("" if page.complete else "+")
     embed = discord.Embed(
         title=limits.clip(f"Files in {where}: page {number + 1}{of}", 256),
-        description=f"```\n{body or '(no entries)'}\n```",
+        description=f"{warned}```\n{body or '(no entries)'}\n```",
         colour=COLOUR,
     )
     embed.set_footer(text="d dir · - file · l symlink · h hard link · w whiteout · o opaque dir")
@@ -241,7 +260,8 @@ def find_embed(result: FindResult) -> discord.Embed:
         f"[{m.layer}] {_entry_line(m)}{' (' + m.history[-1].action + ')' if m.history else ''}"
         for m in result.matches
     ]
-    body = _lines_within(lines, LISTING_BUDGET, "… {} more matches on this page")
+    warned = warnings(result.problems)
+    body = _lines_within(lines, LISTING_BUDGET - len(warned), "… {} more matches on this page")
     shown = len(result.matches)
     more = (
         f"; showing the first {shown}, narrow the pattern for the rest" if result.next_start else ""
@@ -249,7 +269,7 @@ def find_embed(result: FindResult) -> discord.Embed:
     view = "the merged filesystem" if result.merged else "every layer"
     return discord.Embed(
         title=f"{result.total} matches for " + untrusted(result.pattern, 200),
-        description=f"```\n{body or '(nothing matches)'}\n```",
+        description=f"{warned}```\n{body or '(nothing matches)'}\n```",
         colour=COLOUR,
     ).set_footer(text=untrusted(f"{result.reference} · in {view}{more}", 500, "plain"))
 
@@ -269,10 +289,12 @@ def diff_embed(report: DiffReport) -> discord.Embed:
     digests = short_digest(report.a_digest), short_digest(report.b_digest)
     lines = [*_paths(report.added, "+"), *_paths(report.removed, "-"), *changed]
     lines = [limits.clip(line, LINE) for line in lines]
-    body = _lines_within(lines, limits.EMBED_DESCRIPTION - 400, "… {} more paths")
+    warned = warnings(report.problems)
+    budget = limits.EMBED_DESCRIPTION - 400 - len(warned)
+    body = _lines_within(lines, budget, "… {} more paths")
     return discord.Embed(
         title=f"{untrusted(report.a, 120)} → {untrusted(report.b, 120)}",
-        description=f"{head}\n```diff\n{body or '(no differences)'}\n```",
+        description=f"{warned}{head}\n```diff\n{body or '(no differences)'}\n```",
         colour=COLOUR,
     ).set_footer(text=untrusted(f"{digests[0]} → {digests[1]}", 200, "plain"))
 
@@ -292,11 +314,11 @@ def triage_embed(report: TriageReport) -> discord.Embed:
         for f in report.findings
     ]
     largest = [f"{human_size(e.size):>9} {inline(e.path, 120)}" for e in report.largest]
+    warned = warnings(report.problems)
+    shown = _lines_within(findings, 3000 - len(warned), "… {} more findings")
     embed = discord.Embed(
         title="Triage of " + untrusted(report.reference, 240),
-        description=facts
-        + "\n\n"
-        + (_lines_within(findings, 3000, "… {} more findings") or "no findings"),
+        description=warned + facts + "\n\n" + (shown or "no findings"),
         colour=COLOUR,
     )
     if largest:

@@ -15,6 +15,7 @@ from layerpeek.core.models import (
     EntryInfo,
     FindResult,
     ImageReport,
+    Partial,
     PlatformsReport,
     RemovedReport,
     TriageReport,
@@ -35,7 +36,12 @@ class InspectResult(BaseModel):
     )
 
 
-class FilePage(BaseModel):
+class FilePage(Partial):
+    """A page of a listing. Where a layer could not be read to its end, the page that
+    reaches its damage lists what was read before it, is marked incomplete and names the
+    problem; the listing goes on with the next layer. A merged page is built from what was
+    read of every layer, so each of its pages carries the problems."""
+
     reference: str
     digest: str = Field(description="the platform image manifest the listing comes from")
     platform: str

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from layerpeek.core.models import EntryInfo
+from layerpeek.core.models import EntryInfo, LayerProblem
 from layerpeek.core.service import Layerpeek, ResolvedImage
 
 from .progress import ProgressRelay
@@ -33,6 +33,8 @@ class Position:
 class Page:
     entries: list[EntryInfo]
     next: Position | None
+    problems: list[LayerProblem]
+    """Damaged layers whose entries this page read to the damage."""
 
 
 def normal_prefix(prefix: str) -> str:
@@ -66,20 +68,24 @@ async def page_of_entries(
     match: Match,
     relay: ProgressRelay,
 ) -> Page:
-    """Up to ``limit`` matching entries of ``layers`` from ``start`` on."""
+    """Up to ``limit`` matching entries of ``layers`` from ``start`` on. A damaged layer
+    ends at its damage: the page that reads up to it names the problem (``entries``) and
+    goes on with the next layer, so no later page meets the same damage again."""
     found: list[EntryInfo] = []
+    problems: list[LayerProblem] = []
     first = layers.index(start.layer)
     for position, index in enumerate(layers[first:], start=first):
         skip = start.entry if index == start.layer else 0
         seen = 0
-        listing = peek.entries(image, index, on_progress=relay.layer(position, index))
+        progress = relay.layer(position, index)
+        listing = peek.entries(image, index, on_progress=progress, problems=problems)
         async with aclosing(listing) as entries:
             async for entry in entries:
                 if seen >= skip and match(entry):
                     if len(found) == limit:
-                        return Page(found, Position(index, seen))
+                        return Page(found, Position(index, seen), problems)
                     found.append(entry)
                 seen += 1
                 await relay.flush()
         await relay.flush()
-    return Page(found, None)
+    return Page(found, None, problems)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from layerpeek.core.models import EntryInfo, ImageReport, PathTrace, PlatformsReport
+from layerpeek.core.models import EntryInfo, ImageReport, LayerProblem, PathTrace, PlatformsReport
 from layerpeek.core.text import human_size, marked_name, printable, short_digest
 
 from .models import (
@@ -32,6 +32,12 @@ Lines = list[str]
 def text(lines: Iterable[str]) -> str:
     """The tool's text: each line escaped for a reader's terminal or client, then joined."""
     return "\n".join(printable(line) for line in lines)
+
+
+def incomplete(problems: list[LayerProblem]) -> Lines:
+    """One line per layer the answer could not read to its end, first in the text: the
+    answer below is built from what was read before the damage."""
+    return [f"INCOMPLETE: {problem.describe()}" for problem in problems]
 
 
 def _more(count: int, shown: int, what: str) -> list[str]:
@@ -84,7 +90,8 @@ def file_page_text(page: FilePage) -> Lines:
     head = f"{len(page.entries)} entries of {page.reference} ({page.platform}, {where})"
     tail = "more: call again with cursor=next_cursor" if page.next_cursor else "end of listing"
     rows = [entry_line(e) for e in page.entries[:MAX_TEXT_ROWS]]
-    return [head, *rows, *_more(len(page.entries), MAX_TEXT_ROWS, "entries"), tail]
+    more = _more(len(page.entries), MAX_TEXT_ROWS, "entries")
+    return [*incomplete(page.problems), head, *rows, *more, tail]
 
 
 def file_text(content: FileContent) -> Lines:
@@ -121,6 +128,7 @@ def find_text(result: FindPage) -> Lines:
         story = "; ".join(f"{e.action} in layer {e.layer}" for e in match.history)
         rows.append(f"{entry_line(match)}  [{story}]")
     return [
+        *incomplete(found.problems),
         head,
         *rows,
         *_more(len(found.matches), MAX_TEXT_ROWS, "matches"),
@@ -130,7 +138,7 @@ def find_text(result: FindPage) -> Lines:
 
 def trace_text(trace: PathTrace) -> Lines:
     state = "present" if trace.exists else "absent from the final filesystem"
-    lines = [f"{trace.path} in {trace.reference}: {state}"]
+    lines = [*incomplete(trace.problems), f"{trace.path} in {trace.reference}: {state}"]
     for event in trace.events:
         cause = f" by {event.cause}" if event.cause else ""
         lines.append(
@@ -152,7 +160,7 @@ def removed_text(result: RemovedPage) -> Lines:
         f"  {human_size(f.size):>10}  {f.path}  layer {f.layer}, {f.action} in layer {f.removed_in}"
         for f in report.files[:MAX_TEXT_ROWS]
     ]
-    return [head, *rows, _next(result.next_cursor)]
+    return [*incomplete(report.problems), head, *rows, _next(result.next_cursor)]
 
 
 def diff_text(result: DiffPage) -> Lines:
@@ -166,7 +174,8 @@ def diff_text(result: DiffPage) -> Lines:
     rows += [f"- {e.path}" for e in diff.removed]
     rows += [f"~ {c.path} ({', '.join(c.fields)})" for c in diff.changed]
     shown = rows[:MAX_TEXT_ROWS]
-    return [head, *shown, *_more(len(rows), len(shown), "paths"), _next(result.next_cursor)]
+    more = _more(len(rows), len(shown), "paths")
+    return [*incomplete(diff.problems), head, *shown, *more, _next(result.next_cursor)]
 
 
 def triage_text(result: TriagePage) -> Lines:
@@ -174,6 +183,7 @@ def triage_text(result: TriagePage) -> Lines:
     os_name = report.os.pretty_name if report.os else "unknown OS"
     user = report.user or "root"
     lines = [
+        *incomplete(report.problems),
         f"{report.reference} ({report.platform}): {os_name}; user {user}"
         + (" (runs as root)" if report.runs_as_root else ""),
         f"{result.total_findings} findings; {human_size(report.removed_size)} shipped for "

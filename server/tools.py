@@ -19,7 +19,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from layerpeek.core.models import EntryInfo
+from layerpeek.core.models import EntryInfo, LayerProblem, marks
 from layerpeek.core.service import ResolvedImage
 
 from . import render
@@ -87,9 +87,13 @@ async def inspect_image(
 # -- list_files ------------------------------------------------------------------------------
 
 
+Listed = tuple[list[EntryInfo], At, list[LayerProblem]]
+"""A page's entries, where the next one starts, and the damaged layers it met."""
+
+
 async def _layer_page(
     ctx: Context, image: ResolvedImage, layer: int | None, match: Match, limit: int, at: At
-) -> tuple[list[EntryInfo], At]:
+) -> Listed:
     """A page of one layer or all layers in tar order; the position is (layer, entry)."""
     layers = [image.layer(layer)] if layer is not None else list(range(len(image.manifest.layers)))
     start = Position(int(at["l"]), int(at["p"])) if at else Position(layers[0], 0)
@@ -98,16 +102,16 @@ async def _layer_page(
     relay = ProgressRelay(ctx, [image.manifest.layers[i].size for i in layers])
     found = await page_of_entries(state(ctx).peek, image, layers, start, limit, match, relay)
     after = {"l": found.next.layer, "p": found.next.entry} if found.next else None
-    return found.entries, after
+    return found.entries, after, found.problems
 
 
 async def _merged_page(
     ctx: Context, image: ResolvedImage, match: Match, limit: int, at: At
-) -> tuple[list[EntryInfo], At]:
+) -> Listed:
     """A page of the merged filesystem (sorted by path); the position is an index into it."""
     merged = await state(ctx).peek.merged_listing(image)
     entries, after = page([e for e in merged.entries if match(e)], int(at["p"]) if at else 0, limit)
-    return entries, {"p": after} if after is not None else None
+    return entries, {"p": after} if after is not None else None, merged.problems
 
 
 async def list_files(
@@ -143,7 +147,8 @@ async def list_files(
     path, type (file, dir, symlink, hardlink, whiteout, opaque...), size, mode, owner, mtime
     and link target. Whiteouts show what a layer deletes; merged=true lists the final
     filesystem instead. Paged: pass next_cursor back as cursor for more; filter with
-    path_prefix and glob to skip the rest."""
+    path_prefix and glob to skip the rest. A layer that cannot be read to its end (damaged)
+    is listed up to the damage: that page says complete=false and names the problem."""
     if merged and layer is not None:
         raise ToolError("merged lists the whole image: pass either merged or layer, not both")
     app = state(ctx)
@@ -157,9 +162,9 @@ async def list_files(
         )
         at = resume(app.cursors, cursor, "files", query, image.manifest.digest)
         if merged:
-            entries, after = await _merged_page(ctx, image, match, limit, at)
+            entries, after, problems = await _merged_page(ctx, image, match, limit, at)
         else:
-            entries, after = await _layer_page(ctx, image, layer, match, limit, at)
+            entries, after, problems = await _layer_page(ctx, image, layer, match, limit, at)
     next_cursor = None
     if after is not None:
         next_cursor = app.cursors.encode("files", query, d=image.manifest.digest, **after)
@@ -171,6 +176,7 @@ async def list_files(
         merged=merged,
         entries=entries,
         next_cursor=next_cursor,
+        **marks(problems),
     )
     return result(answer, render.file_page_text(answer))
 

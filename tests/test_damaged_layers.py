@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import json
 
+import discord
 import pytest
+from mcp import Client
+from test_bot_commands import invoke, running_bot
+from test_bot_support import FakeInteraction, assert_within_limits, sent_payload, shown
 
 from fixtures.damaged import READ_BEFORE_DAMAGE, DamagedImages, push_damaged_images
+from layerpeek.bot import commands
+from layerpeek.bot.scope import Scope
+from layerpeek.bot.settings import BotSettings
 from layerpeek.core.cli import main
+from layerpeek.server.app import create_server
 
 ERROR = "bad tar header checksum at tar offset 39,936"
 READ = f"({READ_BEFORE_DAMAGE} entries read)"
+WARNING = "⚠️ **Incomplete:** "
 FILES = [f"f{i:02d}.txt" for i in range(READ_BEFORE_DAMAGE)]
 UPPER = [".wh.f05.txt", "f10.txt", "etc", "etc/os-release", "new.txt"]
 MERGED = sorted([*(f for f in FILES if f != "f05.txt"), "etc", "etc/os-release", "new.txt"])
@@ -144,3 +153,201 @@ def test_text_answers_are_printed_before_the_error(capsys, layerpeek_env, plain_
     assert "f05.txt" in out and "2 files" in out
     assert err[-1].startswith("layerpeek: error: " + problem_line(image))
     assert err[-1].endswith("what was read before it is shown")
+
+
+# -- the MCP server --------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def mcp(layerpeek_env, monkeypatch, tmp_path):
+    """The SDK's own client over JSON-RPC; the operator allow-listed the local registry."""
+    monkeypatch.setenv("LAYERPEEK_ALLOW_PRIVATE", "127.0.0.1")
+    monkeypatch.chdir(tmp_path)
+    async with Client(create_server(), mode="legacy") as client:
+        yield client
+
+
+async def call(client: Client, tool: str, **arguments) -> tuple[dict, list[str]]:
+    """A successful call's structured content and text lines: damage is no tool error."""
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content[0].text
+    return result.structured_content, result.content[0].text.splitlines()
+
+
+def assert_incomplete(answer: dict, text: list[str], image, host: str) -> None:
+    assert answer["complete"] is False
+    [problem] = answer["problems"]
+    assert_problem(problem, image, host)
+    assert text[0].startswith("INCOMPLETE: " + problem_line(image)) and ERROR in text[0]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+async def test_list_files_answers_with_the_entries_read_and_the_problem(
+    mcp, plain_registry, damaged, kind
+):
+    image = getattr(damaged, kind)
+    host = plain_registry.host
+    answer, text = await call(mcp, "list_files", reference=image.ref(host), layer=0, limit=200)
+    assert [e["path"] for e in answer["entries"]] == FILES
+    assert answer["next_cursor"] is None
+    assert_incomplete(answer, text, image, host)
+
+
+@pytest.mark.anyio
+async def test_paging_a_damaged_layer_ends_at_the_damage(mcp, plain_registry, damaged):
+    image, host = damaged.gzip, plain_registry.host
+    pages, cursor = [], None
+    while True:
+        arguments = {"cursor": cursor} if cursor else {}
+        answer, text = await call(
+            mcp, "list_files", reference=image.ref(host), layer=0, limit=10, **arguments
+        )
+        pages.append((answer, text))
+        if (cursor := answer["next_cursor"]) is None:
+            break
+    assert [[e["path"] for e in a["entries"]] for a, _ in pages] == [
+        FILES[0:10],
+        FILES[10:20],
+        FILES[20:30],
+        FILES[30:39],
+    ]
+    assert [(a["complete"], a["problems"]) for a, _ in pages[:-1]] == [(True, [])] * 3
+    assert_incomplete(*pages[-1], image, host)
+
+
+@pytest.mark.anyio
+async def test_every_layer_goes_on_past_the_damage_named_once(mcp, plain_registry, damaged):
+    image, host = damaged.two_layers, plain_registry.host
+    first, text = await call(mcp, "list_files", reference=image.ref(host), limit=40)
+    assert [(e["layer"], e["path"]) for e in first["entries"]] == [
+        *((0, f) for f in FILES),
+        (1, UPPER[0]),
+    ]
+    assert_incomplete(first, text, image, host)
+    rest, _ = await call(
+        mcp, "list_files", reference=image.ref(host), limit=40, cursor=first["next_cursor"]
+    )
+    assert [(e["layer"], e["path"]) for e in rest["entries"]] == [(1, p) for p in UPPER[1:]]
+    assert rest["complete"] is True and rest["problems"] == []
+
+
+@pytest.mark.anyio
+async def test_merged_tools_answer_from_what_was_read(mcp, plain_registry, damaged):
+    image, host = damaged.two_layers, plain_registry.host
+    ref = image.ref(host)
+    merged, text = await call(mcp, "list_files", reference=ref, merged=True, limit=200)
+    assert [e["path"] for e in merged["entries"]] == MERGED
+    assert_incomplete(merged, text, image, host)
+    found, text = await call(mcp, "find_files", reference=ref, pattern="f1*.txt")
+    assert [(m["layer"], m["path"]) for m in found["find"]["matches"]] == [
+        *((0, f"f{i}.txt") for i in range(10, 20)),
+        (1, "f10.txt"),
+    ]
+    assert_incomplete(found["find"], text, image, host)
+    trace, text = await call(mcp, "trace_path", reference=ref, path="/f05.txt")
+    assert [(e["layer"], e["action"]) for e in trace["events"]] == [(0, "added"), (1, "deleted")]
+    assert_incomplete(trace, text, image, host)
+    removed, text = await call(mcp, "removed_files", reference=ref)
+    assert {f["path"] for f in removed["removed"]["files"]} == {"f05.txt", "f10.txt"}
+    assert_incomplete(removed["removed"], text, image, host)
+    triage, text = await call(mcp, "triage_image", reference=ref)
+    assert triage["triage"]["os"]["id"] == "damaged"
+    assert_incomplete(triage["triage"], text, image, host)
+    diff, text = await call(mcp, "diff_images", a=damaged.gzip.ref(host), b=ref)
+    added = {e["path"] for e in diff["diff"]["added"]}
+    assert added == {"etc", "etc/os-release", "new.txt"}
+    assert {e["path"] for e in diff["diff"]["removed"]} == {"f05.txt"}
+    assert diff["diff"]["complete"] is False
+    assert [(p["reference"], p["layer"]) for p in diff["diff"]["problems"]] == [
+        (damaged.gzip.ref(host), 0),
+        (ref, 0),
+    ]
+    assert text[0].startswith("INCOMPLETE: " + problem_line(damaged.gzip))
+    assert text[1].startswith("INCOMPLETE: " + problem_line(image))
+
+
+# -- the Discord bot ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bot_settings(layerpeek_env, monkeypatch) -> BotSettings:
+    from test_bot_support import allow_local_registry
+
+    allow_local_registry(monkeypatch, layerpeek_env)
+    return BotSettings(page_size=10)
+
+
+def code_lines(description: str) -> list[str]:
+    """The lines of the code block in an embed's description."""
+    return description.split("```\n", 1)[1].rsplit("\n```", 1)[0].splitlines()
+
+
+def warning_of(description: str) -> str:
+    """The text before the code block: the warning lines, as Discord shows them."""
+    return shown(description.split("```", 1)[0])
+
+
+async def turn(bot, key: str, scope: Scope, page: int, nav: str) -> dict:
+    click = FakeInteraction(client=bot, type=discord.InteractionType.component)
+    await bot.turn_page(click, key, scope, page, nav)
+    return sent_payload(click.named("edit_original")[-1])
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+async def test_peek_pages_show_the_entries_and_warn_at_the_damage(
+    bot_settings, plain_registry, damaged, kind
+):
+    image = getattr(damaged, kind)
+    async with running_bot(bot_settings) as bot:
+        done = await invoke(bot, commands.peek, image=image.ref(plain_registry.host), layer=0)
+        first = sent_payload(done.named("edit_original")[-1])
+        key = first["components"][0]["components"][0]["custom_id"].split(":")[1]
+        last = await turn(bot, key, Scope(layer=0), 0, "l")
+        middle = await turn(bot, key, Scope(layer=0), 2, "n")
+    for message in (first, last, middle):
+        assert_within_limits(message)
+    listing = first["embeds"][1]
+    assert [line.rsplit(" ", 1)[-1] for line in code_lines(listing["description"])] == FILES[:10]
+    assert warning_of(listing["description"]) == ""
+    listing = last["embeds"][1]
+    assert listing["title"].endswith("page 4 of 4")
+    assert [line.rsplit(" ", 1)[-1] for line in code_lines(listing["description"])] == FILES[30:]
+    warning = warning_of(listing["description"])
+    assert warning.startswith(WARNING + problem_line(image)) and ERROR in warning
+    listing = middle["embeds"][1]
+    assert [line.rsplit(" ", 1)[-1] for line in code_lines(listing["description"])] == FILES[20:30]
+
+
+@pytest.mark.anyio
+async def test_merged_bot_answers_warn_and_answer_from_what_was_read(
+    bot_settings, plain_registry, damaged
+):
+    image, host = damaged.two_layers, plain_registry.host
+    ref = image.ref(host)
+    async with running_bot(bot_settings) as bot:
+        peeked = await invoke(bot, commands.peek, image=ref)
+        first = sent_payload(peeked.named("edit_original")[-1])
+        key = first["components"][0]["components"][0]["custom_id"].split(":")[1]
+        merged = await turn(bot, key, Scope(merged=True), 0, "f")
+        found = await invoke(bot, commands.find, image=ref, pattern="f1*.txt", every_layer=True)
+        triage = await invoke(bot, commands.triage, image=ref)
+        diff = await invoke(bot, commands.diff, base=damaged.gzip.ref(host), target=ref)
+    answers_ = [sent_payload(d.named("edit_original")[-1]) for d in (found, triage, diff)]
+    for message in (merged, *answers_):
+        assert_within_limits(message)
+    listing = merged["embeds"][1]
+    shown_paths = [line.rsplit(" ", 1)[-1] for line in code_lines(listing["description"])]
+    assert shown_paths == MERGED[:10]
+    assert warning_of(listing["description"]).startswith(WARNING + problem_line(image))
+    found_, triage_, diff_ = (m["embeds"][0]["description"] for m in answers_)
+    assert shown(found_).startswith(WARNING + problem_line(image))
+    matches = [(line[1], line.split("  ")[-1].split(" (")[0]) for line in code_lines(found_)]
+    assert matches == [*(("0", f"f{i}.txt") for i in range(10, 20)), ("1", "f10.txt")]
+    assert shown(triage_).startswith(WARNING + problem_line(image))
+    assert "**51 B** shipped in deleted or overwritten files" in triage_
+    warned = shown(diff_).splitlines()
+    assert warned[0].startswith(WARNING + problem_line(damaged.gzip))
+    assert warned[1].startswith(WARNING + problem_line(image))
+    assert "+ new.txt\n- f05.txt\n" in diff_
