@@ -90,6 +90,34 @@ def test_ls_json_prints_the_entries_and_the_error_on_stderr(
     assert len([line for line in err if ERROR in line]) == 1
 
 
+def test_ls_limit_short_of_the_damage_is_a_whole_answer(
+    capsys, layerpeek_env, plain_registry, damaged
+):
+    ref = damaged.gzip.ref(plain_registry.host)
+    status, out, err = run(capsys, "ls", ref, "--json", "--limit", "5")
+    assert status == 0 and not [line for line in err if "error" in line]
+    assert [json.loads(line)["path"] for line in out.splitlines()] == FILES[:5]
+
+
+@pytest.mark.parametrize(
+    ("name", "read", "error"),
+    [
+        ("truncated_gzip", ["a.txt", "random.bin"], "gzip stream ends early"),
+        ("corrupt_zstd", [], "corrupt zstd data"),
+        ("short_entry", ["before.txt", "short.bin"], "tar stream ends inside the data"),
+    ],
+)
+def test_ls_of_the_broken_catalog_layers_prints_what_they_hold_before_the_break(
+    capsys, layerpeek_env, plain_registry, catalog, name, read, error
+):
+    image = getattr(catalog.bad, name)
+    status, out, err = run(capsys, "ls", image.ref(plain_registry.host), "--json")
+    assert status == 1
+    assert [json.loads(line)["path"] for line in out.splitlines()] == read
+    assert err[-1].startswith("layerpeek: error: " + problem_line(image)) and error in err[-1]
+    assert f"({len(read)} entr" in err[-1]
+
+
 def test_ls_of_every_layer_goes_on_past_the_damaged_one(
     capsys, layerpeek_env, plain_registry, damaged
 ):
@@ -318,6 +346,7 @@ async def test_peek_pages_show_the_entries_and_warn_at_the_damage(
     assert warning.startswith(WARNING + problem_line(image)) and ERROR in warning
     listing = middle["embeds"][1]
     assert [line.rsplit(" ", 1)[-1] for line in code_lines(listing["description"])] == FILES[20:30]
+    assert warning_of(listing["description"]) == ""
 
 
 @pytest.mark.anyio
