@@ -21,6 +21,9 @@ from layerpeek.bot import commands
 from layerpeek.bot.scope import Scope
 from layerpeek.bot.settings import BotSettings
 from layerpeek.core.cli import main
+from layerpeek.core.client import RegistryClient
+from layerpeek.core.service import Layerpeek
+from layerpeek.core.settings import Settings, load_settings
 from layerpeek.server.app import create_server
 
 ERROR = "bad tar header checksum at tar offset 39,936"
@@ -181,6 +184,28 @@ def test_text_answers_are_printed_before_the_error(capsys, layerpeek_env, plain_
     assert "f05.txt" in out and "2 files" in out
     assert err[-1].startswith("layerpeek: error: " + problem_line(image))
     assert err[-1].endswith("what was read before it is shown")
+
+
+# -- the service's pages (what the bot's buttons page through) ------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("limit", [20, 39, 40, 44, 100])
+async def test_list_page_names_the_damage_on_the_one_page_that_holds_it(
+    layerpeek_env, plain_registry, damaged, limit
+):
+    async with RegistryClient(load_settings(Settings)) as client, Layerpeek(client) as peek:
+        image = await peek.resolve(damaged.two_layers.ref(plain_registry.host))
+        pages, start = [], 0
+        while start is not None:
+            pages.append(page := await peek.list_page(image, start=start, limit=limit))
+            start = page.next_start
+    listed = [(e.layer, e.path) for page in pages for e in page.entries]
+    assert listed == [*((0, f) for f in FILES), *((1, p) for p in UPPER)]
+    named = [i for i, page in enumerate(pages) if page.problems]
+    assert named == [min(READ_BEFORE_DAMAGE // limit, len(pages) - 1)]
+    [problem] = pages[named[0]].problems
+    assert_problem(problem.model_dump(), damaged.two_layers, plain_registry.host)
 
 
 # -- the MCP server --------------------------------------------------------------------------
