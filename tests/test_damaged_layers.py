@@ -177,6 +177,23 @@ def test_find_trace_removed_and_triage_answer_marked_incomplete(
     assert triage["removed_size"] == 6 * 3 + 11 * 3
 
 
+def test_triage_names_a_key_its_damaged_layer_cannot_serve_by_name(
+    capsys, layerpeek_env, plain_registry, damaged
+):
+    image = damaged.key
+    status, out, err = run(capsys, "triage", image.ref(plain_registry.host), "--json")
+    assert status == 1
+    triage = json.loads(out)
+    [finding] = [f for f in triage["findings"] if f["kind"] == "secret"]
+    assert (finding["path"], finding["layer"], finding["detail"]) == (
+        "root/.ssh/id_rsa",
+        0,
+        "SSH private key",
+    )
+    assert triage["complete"] is False
+    assert err[-1].startswith("layerpeek: error: " + problem_line(image))
+
+
 def test_text_answers_are_printed_before_the_error(capsys, layerpeek_env, plain_registry, damaged):
     image = damaged.two_layers
     status, out, err = run(capsys, "removed", image.ref(plain_registry.host))
