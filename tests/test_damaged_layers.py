@@ -14,14 +14,25 @@ import discord
 import pytest
 from mcp import Client
 from test_bot_commands import invoke, running_bot
-from test_bot_support import FakeInteraction, assert_within_limits, sent_payload, shown
+from test_bot_render import KEY, entries, report
+from test_bot_support import (
+    FakeInteraction,
+    allow_local_registry,
+    assert_within_limits,
+    live_markdown,
+    sent_payload,
+    shown,
+)
 
 from fixtures.damaged import READ_BEFORE_DAMAGE, DamagedImages, push_damaged_images
-from layerpeek.bot import commands
+from layerpeek.bot import commands, render
+from layerpeek.bot.reply import Reply, payload
 from layerpeek.bot.scope import Scope
 from layerpeek.bot.settings import BotSettings
+from layerpeek.bot.views import peek_view
 from layerpeek.core.cli import main
 from layerpeek.core.client import RegistryClient
+from layerpeek.core.models import EntryPage, LayerProblem, TriageReport
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings, load_settings
 from layerpeek.server.app import create_server
@@ -342,8 +353,6 @@ async def test_merged_tools_answer_from_what_was_read(mcp, plain_registry, damag
 
 @pytest.fixture
 def bot_settings(layerpeek_env, monkeypatch) -> BotSettings:
-    from test_bot_support import allow_local_registry
-
     allow_local_registry(monkeypatch, layerpeek_env)
     return BotSettings(page_size=10)
 
@@ -422,3 +431,64 @@ async def test_merged_bot_answers_warn_and_answer_from_what_was_read(
     assert warned[0].startswith(WARNING + problem_line(damaged.gzip))
     assert warned[1].startswith(WARNING + problem_line(image))
     assert "+ new.txt\n- f05.txt\n" in diff_
+
+
+def hostile_problems(count: int) -> list[LayerProblem]:
+    """Problems as long and as hostile as an image can make them (a name in the message)."""
+    message = "bad header of " + "`@everyone **x** <@1>\n" * 200
+    return [
+        LayerProblem(
+            reference="r/" + "x" * 400,
+            layer=i,
+            digest=f"sha256:{i:064x}",
+            offset=10**12,
+            entries=2_000_000,
+            message=message,
+        )
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("count", [1, 3, 7])
+def test_bot_warnings_stay_within_every_limit_and_are_inert(count):
+    problems = hostile_problems(count)
+    big = report(500, step="RUN " + "apt-get install -y something " * 20)
+    page = EntryPage(entries=entries(50), next_start=None, complete=True, problems=problems)
+    message = payload(
+        Reply(
+            embeds=[
+                render.summary_embed(big, chart=True),
+                render.listing_embed(page, "all layers", 12345, 12345, True),
+            ],
+            view=peek_view(KEY, big.layers, Scope(), 12345, False, {}),
+            files={render.CHART_NAME: b"png"},
+        )
+    )
+    assert_within_limits(message)
+    listing = message["embeds"][1]["description"]
+    warned = listing.split("```", 1)[0]
+    assert warned.count("⚠️") == min(count, 3) and "\n```" in listing
+    assert ("more damaged layers" in warned) == (count > 3)
+    assert live_markdown(warned).count("@") == 0 and "**x**" not in warned
+    triage = TriageReport.model_validate(
+        {
+            **report_fields(),
+            "findings": [],
+            "largest": entries(100),
+            "complete": False,
+            "problems": problems,
+        }
+    )
+    assert_within_limits(payload(Reply(embeds=[render.triage_embed(triage)])))
+
+
+def report_fields() -> dict:
+    return {
+        "reference": "r/" + "x" * 400,
+        "digest": "sha256:" + "a" * 64,
+        "platform": "linux/amd64",
+        "user": "root",
+        "runs_as_root": True,
+        "os": None,
+        "removed_size": 0,
+    }
