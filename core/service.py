@@ -450,6 +450,8 @@ class Layerpeek:
         """The layer's complete index: remembered, cached, from its TOC, or scanned now."""
         descriptor = image.manifest.layers[layer]
         view = await self.indexes.view(image.reference, descriptor, None, whole=True)
+        if view.problem is not None:  # a read needs the whole layer's word on its names
+            raise view.problem
         assert view.index is not None, "a complete view carries its index"
         return view.index
 
