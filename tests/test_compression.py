@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import random
+import tarfile
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +24,7 @@ from layerpeek.core.layers.compression import (
     detect_compression,
     make_decompressor,
 )
+from layerpeek.core.layers.scan import LayerReader
 
 PAYLOAD = os.urandom(70_000) + b"layerpeek " * 30_000 + bytes(200_000)
 
@@ -64,6 +67,9 @@ def skippable_frame(payload: bytes, nibble: int = 0) -> bytes:
     [
         (b"\x1f\x8b\x08\x00", "gzip"),
         (b"\x28\xb5\x2f\xfd\x00", "zstd"),
+        (b"\x50\x2a\x4d\x18\x00", "zstd"),  # a skippable frame first: still zstd
+        (b"\x5f\x2a\x4d\x18", "zstd"),
+        (b"\x60\x2a\x4d\x18", "none"),
         (b"etc/passwd\x00\x00", "none"),
         (b"\x1f", "none"),
         (b"", "none"),
@@ -212,3 +218,29 @@ def test_garbage_after_zstd_frame_is_corrupt() -> None:
     with pytest.raises(CorruptLayer, match="no frame magic") as caught:
         run(ZstdDecompressor(), [blob + b"not a frame"])
     assert caught.value.offset == len(blob)
+
+
+def test_a_zstd_layer_that_starts_with_skippable_frames_is_listed() -> None:
+    info = tarfile.TarInfo("etc/hostname")
+    info.size = 5
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(info, io.BytesIO(b"host\n"))
+    tar_bytes = buffer.getvalue()
+    blob = b"".join(
+        [
+            skippable_frame(b"metadata first", nibble=0xA),
+            zstd_frame(tar_bytes[:512]),
+            skippable_frame(b"between frames", nibble=2),
+            zstd_frame(tar_bytes[512:]),
+        ]
+    )
+    for pieces in chunkings(blob):
+        reader = LayerReader()
+        found = []
+        for piece in pieces:
+            reader.feed(piece)
+            while not reader.needs_input:
+                found += reader.step()
+        reader.close()
+        assert [(e.path, e.size) for e in found] == [("etc/hostname", 5)]

@@ -41,14 +41,24 @@ def detect_compression(head: bytes) -> Compression:
 
     Media types vary by writer (Docker's ``rootfs.diff.tar.gzip``, OCI's ``tar+gzip`` and
     ``tar+zstd``, non-distributable variants) and a mislabelled blob should still read, so
-    the magic bytes decide (RESEARCH section 2). Anything else is taken as a plain tar stream,
+    the magic bytes decide (RESEARCH section 2): a zstd stream may also start with a skippable
+    frame. Anything else is taken as a plain tar stream,
     which the tar scanner then validates header by header.
     """
     if head.startswith(GZIP_MAGIC):
         return "gzip"
-    if head.startswith(ZSTD_MAGIC):
+    if head.startswith(ZSTD_MAGIC) or _skippable(head):
         return "zstd"
     return "none"
+
+
+def _skippable(head: bytes) -> bool:
+    """A zstd skippable frame's magic (0x184D2A50-0x184D2A5F): a zstd stream may begin with
+    one (metadata a writer puts first), and no tar stream does, as its first byte is a name's."""
+    if len(head) < MAGIC_LENGTH:
+        return False
+    magic = int.from_bytes(head[:MAGIC_LENGTH], "little")
+    return magic & _ZSTD_SKIPPABLE_MASK == _ZSTD_SKIPPABLE_MAGIC
 
 
 class Decompressor(Protocol):
