@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import random
+import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 
@@ -209,36 +211,46 @@ def test_pax_size_says_how_much_data_follows() -> None:
     assert blob[found[0].offset : found[0].offset + 5] == b"12345"
 
 
-def test_pax_global_headers_apply_until_overridden() -> None:
-    glob = pax_body(uid="77", mtime="42.5")
-    unset = pax_body(uid="")
+def test_pax_global_headers_apply_to_nothing() -> None:
+    # Go returns a global header as a header of its own (dropping any 'x' read before it)
+    # and containerd's apply ignores it: no entry Docker extracts takes its path, ids, size.
+    glob = pax_body(uid="77", mtime="42.5", path="renamed", size="3", linkpath="elsewhere")
     local = pax_body(uid="88")
     blob = b"".join(
         [
             raw_header(b"pax_global_header", b"g", len(glob)),
             padded(glob),
-            raw_header(b"a"),
+            raw_header(b"a", b"0", 1),
+            padded(b"A"),
             raw_header(b"././@PaxHeader", b"x", len(local)),
             padded(local),
             raw_header(b"b"),
-            raw_header(b"c"),
-            raw_header(b"pax_global_header", b"g", len(unset)),
-            padded(unset),
-            raw_header(b"d"),
+            raw_header(b"././@PaxHeader", b"x", len(local)),
+            padded(local),
+            raw_header(b"pax_global_header", b"g", len(glob)),
+            padded(glob),
+            raw_header(b"c", b"2", at_157=b"target"),
             END,
         ]
     )
-    assert [(e.path, e.uid, e.mtime) for e in entries(blob)] == [
-        ("a", 77, 42),
-        ("b", 88, 42),
-        ("c", 77, 42),
-        ("d", 0, 42),
+    found = entries(blob)
+    assert [(e.path, e.uid, e.mtime, e.size, e.link) for e in found] == [
+        ("a", 0, MTIME, 1, ""),
+        ("b", 88, MTIME, 0, ""),
+        ("c", 0, MTIME, 0, "target"),
     ]
+    assert blob[found[0].offset : found[0].offset + 1] == b"A"
 
 
-def test_tarfile_global_pax_headers_are_applied() -> None:
+def test_tarfile_global_pax_headers_change_no_entry() -> None:
     blob = archive(tarfile.PAX_FORMAT, [member("a"), member("b")], pax_headers={"uid": "5"})
-    assert [e.uid for e in entries(blob)] == [5, 5]
+    assert [(e.path, e.uid) for e in entries(blob)] == [("a", 0), ("b", 0)]
+
+
+def test_a_malformed_global_header_is_corrupt_as_in_go() -> None:
+    body = b"99 path=x\n"
+    with pytest.raises(CorruptLayer, match="malformed PAX record at tar offset 0"):
+        scan(raw_header(b"g", b"g", len(body)) + padded(body) + raw_header(b"f") + END)
 
 
 def test_ustar_prefix_field_is_joined_to_the_name() -> None:
@@ -257,6 +269,76 @@ def test_v7_headers_without_magic() -> None:
     blob = raw_header(b"old/", b"\0") + raw_header(b"old/file", b"\0", 3) + padded(b"abc") + END
     found = entries(blob)
     assert [(e.path, e.type, e.size) for e in found] == [("old", "dir", 0), ("old/file", "file", 3)]
+
+
+def test_solaris_x_is_a_pax_header_and_gnu_d_a_directory() -> None:
+    pax = pax_body(path="solaris/named", uid="9")
+    names = b"Yfile\0Nold\0\0"
+    blob = b"".join(
+        [
+            raw_header(b"./PaxHeaders/f", b"X", len(pax)),
+            padded(pax),
+            raw_header(b"f", b"0", 2),
+            padded(b"ok"),
+            raw_header(b"dump/", b"D", len(names)),
+            padded(names),
+            raw_header(b"after", b"0", 1),
+            padded(b"a"),
+            END,
+        ]
+    )
+    found = scan(blob, want=lambda e: True)
+    listed = [e for e in found if isinstance(e, TarEntry)]
+    assert [(e.path, e.type, e.size, e.uid) for e in listed] == [
+        ("solaris/named", "file", 2, 9),
+        ("dump", "dir", 0, 0),
+        ("after", "file", 1, 0),
+    ]
+    assert [e.data for e in found if isinstance(e, FileData)] == [b"ok", b"a"]
+
+
+def test_volume_labels_and_solaris_acls_are_not_entries() -> None:
+    acl = b"user::rw-,group::r--,other::r--\0"
+    blob = b"".join(
+        [
+            raw_header(b"my volume", b"V"),
+            raw_header(b"f", b"A", len(acl)),
+            padded(acl),
+            raw_header(b"f", b"0", 2),
+            padded(b"ok"),
+            raw_header(b"label with data", b"V", 3),
+            padded(b"abc"),
+            END,
+        ]
+    )
+    asked: list[str] = []
+    found = scan(blob, want=lambda e: asked.append(e.path) or True)
+    assert [(e.path, e.size) for e in found if isinstance(e, TarEntry)] == [("f", 2)]
+    assert [e.data for e in found if isinstance(e, FileData)] == [b"ok"]
+    assert asked == ["f"]
+
+
+def test_a_nul_in_a_pax_name_ends_it() -> None:
+    blob = pax_entry(b"s", kind=b"2", path="cut\0here", linkpath="to\0rest") + END
+    [entry] = entries(blob)
+    assert (entry.path, entry.link, entry.cut) == ("cut", "to", False)
+
+
+def test_base256_numbers_in_any_field_and_in_old_gnu_sparse_maps() -> None:
+    def b256(value: int) -> bytes:
+        return b"\x80" + value.to_bytes(11, "big")
+
+    sparse_map = b256(0) + b256(512) + b256(9000) + b256(4)
+    gnu = {"at_257": b"ustar  \0", "at_386": sparse_map, "at_483": b256(1 << 34)}
+    header = raw_header(
+        b"big.img", b"S", 516, at_136=b256(MTIME), at_108=b"\x80" + bytes(6) + b"\x05", **gnu
+    )
+    blob = header + padded(b"s" * 512 + b"tail") + END
+    found = scan(blob, want=lambda e: True)
+    [entry] = [e for e in found if isinstance(e, TarEntry)]
+    assert (entry.size, entry.mtime, entry.uid) == (1 << 34, MTIME, 5)
+    pieces = [(e.zeros, e.data) for e in found if isinstance(e, FileData)]
+    assert pieces == [(0, b"s" * 512), (9000 - 512, b"tail"), ((1 << 34) - 9004, b"")]
 
 
 def rebuilt(found: list[ScanEvent], path: str) -> bytes:
@@ -419,19 +501,80 @@ def test_signed_checksums_are_accepted() -> None:
     assert entries(bytes(header) + END)[0].path == "é" * 10
 
 
-@pytest.mark.parametrize("kind", [b"x", b"g", b"L", b"K"])
-def test_extended_headers_over_one_mebibyte_are_hostile(kind: bytes) -> None:
-    header = raw_header(b"././@LongLink", kind, (1 << 20) + 1)
-    with pytest.raises(HostileLayer, match="exceeds the 1 MiB limit") as caught:
-        scan(header)
-    assert caught.value.offset == 0
+def test_a_pax_comment_of_a_mebibyte_and_17_bytes_is_skipped_and_the_entry_listed() -> None:
+    # GNU tar lists this archive; Go refuses a PAX header over 1 MiB. A comment says nothing
+    # about what a layer holds, so it is dropped as it streams past.
+    info, data = member("noted", data=b"body")
+    info.pax_headers = {"comment": "c" * ((1 << 20) + 17), "path": "noted/name"}
+    blob = archive(tarfile.PAX_FORMAT, [(info, data), member("after", data=b"ok")])
+    for pieces in [[blob], [blob[i : i + 4093] for i in range(0, len(blob), 4093)]]:
+        found = scan(pieces, want=lambda e: True)
+        listed = [e for e in found if isinstance(e, TarEntry)]
+        assert [(e.path, e.size, e.cut) for e in listed] == [
+            ("noted/name", 4, False),
+            ("after", 2, False),
+        ]
+        assert [e.data for e in found if isinstance(e, FileData) and e.data] == [b"body", b"ok"]
 
 
-def test_tarfile_pax_header_over_one_mebibyte_is_hostile() -> None:
-    info, _ = member("f")
-    info.pax_headers = {"comment": "c" * (1 << 20)}
-    with pytest.raises(HostileLayer):
-        entries(archive(tarfile.PAX_FORMAT, [(info, b"")]))
+@pytest.mark.parametrize(
+    ("key", "value", "path", "cut"),
+    [
+        ("SCHILY.xattr.user.big", "x" * (3 << 20), "f", False),
+        ("x" * 600, "unknown key longer than any kept one", "f", False),
+        ("path", "p" * (2 << 20), "p" * NAME_LIMIT, True),
+        ("path", "short\0" + "after a NUL" * 200_000, "short", False),
+    ],
+    ids=["xattr", "long-key", "long-path", "nul-in-long-path"],
+)
+def test_long_pax_records_are_read_record_by_record(key, value, path, cut) -> None:
+    body = pax_body(**{key: value, "uid": "7"})
+    blob = raw_header(b"x", b"x", len(body)) + padded(body) + raw_header(b"f") + END
+    [entry] = entries(blob)
+    assert (entry.path, entry.cut, entry.uid) == (path, cut, 7)
+
+
+def test_a_long_record_of_a_number_is_hostile() -> None:
+    body = pax_body(uid="7" * ((1 << 20) + 1))
+    with pytest.raises(HostileLayer, match=r"^PAX uid record of 1,048,5\d\d bytes at tar offset 0"):
+        scan(raw_header(b"x", b"x", len(body)) + padded(body) + raw_header(b"f") + END)
+
+
+@pytest.mark.parametrize(
+    ("head", "last"), [(b"comment", b"\n"), (b"comment=", b"x")], ids=["no-equals", "no-newline"]
+)
+def test_a_long_malformed_record_is_corrupt(head: bytes, last: bytes) -> None:
+    length = (2 << 20) + 10
+    prefix = b"%d %s" % (length, head)
+    body = prefix + b"c" * (length - len(prefix) - 1) + last
+    with pytest.raises(CorruptLayer, match="malformed PAX record"):
+        scan(raw_header(b"x", b"x", len(body)) + padded(body) + raw_header(b"f") + END)
+
+
+def test_a_gnu_long_name_of_any_size_is_kept_to_the_name_limit() -> None:
+    blob = gnu_long(b"L", b"n" * (3 << 20)) + raw_header(b"f") + END
+    [entry] = entries(blob)
+    assert (entry.path, entry.cut) == ("n" * NAME_LIMIT, True)
+
+
+def test_a_sparse_map_over_a_mebibyte_fails_only_the_read_of_that_file() -> None:
+    # PAX 0.0 repeats one small record per fragment: what is kept of them stops at 1 MiB.
+    start = 10**9
+    pairs = b"".join(
+        pax_body(GNU_sparse_offset=str(start + 2 * i)) + pax_body(GNU_sparse_numbytes="1")
+        for i in range(90_000)
+    )
+    pax = pax_body(GNU_sparse_size=str(2 * start)) + pairs
+    blob = (
+        raw_header(b"x", b"x", len(pax))
+        + padded(pax)
+        + raw_header(b"many.img", b"0", 1)
+        + padded(b"x")
+        + END
+    )
+    assert [(e.path, e.size) for e in entries(blob)] == [("many.img", 2 * start)]
+    with pytest.raises(HostileLayer, match=r"sparse map of 'many\.img' exceeds the 1 MiB"):
+        scan(blob, want=lambda e: True)
 
 
 @pytest.mark.parametrize(
@@ -466,15 +609,30 @@ def test_a_stream_cut_inside_a_wanted_file_is_truncated() -> None:
     ("cut", "message"),
     [
         (100, "inside a header"),
-        (512 * 3, "without its end-of-archive marker"),
-        (512 * 3 + 512, "without its end-of-archive marker"),
         (700, "inside the data of 'a'"),
+        (512 * 3 - 100, "inside the data of 'a'"),  # in its padding
+        (512 * 3 + 100, "inside a header"),  # inside the first zero block
     ],
 )
 def test_a_stream_ending_early_is_truncated(cut: int, message: str) -> None:
     blob = archive(tarfile.GNU_FORMAT, [member("a", data=b"a" * 600)])
     with pytest.raises(TruncatedLayer, match=message):
         scan(blob[:cut])
+
+
+@pytest.mark.parametrize("zero_blocks", [0, 1, 2])
+def test_a_stream_may_end_at_any_header_boundary(zero_blocks: int) -> None:
+    # Go's reader, GNU tar and tarfile read these; tar-split's ``notenoughnils`` is one.
+    blob = archive(tarfile.GNU_FORMAT, [member("a", data=b"a" * 600), member("b")])
+    blob = blob[: 512 * 4] + bytes(512 * zero_blocks)
+    for pieces in chunkings(blob):
+        assert [(e.path, e.size) for e in scan(pieces)] == [("a", 600), ("b", 0)]
+
+
+def test_an_extended_header_with_no_entry_after_it_is_dropped() -> None:
+    pax = pax_body(path="never")
+    blob = raw_header(b"a") + raw_header(b"x", b"x", len(pax)) + padded(pax)
+    assert without_offsets(entries(blob)) == [expected("a", "file")]
 
 
 def test_a_cut_extended_header_is_truncated() -> None:
@@ -610,13 +768,11 @@ def test_a_name_is_cut_before_a_utf8_character_it_would_split() -> None:
     assert entry.path == "a" * (NAME_LIMIT - 1) and entry.cut
 
 
-def test_a_huge_global_path_is_cut_once_and_shared_by_the_entries_it_applies_to() -> None:
+def test_a_huge_global_path_names_no_entry() -> None:
     glob = pax_body(path="gh/" * (330 << 10))
     blob = raw_header(b"pax_global_header", b"g", len(glob)) + padded(glob)
     blob += b"".join(raw_header(b"f%d" % i) for i in range(3)) + END
-    found = entries(blob)
-    assert {(len(e.path.encode()), e.cut) for e in found} == {(NAME_LIMIT, True)}
-    assert len({id(e.path) for e in found}) == 1  # one string, not a copy each
+    assert [(e.path, e.cut) for e in entries(blob)] == [(f"f{i}", False) for i in range(3)]
 
 
 def test_a_cut_file_is_never_offered_to_want() -> None:
@@ -675,3 +831,35 @@ def test_the_layer_limits_pass_every_real_layer_we_know() -> None:
     # A 500k-file node_modules layer, names ~120 characters: well inside, with 4x to spare.
     assert LAYER_LIMITS.refusal(500_000, 500_000 * 120) is None
     assert LAYER_LIMITS.refusal(4 * 500_000 + 1, 0) is not None
+
+
+_STREAM_A_HUGE_COMMENT = """
+import resource, sys
+from layerpeek.core.layers.tar import TarScanner
+sys.path.insert(0, "tests")
+from test_tar_scanner import END, raw_header
+
+size = 256 << 20  # one comment record of 256 MiB, streamed 1 MiB at a time
+head = b"%d comment=" % size
+scanner = TarScanner()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+scanner.feed(raw_header(b"x", b"x", size) + head)
+chunk, left = b"c" * (1 << 20), size - len(head) - 1
+while left:
+    scanner.feed(chunk[: min(left, len(chunk))])
+    left -= min(left, len(chunk))
+found = scanner.feed(b"\\n" + bytes(-size % 512) + raw_header(b"f") + END)
+scanner.close()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print([e.path for e in found], (after - before) // 1024)
+"""
+
+
+def test_a_pax_record_of_256_mebibytes_is_skipped_in_bounded_memory() -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", _STREAM_A_HUGE_COMMENT], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    paths, grown_mb = run.stdout.split()
+    assert paths == "['f']"
+    assert int(grown_mb) < 16

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 from ..errors import CorruptLayer, HostileLayer
 from .entry import TarEntry
+from .numbers import tar_number
 
 BLOCK = 512
 MAP_LIMIT = 1 << 20
@@ -31,13 +32,18 @@ Fragment = tuple[int, int]
 
 def gnu_fragments(fields: bytes, at: int) -> list[Fragment]:
     """The (offset, length) pairs of an old GNU header or extension block: 24 bytes each, two
-    12-byte octal numbers; an empty pair ends the list."""
+    12-byte numbers (octal, or base-256 as any tar number); an empty pair ends the list."""
     fragments = []
     for start in range(0, len(fields) - 23, 24):
         offset_field, length_field = fields[start : start + 12], fields[start + 12 : start + 24]
         if not offset_field.strip(b"\0 ") and not length_field.strip(b"\0 "):
             break
-        fragments.append((_octal(offset_field, at), _octal(length_field, at)))
+        fragments.append(
+            (
+                tar_number(offset_field, "sparse map number", at),
+                tar_number(length_field, "sparse map number", at),
+            )
+        )
     return fragments
 
 
@@ -166,13 +172,6 @@ def zero_chunks(count: int) -> Iterator[bytes]:
         chunk = ZERO_CHUNK if count >= len(ZERO_CHUNK) else ZERO_CHUNK[:count]
         count -= len(chunk)
         yield chunk
-
-
-def _octal(field: bytes, at: int) -> int:
-    try:
-        return int(field.replace(b"\0", b" ") or b"0", 8)
-    except ValueError:
-        raise CorruptLayer(f"bad sparse map number {field!r} at tar offset {at:,}", at) from None
 
 
 def _decimal(text: str, at: int) -> int:

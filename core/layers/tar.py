@@ -4,14 +4,25 @@
 layers arrive as pushed chunks and only the headers matter for a listing, so this scanner
 parses headers with a handful of slices per entry and skips file data by counting, never
 buffering it. It understands the dialects found in real layers: v7, ustar (prefix + name),
-GNU (``L``/``K`` long names, base-256 numbers, old sparse ``S``) and PAX (``x`` per entry,
-``g`` global), and it follows Go's ``archive/tar`` (what containerd and Docker use to apply
-layers) wherever the dialects leave a choice.
+GNU (``L``/``K`` long names, base-256 numbers, old sparse ``S``, ``D`` dumpdirs, ``V``
+labels), PAX (``x`` per entry, ``g`` global) and Solaris (``X`` extended headers, ``A``
+ACLs). What a layer contains is what Go's ``archive/tar`` reads and containerd's apply
+extracts (what Docker runs), and GNU tar's reading where Go has none:
+
+- the stream may end at any header boundary: after two zero blocks, one, or none;
+- a PAX global header (``g``) applies to nothing: Go hands it back as a header of its own
+  and containerd skips it;
+- ``X`` is a PAX extended header, ``D`` a directory (its data, a list of names, skipped),
+  ``V`` and ``A`` are no entries (their data is never offered as a file);
+- a PAX path or link name ends at a NUL (GNU tar; Go refuses the header);
+- a PAX header of any size is read record by record (``pax.PaxParser``; Go refuses one
+  over 1 MiB, GNU tar lists it).
 
 Names are reported, never used: nothing here touches the local filesystem. What one layer
-can make the scanner hold is capped: an extended header's body at ``META_LIMIT``, a path or
-link name at ``NAME_LIMIT`` (longer ones are cut and the entry marked ``cut``), the entries
-and characters of names of a layer at ``LAYER_LIMITS``.
+can make the scanner hold is capped: a PAX record at ``pax.RECORD_LIMIT`` (longer ones
+are dropped unless they name the entry), a path or link name at ``NAME_LIMIT`` (longer
+ones are cut and the entry marked ``cut``), the entries and characters of names of a layer
+at ``LAYER_LIMITS``.
 """
 
 from __future__ import annotations
@@ -22,21 +33,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import CorruptLayer, HostileLayer, TruncatedLayer
-from .entry import (
-    LAYER_LIMITS,
-    NAME_LIMIT,
-    EntryType,
-    Limits,
-    TarEntry,
-    cut_name,
-    display_path,
-)
+from .entry import LAYER_LIMITS, NAME_LIMIT, EntryType, Limits, TarEntry, display_path
+from .numbers import tar_number
+from .pax import CutName, PaxParser, decode, header_name
 from .sparse import MAP_LIMIT, Fragment, SparseFile, gnu_fragments, pax_fragments
 
 BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)
-META_LIMIT = 1 << 20
-"""Largest PAX or GNU long-name body accepted, as Go's archive/tar (maxSpecialFileSize)."""
 SIZE_LIMIT = 1 << 63
 
 _TYPES: dict[bytes, EntryType] = {
@@ -50,29 +53,20 @@ _TYPES: dict[bytes, EntryType] = {
     b"4": "block",
     b"5": "dir",
     b"6": "fifo",
+    b"D": "dir",  # GNU incremental dump: a directory whose data lists its names
 }
 _PLAIN_TYPES = frozenset(_TYPES) - {b"S"}
 """Typeflags whose header alone describes the entry (sparse files add a map to theirs)."""
 _HEADER_ONLY = frozenset({"hardlink", "symlink", "char", "block", "dir", "fifo"})
-_META_NAMES = {b"x": "PAX", b"g": "PAX global", b"L": "GNU long name", b"K": "GNU long link"}
-_META_TYPES = frozenset(_META_NAMES)
-_PAX_KEYS = frozenset(
-    {
-        "path",
-        "linkpath",
-        "size",
-        "uid",
-        "gid",
-        "mtime",
-        "GNU.sparse.name",
-        "GNU.sparse.realsize",
-        "GNU.sparse.size",
-        "GNU.sparse.map",
-        "GNU.sparse.major",
-    }
-)
-_NAME_KEYS = frozenset({"path", "linkpath", "GNU.sparse.name"})
-_SPARSE_PAIR_KEYS = frozenset({"GNU.sparse.offset", "GNU.sparse.numbytes"})
+_NO_DATA = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})
+"""Typeflags whose size field is not followed by data (Go's ``isHeaderOnlyType``)."""
+_PAX_TYPES = frozenset({b"x", b"g", b"X"})
+"""PAX extended headers: per entry, global, and Solaris's older name for ``x``."""
+_LONG_TYPES = frozenset({b"L", b"K"})
+_META_TYPES = _PAX_TYPES | _LONG_TYPES
+_NOT_ENTRIES = frozenset({b"V", b"A"})
+"""A GNU volume label and a Solaris ACL: headers that describe no file, skipped with their
+data (containerd's apply refuses both; GNU tar extracts neither as a file)."""
 _USTAR_MAGIC = b"ustar\x00"
 _OPAQUE = ".wh..wh..opq"
 _WHITEOUT_PREFIX = ".wh."
@@ -99,21 +93,6 @@ class FileData:
 
 ScanEvent = TarEntry | FileData
 Want = Callable[[TarEntry], bool]
-
-
-class _CutName(str):
-    """A name from an extended header, cut at ``NAME_LIMIT`` bytes. It keeps its mark through
-    the merge of global and per-entry records, so the entry that ends up with it is marked
-    ``cut``; entries hold its ``plain`` text, one string shared by every entry a global
-    header names (4 KiB each would add up)."""
-
-    plain: str
-
-    @classmethod
-    def of(cls, text: str) -> _CutName:
-        name = cls(text)
-        name.plain = text
-        return name
 
 
 @dataclass(slots=True)
@@ -156,13 +135,15 @@ class TarScanner:
     out as ``FileData`` events right after its ``TarEntry``, piece by piece as it arrives, so
     ``cat`` of a 1 GB file holds one chunk at a time (a sparse file's holes come as counts).
     ``entries`` counts the entries reported so far (``names`` the characters of their paths
-    and link names), and ``done`` turns true at the end-of-archive marker, after which any
-    further bytes (GNU tar's record padding) are ignored. A layer with more of either than
-    ``limits`` allows is refused (``LayerTooLarge``) at the first entry past them. A ``cut``
+    and link names), and ``done`` turns true at the end-of-archive marker (two zero blocks),
+    after which any further bytes (GNU tar's record padding) are ignored; a stream may also
+    just end, after one zero block or none, at a header boundary (``close``). A layer with
+    more of either than ``limits`` allows is refused (``LayerTooLarge``) at the first entry
+    past them. A ``cut``
     entry is never offered to ``want``: its name is not the one in the layer.
 
     Between headers the scanner is in one of four states: skipping ``_skip`` bytes (data it
-    does not want, padding), collecting an extended header's body (``_meta``), streaming a
+    does not want, padding), reading an extended header's body (``_meta``), streaming a
     wanted file (``_file``, or ``_sparse_file`` rebuilding a sparse one), or reading old GNU
     sparse extension blocks (``_sparse``).
     """
@@ -179,9 +160,9 @@ class TarScanner:
         self._skip = 0
         self._zero_blocks = 0
         self._pending: _Pending | None = None
-        self._globals: dict[str, str] = {}
-        self._meta: tuple[bytes, int, int] | None = None
-        self._meta_body = bytearray()
+        self._meta: tuple[bytes, int, int] | None = None  # kind, size, bytes left
+        self._pax: PaxParser | None = None  # parses a PAX header's body as it arrives
+        self._long = bytearray()  # a GNU long name's first ``NAME_LIMIT + 1`` bytes
         self._file: TarEntry | None = None
         self._file_left = 0
         self._sparse_stored = 0
@@ -223,9 +204,12 @@ class TarScanner:
         return events
 
     def close(self) -> None:
-        """Raise TruncatedLayer unless the stream ended at its end-of-archive marker.
+        """Raise TruncatedLayer unless the stream ended at a header boundary.
 
-        A stream of zero bytes is an empty layer, not a truncated one.
+        Two zero blocks mark the end, but Go's reader, GNU tar and tarfile all accept a
+        stream that ends after one or none of them (real layers do), so layerpeek does too;
+        an extended header with no entry after it is dropped, as Go drops it. A stream of
+        zero bytes is an empty layer.
         """
         if self.done or self._total == 0:
             return
@@ -239,7 +223,7 @@ class TarScanner:
         elif self._skip or self._partial:
             what = "inside a header"
         else:
-            what = "without its end-of-archive marker"
+            return
         raise TruncatedLayer(f"tar stream ends {what}", self._total)
 
     def _take_partial(self, view: memoryview, pos: int, end: int, events: list[ScanEvent]) -> int:
@@ -290,11 +274,16 @@ class TarScanner:
         return self._sparse_file.entry.path if self._sparse_file is not None else ""
 
     def _take_meta(self, view: memoryview, pos: int, end: int) -> int:
+        """The next bytes of an extended header: parsed as they come (PAX), or kept up to
+        one byte past the name limit (GNU long names), so no header is held whole."""
         assert self._meta is not None
-        kind, at, left = self._meta
+        kind, size, left = self._meta
         step = min(left, end - pos)
-        self._meta_body += view[pos : pos + step]
-        self._meta = (kind, at, left - step)
+        if self._pax is not None:
+            self._pax.feed(view[pos : pos + step])
+        elif len(self._long) <= NAME_LIMIT:
+            self._long += view[pos : pos + min(step, NAME_LIMIT + 1 - len(self._long))]
+        self._meta = (kind, size, left - step)
         if step == left:
             self._meta_done()
         return pos + step
@@ -308,12 +297,7 @@ class TarScanner:
         Any other block goes to ``_header``, and then back to ``feed``: zero blocks, extended
         headers, sparse files, other types. Returns the position after what it consumed.
         """
-        if (
-            self._pending is not None
-            or self._globals
-            or self._want is not None
-            or self._zero_blocks
-        ):
+        if self._pending is not None or self._want is not None or self._zero_blocks:
             pos += BLOCK
             self._header(view[pos - BLOCK : pos].tobytes(), self._total + pos, events)
             return pos
@@ -325,14 +309,14 @@ class TarScanner:
                 self._header(view[pos - BLOCK : pos].tobytes(), base + pos, events)
                 return pos
             _verify_checksum(view[pos - BLOCK : pos], fields[6], base + pos - BLOCK)
-            entry = _plain_entry(fields, base + pos)
+            entry, stored = _plain_entry(fields, base + pos)
             names = self.names + len(entry.path) + len(entry.link)
             if self.entries >= self._max_entries or names > self._max_names:
                 self._refuse(names, base + pos - BLOCK)
             events.append(entry)
             self.entries += 1
             self.names = names
-            span = entry.size + _padding(entry.size)
+            span = stored + _padding(stored)
             if end - pos < span:
                 self._skip = span - (end - pos)
                 self._last_path, self._last_end = entry.path, entry.offset + span
@@ -353,10 +337,13 @@ class TarScanner:
         _verify_checksum(block, fields[6], at)
         kind = fields[7]
         if kind in _META_TYPES:
-            self._start_meta(kind, _size(_number(fields[4], "size", at), at), at)
+            self._start_meta(kind, _size(tar_number(fields[4], "size", at), at), at)
             return
         entry, stored = self._entry(block, fields, data_offset)
-        if kind == b"S" and block[482]:
+        if kind in _NOT_ENTRIES:
+            self._skip = stored + _padding(stored)
+            self._last_path, self._last_end = entry.path, data_offset + self._skip
+        elif kind == b"S" and block[482]:
             self._sparse = (entry, stored)
         else:
             self._report(entry, stored, events)
@@ -403,7 +390,7 @@ class TarScanner:
         """Rebuild a wanted sparse file from the map its headers (or its data) hold."""
         at = entry.offset - BLOCK
         fragments: list[Fragment] | None = None
-        if isinstance(self._map, bytes) and len(self._map) > MAP_LIMIT:
+        if self._map is not None and len(self._map) > MAP_LIMIT:
             raise HostileLayer(f"sparse map of {entry.path!r} exceeds the 1 MiB limit", at)
         if isinstance(self._map, bytes):
             fragments = gnu_fragments(self._map, at)
@@ -417,38 +404,41 @@ class TarScanner:
             self._end_sparse(events)
 
     def _start_meta(self, kind: bytes, size: int, at: int) -> None:
-        if size > META_LIMIT:
-            name = _META_NAMES[kind]
-            raise HostileLayer(
-                f"{name} header of {size:,} bytes at tar offset {at:,} exceeds the 1 MiB limit",
-                at,
-            )
-        self._meta = (kind, at, size)
+        """Start reading an extended header of ``size`` bytes, whatever its size: what is
+        kept of it is bounded (``_take_meta``)."""
+        self._meta = (kind, size, size)
+        self._pax = PaxParser(at) if kind in _PAX_TYPES else None
+        self._long.clear()
         if not size:
             self._meta_done()
 
     def _meta_done(self) -> None:
-        """Record a complete extended header for the entries it applies to."""
+        """Record a complete extended header for the entry after it."""
         assert self._meta is not None
-        (kind, at, _), self._meta = self._meta, None
-        body = bytes(self._meta_body)
-        self._meta_body.clear()
-        self._skip = _padding(len(body))
-        if kind == b"g":
-            for key, value in _parse_pax(body, at).items():
-                if value:
-                    self._globals[key] = value
-                else:
-                    self._globals.pop(key, None)
-            return
-        pending = self._pending = self._pending or _Pending()
-        if kind == b"L":
-            pending.long_name = _name(_c_string(body))
-        elif kind == b"K":
-            pending.long_link = _name(_c_string(body))
-        else:
+        (kind, size, _), self._meta = self._meta, None
+        self._skip = _padding(size)
+        if self._pax is not None:
+            records = self._pax.finish()  # a malformed global header is refused too, as Go
+            self._pax = None
+            if kind == b"g":
+                # A global header is a header of its own to Go, which drops what came before
+                # it, and containerd's apply ignores it: it changes no entry.
+                self._pending = None
+                return
             # Like Go, a second 'x' before an entry replaces the first: memory stays bounded.
-            pending.pax = _parse_pax(body, at)
+            (self._pending or self._new_pending()).pax = records
+            return
+        name = header_name(bytes(self._long))
+        self._long.clear()
+        pending = self._pending or self._new_pending()
+        if kind == b"L":
+            pending.long_name = name
+        else:
+            pending.long_link = name
+
+    def _new_pending(self) -> _Pending:
+        self._pending = _Pending()
+        return self._pending
 
     def _entry(
         self, block: bytes, fields: tuple[bytes, ...], data_offset: int
@@ -461,9 +451,8 @@ class TarScanner:
         """
         self._map, self._map_in_data = None, False
         kind = fields[7]
-        if self._pending is None and not self._globals and kind != b"S":
-            entry = _plain_entry(fields, data_offset)
-            return entry, entry.size
+        if self._pending is None and kind != b"S":
+            return _plain_entry(fields, data_offset)
         at = data_offset - BLOCK
         path, link, mode, uid, gid, stored, mtime = _read_fields(fields, at)
         header = _Header(path, link, stored, stored, uid, gid, mtime, kind == b"S")
@@ -471,8 +460,8 @@ class TarScanner:
         self._map, self._map_in_data = header.sparse_map, header.map_in_data
         return _build_entry(
             kind,
-            _plain(header.path),
-            _plain(header.link),
+            str(header.path),  # a plain str, whether or not it was a CutName
+            str(header.link),
             header.stored,
             header.size,
             mode,
@@ -481,42 +470,39 @@ class TarScanner:
             header.mtime,
             data_offset,
             header.sparse,
-            isinstance(header.path, _CutName) or isinstance(header.link, _CutName),
+            isinstance(header.path, CutName) or isinstance(header.link, CutName),
         )
 
     def _amend(self, header: _Header, block: bytes, at: int) -> None:
         """Apply an old GNU sparse header's size and map, then any extended headers."""
         if header.sparse:
-            header.size = _number(block[483:495], "sparse size", at) or header.stored
+            header.size = tar_number(block[483:495], "sparse size", at) or header.stored
             header.sparse_map = block[386:482]
-        if self._pending is not None or self._globals:
+        if self._pending is not None:
             self._apply_extended(header, at)
 
     def _apply_extended(self, header: _Header, at: int) -> None:
-        """Apply global and per-entry PAX records, then GNU long names (Go's order)."""
+        """Apply PAX records, then GNU long names (Go's order)."""
         pending, self._pending = self._pending or _Pending(), None
-        _apply_pax(header, {**self._globals, **pending.pax}, at)
+        _apply_pax(header, pending.pax, at)
         if pending.long_name is not None:
             header.path = pending.long_name
         if pending.long_link is not None:
             header.link = pending.long_link
 
 
-def _plain_entry(fields: tuple[bytes, ...], data_offset: int) -> TarEntry:
-    """The entry of a header that needs nothing but itself (``TarScanner._headers``):
-    its data are ``size`` bytes after ``data_offset``."""
+def _plain_entry(fields: tuple[bytes, ...], data_offset: int) -> tuple[TarEntry, int]:
+    """The entry of a header that needs nothing but itself (``TarScanner._headers``), and
+    the data bytes stored after it, from ``data_offset`` on."""
     path, link, mode, uid, gid, stored, mtime = _read_fields(fields, data_offset - BLOCK)
-    entry, _ = _build_entry(
-        fields[7], path, link, stored, stored, mode, uid, gid, mtime, data_offset
-    )
-    return entry
+    return _build_entry(fields[7], path, link, stored, stored, mode, uid, gid, mtime, data_offset)
 
 
 def _read_fields(fields: tuple[bytes, ...], at: int) -> tuple[str, str, int, int, int, int, int]:
     """Path, link name, mode, uid, gid, size and mtime as the header block holds them."""
     mode, uid, gid, size, mtime = _numbers(fields, at)
-    link = _decode(_c_string(fields[8])) if fields[8][0] else ""
-    path = _decode(_header_name(fields[0], fields[9], fields[10]))
+    link = decode(_c_string(fields[8])) if fields[8][0] else ""
+    path = decode(_header_name(fields[0], fields[9], fields[10]))
     return path, link, mode, uid, gid, size, mtime
 
 
@@ -540,7 +526,9 @@ def _build_entry(
     at = data_offset - BLOCK
     entry_type = _entry_type(kind, path)
     if entry_type in _HEADER_ONLY:
-        size = stored = 0  # As Go and tarfile: these never carry data.
+        size = 0  # As Go and tarfile: these never carry data...
+        if kind in _NO_DATA or kind == b"\0":
+            stored = 0  # ...and none follows them, but a GNU dumpdir's names do.
     entry = TarEntry(
         display_path(path),
         _whiteout_type(path, entry_type),
@@ -592,24 +580,6 @@ def _whiteout_type(path: str, entry_type: EntryType) -> EntryType:
     return entry_type
 
 
-def _decode(raw: bytes) -> str:
-    """Names are UTF-8 in practice; undecodable bytes survive as surrogate escapes."""
-    return raw.decode("utf-8", "surrogateescape")
-
-
-def _name(raw: bytes) -> str:
-    """A path or link name from an extended header: decoded, or cut and marked when it is
-    longer than ``NAME_LIMIT`` bytes (so a 1 MiB record never becomes a 1 MiB name)."""
-    if len(raw) <= NAME_LIMIT:
-        return _decode(raw)
-    return _CutName.of(_decode(cut_name(raw)))
-
-
-def _plain(name: str) -> str:
-    """A name as an entry holds it: a plain ``str``, whatever ``_name`` made of it."""
-    return name.plain if isinstance(name, _CutName) else name
-
-
 def _c_string(field: bytes) -> bytes:
     """A NUL-terminated field's text (all of it when no NUL ends it)."""
     return field.partition(b"\0")[0]
@@ -641,31 +611,12 @@ def _numbers(fields: tuple[bytes, ...], at: int) -> tuple[int, int, int, int, in
         )
     except ValueError:
         return (
-            _number(mode, "mode", at),
-            _number(uid, "uid", at),
-            _number(gid, "gid", at),
-            _number(size, "size", at),
-            _number(mtime, "mtime", at),
+            tar_number(mode, "mode", at),
+            tar_number(uid, "uid", at),
+            tar_number(gid, "gid", at),
+            tar_number(size, "size", at),
+            tar_number(mtime, "mtime", at),
         )
-
-
-def _number(field: bytes, what: str, at: int) -> int:
-    """Parse a numeric field: octal text padded with spaces or NULs, or GNU base-256."""
-    try:
-        return int(field.replace(b"\0", b" "), 8)  # int() ignores surrounding spaces.
-    except ValueError:
-        return _unusual_number(field, what, at)
-
-
-def _unusual_number(field: bytes, what: str, at: int) -> int:
-    """Base-256 (GNU, for values octal cannot hold), empty fields (0), or garbage."""
-    if field[0] & 0x80:
-        if field[0] & 0x40:  # 0xff lead byte: a negative two's complement number.
-            return int.from_bytes(field, "big", signed=True)
-        return int.from_bytes(field, "big") - (0x80 << (8 * (len(field) - 1)))
-    if not field.strip(b" \0"):
-        return 0
-    raise CorruptLayer(f"bad tar {what} field {field!r} at tar offset {at:,}", at)
 
 
 def _size(size: int, at: int) -> int:
@@ -685,7 +636,7 @@ def _verify_checksum(block: bytes | memoryview, field: bytes, at: int) -> None:
     ``sum()`` over 512 bytes costs ~5 us in Python; ``adler32``'s low half is 1 + the byte sum
     mod 65521, exact for runs of up to 256 bytes, so two calls give the sum in ~0.5 us.
     """
-    stored = _number(field, "checksum", at)
+    stored = tar_number(field, "checksum", at)
     unsigned = (
         ((zlib.adler32(block[:256]) & 0xFFFF) + (zlib.adler32(block[256:]) & 0xFFFF) - 2)
         - sum(field)
@@ -696,48 +647,6 @@ def _verify_checksum(block: bytes | memoryview, field: bytes, at: int) -> None:
     high = len(bytes(block).translate(None, _LOW_BYTES)) - len(field.translate(None, _LOW_BYTES))
     if stored != unsigned - 256 * high:
         raise CorruptLayer(f"bad tar header checksum at tar offset {at:,}", at)
-
-
-def _parse_pax(body: bytes, at: int) -> dict[str, str]:
-    """Parse PAX records (``"%d %s=%s\\n"``), keeping only the keys layerpeek reports.
-
-    Unknown keys (xattrs, atime, comments) are dropped here, so repeated global headers
-    cannot grow memory, and names are cut at ``NAME_LIMIT`` bytes (``_name``): what is kept
-    of a record of up to ``META_LIMIT`` bytes is a few KB, and it is shared, never copied, by
-    the entries it applies to. Values decode as UTF-8 (the spec's charset) with surrogate
-    escapes.
-    """
-    records: dict[str, str] = {}
-    fragments: list[str] = []
-    mapped = False
-    pos = 0
-    while pos < len(body) and body[pos]:
-        space = body.find(b" ", pos, pos + 20)
-        try:
-            length = int(body[pos:space]) if space > pos else 0
-        except ValueError:
-            length = 0
-        record = body[space + 1 : pos + length]
-        key, equals, value = record.partition(b"=")
-        if length <= 0 or pos + length > len(body) or not equals or not record.endswith(b"\n"):
-            raise CorruptLayer(f"malformed PAX record at tar offset {at:,}", at)
-        name = _decode(key)
-        if name in _SPARSE_PAIR_KEYS:
-            # PAX 0.0 repeats these for each fragment, in order: keep them as a 0.1 map.
-            fragments.append(_decode(value[:-1]))
-            mapped = True
-        elif name == "GNU.sparse.map":
-            fragments = [_decode(value[:-1])] if value[:-1] else []
-            mapped = True
-        elif name in _NAME_KEYS:
-            records[name] = _name(value[:-1])
-        elif name in _PAX_KEYS:
-            records[name] = _decode(value[:-1])
-        pos += length
-    if mapped:
-        # Joined once: appending to a string per record is quadratic in a 1 MiB header.
-        records["GNU.sparse.map"] = ",".join(fragments)
-    return records
 
 
 def _pax_int(pax: dict[str, str], key: str, at: int, default: int) -> int:
