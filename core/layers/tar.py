@@ -139,8 +139,8 @@ class TarScanner:
     after which any further bytes (GNU tar's record padding) are ignored; a stream may also
     just end, after one zero block or none, at a header boundary (``close``). A layer with
     more of either than ``limits`` allows is refused (``LayerTooLarge``) at the first entry
-    past them. A ``cut``
-    entry is never offered to ``want``: its name is not the one in the layer.
+    past them. A ``cut`` entry is never offered to ``want``: its name is not the one in the
+    layer.
 
     Between headers the scanner is in one of four states: skipping ``_skip`` bytes (data it
     does not want, padding), reading an extended header's body (``_meta``), streaming a
