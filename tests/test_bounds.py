@@ -2,7 +2,8 @@
 
 The layers here are a few hundred bytes to a few KB compressed and were each enough to take
 gigabytes before the caps: a 64 KiB PAX path (a full prefix per ancestor in the merged
-view), a 1000 KiB global ``path`` record applied to 300 entries. They are pushed to the
+view), a 1000 KiB global ``path`` record followed by 300 entries (it once was copied into
+each; a global header now applies to no entry, as in containerd). They are pushed to the
 real registry and listed by the ``layerpeek`` command in a subprocess, whose peak resident
 memory (``ru_maxrss``) is the measure.
 """
