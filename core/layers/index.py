@@ -33,6 +33,7 @@ import anyio.to_thread
 from ..cache import CacheStore, key_for
 from ..client import RegistryClient
 from ..errors import CorruptLayer, LayerError, LayerpeekError, RangeNotSupported, TruncatedLayer
+from ..flight import Flights
 from ..image import Descriptor
 from ..reference import Reference
 from .buffers import OutputPool
@@ -145,6 +146,8 @@ class LayerScan:
         self._whole = False  # the caller reads the layer to its end: inflate ahead at once
         self._pool = OutputPool(OUTPUT)  # the inflater's buffers, lent to the scan
         self._read_failure: LayerpeekError | None = None
+        self._held: list[bytes] = []  # chunks of the batch being gathered (``_next_batch``)
+        self._taken: tuple[Inflated, list[ScanEvent]] | None = None  # see ``_take_feeding``
         self.encoder = IndexEncoder()
         """The index's encoding so far, caught up after each step (see ``encoding``)."""
 
@@ -165,6 +168,12 @@ class LayerScan:
 
         A damaged layer raises its ``LayerError`` after the entries before the damage have
         been added to ``entries``.
+
+        Cancelling a call leaves the scan whole, wherever it lands, so that the next call
+        (another caller of a shared scan) goes on from there: a worker-thread hop runs to its
+        end and its result is kept (anyio returns it, or ``_take_feeding`` holds it), the
+        network chunks of a batch cut short are held for the next batch (``_next_batch``)
+        and a blob read cut short closes its window (``BlobReader.read``).
         """
         self._whole = self._whole or whole or wanted is None
         while not self.complete and (wanted is None or len(self.entries) < wanted):
@@ -187,6 +196,9 @@ class LayerScan:
         after that, or from the start when the whole layer is wanted, an ``InflatePump``
         inflates ahead on its own thread and the hop only takes its next step and scans it.
         """
+        if self._taken is not None:  # scanned for a call cancelled before it could keep it
+            taken, self._taken = self._taken, None
+            return taken
         if self._pump is None and self._reader.needs_input:
             if self._whole or self.blob.position >= PREFETCH_AFTER:
                 self._pump = InflatePump(self._reader)
@@ -238,7 +250,11 @@ class LayerScan:
         """``_take_and_scan`` in a worker thread while the network tops up the pump's input,
         so the inflater never runs dry for want of a read while the scan waits for it. A
         failure is raised as itself, not wrapped in the task group's ExceptionGroup, so
-        callers see the LayerError they expect."""
+        callers see the LayerError they expect.
+
+        The step is held on the scan as soon as the hop returns: a call cancelled meanwhile
+        leaves the task group with the cancellation, and the step, already taken from the
+        pump and scanned, would be lost; ``_next_scanned`` gives it to the next call."""
         work = partial(anyio.to_thread.run_sync, self._take_and_scan, pump)
         if not pump.wants_input:
             return await work()
@@ -252,12 +268,13 @@ class LayerScan:
             async with anyio.create_task_group() as group:
                 group.start_soon(feed)
                 try:
-                    result = await work()
+                    self._taken = await work()
                 finally:
                     working = False
         except ExceptionGroup as failures:
             raise failures.exceptions[0] from None
-        return result
+        taken, self._taken = self._taken, None
+        return taken
 
     async def _next_batch(self) -> bytes:
         """Network chunks joined into batches of growing size: the first small, so a first
@@ -266,19 +283,21 @@ class LayerScan:
         A read that fails (a connection gone for good, a blob that does not hash to its
         digest) ends the input instead of discarding the batch it interrupts: the scan takes
         what arrived, and ``advance`` raises the failure where the input would have ended.
+        Chunks gathered before a cancellation stay held for the next batch: the blob reader
+        has counted and hashed them, and will not deliver them again.
         """
-        chunks: list[bytes] = []
-        size = 0
+        held = self._held
         try:
-            while self._read_failure is None and size < self._batch:
+            while self._read_failure is None and sum(map(len, held)) < self._batch:
                 if not (chunk := await self.blob.read()):
                     break
-                chunks.append(chunk)
-                size += len(chunk)
+                held.append(chunk)
         except LayerpeekError as exc:
             self._read_failure = exc
         self._batch = min(self._batch * 2, SCAN_BATCH)
-        return b"".join(chunks)
+        batch = b"".join(held)
+        held.clear()
+        return batch
 
     def _decompressor(self, kind: Compression) -> Decompressor:
         """gzip through the checkpoint builder: the scan that lists a layer indexes it too."""
@@ -311,9 +330,17 @@ class LayerScan:
 
 @dataclass
 class _Live:
+    """A scan shared by the callers of one layer, one step at a time under ``lock``, and
+    what became of it: a caller that waited for the lock finds the complete ``index`` or
+    the ``failure`` of the step before its turn, or that the scan was ``closed`` (idle or
+    surplus) and takes a fresh one."""
+
     scan: LayerScan
     lock: anyio.Lock = field(default_factory=anyio.Lock)
     used: float = field(default_factory=time.monotonic)
+    index: LayerIndex | None = None
+    failure: Exception | None = None
+    closed: bool = False
 
 
 class LayerIndexes:
@@ -325,6 +352,8 @@ class LayerIndexes:
         self._live: dict[str, _Live] = {}  # by ``_scope``: a scan is checked at its end
         self._known: dict[str, LayerIndex] = {}  # by cache key
         self._tocs: dict[str, Toc] = {}  # by ``_scope`` of the repository
+        self._completes: Flights[str, LayerIndex | None] = Flights()  # by ``_scope``
+        self._toc_reads: Flights[str, Toc | None] = Flights()  # by ``_scope`` of the repository
 
     async def cached(self, digest: str, key: str) -> LayerIndex | None:
         """The complete index of layer ``digest`` kept under ``key`` (``key_for``), if one is
@@ -343,7 +372,13 @@ class LayerIndexes:
     async def complete(self, ref: Reference, layer: Descriptor) -> LayerIndex | None:
         """The layer's complete index when it is known without scanning the blob: from the
         cache (verified by a scan, or from this repository's TOC), or from the layer's own
-        table of contents (eStargz, zstd:chunked)."""
+        table of contents (eStargz, zstd:chunked). Concurrent calls for one layer share one
+        look (``flight``): one decoding of a cached index, one TOC read, one index stored."""
+        scope = key_for(ref, layer.digest, repository=True)
+        return await self._completes.run(scope, partial(self._find_complete, ref, layer))
+
+    async def _find_complete(self, ref: Reference, layer: Descriptor) -> LayerIndex | None:
+        """The look ``complete`` shares between the callers that want it at once."""
         index = await self.cached(layer.digest, key_for(ref, layer.digest))
         if index is not None:
             return index
@@ -372,18 +407,23 @@ class LayerIndexes:
         if not announces_toc(layer.annotations):
             return None
         key = key_for(ref, layer.digest, repository=True)
-        if key not in self._tocs:
-            fetch = partial(self.client.fetch_range, ref, layer.digest)
-            try:
-                toc = await read_toc(fetch, layer.size, layer.annotations)
-            except (CorruptLayer, RangeNotSupported):
-                return None
-            if toc is None:
-                return None
-            self._tocs[key] = toc
-            while len(self._tocs) > KNOWN_INDEXES:
-                self._tocs.pop(next(iter(self._tocs)))
-        return self._tocs[key]
+        if key in self._tocs:
+            return self._tocs[key]
+        return await self._toc_reads.run(key, partial(self._read_toc, ref, layer, key))
+
+    async def _read_toc(self, ref: Reference, layer: Descriptor, key: str) -> Toc | None:
+        """Read and keep the TOC ``toc`` wants; one read for all who want it at once."""
+        fetch = partial(self.client.fetch_range, ref, layer.digest)
+        try:
+            toc = await read_toc(fetch, layer.size, layer.annotations)
+        except (CorruptLayer, RangeNotSupported):
+            return None
+        if toc is None:
+            return None
+        self._tocs[key] = toc
+        while len(self._tocs) > KNOWN_INDEXES:
+            self._tocs.pop(next(iter(self._tocs)))
+        return toc
 
     async def view(
         self,
@@ -401,7 +441,7 @@ class LayerIndexes:
         ``problem``, rather than an error: a listing shows what was read."""
         index = await self._complete_unless_scanning(ref, layer)
         if index is not None:
-            return LayerView(index.entries, True, layer.size, layer.size, index)
+            return self._whole_view(layer, index)
         view, _ = await self._advance(
             ref,
             layer,
@@ -431,32 +471,72 @@ class LayerIndexes:
         Returns the view and the index: the complete one, or with ``partial_index`` the one
         as far as the scan went (None otherwise: listings page without it). With
         ``damage_as_view``, a ``LayerError`` is returned as the view's ``problem``, with the
-        entries the scan kept before it."""
+        entries the scan kept before it.
+
+        Callers of one layer share its scan, one step at a time. A caller cancelled during
+        its step leaves the scan whole (``LayerScan.advance``) and open, for those waiting
+        and for the next page. A step that fails ends the scan: the failure is raised to
+        the caller and to every caller that was waiting for that scan. The caller whose
+        step completes the scan stores the index, once; those waiting answer from it.
+        """
         scope = key_for(ref, layer.digest)
-        live = await self._take_live(ref, layer, scope)
-        async with live.lock:
-            try:
-                await step(live.scan)
-            except LayerError as problem:
-                await self._drop(scope, live)  # a failed scan is never resumed
-                if not damage_as_view:
-                    raise
-                scan = live.scan
-                return LayerView(scan.entries, False, scan.scanned, layer.size, None, problem), None
-            except BaseException:
+        while True:
+            live = await self._take_live(ref, layer, scope)
+            async with live.lock:
+                if live.index is not None:
+                    return self._whole_view(layer, live.index), live.index
+                if live.closed and live.failure is None:
+                    continue  # closed while this caller waited (idle, surplus): a fresh one
+                try:
+                    if live.failure is not None:
+                        raise live.failure
+                    await self._step(scope, live, step)
+                except LayerError as problem:
+                    if not damage_as_view:
+                        raise
+                    scan = live.scan
+                    view = LayerView(scan.entries, False, scan.scanned, layer.size, None, problem)
+                    return view, None
+                if not live.scan.complete:
+                    known = live.scan.index(layer.digest) if partial_index else None
+                    return live.scan.view(), known
+                # Complete means the blob was read to its end and hashed to its digest:
+                # shareable. Remembered before the scan is dropped, so that no caller
+                # finds neither and starts another scan.
+                index = live.index = live.scan.index(layer.digest)
+                self._remember(scope, index)
                 await self._drop(scope, live)
-                raise
-            live.used = time.monotonic()
-            if not live.scan.complete:
-                known = live.scan.index(layer.digest) if partial_index else None
-                return live.scan.view(), known
-            index = live.scan.index(layer.digest)
-        await self._drop(scope, live)
-        # Complete means the blob was read to its end and hashed to its digest: shareable.
-        self._remember(scope, index)
-        encoded = await anyio.to_thread.run_sync(live.scan.encoder.finish, index)
-        await self.cache.put("index", scope, encoded)
-        return LayerView(index.entries, True, layer.size, layer.size, index), index
+            await self._store(scope, live.scan, index)
+            return self._whole_view(layer, index), index
+
+    async def _step(
+        self, scope: str, live: _Live, step: Callable[[LayerScan], Awaitable[None]]
+    ) -> None:
+        """Run one caller's ``step`` on a scan it holds the lock of (see ``_advance``)."""
+        try:
+            await step(live.scan)
+        except anyio.get_cancelled_exc_class():
+            live.used = time.monotonic()  # the scan stays whole: the next caller goes on
+            raise
+        except Exception as failure:
+            live.failure = failure  # a failed scan is never resumed
+            await self._drop(scope, live)
+            raise
+        except BaseException:
+            await self._drop(scope, live)
+            raise
+        live.used = time.monotonic()
+
+    async def _store(self, scope: str, scan: LayerScan, index: LayerIndex) -> None:
+        """Encode the complete index and keep it in the cache, even while being cancelled:
+        the scan it took is done, and no one else will store it."""
+        with anyio.CancelScope(shield=True):
+            encoded = await anyio.to_thread.run_sync(scan.encoder.finish, index)
+            await self.cache.put("index", scope, encoded)
+
+    @staticmethod
+    def _whole_view(layer: Descriptor, index: LayerIndex) -> LayerView:
+        return LayerView(index.entries, True, layer.size, layer.size, index)
 
     async def _take_live(self, ref: Reference, layer: Descriptor, scope: str) -> _Live:
         """The open scan of this layer from this registry, or a new one (closing idle and
@@ -479,6 +559,7 @@ class LayerIndexes:
 
     async def _drop(self, scope: str, live: _Live) -> None:
         """Forget a scan and close its connection, even while being cancelled."""
+        live.closed = True
         if self._live.get(scope) is live:
             del self._live[scope]
         with anyio.CancelScope(shield=True):

@@ -150,7 +150,14 @@ class BlobReader:
             if self._window is None:
                 await self._open()
                 continue
-            chunk = await self._next_chunk()
+            try:
+                chunk = await self._next_chunk()
+            except anyio.get_cancelled_exc_class():
+                # A body read cut short may have lost a chunk inside httpx: the next read
+                # asks again from ``position`` (a layer scan goes on for another caller).
+                with anyio.CancelScope(shield=True):
+                    await self.aclose()
+                raise
             if chunk is None:
                 continue
             if not chunk:
