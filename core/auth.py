@@ -39,6 +39,9 @@ TOKEN_REQUEST = "layerpeek.token_request"
 # Set on a registry request while its token is being fetched (the realm's URL), so a deadline
 # that passes meanwhile names the token server that kept us waiting.
 TOKEN_PENDING = "layerpeek.token_pending"
+# The ``TokenKey`` a token request fetches for, so concurrent requests wait for it instead of
+# fetching the same token again (``RegistryAuth.async_auth_flow``).
+TOKEN_KEY = "layerpeek.token_key"
 # The token spec: "If omitted, the client should assume the token is valid for 60 seconds".
 DEFAULT_TOKEN_LIFETIME = 60.0
 # Refresh a little early so a token does not expire between the cache lookup and the request.
@@ -116,7 +119,8 @@ class TokenCache:
     it expires.
 
     One lock around a dict: enough for one event loop plus the worker threads a sync client
-    might use. Two requests that miss together both fetch a token; the later one wins.
+    might use. Requests that miss together on one event loop fetch one token
+    (``RegistryAuth.async_auth_flow``); on a sync client each fetches, and the later wins.
     """
 
     def __init__(self, clock: Callable[[], float] = time.time, skew: float = TOKEN_SKEW) -> None:
@@ -176,6 +180,8 @@ class RegistryAuth(httpx.Auth):
         self._lookup_lock = threading.Lock()
         # host -> (realm, service) of its last Bearer challenge, to send tokens proactively.
         self._realms: dict[str, tuple[str, str]] = {}
+        # Tokens being fetched by an async flow, set when the fetch ends (well or not).
+        self._fetching: dict[TokenKey, anyio.Event] = {}
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         """Send (with a cached token if any); answer one 401 challenge; retry once."""
@@ -221,26 +227,71 @@ class RegistryAuth(httpx.Auth):
 
         A credential helper is a subprocess that may wait on a keychain prompt: it must not
         block the event loop, so the lookup happens here, on the first 401 from the registry.
+
+        Requests answered 401 at the same time for one token fetch it once: a flow that
+        sends a token request marks its key as being fetched until the answer is handled
+        (or the flow ends, cancelled or failed), and a flow whose 401 asks for a key being
+        fetched waits for that before the flow goes on, which then finds the token cached
+        (or, when the fetch failed, fetches it itself).
         """
         original = request
         original.extensions.pop(TOKEN_PENDING, None)
         flow = self.auth_flow(request)
-        request = next(flow)
-        while True:
-            if request.extensions.get(TOKEN_REQUEST):
-                original.extensions[TOKEN_PENDING] = str(request.url.copy_with(query=None))
-            response = yield request
-            answered = request
-            if answered.extensions.get(TOKEN_REQUEST):
-                _bound_token(response, answered)
-                await response.aread()
-                original.extensions.pop(TOKEN_PENDING, None)
-            elif response.status_code == 401 and _same_origin(response.url, answered.url):
-                await anyio.to_thread.run_sync(self._lookup, registry_host(answered.url))
-            try:
-                request = flow.send(response)
-            except StopIteration:
-                return
+        fetching: TokenKey | None = None
+        try:
+            request = next(flow)
+            while True:
+                if request.extensions.get(TOKEN_REQUEST):
+                    original.extensions[TOKEN_PENDING] = str(request.url.copy_with(query=None))
+                    fetching = self._start_fetch(request.extensions[TOKEN_KEY])
+                response = yield request
+                answered = request
+                if answered.extensions.get(TOKEN_REQUEST):
+                    _bound_token(response, answered)
+                    await response.aread()
+                    original.extensions.pop(TOKEN_PENDING, None)
+                elif response.status_code == 401 and _same_origin(response.url, answered.url):
+                    await anyio.to_thread.run_sync(self._lookup, registry_host(answered.url))
+                    await self._await_fetch(original, answered, response)
+                try:
+                    request = flow.send(response)
+                except StopIteration:
+                    return
+                finally:
+                    if answered.extensions.get(TOKEN_REQUEST):
+                        self._end_fetch(fetching)
+                        fetching = None
+        finally:
+            self._end_fetch(fetching)
+
+    def _start_fetch(self, key: TokenKey) -> TokenKey | None:
+        """Mark ``key`` as being fetched by the calling flow; None if another flow already is
+        (then the calling flow does not end that mark)."""
+        if key in self._fetching:
+            return None
+        self._fetching[key] = anyio.Event()
+        return key
+
+    def _end_fetch(self, key: TokenKey | None) -> None:
+        """The fetch of ``key`` (if the calling flow marked one) is over: wake its waiters."""
+        if key is not None:
+            self._fetching.pop(key).set()
+
+    async def _await_fetch(
+        self, original: httpx.Request, request: httpx.Request, response: httpx.Response
+    ) -> None:
+        """Wait while another flow fetches the token this 401 asks for."""
+        bearer = _first(response_challenges(response), "bearer")
+        if bearer is None:
+            return
+        try:
+            key = self._token_key(request, registry_host(request.url), bearer)
+        except Unauthorized:
+            return  # the flow says why, with the challenge in hand
+        while (fetch := self._fetching.get(key)) is not None:
+            original.extensions[TOKEN_PENDING] = key.realm
+            await fetch.wait()
+        original.extensions.pop(TOKEN_PENDING, None)
 
     def _lookup(self, host: str) -> _Lookup:
         """Resolve ``host``'s credentials once; a failed lookup is retried next time.
@@ -270,10 +321,9 @@ class RegistryAuth(httpx.Auth):
     def _bearer_retry(
         self, request: httpx.Request, host: str, challenge: Challenge, sent_token: str
     ) -> Generator[httpx.Request, httpx.Response, None]:
-        realm, service = _realm_of(challenge, host), challenge.params.get("service", "")
-        scope = challenge.params.get("scope") or scope_for_path(request.url.path)
-        self._realms[host] = (realm, service)
-        key = TokenKey(host, realm, service, scope)
+        key = self._token_key(request, host, challenge)
+        scope = key.scope
+        self._realms[host] = (key.realm, key.service)
         token = self._cache.get(key)
         if not token or token == sent_token:
             token = yield from self._fetch_token(request, host, key)
@@ -281,6 +331,13 @@ class RegistryAuth(httpx.Auth):
         response = yield request
         if response.status_code == 401 and _same_origin(response.url, request.url):
             raise self._refused(host, scope)
+
+    @staticmethod
+    def _token_key(request: httpx.Request, host: str, challenge: Challenge) -> TokenKey:
+        """The token a Bearer challenge to ``request`` asks for."""
+        realm, service = _realm_of(challenge, host), challenge.params.get("service", "")
+        scope = challenge.params.get("scope") or scope_for_path(request.url.path)
+        return TokenKey(host, realm, service, scope)
 
     def _basic_retry(
         self, request: httpx.Request, host: str
@@ -458,7 +515,7 @@ def _token_request(
     skip the client's defaults, and without a timeout a dead realm would hang forever.
     """
     _, realm, service, scope = key
-    extensions: dict[str, Any] = {TOKEN_REQUEST: True}
+    extensions: dict[str, Any] = {TOKEN_REQUEST: True, TOKEN_KEY: key}
     if "timeout" in request.extensions:
         extensions["timeout"] = request.extensions["timeout"]
     headers = {k: v for k, v in request.headers.items() if k.lower() == "user-agent"}

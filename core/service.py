@@ -29,6 +29,7 @@ from .errors import (
     TruncatedLayer,
 )
 from .findspec import FindSpec
+from .flight import Flights
 from .fs import CUT_REASON, MAX_HOPS, Lookup, Node, Overlay
 from .fsreports import LayerFacts, check_page, layer_facts
 from .image import Descriptor, ImageConfig, Index, Manifest, parse_config, parse_manifest
@@ -119,6 +120,12 @@ def _as_platform(platform: str | Platform | None) -> Platform | None:
     return parse_platform(platform) if isinstance(platform, str) else platform
 
 
+def _where(ref: Reference, target: str) -> tuple[str, str, str]:
+    """What a shared request is keyed by: the registry, the repository (whose access the
+    request checks) and what it asks for."""
+    return ref.registry, ref.repository, target
+
+
 class Layerpeek:
     """Inspect images through one shared :class:`RegistryClient`."""
 
@@ -129,6 +136,9 @@ class Layerpeek:
         self._owns_cache = cache is None
         self.cache = cache or open_cache(client.settings)
         self.indexes = LayerIndexes(client, self.cache)
+        # Concurrent asks for one manifest or config of one repository share one request.
+        self._manifests: Flights[tuple[str, ...], Manifest | Index] = Flights()
+        self._configs: Flights[tuple[str, ...], ImageConfig] = Flights()
 
     async def __aenter__(self) -> Layerpeek:
         return self
@@ -147,7 +157,17 @@ class Layerpeek:
         """What ``ref`` names now. The registry is asked first, with the caller's credentials
         and through the guard (``check_manifest``); only then may the cache save the body of
         the digest it named. A cache filled by another process (an unguarded CLI, another
-        user's credentials) therefore never answers a reference its caller cannot reach."""
+        user's credentials) therefore never answers a reference its caller cannot reach.
+
+        Callers asking at the same time for the same registry, repository and target share
+        one check and one fetch (``flight``): every caller of this process uses the same
+        credentials, so the registry would answer each of them the same. A caller that comes
+        after the check has answered asks the registry again."""
+        key = ("check", *_where(ref, ref.target))
+        return await self._manifests.run(key, partial(self._check_manifest, ref))
+
+    async def _check_manifest(self, ref: Reference) -> Manifest | Index:
+        """``_manifest``'s check, then the manifest from the cache or the registry."""
         try:
             digest = await self.client.check_manifest(ref)
         except RegistryError as exc:
@@ -156,9 +176,18 @@ class Layerpeek:
             # A HEAD answer has no body to say why (MANIFEST_UNKNOWN, NAME_UNKNOWN), and a few
             # registries refuse HEAD: a GET gives the registry's own words, or the manifest.
             return await self._fetch_manifest(ref, ref.target)
-        if digest is not None and (cached := await self._cached_manifest(ref, digest)):
-            return cached
-        return await self._fetch_manifest(ref, digest or ref.target)
+        if digest is None:
+            return await self._fetch_manifest(ref, ref.target)
+        return await self._manifest_by_digest(ref, digest)
+
+    async def _manifest_by_digest(self, ref: Reference, digest: str) -> Manifest | Index:
+        """The manifest ``digest`` names, from the cache (checked against the digest) or the
+        registry; one look for all who ask at once."""
+        key = ("digest", *_where(ref, digest))
+        return await self._manifests.run(key, partial(self._cached_or_fetched, ref, digest))
+
+    async def _cached_or_fetched(self, ref: Reference, digest: str) -> Manifest | Index:
+        return await self._cached_manifest(ref, digest) or await self._fetch_manifest(ref, digest)
 
     async def _cached_manifest(self, ref: Reference, digest: str) -> Manifest | Index | None:
         """The manifest this registry served under ``digest``, checked against it again (a
@@ -181,9 +210,7 @@ class Layerpeek:
         """The platform's manifest of an index the registry has just vouched for: by digest,
         so a cached copy (checked against the digest) is the same bytes it would send."""
         entry = choose(index.manifests, wanted)
-        child = await self._cached_manifest(ref, entry.digest) or await self._fetch_manifest(
-            ref, entry.digest
-        )
+        child = await self._manifest_by_digest(ref, entry.digest)
         if not isinstance(child, Manifest):
             raise ManifestError(f"index {index.digest} points to another index for {wanted}")
         return child
@@ -206,7 +233,14 @@ class Layerpeek:
         return ResolvedImage(ref, top.digest, index, manifest, config, config.platform)
 
     async def _config(self, ref: Reference, manifest: Manifest) -> ImageConfig:
+        """The image's config, from the cache or the registry, parsed; one GET and one parse
+        for all who ask at once for it in this repository."""
         digest = manifest.config.digest
+        return await self._configs.run(
+            ("config", *_where(ref, digest)), partial(self._load_config, ref, digest)
+        )
+
+    async def _load_config(self, ref: Reference, digest: str) -> ImageConfig:
         key = key_for(ref, digest)
         raw = await self.cache.get("config", key)
         if raw is None or digest_of(raw, digest.partition(":")[0]) != digest:

@@ -287,7 +287,8 @@ async def test_a_bot_user_has_two_commands_running_at_most(
     arrivals = endless_manifest(hostile)
     alice, bob = 4001, 4002
     async with recorded_bot(BotSettings(page_size=5)) as (bot, adapter):
-        slow = [slash(bot, "peek", alice, image=f"{hostile.host}/{SLOW}:1.0") for _ in range(2)]
+        # Two tags: the same one twice would share one request (``core.flight``).
+        slow = [slash(bot, "peek", alice, image=f"{hostile.host}/{SLOW}:1.{i}") for i in range(2)]
         await arrivals.wait_for(2)
         third = slash(bot, "peek", alice, image=catalog.gzip.ref(plain_registry.host))
         await third
@@ -359,9 +360,9 @@ async def test_an_mcp_caller_has_its_limit_of_tool_calls_running(
         mcp_client(app, "127.0.0.6", headers) as second,
         anyio.create_task_group() as waiting,
     ):
-        for _ in range(2):
+        for i in range(2):  # two tags: the same one twice would share one request
             waiting.start_soon(
-                first.call_tool, "inspect_image", {"reference": f"{hostile.host}/{SLOW}:1.0"}
+                first.call_tool, "inspect_image", {"reference": f"{hostile.host}/{SLOW}:1.{i}"}
             )
         await arrivals.wait_for(2)
         again = await (second if token else first).call_tool("inspect_image", {"reference": real})
