@@ -84,25 +84,32 @@ async def scan_cancelled_after(peek: Layerpeek, image, step: int, whole: bool) -
     return scope.cancelled_caught
 
 
+async def scan_all(peek: Layerpeek, image, whole: bool) -> list[str]:
+    """The layer scanned to its end in one call, as a listing does that wants it all."""
+    descriptor = image.manifest.layers[0]
+    view = await peek.indexes.view(image.reference, descriptor, None, whole=whole)
+    return [e.path for e in view.entries]
+
+
 async def cancelled_among_others(
     peek: Layerpeek, image, step: int, whole: bool
 ) -> tuple[bool, list[list[str]]]:
     """One caller scanning the layer cancelled after its ``step``-th step while three others
-    list it (whole, page by page, whole): whether the cancel landed mid-scan, and the
-    others' listings."""
+    want it too (two waiting for the whole scan, one listing it step by step): whether the
+    cancel landed mid-scan, and the others' listings."""
     listings: list[list[str]] = []
     landed: list[bool] = []
 
     async def cancelled() -> None:
         landed.append(await scan_cancelled_after(peek, image, step, whole))
 
-    async def other(whole_listing: bool) -> None:
-        listings.append(await list_all(peek, image, whole_listing))
+    async def other(call) -> None:
+        listings.append(await call(peek, image, whole))
 
     async with anyio.create_task_group() as group:
         group.start_soon(cancelled)  # first: it takes the scan, the others wait for it
-        for whole_listing in (True, False, True):
-            group.start_soon(other, whole_listing)
+        for call in (scan_all, list_all, scan_all):
+            group.start_soon(other, call)
     return landed[0], listings
 
 
