@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 
 import anyio
 import pytest
@@ -20,7 +21,7 @@ from fixtures.images import Member, Pusher, image_config, make_layer, seeded_byt
 from fixtures.toc_images import make_estargz, push_toc_image
 from layerpeek.core.cache import AsyncCache
 from layerpeek.core.client import RegistryClient
-from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.errors import LayerpeekError, TruncatedLayer
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings
 from layerpeek.server.app import create_server
@@ -44,7 +45,7 @@ def layer_members(seed: int) -> list[Member]:
 @pytest.fixture(scope="module")
 def shared(plain_registry) -> dict[str, object]:
     """Fresh big gzip layers, one image each (tags ``s0``...): a test that needs a cold
-    layer in a warm process takes its own."""
+    layer in a warm process takes its own; ``cut`` is ``s0`` cut at three quarters."""
     layers = {}
     with Pusher(plain_registry.url) as pusher:
         for seed in range(3):
@@ -53,6 +54,10 @@ def shared(plain_registry) -> dict[str, object]:
                 SHARED_REPO, [f"s{seed}"], [(layer.blob, layer.media_type)], image_config([layer])
             )
             layers[f"s{seed}"] = layer
+        good = layers["s0"]
+        cut = replace(good, blob=good.blob[: good.size * 3 // 4])
+        pusher.image(SHARED_REPO, ["cut"], [(cut.blob, cut.media_type)], image_config([cut]))
+        layers["cut"] = cut
     return layers
 
 
@@ -132,6 +137,23 @@ async def test_a_caller_cancelled_mid_scan_leaves_every_other_caller_the_whole_l
             # The scan went on from where the cancel left it: no second read of the blob.
             assert fault_proxy.body_bytes(blob(layer)) < 2 * layer.size
     assert cancelled_mid_scan >= 10
+
+
+async def test_a_damaged_layer_fails_every_caller_of_its_scan_with_the_same_error(
+    layerpeek_env, fault_proxy, shared
+):
+    layer = shared["cut"]
+    async with RegistryClient() as client, Layerpeek(client) as peek:
+        image = await peek.resolve(f"{fault_proxy.host}/{SHARED_REPO}:cut")
+
+        async def scan() -> str:
+            with pytest.raises(TruncatedLayer) as caught:
+                await scan_all(peek, image, True)
+            return str(caught.value)
+
+        errors = await at_once(4, scan)
+    assert len(set(errors)) == 1 and errors[0].startswith("gzip stream ends early after ")
+    assert fault_proxy.body_bytes(blob(layer)) == layer.size  # one scan found it
 
 
 @pytest.fixture
