@@ -474,10 +474,10 @@ class LayerIndexes:
         entries the scan kept before it.
 
         Callers of one layer share its scan, one step at a time. A caller cancelled during
-        its step leaves the scan whole (``LayerScan.advance``) and open, for those waiting
-        and for the next page. A step that fails ends the scan: the failure is raised to
-        the caller and to every caller that was waiting for that scan. The caller whose
-        step completes the scan stores the index, once; those waiting answer from it.
+        its step leaves the scan whole (``LayerScan.advance``) for those waiting. A step
+        that fails ends the scan: the failure is raised to the caller and to every caller
+        that was waiting for that scan. The caller whose step completes the scan stores
+        the index, once; those waiting answer from it.
         """
         scope = key_for(ref, layer.digest)
         while True:
@@ -516,7 +516,13 @@ class LayerIndexes:
         try:
             await step(live.scan)
         except anyio.get_cancelled_exc_class():
-            live.used = time.monotonic()  # the scan stays whole: the next caller goes on
+            # The scan is whole (``LayerScan.advance``): callers waiting go on with it. With
+            # none waiting it is closed now rather than kept for ``LIVE_TTL`` with its
+            # connection and buffers; a caller that comes later starts afresh.
+            if live.lock.statistics().tasks_waiting:
+                live.used = time.monotonic()
+            else:
+                await self._drop(scope, live)
             raise
         except Exception as failure:
             live.failure = failure  # a failed scan is never resumed
