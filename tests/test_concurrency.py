@@ -44,21 +44,17 @@ def layer_members(seed: int) -> list[Member]:
 
 @pytest.fixture(scope="module")
 def shared(plain_registry) -> dict[str, object]:
-    """Fresh big gzip layers, one image each (tags ``s0``...): a test that needs a cold
-    layer in a warm process takes its own; ``cut`` is ``s0`` cut at three quarters."""
-    layers = {}
+    """A big gzip layer (``big``) and the same cut at three quarters (``cut``), one image
+    each, tagged so. Every test starts a process state of its own (a ``Layerpeek``, a
+    cache, a server), cold for them. Their files' data is not kept: the test process's
+    peak memory counts in the RSS a subprocess measures (``test_fs_bounds``)."""
     with Pusher(plain_registry.url) as pusher:
-        for seed in range(3):
-            layer = make_layer(layer_members(seed), "gzip")
-            pusher.image(
-                SHARED_REPO, [f"s{seed}"], [(layer.blob, layer.media_type)], image_config([layer])
-            )
-            layers[f"s{seed}"] = layer
-        good = layers["s0"]
-        cut = replace(good, blob=good.blob[: good.size * 3 // 4])
-        pusher.image(SHARED_REPO, ["cut"], [(cut.blob, cut.media_type)], image_config([cut]))
-        layers["cut"] = cut
-    return layers
+        big = replace(make_layer(layer_members(0), "gzip"), files={})
+        cut = replace(big, blob=big.blob[: big.size * 3 // 4])
+        for tag, layer in (("big", big), ("cut", cut)):
+            blobs = [(layer.blob, layer.media_type)]
+            pusher.image(SHARED_REPO, [tag], blobs, image_config([layer]))
+    return {"big": big, "cut": cut}
 
 
 def blob(layer) -> str:
@@ -122,9 +118,9 @@ async def cancelled_among_others(
 async def test_a_caller_cancelled_mid_scan_leaves_every_other_caller_the_whole_listing(
     layerpeek_env, fault_proxy, shared, tmp_path, whole
 ):
-    layer = shared["s0"]
+    layer = shared["big"]
     expected = [e.path for e in layer.entries]
-    ref = f"{fault_proxy.host}/{SHARED_REPO}:s0"
+    ref = f"{fault_proxy.host}/{SHARED_REPO}:big"
     cancelled_mid_scan = 0
     async with RegistryClient() as client:
         for step in range(1, 25):  # past the last step of the scan: every point is tried
@@ -197,8 +193,8 @@ async def mcp_call_cancelled_among_others(client: Client, reference: str, at: in
 async def test_an_mcp_client_cancelling_one_call_leaves_the_other_call_whole(
     allowed, monkeypatch, tmp_path, fault_proxy, shared, mode
 ):
-    layer = shared["s2"]
-    reference = f"{fault_proxy.host}/{SHARED_REPO}:s2"
+    layer = shared["big"]
+    reference = f"{fault_proxy.host}/{SHARED_REPO}:big"
     last = [e.path for e in layer.entries if e.path.startswith("data/file-029")]
     for at in range(1, 13):
         # A cold server each time: its memory and its cache have never seen the layer.
@@ -347,9 +343,9 @@ async def test_callers_of_one_scan_store_its_index_once(
 ):
     redis_server.flush()
     monkeypatch.setenv("LAYERPEEK_CACHE_URL", redis_server.url)
-    layer = shared["s1"]
+    layer = shared["big"]
     async with RegistryClient() as client, Layerpeek(client) as peek:
-        image = await peek.resolve(f"{fault_proxy.host}/{SHARED_REPO}:s1")
+        image = await peek.resolve(f"{fault_proxy.host}/{SHARED_REPO}:big")
         before = await index_sets(redis_server.url)
         listings = await at_once(CALLERS, lambda: list_all(peek, image, True))
         assert listings == [[e.path for e in layer.entries]] * CALLERS
