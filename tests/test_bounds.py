@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.images import OCI_LAYER_GZIP, Layer, image_config, push_image
+from fixtures.peak import PEAK_SOURCE
 from layerpeek.core import service
 from layerpeek.core.cli import main
 from layerpeek.core.client import RegistryClient
@@ -35,13 +36,16 @@ MEMORY_BOUND_MB = 300
 """Peak RSS allowed to a listing of one of these layers: the interpreter, the imports and
 the registry client take ~80 MB; before the caps each listing took 1-2 GB."""
 
-_MEASURE = """
-import resource, sys
+_MEASURE = (
+    PEAK_SOURCE
+    + """
+import sys
 from layerpeek.core.cli import main
 status = main(sys.argv[1:])
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = peak_kib()
 print(f"{status} {peak}", file=sys.stderr)
 """
+)
 
 
 def tar_of(members: list[tarfile.TarInfo], **options: object) -> bytes:
@@ -175,8 +179,10 @@ async def test_indexes_kept_in_memory_are_bounded_by_their_entries(
         assert kept == [layers[1].digest, layers[2].digest]
 
 
-_ENCODE = """
-import resource, sys
+_ENCODE = (
+    PEAK_SOURCE
+    + """
+import sys
 from layerpeek.core.layers.encoding import IndexEncoder
 from layerpeek.core.layers.entry import TarEntry
 from layerpeek.core.layers.index import LayerIndex
@@ -185,15 +191,16 @@ entries = [
     TarEntry(f"app/node_modules/pkg-{i // 40}/lib/file-{i}.js", "file", i, 420, 0, 0, i, "", i)
     for i in range(count)
 ]
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_kib()
 encoder, grown = IndexEncoder(), []
 for start in range(0, count, 16384):  # as a scan grows its listing and catches up
     grown += entries[start : start + 16384]
     encoder.catch_up(grown, [])
 encoded = encoder.finish(LayerIndex("sha256:" + "0" * 64, "gzip", grown))
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = peak_kib()
 print((after - before) // 1024, len(encoded))
 """
+)
 
 
 def test_encoding_a_large_index_for_the_cache_holds_little_beside_it():

@@ -21,6 +21,7 @@ from test_mcp_server import allowed, call, error, mcp, mode
 from fixtures.catalog import ImageSpec, PushedImage, push_spec
 from fixtures.fs_images import DEEP_DIR
 from fixtures.images import Member, Pusher, image_config, make_layer
+from fixtures.peak import PEAK_SOURCE
 from layerpeek.bot import commands
 from layerpeek.core.cli import main
 from layerpeek.core.client import RegistryClient
@@ -70,8 +71,10 @@ async def peek(layerpeek_env):
 
 # -- memory linear in the listing ----------------------------------------------------------
 
-PEAK_SCRIPT = """
-import asyncio, resource, sys
+PEAK_SCRIPT = (
+    PEAK_SOURCE
+    + """
+import asyncio, sys
 from layerpeek.core.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
@@ -83,8 +86,9 @@ async def main(ref: str, deepest: str) -> None:
         print(page.total, [len(e.path) for e in page.entries], trace.exists)
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10)
+print(peak_kib() << 10)
 """
+)
 
 
 def test_the_deepest_name_merges_in_linear_memory(layerpeek_env, plain_registry, bound_images):

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from fixtures.peak import PEAK_SOURCE
 from layerpeek.core.errors import CorruptLayer, HostileLayer, LayerTooLarge, TruncatedLayer
 from layerpeek.core.layers.entry import LAYER_LIMITS, NAME_LIMIT, TarEntry
 from layerpeek.core.layers.scan import LayerReader
@@ -833,8 +834,10 @@ def test_the_layer_limits_pass_every_real_layer_we_know() -> None:
     assert LAYER_LIMITS.refusal(4 * 500_000 + 1, 0) is not None
 
 
-_STREAM_A_HUGE_COMMENT = """
-import resource, sys
+_STREAM_A_HUGE_COMMENT = (
+    PEAK_SOURCE
+    + """
+import sys
 from layerpeek.core.layers.tar import TarScanner
 sys.path.insert(0, "tests")
 from test_tar_scanner import END, raw_header
@@ -842,7 +845,7 @@ from test_tar_scanner import END, raw_header
 size = 256 << 20  # one comment record of 256 MiB, streamed 1 MiB at a time
 head = b"%d comment=" % size
 scanner = TarScanner()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_kib()
 scanner.feed(raw_header(b"x", b"x", size) + head)
 chunk, left = b"c" * (1 << 20), size - len(head) - 1
 while left:
@@ -850,9 +853,10 @@ while left:
     left -= min(left, len(chunk))
 found = scanner.feed(b"\\n" + bytes(-size % 512) + raw_header(b"f") + END)
 scanner.close()
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = peak_kib()
 print([e.path for e in found], (after - before) // 1024)
 """
+)
 
 
 def test_a_pax_record_of_256_mebibytes_is_skipped_in_bounded_memory() -> None:
