@@ -349,11 +349,11 @@ class LayerIndexes:
     def __init__(self, client: RegistryClient, cache: CacheStore) -> None:
         self.client = client
         self.cache = cache
-        self._live: dict[str, _Live] = {}  # by ``_scope``: a scan is checked at its end
+        self._live: dict[str, _Live] = {}  # by ``key_for``: a scan is checked at its end
         self._known: dict[str, LayerIndex] = {}  # by cache key
-        self._tocs: dict[str, Toc] = {}  # by ``_scope`` of the repository
-        self._completes: Flights[str, LayerIndex | None] = Flights()  # by ``_scope``
-        self._toc_reads: Flights[str, Toc | None] = Flights()  # by ``_scope`` of the repository
+        self._tocs: dict[str, Toc] = {}  # by ``key_for`` of the repository
+        self._completes: Flights[str, LayerIndex | None] = Flights()  # by ``key_for``
+        self._toc_reads: Flights[str, Toc | None] = Flights()  # by ``key_for`` of the repository
 
     async def cached(self, digest: str, key: str) -> LayerIndex | None:
         """The complete index of layer ``digest`` kept under ``key`` (``key_for``), if one is
