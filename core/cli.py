@@ -24,6 +24,7 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import aclosing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from .models import (
     DiffChange,
     EntryInfo,
     ImageReport,
+    IrregularInfo,
     LayerProblem,
     PathEvent,
     PlatformsReport,
@@ -353,12 +355,18 @@ def _step(text: str, width: int = 60) -> str:
 async def _ls_merged(peek: Layerpeek, image: Any, args: argparse.Namespace) -> Problems:
     if args.layer is not None:
         raise LayerpeekError("--merged shows every layer combined; drop --layer")
-    listing = await peek.merged_listing(image, limit=args.limit)
-    for entry in listing.entries:
-        _dump(entry.model_dump()) if args.json else _print(_layered(entry))
-    for odd in listing.irregular:
+    problems: Problems = []
+    irregular: list[IrregularInfo] = []
+    shown = 0
+    async with aclosing(peek.merged_entries(image, problems, irregular)) as entries:
+        async for entry in entries:
+            if shown == args.limit:
+                break
+            _dump(entry.model_dump()) if args.json else _print(_layered(entry))
+            shown += 1
+    for odd in irregular:
         _note(f"note: {odd.path} (layer {odd.layer}): {odd.reason}")
-    return listing.problems
+    return problems
 
 
 async def _trace(peek: Layerpeek, args: argparse.Namespace) -> Problems:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from functools import partial
+from itertools import islice
 from pathlib import Path
 
 import anyio
@@ -48,6 +49,7 @@ from .models import (
     FindResult,
     HistoryInfo,
     ImageReport,
+    IrregularInfo,
     LayerInfo,
     LayerProblem,
     MergedListing,
@@ -608,6 +610,26 @@ class Layerpeek:
         listing = await anyio.to_thread.run_sync(page)
         return listing.model_copy(update=marks(problems))
 
+    async def merged_entries(
+        self,
+        image: ResolvedImage,
+        problems: list[LayerProblem],
+        irregular: list[IrregularInfo],
+    ) -> AsyncIterator[EntryInfo]:
+        """The whole merged filesystem sorted by path, one entry at a time: what a full
+        listing prints, without a model of every path held at once (a million-entry image
+        would hold ~1 GB of them beside the tree). Entries are made in batches in a worker
+        thread; a damaged layer is added to ``problems`` (``overlay``), names the view could
+        not place to ``irregular`` (filled once the tree is built)."""
+        overlay = await self.overlay(image, problems)
+        irregular.extend(
+            IrregularInfo(path=i.path, layer=i.layer, reason=i.reason) for i in overlay.irregular
+        )
+        nodes = overlay.iter_nodes()
+        while batch := await anyio.to_thread.run_sync(_entries_of, nodes, _YIELD_EVERY):
+            for entry in batch:
+                yield entry
+
     async def trace(self, image: ResolvedImage, path: str) -> PathTrace:
         """Where ``path`` came from: added, changed, deleted in which layers, by which steps."""
         clean = display_path(path.strip())
@@ -796,6 +818,11 @@ def _reporter(descriptor: Descriptor, on_progress: ProgressCallback | None) -> O
 def _problem(image: ResolvedImage, index: int, error: LayerError) -> LayerProblem:
     digest = image.manifest.layers[index].digest
     return LayerProblem.of(str(image.reference), index, digest, error)
+
+
+def _entries_of(nodes: Iterator[Node], count: int) -> list[EntryInfo]:
+    """In a worker thread: the next ``count`` merged nodes as listing entries."""
+    return [fsreports.entry_of(node) for node in islice(nodes, count)]
 
 
 def _apply(overlay: Overlay, tally: Tally, index: int, entries: list[TarEntry]) -> None:
