@@ -8,12 +8,12 @@ tested on plain lists.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from .errors import LayerpeekError
 from .findspec import FindSpec
-from .fs import Event, Node, Overlay
+from .fs import Event, Irregular, Node, Overlay
 from .image import ImageConfig, Manifest
 from .models import (
     DiffChange,
@@ -137,19 +137,26 @@ def removed_report(overlay: Overlay, facts: LayerFacts, reference: str) -> Remov
     return RemovedReport(reference=reference, files=files, total_size=sum(f.size for f in files))
 
 
-def merged_page(overlay: Overlay, reference: str, start: int, limit: int | None) -> MergedListing:
-    """Paths ``start`` to ``start + limit`` of the merged filesystem (None: to the end); the
-    full paths of that page alone are built."""
-    total = len(overlay)
+def merged_page(
+    nodes: Sequence[Node],
+    irregular: Iterable[Irregular],
+    reference: str,
+    start: int,
+    limit: int | None,
+    where: Callable[[str], bool] | None = None,
+) -> MergedListing:
+    """Paths ``start`` to ``start + limit`` (None: to the end) of the merged filesystem's
+    ``nodes`` in path order, or of those whose path ``where`` accepts; a model is built for
+    the page's paths alone."""
+    chosen = nodes if where is None else [n for n in nodes if where(n.path)]
+    total = len(chosen)
     end = total if limit is None else min(total, start + limit)
     return MergedListing(
         reference=reference,
-        entries=[entry_of(n) for n in overlay.listing(start, end)],
+        entries=[entry_of(n) for n in chosen[start:end]],
         total=total,
         next_start=end if end < total else None,
-        irregular=[
-            IrregularInfo(path=i.path, layer=i.layer, reason=i.reason) for i in overlay.irregular
-        ],
+        irregular=[IrregularInfo(path=i.path, layer=i.layer, reason=i.reason) for i in irregular],
     )
 
 

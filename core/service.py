@@ -40,6 +40,7 @@ from .layers.reader import BlobReader
 from .layers.scan import FileData, scan_layer
 from .layers.sparse import zero_chunks
 from .layers.toc import read_toc_file
+from .merged import MergedView, MergedViews
 from .models import (
     ConfigInfo,
     DiffReport,
@@ -141,6 +142,8 @@ class Layerpeek:
         # Concurrent asks for one manifest or config of one repository share one request.
         self._manifests: Flights[tuple[str, ...], Manifest | Index] = Flights()
         self._configs: Flights[tuple[str, ...], ImageConfig] = Flights()
+        # One merge per image however many ask, kept so that its pages are slices.
+        self._views = MergedViews()
 
     async def __aenter__(self) -> Layerpeek:
         return self
@@ -313,6 +316,7 @@ class Layerpeek:
         whole: bool = False,
         tally: Tally | None = None,
         problems: list[LayerProblem] | None = None,
+        start: int = 0,
     ) -> AsyncIterator[EntryInfo]:
         """Entries of one layer, or of every layer bottom-up; stop iterating to stop reading.
 
@@ -325,13 +329,18 @@ class Layerpeek:
         A damaged layer (``LayerError``) yields every entry before the damage. Then, given
         ``problems``, the damage is added to it and the listing goes on with the next layer:
         the caller answers with what was read and says it is incomplete. Without
-        ``problems`` the error is raised there, for callers that need the whole layer."""
+        ``problems`` the error is raised there, for callers that need the whole layer.
+
+        ``start``: the listing of one ``layer`` begins at its entry ``start``, a slice of the
+        layer's index: a page deep in a layer makes no model of the entries it skips."""
+        if start and layer is None:
+            raise LayerpeekError("a listing starts past entry 0 only within one layer")
         layers = [image.layer(layer)] if layer is not None else range(len(image.manifest.layers))
         tally = Tally(IMAGE_LIMITS) if tally is None else tally
         for index in layers:
             descriptor = image.manifest.layers[index]
             report = _reporter(descriptor, on_progress)
-            seen = 0
+            seen = start
             while True:
                 view = await self.indexes.view(
                     image.reference, descriptor, seen + 1, report, whole=whole
@@ -349,6 +358,17 @@ class Layerpeek:
                     break
                 if view.complete:
                     break
+
+    async def count(self, image: ResolvedImage, layer: int | None = None) -> int:
+        """Entries of one layer, or of every layer: a damaged layer's up to its damage (the
+        page that reaches it names it). Read from the layers' indexes, no model made."""
+        layers = [image.layer(layer)] if layer is not None else range(len(image.manifest.layers))
+        total = 0
+        for index in layers:
+            descriptor = image.manifest.layers[index]
+            view = await self.indexes.view(image.reference, descriptor, None, whole=True)
+            total += len(view.entries)
+        return total
 
     async def list_page(
         self,
@@ -577,36 +597,67 @@ class Layerpeek:
 
     # -- the merged filesystem: provenance, removed files, find, diff, triage ----------------
 
-    async def overlay(
+    async def merged(
         self, image: ResolvedImage, problems: list[LayerProblem] | None = None
-    ) -> Overlay:
+    ) -> MergedView:
+        """The image's merged filesystem, built once however many ask at once and kept
+        (``merged.MergedViews``), by manifest digest within the image's registry.
+
+        With ``problems``, each damaged layer the view was built from is recorded there (the
+        view holds the entries read before its damage); without, the first is raised."""
+        key = key_for(image.reference, image.manifest.digest)
+        view = await self._views.get(key, partial(self._merge, image))
+        for index, error in view.damage:
+            _met(image, index, error, problems)
+        return view
+
+    async def _merge(self, image: ResolvedImage) -> MergedView:
         """Every layer's listing through the overlay rules, bottom-up; one layer's listing
         in memory at a time besides the merged tree. The rules run in a worker thread: their
-        work grows with the listing, which the image's author chose.
-
-        With ``problems``, a damaged layer adds the entries read before its damage, and the
-        damage is recorded there (``entries``); without, it is raised."""
+        work grows with the listing, which the image's author chose."""
         overlay, tally = Overlay(), Tally(IMAGE_LIMITS)
+        damage: list[tuple[int, LayerError]] = []
         for index, descriptor in enumerate(image.manifest.layers):
             # The layer's own entries, not a model per entry: a million-entry layer would
             # hold ~0.5 GB of them beside the tree for nothing.
             view = await self.indexes.view(image.reference, descriptor, None, whole=True)
             await anyio.to_thread.run_sync(_apply, overlay, tally, index, view.entries)
             if view.problem is not None:
-                _met(image, index, view.problem, problems)
-        return overlay
+                damage.append((index, view.problem))
+        nodes = await anyio.to_thread.run_sync(overlay.listing)
+        return MergedView(overlay, nodes, tuple(damage))
+
+    async def overlay(
+        self, image: ResolvedImage, problems: list[LayerProblem] | None = None
+    ) -> Overlay:
+        """The merged tree of ``image`` (``merged``): provenance, removed files, lookups."""
+        return (await self.merged(image, problems)).overlay
 
     def _facts(self, image: ResolvedImage) -> LayerFacts:
         return layer_facts(image.manifest, image.config)
 
     async def merged_listing(
-        self, image: ResolvedImage, start: int = 0, limit: int | None = None
+        self,
+        image: ResolvedImage,
+        start: int = 0,
+        limit: int | None = None,
+        where: Callable[[str], bool] | None = None,
     ) -> MergedListing:
-        """The merged filesystem sorted by path: ``limit`` paths from ``start`` (None: all)."""
+        """The merged filesystem sorted by path: ``limit`` paths from ``start`` (None: all),
+        a slice of the kept view; with ``where``, of the paths it accepts (and ``total``
+        counts those)."""
         check_page(start, limit)
         problems: list[LayerProblem] = []
-        overlay = await self.overlay(image, problems)
-        page = partial(fsreports.merged_page, overlay, str(image.reference), start, limit)
+        view = await self.merged(image, problems)
+        page = partial(
+            fsreports.merged_page,
+            view.nodes,
+            view.overlay.irregular,
+            str(image.reference),
+            start,
+            limit,
+            where,
+        )
         listing = await anyio.to_thread.run_sync(page)
         return listing.model_copy(update=marks(problems))
 
@@ -621,11 +672,12 @@ class Layerpeek:
         would hold ~1 GB of them beside the tree). Entries are made in batches in a worker
         thread; a damaged layer is added to ``problems`` (``overlay``), names the view could
         not place to ``irregular`` (filled once the tree is built)."""
-        overlay = await self.overlay(image, problems)
+        view = await self.merged(image, problems)
         irregular.extend(
-            IrregularInfo(path=i.path, layer=i.layer, reason=i.reason) for i in overlay.irregular
+            IrregularInfo(path=i.path, layer=i.layer, reason=i.reason)
+            for i in view.overlay.irregular
         )
-        nodes = overlay.iter_nodes()
+        nodes = iter(view.nodes)
         while batch := await anyio.to_thread.run_sync(_entries_of, nodes, _YIELD_EVERY):
             for entry in batch:
                 yield entry
@@ -664,17 +716,11 @@ class Layerpeek:
         """Entries matching ``spec`` in the merged view (sorted by path) or in every layer
         (layer order, whiteouts included), each with its path's story; paged."""
         check_page(start, limit)
-        overlay, tally = Overlay(), Tally(IMAGE_LIMITS)
-        per_layer: list[EntryInfo] = []
         problems: list[LayerProblem] = []
-        for index in range(len(image.manifest.layers)):
-            entries = self.entries(image, index, whole=True, tally=tally, problems=problems)
-            listing = [e async for e in entries]
-            if not merged:
-                per_layer += await anyio.to_thread.run_sync(fsreports.matching, spec, listing)
-            await anyio.to_thread.run_sync(overlay.apply, index, listing)
+        overlay = await self.overlay(image, problems)
+        per_layer = None if merged else await self._layer_matches(image, spec)
         matches = await anyio.to_thread.run_sync(
-            fsreports.find_matches, overlay, self._facts(image), spec, None if merged else per_layer
+            fsreports.find_matches, overlay, self._facts(image), spec, per_layer
         )
         end = len(matches) if limit is None else min(len(matches), start + limit)
         return FindResult(
@@ -686,6 +732,17 @@ class Layerpeek:
             next_start=end if end < len(matches) else None,
             **marks(problems),
         )
+
+    async def _layer_matches(self, image: ResolvedImage, spec: FindSpec) -> list[EntryInfo]:
+        """Every layer's own entries (whiteouts included) that ``spec`` matches, layer by
+        layer; a damaged layer's up to its damage (the merged view already names it)."""
+        found: list[EntryInfo] = []
+        tally = Tally(IMAGE_LIMITS)
+        for index in range(len(image.manifest.layers)):
+            entries = self.entries(image, index, whole=True, tally=tally, problems=[])
+            listing = [e async for e in entries]
+            found += await anyio.to_thread.run_sync(fsreports.matching, spec, listing)
+        return found
 
     async def diff(self, a: ResolvedImage, b: ResolvedImage) -> DiffReport:
         """Added, removed and changed paths from ``a`` to ``b`` at the merged level, and the
