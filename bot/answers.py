@@ -146,15 +146,6 @@ async def peek(
     return reply
 
 
-async def _count(ctx: BotContext, image: ResolvedImage, layer: int | None) -> int:
-    """Entries in the listing, a damaged layer's up to its damage (the page that reaches
-    the damage names it)."""
-    total = 0
-    async for _ in ctx.peek.entries(image, layer, whole=True, problems=[]):
-        total += 1
-    return total
-
-
 async def _merged(ctx: BotContext, image: ResolvedImage, number: int, nav: str) -> Listing:
     """The merged view knows its total, so the last page needs no separate count."""
     size = ctx.settings.page_size
@@ -185,7 +176,7 @@ async def _listing(
     size = ctx.settings.page_size
     last = None
     if nav == "l":
-        last = number = max(0, (await _count(ctx, image, scope.layer) - 1) // size)
+        last = number = max(0, (await ctx.peek.count(image, scope.layer) - 1) // size)
     page = await ctx.peek.list_page(image, scope.layer, number * size, size, on_progress)
     if not page.entries and number > 0:
         raise LayerpeekError(f"page {number + 1} is past the end of this listing")

@@ -48,15 +48,24 @@ def normal_prefix(prefix: str) -> str:
     return normal + trailing if normal else ""
 
 
-def matcher(prefix: str, glob: str | None) -> Match:
-    """The filter of list_files: a path prefix and an fnmatch pattern on the whole path."""
+def path_matcher(prefix: str, glob: str | None) -> Callable[[str], bool] | None:
+    """The filter of list_files on a path: a prefix and an fnmatch pattern on the whole
+    path; None when it lets every path through."""
+    if not prefix and glob is None:
+        return None
 
-    def match(entry: EntryInfo) -> bool:
-        if not entry.path.startswith(prefix):
+    def match(path: str) -> bool:
+        if not path.startswith(prefix):
             return False
-        return glob is None or fnmatch.fnmatchcase(entry.path, glob)
+        return glob is None or fnmatch.fnmatchcase(path, glob)
 
     return match
+
+
+def matcher(prefix: str, glob: str | None) -> Match:
+    """The filter of list_files on a layer's entries (``path_matcher``)."""
+    on_path = path_matcher(prefix, glob)
+    return (lambda entry: True) if on_path is None else (lambda entry: on_path(entry.path))
 
 
 async def page_of_entries(
@@ -75,13 +84,13 @@ async def page_of_entries(
     problems: list[LayerProblem] = []
     first = layers.index(start.layer)
     for position, index in enumerate(layers[first:], start=first):
-        skip = start.entry if index == start.layer else 0
-        seen = 0
+        # The listing starts at the position (a slice of the layer): what it skips is not read.
+        seen = start.entry if index == start.layer else 0
         progress = relay.layer(position, index)
-        listing = peek.entries(image, index, on_progress=progress, problems=problems)
+        listing = peek.entries(image, index, on_progress=progress, problems=problems, start=seen)
         async with aclosing(listing) as entries:
             async for entry in entries:
-                if seen >= skip and match(entry):
+                if match(entry):
                     if len(found) == limit:
                         return Page(found, Position(index, seen), problems)
                     found.append(entry)

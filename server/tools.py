@@ -11,6 +11,7 @@ import base64
 import bisect
 import codecs
 import hashlib
+from collections.abc import Callable
 from contextlib import aclosing
 from typing import Annotated, Any, Literal
 
@@ -29,7 +30,6 @@ from .common import (
     Reference,
     count_long_steps,
     cut_steps,
-    page,
     result,
     resume,
     state,
@@ -37,7 +37,7 @@ from .common import (
 from .cursor import RESTART, query_hash
 from .errors import tool_errors
 from .models import FileContent, FilePage, InspectResult, TagPage
-from .paging import Match, Position, matcher, normal_prefix, page_of_entries
+from .paging import Match, Position, matcher, normal_prefix, page_of_entries, path_matcher
 from .progress import ProgressRelay
 
 At = dict[str, Any] | None
@@ -106,12 +106,14 @@ async def _layer_page(
 
 
 async def _merged_page(
-    ctx: Context, image: ResolvedImage, match: Match, limit: int, at: At
+    ctx: Context, image: ResolvedImage, where: Callable[[str], bool] | None, limit: int, at: At
 ) -> Listed:
-    """A page of the merged filesystem (sorted by path); the position is an index into it."""
-    merged = await state(ctx).peek.merged_listing(image)
-    entries, after = page([e for e in merged.entries if match(e)], int(at["p"]) if at else 0, limit)
-    return entries, {"p": after} if after is not None else None, merged.problems
+    """A page of the merged filesystem (sorted by path), a slice of its kept view; the
+    position is an index into the paths ``where`` accepts."""
+    start = int(at["p"]) if at else 0
+    merged = await state(ctx).peek.merged_listing(image, start, limit, where)
+    after = merged.next_start
+    return merged.entries, {"p": after} if after is not None else None, merged.problems
 
 
 async def list_files(
@@ -153,7 +155,7 @@ async def list_files(
         raise ToolError("merged lists the whole image: pass either merged or layer, not both")
     app = state(ctx)
     prefix = normal_prefix(path_prefix)
-    match = matcher(prefix, glob)
+    match, where = matcher(prefix, glob), path_matcher(prefix, glob)
     with tool_errors():
         image = await app.peek.resolve(reference, platform)
         ref = image.reference
@@ -162,7 +164,7 @@ async def list_files(
         )
         at = resume(app.cursors, cursor, "files", query, image.manifest.digest)
         if merged:
-            entries, after, problems = await _merged_page(ctx, image, match, limit, at)
+            entries, after, problems = await _merged_page(ctx, image, where, limit, at)
         else:
             entries, after, problems = await _layer_page(ctx, image, layer, match, limit, at)
     next_cursor = None
