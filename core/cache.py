@@ -17,13 +17,20 @@ miss and a write a no-op, never a failed command.
 That contract (``CacheStore``) has a second backend for shared deployments, where several
 bots and servers should learn each layer once: Redis (``cache_redis.RedisCache``), chosen by
 ``open_cache`` when LAYERPEEK_CACHE_URL is set.
+
+Both also lend leases (``CacheStore.try_lease``), so that processes sharing a cache scan a
+layer once between them: the one holding a layer's lease scans it, the others wait for the
+index it stores (``wait_for_lease``). Here a lease is an exclusive ``flock`` on a file under
+``locks/`` beside the database; the kernel frees it when its holder dies, however it dies.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
+import os
 import sqlite3
 import threading
 import time
@@ -31,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, ParamSpec, Protocol, TypeVar
 
+import anyio
 import anyio.to_thread
 
 from .errors import LayerpeekError
@@ -48,6 +56,11 @@ DEFAULT_MAX_BYTES = 512 << 20
 BUSY_TIMEOUT = 10.0
 _TOUCH_INTERVAL = 60.0
 """A hit rewrites ``used`` only if the last touch is older than this: reads stay reads."""
+LEASE_POLL = 0.25
+"""Seconds between two looks of a process waiting for another's lease: a lease is a key or
+a lock, so a look is cheap, and a scan worth waiting for takes far longer than this."""
+LOCKS = "locks"
+"""The directory, beside the database, of the files the SQLite cache's leases lock."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (
@@ -164,6 +177,64 @@ class Cache:
         return int(total)
 
 
+class FileLeases:
+    """Leases as exclusive ``flock``s on one file per key, held by this process.
+
+    A holder that dies loses its lock with its last file descriptor, so a lease never
+    outlives its process and needs no expiry. A released lease unlinks its file, so files do
+    not pile up one per layer; a process that locked a file just unlinked (opened before the
+    unlink) sees that the path no longer names it and does not count it as taken.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def path(self, key: str) -> Path:
+        """The lock file of ``key``: named by its hash, since a key holds ``/`` and ``:``."""
+        return self.directory / f"{hashlib.sha256(key.encode()).hexdigest()}.lock"
+
+    def take(self, key: str) -> bool | None:
+        """True once locked, False while another holds it; None when no lock can be had (a
+        read-only cache directory, a file system without flock)."""
+        with self._lock:
+            if key in self._held:
+                return False  # held by another caller of this process: it scans
+            path = self.path(key)
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                return None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                    raise BlockingIOError  # unlinked by its releaser after we opened it
+            except (FileNotFoundError, BlockingIOError):
+                os.close(fd)
+                return False
+            except OSError:
+                os.close(fd)
+                return None
+            self._held[key] = fd
+            return True
+
+    def release(self, key: str) -> None:
+        """Unlink the file, then unlock it: a waiter then locks a new file, never this one."""
+        with self._lock:
+            fd = self._held.pop(key, None)
+            if fd is None:
+                return
+            with contextlib.suppress(OSError):
+                os.unlink(self.path(key))
+            os.close(fd)  # closing the last descriptor releases the flock
+
+    def release_all(self) -> None:
+        for key in list(self._held):
+            self.release(key)
+
+
 class AsyncCache:
     """``Cache`` for the event loop: the database is opened lazily, every call in a thread."""
 
@@ -172,6 +243,7 @@ class AsyncCache:
         self._options = options
         self._cache: Cache | None = None
         self._opening = anyio.Lock()
+        self._leases = FileLeases(directory / LOCKS)
 
     async def _store(self) -> Cache:
         async with self._opening:
@@ -189,8 +261,18 @@ class AsyncCache:
         store = await self._store()
         await anyio.to_thread.run_sync(store.put, kind, digest, payload)
 
+    async def try_lease(self, key: str) -> bool | None:
+        return await anyio.to_thread.run_sync(self._leases.take, key)
+
+    async def renew_lease(self, key: str) -> None:
+        """Nothing to renew: a lock lasts as long as its holder."""
+
+    async def release_lease(self, key: str) -> None:
+        await anyio.to_thread.run_sync(self._leases.release, key)
+
     async def close(self) -> None:
-        """Close the database if it was opened (a later call opens it again)."""
+        """Close the database if it was opened (a later call opens it again); release leases."""
+        await anyio.to_thread.run_sync(self._leases.release_all)
         async with self._opening:
             store, self._cache = self._cache, None
         if store is not None:
@@ -224,7 +306,37 @@ class CacheStore(Protocol):
 
     async def put(self, kind: Kind, digest: str, payload: bytes) -> None: ...
 
+    async def try_lease(self, key: str) -> bool | None:
+        """Take the lease of ``key`` (a ``key_for`` key) for this process: True when taken,
+        False while another holds it, None when the backend cannot lend one (then work as if
+        alone: a cache that is down must not stop anyone). Never waits."""
+        ...
+
+    async def renew_lease(self, key: str) -> None:
+        """Tell the backend a lease this process holds is still in use (a holder that stops
+        renewing is taken for dead once the lease's time runs out)."""
+        ...
+
+    async def release_lease(self, key: str) -> None:
+        """Give up a lease this process holds; anything else is a no-op."""
+        ...
+
     async def close(self) -> None: ...
+
+
+async def wait_for_lease(store: CacheStore, key: str) -> bool:
+    """Hold the lease of ``key``, waiting while another process holds it: True once held
+    (then look in the cache once more before working, since a holder may have stored the
+    work and let go since the caller's first look), False when the backend lends no leases
+    (work alone: a cache that is down must not stop anyone).
+
+    The wait is as long as the holder lives and works: a dead one's lease ends (the kernel
+    drops a dead process's lock, a Redis lease its time runs out), a live one's work is
+    bounded by its own limits (read timeouts, ``min_rate``). Cancelling the caller ends it.
+    """
+    while (taken := await store.try_lease(key)) is False:
+        await anyio.sleep(LEASE_POLL)
+    return taken is True
 
 
 def open_cache(settings: Settings) -> CacheStore:

@@ -8,6 +8,11 @@ Redis with other programs and a later encoding can live beside this one.
   (32 raw bytes) followed by the payload. A value that no longer hashes to its prefix is
   deleted and reported as a miss: corrupt data is never served, the caller rebuilds it.
 
+- Leases (``layerpeek:v1:lease:<key_for key>``) hold a random token of their holder, set
+  with NX and a TTL (``lease_ttl``) that the holder renews while it works, and deleted by
+  it (only if the token is still its own) when done. A holder that dies stops renewing, so
+  its lease ends at most ``lease_ttl`` later and a waiter takes it.
+
 The size bound is Redis's own: ``maxmemory`` with ``maxmemory-policy allkeys-lru`` evicts the
 least recently used keys, as the SQLite cache does. Content keys also carry a sliding idle TTL
 (``idle_ttl``, renewed by every hit through GETEX, Redis ≥ 6.2), so every layerpeek key is
@@ -26,6 +31,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Concatenate, ParamSpec, TypeVar
@@ -47,6 +53,9 @@ IDLE_TTL = 30 * 24 * 3600.0
 TIMEOUT = 3.0
 """Seconds to connect or to wait for a reply; a cache slower than this is not worth waiting for
 (a URL may still set ``?socket_timeout=…&socket_connect_timeout=…``)."""
+LEASE_TTL = 60.0
+"""Seconds a lease outlives its last renewal: how long a dead holder keeps waiters waiting.
+A live one renews it at every step of its scan (at most every third of this)."""
 RETRY_AFTER = 30.0
 """Seconds every call is a quiet miss after Redis could not be reached."""
 URL_FORMS = (
@@ -54,6 +63,10 @@ URL_FORMS = (
 )
 _CHECKSUM = hashlib.sha256().digest_size
 _DB = re.compile(r"/?\d*")
+_RENEW = """if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"""
+_RELEASE = """if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1]) end return 0"""
 
 
 Method = Callable[Concatenate["RedisCache", P], Awaitable[T]]
@@ -121,6 +134,10 @@ def content_key(kind: Kind, digest: str) -> str:
     return f"{NAMESPACE}:{kind}:{digest}"
 
 
+def lease_key(key: str) -> str:
+    return f"{NAMESPACE}:lease:{key}"
+
+
 def _milliseconds(seconds: float) -> int:
     """Redis TTLs are whole milliseconds and must be positive."""
     return max(1, round(seconds * 1000))
@@ -135,14 +152,21 @@ class RedisCache:
         url: str,
         *,
         idle_ttl: float = IDLE_TTL,
+        lease_ttl: float = LEASE_TTL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.idle_ttl = idle_ttl
+        self.lease_ttl = lease_ttl
         self._redis = client_for(url)
         self._clock = clock
         self._down_until = float("-inf")
+        self._token = secrets.token_hex(16)
+        self._leases: dict[str, float] = {}  # held by this process: key -> last renewed
 
     async def close(self) -> None:
+        """Release the leases still held (waiters need not wait out their TTL), then close."""
+        for key in list(self._leases):
+            await self.release_lease(key)
         await self._redis.aclose()
 
     # -- content by digest -----------------------------------------------------------------
@@ -165,3 +189,34 @@ class RedisCache:
         """Store ``payload`` (replacing any older copy); Redis evicts when it is full."""
         value = hashlib.sha256(payload).digest() + payload
         await self._redis.set(content_key(kind, digest), value, px=_milliseconds(self.idle_ttl))
+
+    # -- leases ----------------------------------------------------------------------------
+
+    @_or_none
+    async def try_lease(self, key: str) -> bool:
+        """Take ``key``'s lease unless anyone, this process included, holds it."""
+        if key in self._leases:
+            return False  # held by another caller of this process: it works
+        now = self._clock()
+        ttl = _milliseconds(self.lease_ttl)
+        if not await self._redis.set(lease_key(key), self._token, nx=True, px=ttl):
+            return False
+        self._leases[key] = now
+        return True
+
+    async def renew_lease(self, key: str) -> None:
+        """Push the lease's end ``lease_ttl`` away, at most every third of it."""
+        renewed = self._leases.get(key)
+        if renewed is not None and self._clock() - renewed >= self.lease_ttl / 3:
+            self._leases[key] = self._clock()
+            await self._run(_RENEW, key, _milliseconds(self.lease_ttl))
+
+    async def release_lease(self, key: str) -> None:
+        """Forget the lease here, then delete it in Redis if it is still ours (one that
+        expired and was taken by another is theirs)."""
+        if self._leases.pop(key, None) is not None:
+            await self._run(_RELEASE, key)
+
+    @_or_none
+    async def _run(self, script: str, key: str, *args: int) -> None:
+        await self._redis.eval(script, 1, lease_key(key), self._token, *args)  # type: ignore[misc]

@@ -350,7 +350,8 @@ async def test_callers_of_one_scan_store_its_index_once(
         before = await index_sets(redis_server.url)
         listings = await at_once(CALLERS, lambda: list_all(peek, image, True))
         assert listings == [[e.path for e in layer.entries]] * CALLERS
-        assert await index_sets(redis_server.url) - before == 1
+        # One SET of the index, and one SET NX of the layer's lease (``cache_redis``).
+        assert await index_sets(redis_server.url) - before == 2
     assert fault_proxy.body_bytes(blob(layer)) == layer.size
 
 

@@ -30,7 +30,7 @@ from functools import partial
 import anyio
 import anyio.to_thread
 
-from ..cache import CacheStore, key_for
+from ..cache import CacheStore, key_for, wait_for_lease
 from ..client import RegistryClient
 from ..errors import CorruptLayer, LayerError, LayerpeekError, RangeNotSupported, TruncatedLayer
 from ..flight import Flights
@@ -341,6 +341,7 @@ class _Live:
     index: LayerIndex | None = None
     failure: Exception | None = None
     closed: bool = False
+    leased: bool = False  # holds the cache's lease of the layer until its index is stored
 
 
 class LayerIndexes:
@@ -447,6 +448,7 @@ class LayerIndexes:
             layer,
             partial(LayerScan.advance, wanted=wanted, on_scan=on_scan, whole=whole),
             damage_as_view=True,
+            lease=whole or wanted is None,
         )
         return view
 
@@ -458,6 +460,24 @@ class LayerIndexes:
         scanning = key_for(ref, layer.digest) in self._live
         return None if scanning else await self.complete(ref, layer)
 
+    async def _stored_elsewhere(self, ref: Reference, layer: Descriptor, live: _Live) -> bool:
+        """Before a full scan starts, take the layer's lease in the cache, so that processes
+        sharing the cache scan it once (``cache.wait_for_lease``). True when the process we
+        waited for stored the index (now ``live.index``; the scan is dropped unread); else
+        the scan holds the lease until its index is stored or it ends without one. Called
+        under the scan's lock: this process's other callers wait for this scan, not for the
+        lease. A scan already begun (by a page) goes on unleased."""
+        begun = live.leased or live.scan.scanned or live.scan.entries
+        if begun or not await wait_for_lease(self.cache, scope := key_for(ref, layer.digest)):
+            return False
+        live.leased = True
+        live.index = await self.complete(ref, layer)
+        if live.index is None:
+            return False
+        await self._drop(scope, live)
+        await self.cache.release_lease(scope)
+        return True
+
     async def _advance(
         self,
         ref: Reference,
@@ -466,12 +486,14 @@ class LayerIndexes:
         *,
         partial_index: bool = False,
         damage_as_view: bool = False,
+        lease: bool = False,
     ) -> tuple[LayerView, LayerIndex | None]:
         """Run ``step`` on the layer's live scan; store the index once the scan completes.
         Returns the view and the index: the complete one, or with ``partial_index`` the one
         as far as the scan went (None otherwise: listings page without it). With
         ``damage_as_view``, a ``LayerError`` is returned as the view's ``problem``, with the
-        entries the scan kept before it.
+        entries the scan kept before it. With ``lease``, a scan not yet begun first takes
+        the layer's lease in the cache (``_stored_elsewhere``).
 
         Callers of one layer share its scan, one step at a time. A caller cancelled during
         its step leaves the scan whole (``LayerScan.advance``) for those waiting. A step
@@ -487,6 +509,8 @@ class LayerIndexes:
                     return self._whole_view(layer, live.index), live.index
                 if live.closed and live.failure is None:
                     continue  # closed while this caller waited (idle, surplus): a fresh one
+                if lease and await self._stored_elsewhere(ref, layer, live):
+                    return self._whole_view(layer, live.index), live.index
                 try:
                     if live.failure is not None:
                         raise live.failure
@@ -507,6 +531,9 @@ class LayerIndexes:
                 self._remember(scope, index)
                 await self._drop(scope, live)
             await self._store(scope, live.scan, index)
+            if live.leased:
+                with anyio.CancelScope(shield=True):
+                    await self.cache.release_lease(scope)
             return self._whole_view(layer, index), index
 
     async def _step(
@@ -532,6 +559,8 @@ class LayerIndexes:
             await self._drop(scope, live)
             raise
         live.used = time.monotonic()
+        if live.leased:
+            await self.cache.renew_lease(scope)
 
     async def _store(self, scope: str, scan: LayerScan, index: LayerIndex) -> None:
         """Encode the complete index and keep it in the cache, even while being cancelled:
@@ -570,6 +599,8 @@ class LayerIndexes:
             del self._live[scope]
         with anyio.CancelScope(shield=True):
             await live.scan.aclose()
+            if live.leased and live.index is None:  # else released once the index is stored
+                await self.cache.release_lease(scope)
 
     def _remember(self, key: str, index: LayerIndex) -> None:
         """Keep a few complete indexes in memory: a repeat listing skips even the cache."""
