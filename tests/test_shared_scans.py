@@ -253,3 +253,85 @@ def test_a_file_lease_is_exclusive_and_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == [waiter.path("r@sha256:1")]
     waiter.release("r@sha256:1")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- the Redis lease on its own ----------------------------------------------------------------
+
+
+class Clock:
+    """A clock the test moves: renewals depend on time passed, not on sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.anyio
+async def test_a_redis_lease_is_renewed_while_used_and_released_only_by_its_holder(
+    redis_server,
+):
+    from layerpeek.core.cache_redis import RedisCache
+
+    redis_server.flush()
+    key, raw_key = "r@sha256:1", "layerpeek:v1:lease:r@sha256:1"
+    clock = Clock()
+    holder = RedisCache(redis_server.url, lease_ttl=30.0, clock=clock)
+    other = RedisCache(redis_server.url, lease_ttl=30.0)
+    try:
+        assert await holder.try_lease(key) is True
+        assert await other.try_lease(key) is False
+        assert await holder.try_lease(key) is False  # held by another caller of this process
+        with redis_server.client() as raw:
+            raw.pexpire(raw_key, 5000)
+            await holder.renew_lease(key)  # less than a third of the TTL since: not yet
+            assert raw.pttl(raw_key) <= 5000
+            clock.now += 10.0
+            await holder.renew_lease(key)
+            assert raw.pttl(raw_key) > 5000
+            # Its time ran out and another took it: the late holder must not free it.
+            raw.delete(raw_key)
+            assert await other.try_lease(key) is True
+            await holder.release_lease(key)
+            assert raw.exists(raw_key) == 1
+            await other.release_lease(key)
+            assert raw.exists(raw_key) == 0
+    finally:
+        await holder.close()
+        await other.close()
+
+
+@pytest.mark.anyio
+async def test_a_redis_that_is_down_lends_no_lease_and_nothing_fails():
+    from layerpeek.core.cache_redis import RedisCache
+
+    store = RedisCache(f"redis://127.0.0.1:{free_port()}")
+    try:
+        assert await store.try_lease("r@sha256:1") is None
+        await store.renew_lease("r@sha256:1")
+        await store.release_lease("r@sha256:1")
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_a_page_reads_itself_while_another_process_holds_the_lease(
+    layerpeek_env, tmp_path, fault_proxy, catalog
+):
+    """A first page reads a few hundred KiB: waiting for another's whole scan costs more."""
+    from layerpeek.core.client import RegistryClient
+    from layerpeek.core.service import Layerpeek
+
+    layer = catalog.gzip.layers[1]
+    ref = catalog.gzip.ref(fault_proxy.host)
+    elsewhere = cache.FileLeases(tmp_path / "cache" / cache.LOCKS)
+    assert elsewhere.take(key_for(parse_reference(ref), layer.digest)) is True
+    store = cache.AsyncCache(tmp_path / "cache")
+    async with RegistryClient() as client, Layerpeek(client, cache=store) as peek:
+        image = await peek.resolve(ref)
+        view = await peek.indexes.view(image.reference, image.manifest.layers[1], 1)
+    await store.close()
+    assert view.entries and not view.complete
+    assert 0 < fault_proxy.body_bytes(_blob(layer.digest)) < layer.size
+    elsewhere.release_all()
