@@ -59,6 +59,9 @@ _TOUCH_INTERVAL = 60.0
 LEASE_POLL = 0.25
 """Seconds between two looks of a process waiting for another's lease: a lease is a key or
 a lock, so a look is cheap, and a scan worth waiting for takes far longer than this."""
+LEASE_RENEW = 5.0
+"""Seconds between a holder's renewals while it works; each backend renews no more often
+than it must (Redis: every third of its lease's TTL; a lock needs none)."""
 LOCKS = "locks"
 """The directory, beside the database, of the files the SQLite cache's leases lock."""
 

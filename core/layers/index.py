@@ -30,7 +30,7 @@ from functools import partial
 import anyio
 import anyio.to_thread
 
-from ..cache import CacheStore, key_for, wait_for_lease
+from ..cache import LEASE_RENEW, CacheStore, key_for, wait_for_lease
 from ..client import RegistryClient
 from ..errors import CorruptLayer, LayerError, LayerpeekError, RangeNotSupported, TruncatedLayer
 from ..flight import Flights
@@ -541,7 +541,7 @@ class LayerIndexes:
     ) -> None:
         """Run one caller's ``step`` on a scan it holds the lock of (see ``_advance``)."""
         try:
-            await step(live.scan)
+            await self._renewing(scope, live, step)
         except anyio.get_cancelled_exc_class():
             # The scan is whole (``LayerScan.advance``): callers waiting go on with it. With
             # none waiting it is closed now rather than kept for ``LIVE_TTL`` with its
@@ -560,6 +560,31 @@ class LayerIndexes:
             raise
         live.used = time.monotonic()
         if live.leased:
+            await self.cache.renew_lease(scope)
+
+    async def _renewing(
+        self, scope: str, live: _Live, step: Callable[[LayerScan], Awaitable[None]]
+    ) -> None:
+        """``step``, renewing the scan's lease meanwhile: one step may read a whole layer,
+        for longer than a lease lasts unrenewed. The step's own exception is raised as it is
+        (not in a group); the renewals raise none (``CacheStore.renew_lease``)."""
+        if not live.leased:
+            await step(live.scan)
+            return
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._renew, scope)
+            try:
+                await step(live.scan)
+            except Exception as exc:
+                failure = exc
+            group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+
+    async def _renew(self, scope: str) -> None:
+        while True:
+            await anyio.sleep(LEASE_RENEW)
             await self.cache.renew_lease(scope)
 
     async def _store(self, scope: str, scan: LayerScan, index: LayerIndex) -> None:
