@@ -1,6 +1,6 @@
 """The load benchmark: many MCP callers at once against one real ``layerpeek-mcp --http``.
 
-    python bench/load.py [--entries N] [--callers N] [--work DIR]
+    python bench/load.py [--entries N] [--callers N] [--pages N] [--work DIR]
 
 Builds a deterministic gzip layer of ``--entries`` small text-like files and directories and
 a second, different small image, starts Debian's ``docker-registry`` (the test fixtures'
@@ -72,8 +72,6 @@ PAGE = 200
 INSPECT_EVERY = 0.1
 CANCEL_AFTER = (0.4, 1.2)
 """When the cancelled callers of (a) go away, in seconds after the calls start."""
-MERGED_PAGES_EACH = 20
-"""Merged pages each caller of (b) reads, one after another with the cursor."""
 TARGETS = {"bytes": 1.0, "p99_ms": 250.0, "rss_ratio": 2.0, "paging_s": 15.0}
 
 
@@ -365,7 +363,7 @@ async def merged_load(server: Server, pushed: Pushed, callers: int, out: dict[st
 
     async def pages(client: Client) -> None:
         cursor = None
-        for _ in range(MERGED_PAGES_EACH):
+        for _ in range(out["pages_each"]):
             arguments: dict[str, Any] = {"reference": pushed.big, "merged": True, "limit": PAGE}
             if cursor:
                 arguments["cursor"] = cursor
@@ -430,9 +428,11 @@ async def two_processes(urls: list[str], pushed: Pushed, out: dict[str, Any]) ->
 # -- the run ---------------------------------------------------------------------------------
 
 
-def run(scratch: Path, blob: bytes, diff_id: str, entries: int, callers: int) -> dict[str, Any]:
+def run(
+    scratch: Path, blob: bytes, diff_id: str, entries: int, callers: int, pages: int
+) -> dict[str, Any]:
     """Every scenario against one registry and proxy; returns the figures."""
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"pages_each": pages}
     log = scratch / "servers.log"
     with RegistryProcess(scratch / "storage") as registry, FaultProxy(registry.url) as proxy:
         pushed = push_images(registry.url, proxy.host, blob, diff_id, entries)
@@ -497,7 +497,7 @@ def report(out: dict[str, Any], entries: int, tar_mb: float, callers: int) -> No
         ),
         ("(a) server peak RSS", f"{out['cold_rss_mb']:.0f} MB"),
         (
-            f"(b) {callers} callers x {MERGED_PAGES_EACH} merged pages",
+            f"(b) {callers} callers x {out['pages_each']} merged pages",
             f"{out['merged_wall_s']:.2f} s, page p50 {_ms(_p(merged, 50))}, "
             f"p99 {_ms(_p(merged, 99))}",
         ),
@@ -566,6 +566,13 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=50_000, help="entries in the big layer")
     parser.add_argument("--callers", type=int, default=10, help="concurrent callers")
     parser.add_argument(
+        "--pages",
+        type=int,
+        default=50,
+        help="merged pages each caller of (b) reads in turn: how long the load lasts, so how "
+        "many samples of the unrelated inspect its p99 is taken from",
+    )
+    parser.add_argument(
         "--work", type=Path, default=Path(tempfile.gettempdir()) / "layerpeek-bench"
     )
     args = parser.parse_args()
@@ -580,7 +587,7 @@ def main() -> None:
         f"(built in {time.perf_counter() - started:.0f} s)"
     )
     with tempfile.TemporaryDirectory(prefix="layerpeek-load-") as scratch:
-        out = run(Path(scratch), blob, diff_id, args.entries, args.callers)
+        out = run(Path(scratch), blob, diff_id, args.entries, args.callers, args.pages)
     report(out, args.entries, tar_mb, args.callers)
 
 
