@@ -13,7 +13,8 @@ MCP SDK's own client over streamable HTTP, one client per simulated caller:
 - (a) ``--callers`` concurrent cold ``list_files`` of the same big layer (a filter that makes
   each one read the whole layer), two of them cancelled part-way;
 - (b) ``--callers`` concurrent callers each paging through merged pages of the big image,
-  (c) while an unrelated ``inspect_image`` of the small image runs every 100 ms;
+  (c) while an unrelated ``inspect_image`` of the small image runs every 100 ms (from a
+  process of its own, so the load's clients do not delay its clock);
 - (d) one caller paging through every merged page with the cursor;
 - (f) two servers sharing one cache directory asking for the same merged page at once.
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import json
 import os
 import random
 import socket
@@ -291,6 +293,39 @@ async def inspect_every(
             await stop.wait()
 
 
+async def watch(url: str, ref: str) -> None:
+    """The unrelated caller, in a process of its own (``load.py watch URL REF``) so that the
+    load's clients, which decode every page in the benchmark's process, do not delay its
+    clock: warms up, says ``ready``, inspects every 100 ms until its stdin closes, then
+    prints its latencies as JSON."""
+    async with caller(url) as client:
+        await call(client, "inspect_image", reference=ref)  # its manifest, warm
+        print("ready", flush=True)
+        latencies: list[float] = []
+        stop = anyio.Event()
+        async with anyio.create_task_group() as group:
+            group.start_soon(inspect_every, client, ref, stop, latencies)
+            await anyio.to_thread.run_sync(sys.stdin.read)
+            stop.set()
+    print(json.dumps(latencies), flush=True)
+
+
+@asynccontextmanager
+async def watching(url: str, ref: str) -> AsyncIterator[list[float]]:
+    """The watcher process running for the body; the list holds its latencies after it."""
+    command = [sys.executable, str(Path(__file__).resolve()), "watch", url, ref]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    if process.stdout.readline().strip() != "ready":  # blocks the loop before the load only
+        raise SystemExit("the inspect watcher did not start")
+    latencies: list[float] = []
+    try:
+        yield latencies
+    finally:
+        stdout, _ = process.communicate("")  # closes its stdin: it stops and reports
+    latencies.extend(json.loads(stdout))
+
+
 async def baselines(server: Server, pushed: Pushed, out: dict[str, Any]) -> None:
     """(e) one call of each kind, alone on a fresh server."""
     async with caller(server.url) as client:
@@ -303,14 +338,9 @@ async def baselines(server: Server, pushed: Pushed, out: dict[str, Any]) -> None
             client, "list_files", reference=pushed.big, merged=True, limit=PAGE
         )
         out["single_merged_key"] = listing_key(answer)
-        await call(client, "inspect_image", reference=pushed.small)  # its manifest, warm
-        idle: list[float] = []
-        stop = anyio.Event()
-        async with anyio.create_task_group() as group:
-            group.start_soon(inspect_every, client, pushed.small, stop, idle)
-            await anyio.sleep(30 * INSPECT_EVERY)
-            stop.set()
-        out["idle_inspect"] = idle
+    async with watching(server.url, pushed.small) as idle:
+        await anyio.sleep(30 * INSPECT_EVERY)
+    out["idle_inspect"] = idle
     out["single_rss_mb"] = server.peak_rss_mb()
 
 
@@ -358,7 +388,7 @@ async def _callers(url: str, count: int) -> AsyncIterator[list[Client]]:
 
 async def merged_load(server: Server, pushed: Pushed, callers: int, out: dict[str, Any]) -> None:
     """(b) ``callers`` concurrent callers paging merged pages, (c) with the unrelated inspect
-    of the small image every 100 ms on its own connection meanwhile."""
+    of the small image every 100 ms from another process meanwhile."""
     page_seconds: list[float] = []
 
     async def pages(client: Client) -> None:
@@ -371,18 +401,15 @@ async def merged_load(server: Server, pushed: Pushed, callers: int, out: dict[st
             page_seconds.append(seconds)
             cursor = answer["next_cursor"]
 
-    async with _callers(server.url, callers + 1) as (watcher, *clients):
-        await call(watcher, "inspect_image", reference=pushed.small)  # its manifest, warm
-        loaded: list[float] = []
-        stop = anyio.Event()
-        async with anyio.create_task_group() as outer:
-            outer.start_soon(inspect_every, watcher, pushed.small, stop, loaded)
-            started = time.perf_counter()
-            async with anyio.create_task_group() as group:
-                for client in clients:
-                    group.start_soon(pages, client)
-            out["merged_wall_s"] = time.perf_counter() - started
-            stop.set()
+    async with (
+        _callers(server.url, callers) as clients,
+        watching(server.url, pushed.small) as loaded,
+    ):
+        started = time.perf_counter()
+        async with anyio.create_task_group() as group:
+            for client in clients:
+                group.start_soon(pages, client)
+        out["merged_wall_s"] = time.perf_counter() - started
     out["merged_page_s"] = page_seconds
     out["load_inspect"] = loaded
     out["load_rss_mb"] = server.peak_rss_mb()
@@ -562,6 +589,9 @@ def report(out: dict[str, Any], entries: int, tar_mb: float, callers: int) -> No
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["watch"]:
+        anyio.run(watch, *sys.argv[2:4])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=50_000, help="entries in the big layer")
     parser.add_argument("--callers", type=int, default=10, help="concurrent callers")
