@@ -64,6 +64,7 @@ from fixtures.images import (  # noqa: E402
 )
 from fixtures.proxy import FaultProxy  # noqa: E402
 from fixtures.registry import RegistryProcess  # noqa: E402
+from fixtures.tools import terminate  # noqa: E402
 
 BIG_REPO, SMALL_REPO = "load/big", "load/small"
 MTIME = 1_700_000_000
@@ -230,12 +231,7 @@ def serving(cache: Path, plain: str, workdir: Path, log: Path) -> Iterator[Serve
         _wait_for_port(process, port, log)
         yield Server(process, f"http://127.0.0.1:{port}/mcp")
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process)
 
 
 def _wait_for_port(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
