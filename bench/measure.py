@@ -19,7 +19,7 @@ from pathlib import Path
 import anyio
 import httpx
 
-from layerpeek.core.client import RegistryClient
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.runtime import freeze_startup_objects
 from layerpeek.core.service import Layerpeek
 

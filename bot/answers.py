@@ -12,8 +12,17 @@ from typing import Any
 
 import anyio
 
+from layerpeek.bot import discord_limits as limits
+from layerpeek.bot import render
+from layerpeek.bot.chart import layer_chart
+from layerpeek.bot.ratelimit import RateLimits
+from layerpeek.bot.reply import Reply
+from layerpeek.bot.scope import Scope
+from layerpeek.bot.settings import BotSettings
+from layerpeek.bot.state import StateStore
+from layerpeek.bot.views import links_view, peek_view
 from layerpeek.core.errors import LayerpeekError
-from layerpeek.core.findspec import FindSpec
+from layerpeek.core.fs.find import FindSpec
 from layerpeek.core.models import EntryPage, ImageReport
 from layerpeek.core.service import (
     FileCopy,
@@ -24,16 +33,6 @@ from layerpeek.core.service import (
 )
 from layerpeek.core.text import human_size
 from layerpeek.links.endpoint import attachment_name
-
-from . import discord_limits as limits
-from . import render
-from .chart import layer_chart
-from .ratelimit import RateLimits
-from .reply import Reply
-from .scope import Scope
-from .settings import BotSettings
-from .state import StateStore
-from .views import links_view, peek_view
 
 EXPIRED = "these buttons have expired (or the bot forgot them); run the command again"
 

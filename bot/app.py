@@ -15,20 +15,19 @@ from typing import Any
 import discord
 import uvicorn
 
-from layerpeek.core.client import RegistryClient
+from layerpeek.bot import answers
+from layerpeek.bot.answers import EXPIRED, BotContext
+from layerpeek.bot.commands import LayerpeekTree, add_commands, message_for
+from layerpeek.bot.ratelimit import RateLimits
+from layerpeek.bot.reply import NO_MENTIONS, edit, fail, send
+from layerpeek.bot.scope import Scope
+from layerpeek.bot.settings import BotSettings
+from layerpeek.bot.state import StateStore
+from layerpeek.bot.views import FindButton, FindModal, PageButton, ScopeSelect
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings
 from layerpeek.links.endpoint import LinkServer
-
-from . import answers
-from .answers import EXPIRED, BotContext
-from .commands import LayerpeekTree, add_commands, message_for
-from .ratelimit import RateLimits
-from .reply import NO_MENTIONS, edit, fail, send
-from .scope import Scope
-from .settings import BotSettings
-from .state import StateStore
-from .views import FindButton, FindModal, PageButton, ScopeSelect
 
 log = logging.getLogger(__name__)
 STATE_FILE = "bot-state.sqlite3"

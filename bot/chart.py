@@ -11,10 +11,9 @@ import io
 
 from PIL import Image, ImageDraw, ImageFont
 
+from layerpeek.bot.render import untrusted
 from layerpeek.core.models import ImageReport
 from layerpeek.core.text import human_size
-
-from .render import untrusted
 
 WIDTH = 900
 ROW = 26

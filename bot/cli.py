@@ -19,18 +19,17 @@ import anyio
 import discord
 from discord import app_commands
 
-from layerpeek.core.client import RegistryClient
+from layerpeek.bot import answers
+from layerpeek.bot.app import LayerpeekBot, make_context
+from layerpeek.bot.commands import COMMANDS, message_for
+from layerpeek.bot.discord_limits import violations
+from layerpeek.bot.reply import Reply, payload
+from layerpeek.bot.settings import BotSettings
 from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.runtime import freeze_startup_objects
 from layerpeek.core.settings import load_settings
 from layerpeek.core.text import printable
-
-from . import answers
-from .app import LayerpeekBot, make_context
-from .commands import COMMANDS, message_for
-from .discord_limits import violations
-from .reply import Reply, payload
-from .settings import BotSettings
 
 Answer = Callable[..., Awaitable[Reply]]
 ANSWERS: dict[str, Answer] = {

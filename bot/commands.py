@@ -19,17 +19,16 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from layerpeek.bot import answers
+from layerpeek.bot import discord_limits as limits
+from layerpeek.bot.answers import BotContext
+from layerpeek.bot.render import layer_label, untrusted
+from layerpeek.bot.reply import fail, send
 from layerpeek.core.errors import LayerpeekError
-from layerpeek.core.findspec import MAX_PATTERN
-from layerpeek.core.reference import parse_reference
+from layerpeek.core.fs.find import MAX_PATTERN
+from layerpeek.core.registry.reference import parse_reference
 from layerpeek.core.service import Progress
 from layerpeek.core.text import human_size
-
-from . import answers
-from . import discord_limits as limits
-from .answers import BotContext
-from .render import layer_label, untrusted
-from .reply import fail, send
 
 log = logging.getLogger(__name__)
 AUTOCOMPLETE_SECONDS = 2.5  # Discord drops autocomplete answers after 3 s

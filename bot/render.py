@@ -13,6 +13,7 @@ from typing import Literal
 
 import discord
 
+from layerpeek.bot import discord_limits as limits
 from layerpeek.core.models import (
     DiffReport,
     EntryInfo,
@@ -23,8 +24,6 @@ from layerpeek.core.models import (
     TriageReport,
 )
 from layerpeek.core.text import CUT_MARK, human_size, printable, short_digest
-
-from . import discord_limits as limits
 
 COLOUR = discord.Colour.blurple()
 CHART_NAME = "layers.png"

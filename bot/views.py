@@ -13,13 +13,12 @@ from typing import Any, Protocol
 
 import discord
 
+from layerpeek.bot import discord_limits as limits
+from layerpeek.bot.render import layer_label
+from layerpeek.bot.scope import PATTERN as SCOPE
+from layerpeek.bot.scope import Scope
+from layerpeek.bot.state import KEY_PATTERN
 from layerpeek.core.models import LayerInfo
-
-from . import discord_limits as limits
-from .render import layer_label
-from .scope import PATTERN as SCOPE
-from .scope import Scope
-from .state import KEY_PATTERN
 
 SELECT_WINDOW = 23  # 25 options: all layers, the merged filesystem, 23 layers around the current
 

@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from .errors import LayerpeekError
+from layerpeek.core.errors import LayerpeekError
 
 SIGNATURE_BYTES = 16  # 128 bits of HMAC-SHA256 is plenty against forgery and keeps URLs short
 MIN_SECRET_BYTES = 16

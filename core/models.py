@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from .layers.entry import TarEntry
-from .text import short_digest
+from layerpeek.core.layers.entry import TarEntry
+from layerpeek.core.text import short_digest
 
 if TYPE_CHECKING:
-    from .errors import LayerError
-    from .fs import Node
+    from layerpeek.core.errors import LayerError
+    from layerpeek.core.fs.overlay import Node
 
 
 class LayerInfo(BaseModel):

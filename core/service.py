@@ -18,10 +18,8 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from . import fsreports
-from .cache import CacheStore, key_for, open_cache
-from .client import RegistryClient, digest_of
-from .errors import (
+from layerpeek.core.cache.store import CacheStore, key_for, open_cache
+from layerpeek.core.errors import (
     FileNotInLayer,
     LayerError,
     LayerpeekError,
@@ -29,19 +27,36 @@ from .errors import (
     RegistryError,
     TruncatedLayer,
 )
-from .findspec import FindSpec
-from .flight import Flights
-from .fs import CUT_REASON, MAX_HOPS, Lookup, Node, Overlay
-from .fsreports import LayerFacts, check_page, layer_facts
-from .image import Descriptor, ImageConfig, Index, Manifest, parse_config, parse_manifest
-from .layers.entry import IMAGE_LIMITS, NAME_LIMIT, Tally, TarEntry, display_path
-from .layers.index import LayerIndex, LayerIndexes, OnScan, ranged, read_ranged
-from .layers.reader import BlobReader
-from .layers.scan import FileData, scan_layer
-from .layers.sparse import zero_chunks
-from .layers.toc import read_toc_file
-from .merged import MergedView, MergedViews
-from .models import (
+from layerpeek.core.flight import Flights
+from layerpeek.core.fs import reports as fsreports
+from layerpeek.core.fs.find import FindSpec
+from layerpeek.core.fs.kept import MergedView, MergedViews
+from layerpeek.core.fs.overlay import CUT_REASON, MAX_HOPS, Lookup, Node, Overlay
+from layerpeek.core.fs.reports import LayerFacts, check_page, layer_facts
+from layerpeek.core.fs.triage import (
+    CONTENT_LIMIT,
+    CONTENT_READS,
+    OS_RELEASE,
+    PRIVATE_KEY,
+    parse_os_release,
+    runs_as_root,
+    wants_content_check,
+)
+from layerpeek.core.image.documents import (
+    Descriptor,
+    ImageConfig,
+    Index,
+    Manifest,
+    parse_config,
+    parse_manifest,
+)
+from layerpeek.core.layers.entry import IMAGE_LIMITS, NAME_LIMIT, Tally, TarEntry, display_path
+from layerpeek.core.layers.index import LayerIndex, LayerIndexes, OnScan, ranged, read_ranged
+from layerpeek.core.layers.reader import BlobReader
+from layerpeek.core.layers.scan import FileData, scan_layer
+from layerpeek.core.layers.sparse import zero_chunks
+from layerpeek.core.layers.toc import read_toc_file
+from layerpeek.core.models import (
     ConfigInfo,
     DiffReport,
     EntryInfo,
@@ -63,17 +78,15 @@ from .models import (
     TriageReport,
     marks,
 )
-from .platform import DEFAULT_PLATFORM, Platform, choose, parse_platform, runnable
-from .reference import Reference, parse_reference, parse_repository
-from .triage import (
-    CONTENT_LIMIT,
-    CONTENT_READS,
-    OS_RELEASE,
-    PRIVATE_KEY,
-    parse_os_release,
-    runs_as_root,
-    wants_content_check,
+from layerpeek.core.registry.client import RegistryClient, digest_of
+from layerpeek.core.registry.platform import (
+    DEFAULT_PLATFORM,
+    Platform,
+    choose,
+    parse_platform,
+    runnable,
 )
+from layerpeek.core.registry.reference import Reference, parse_reference, parse_repository
 
 
 @dataclass(frozen=True)

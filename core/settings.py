@@ -9,7 +9,7 @@ import platformdirs
 from pydantic import BeforeValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from .errors import LayerpeekError
+from layerpeek.core.errors import LayerpeekError
 
 
 def _split_commas(value: object) -> object:

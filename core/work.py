@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
-from .errors import LayerpeekError
+from layerpeek.core.errors import LayerpeekError
 
 
 class Busy(LayerpeekError):

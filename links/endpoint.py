@@ -27,13 +27,12 @@ from layerpeek.core.errors import (
     ManifestError,
     NotFound,
 )
-from layerpeek.core.image import Descriptor
+from layerpeek.core.image.documents import Descriptor
 from layerpeek.core.links import LinkError, LinkExpired, LinkTarget, verify
 from layerpeek.core.service import Layerpeek, ResolvedImage
 from layerpeek.core.text import human_size, printable, short_digest
-
-from .settings import ROUTE, LinkSettings
-from .window import SlidingWindow
+from layerpeek.links.settings import ROUTE, LinkSettings
+from layerpeek.links.window import SlidingWindow
 
 OCTETS = "application/octet-stream"
 

@@ -12,18 +12,17 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 
-from layerpeek.core.client import RegistryClient
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings, load_settings
 from layerpeek.links.endpoint import LinkServer
 from layerpeek.links.settings import ROUTE, LinkSettings
-
-from .common import AppState, CallLimit
-from .cursor import CursorCodec
-from .download import download_link
-from .fstools import FS_TOOLS
-from .settings import DEFAULT_CONCURRENT_CALLS
-from .tools import TOOLS
+from layerpeek.server.common import AppState, CallLimit
+from layerpeek.server.cursor import CursorCodec
+from layerpeek.server.download import download_link
+from layerpeek.server.fstools import FS_TOOLS
+from layerpeek.server.settings import DEFAULT_CONCURRENT_CALLS
+from layerpeek.server.tools import TOOLS
 
 INSTRUCTIONS = (
     "Look inside container images straight from their registry, without pulling them. "

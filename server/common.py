@@ -18,10 +18,9 @@ from pydantic import BaseModel, Field
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.work import Busy, WorkSlots
 from layerpeek.links.settings import LinkSettings
-
-from .cursor import RESTART, CursorCodec
-from .render import text
-from .settings import DEFAULT_CONCURRENT_CALLS
+from layerpeek.server.cursor import RESTART, CursorCodec
+from layerpeek.server.render import text
+from layerpeek.server.settings import DEFAULT_CONCURRENT_CALLS
 
 T = TypeVar("T")
 STEP_FIELDS = frozenset({"created_by", "removed_by"})

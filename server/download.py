@@ -21,10 +21,9 @@ from pydantic import Field
 from layerpeek.core.service import FileCopy, ResolvedImage
 from layerpeek.core.text import human_size
 from layerpeek.links.settings import LinkSettings
-
-from .common import PlatformArg, Reference, result, state
-from .errors import tool_errors
-from .models import DownloadLink
+from layerpeek.server.common import PlatformArg, Reference, result, state
+from layerpeek.server.errors import tool_errors
+from layerpeek.server.models import DownloadLink
 
 NOTHING_NAMED = (
     "name what to download: layer=N for a layer blob, path=... for one file as the image "

@@ -12,11 +12,10 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from layerpeek.core.findspec import MAX_PATTERN, FindSpec
+from layerpeek.core.fs.find import MAX_PATTERN, FindSpec
 from layerpeek.core.models import PathTrace
-
-from . import render
-from .common import (
+from layerpeek.server import render
+from layerpeek.server.common import (
     DEFAULT_STEP_CHARS,
     CursorArg,
     PlatformArg,
@@ -28,9 +27,9 @@ from .common import (
     resume,
     state,
 )
-from .cursor import query_hash
-from .errors import tool_errors
-from .models import DiffPage, FindPage, RemovedPage, TriagePage
+from layerpeek.server.cursor import query_hash
+from layerpeek.server.errors import tool_errors
+from layerpeek.server.models import DiffPage, FindPage, RemovedPage, TriagePage
 
 EntryType = Literal[
     "file", "dir", "symlink", "hardlink", "char", "block", "fifo", "whiteout", "opaque"

@@ -19,16 +19,15 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 
-from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.runtime import freeze_startup_objects
 from layerpeek.core.settings import Settings
 from layerpeek.core.settings import load_settings as load
 from layerpeek.core.text import printable
 from layerpeek.links.settings import LinkSettings
-
-from .app import create_server
-from .settings import ServerSettings
+from layerpeek.server.app import create_server
+from layerpeek.server.settings import ServerSettings
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 from layerpeek.core.models import EntryInfo, LayerProblem
 from layerpeek.core.service import Layerpeek, ResolvedImage
-
-from .progress import ProgressRelay
+from layerpeek.server.progress import ProgressRelay
 
 Match = Callable[[EntryInfo], bool]
 

@@ -14,8 +14,7 @@ from collections.abc import Iterable
 
 from layerpeek.core.models import EntryInfo, ImageReport, LayerProblem, PathTrace, PlatformsReport
 from layerpeek.core.text import human_size, marked_name, printable, short_digest
-
-from .models import (
+from layerpeek.server.models import (
     DiffPage,
     FileContent,
     FilePage,

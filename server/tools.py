@@ -22,9 +22,8 @@ from pydantic import Field
 
 from layerpeek.core.models import EntryInfo, LayerProblem, marks
 from layerpeek.core.service import ResolvedImage
-
-from . import render
-from .common import (
+from layerpeek.server import render
+from layerpeek.server.common import (
     CursorArg,
     PlatformArg,
     Reference,
@@ -34,11 +33,18 @@ from .common import (
     resume,
     state,
 )
-from .cursor import RESTART, query_hash
-from .errors import tool_errors
-from .models import FileContent, FilePage, InspectResult, TagPage
-from .paging import Match, Position, matcher, normal_prefix, page_of_entries, path_matcher
-from .progress import ProgressRelay
+from layerpeek.server.cursor import RESTART, query_hash
+from layerpeek.server.errors import tool_errors
+from layerpeek.server.models import FileContent, FilePage, InspectResult, TagPage
+from layerpeek.server.paging import (
+    Match,
+    Position,
+    matcher,
+    normal_prefix,
+    page_of_entries,
+    path_matcher,
+)
+from layerpeek.server.progress import ProgressRelay
 
 At = dict[str, Any] | None
 """A decoded cursor's position (None: the first page)."""

@@ -16,7 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from layerpeek.core.auth import (
+from layerpeek.core.errors import RegistryError, RegistryUnreachable, ServerError, Unauthorized
+from layerpeek.core.registry.auth import (
     TOKEN_REQUEST,
     Challenge,
     RegistryAuth,
@@ -27,8 +28,7 @@ from layerpeek.core.auth import (
     scope_for_path,
     unreachable_error,
 )
-from layerpeek.core.credentials import Credentials
-from layerpeek.core.errors import RegistryError, RegistryUnreachable, ServerError, Unauthorized
+from layerpeek.core.registry.credentials import Credentials
 
 pytestmark = pytest.mark.anyio
 

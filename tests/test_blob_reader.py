@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import RegistryUnreachable
 from layerpeek.core.layers.reader import ATTEMPTS, FIRST_WINDOW, GROWTH, BlobReader
-from layerpeek.core.reference import parse_reference
+from layerpeek.core.registry.client import RegistryClient
+from layerpeek.core.registry.reference import parse_reference
 
 pytestmark = pytest.mark.anyio
 

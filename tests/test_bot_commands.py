@@ -26,7 +26,7 @@ from layerpeek.bot.ratelimit import RateLimits, TooManyRequests
 from layerpeek.bot.reply import NO_MENTIONS
 from layerpeek.bot.scope import Scope
 from layerpeek.bot.settings import BotSettings
-from layerpeek.core.client import RegistryClient
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Progress
 from layerpeek.core.settings import Settings
 from layerpeek.links.settings import LinkSettings

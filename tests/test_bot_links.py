@@ -15,9 +15,9 @@ from layerpeek.bot.answers import link_url, pinned
 from layerpeek.bot.app import make_context
 from layerpeek.bot.reply import Reply
 from layerpeek.bot.settings import BotSettings
-from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.links import LinkError, LinkExpired, LinkTarget, sign, verify
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.settings import Settings, load_settings
 from layerpeek.links.endpoint import LinkServer
 from layerpeek.links.settings import LinkSettings

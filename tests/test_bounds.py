@@ -24,11 +24,11 @@ import pytest
 
 from fixtures.images import OCI_LAYER_GZIP, Layer, image_config, push_image
 from fixtures.peak import PEAK_SOURCE
+from layerpeek.cli.main import main
 from layerpeek.core import service
-from layerpeek.core.cli import main
-from layerpeek.core.client import RegistryClient
 from layerpeek.core.layers import index as index_module
 from layerpeek.core.layers.entry import IMAGE_LIMITS
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
 NAME_LIMIT = 4096
@@ -40,7 +40,7 @@ _MEASURE = (
     PEAK_SOURCE
     + """
 import sys
-from layerpeek.core.cli import main
+from layerpeek.cli.main import main
 status = main(sys.argv[1:])
 peak = peak_kib()
 print(f"{status} {peak}", file=sys.stderr)

@@ -13,12 +13,12 @@ import httpx
 import pytest
 
 from fixtures.proxy import FaultProxy
-from layerpeek.core.bulk import BulkReader, Route
-from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import NetworkRefused
-from layerpeek.core.guard import NetworkGuard
 from layerpeek.core.layers.reader import FIRST_WINDOW, BlobReader
-from layerpeek.core.reference import parse_reference
+from layerpeek.core.registry.bulk import BulkReader, Route
+from layerpeek.core.registry.client import RegistryClient
+from layerpeek.core.registry.guard import NetworkGuard
+from layerpeek.core.registry.reference import parse_reference
 
 pytestmark = pytest.mark.anyio
 

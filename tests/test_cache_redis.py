@@ -21,17 +21,12 @@ import pytest
 
 from fixtures.redis_server import RedisServer, free_port
 from fixtures.tools import require_tool
-from layerpeek.core.cache import FILE_NAME, AsyncCache, key_for, open_cache
-from layerpeek.core.cache_redis import (
-    IDLE_TTL,
-    RETRY_AFTER,
-    RedisCache,
-    content_key,
-)
-from layerpeek.core.cli import main
-from layerpeek.core.client import RegistryClient
+from layerpeek.cli.main import main
+from layerpeek.core.cache.redis_store import IDLE_TTL, RETRY_AFTER, RedisCache, content_key
+from layerpeek.core.cache.store import FILE_NAME, AsyncCache, key_for, open_cache
 from layerpeek.core.errors import LayerpeekError
-from layerpeek.core.reference import parse_reference
+from layerpeek.core.registry.client import RegistryClient
+from layerpeek.core.registry.reference import parse_reference
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings
 
@@ -306,7 +301,7 @@ async def test_a_second_process_lists_from_what_the_first_learnt(
 ):
     monkeypatch.setenv("LAYERPEEK_CACHE_URL", redis_url)
     layer = catalog.gzip.layers[0]
-    command = [sys.executable, "-m", "layerpeek.core.cli", "ls", "--layer", "0", "--json"]
+    command = [sys.executable, "-m", "layerpeek.cli", "ls", "--layer", "0", "--json"]
     command.append(catalog.gzip.ref(fault_proxy.host))
     outputs = []
     for _ in range(2):
@@ -323,7 +318,7 @@ def test_several_processes_write_at_once(redis_url):
         """
         import sys
         import anyio
-        from layerpeek.core.cache_redis import RedisCache
+        from layerpeek.core.cache.redis_store import RedisCache
 
         async def write() -> None:
             store = RedisCache(sys.argv[1])

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from fixtures.catalog import LATE_TXT
-from layerpeek.core.cli import main, render_entry
+from layerpeek.cli.main import main, render_entry
 from layerpeek.core.models import EntryInfo
 
 INSPECT_KEYS = {
@@ -215,7 +215,7 @@ def test_console_script_runs_as_a_program(layerpeek_env, plain_registry, catalog
         [
             sys.executable,
             "-m",
-            "layerpeek.core.cli",
+            "layerpeek.cli",
             "inspect",
             "--json",
             catalog.zstd.ref(plain_registry.host),

@@ -19,9 +19,9 @@ from mcp import Client
 from fixtures.hostile import HostileRegistry, Route
 from fixtures.images import Member, Pusher, image_config, make_layer, seeded_bytes
 from fixtures.toc_images import make_estargz, push_toc_image
-from layerpeek.core.cache import AsyncCache
-from layerpeek.core.client import RegistryClient
+from layerpeek.core.cache.store import AsyncCache
 from layerpeek.core.errors import LayerpeekError, TruncatedLayer
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings
 from layerpeek.server.app import create_server

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from layerpeek.core.credentials import (
+from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.registry.credentials import (
     HUB_SERVER_URL,
     Credentials,
     describe_lookup,
     load_credentials,
 )
-from layerpeek.core.errors import LayerpeekError
 
 WriteConfig = Callable[[Any], Path]
 

@@ -30,9 +30,9 @@ from layerpeek.bot.reply import Reply, payload
 from layerpeek.bot.scope import Scope
 from layerpeek.bot.settings import BotSettings
 from layerpeek.bot.views import peek_view
-from layerpeek.core.cli import main
-from layerpeek.core.client import RegistryClient
+from layerpeek.cli.main import main
 from layerpeek.core.models import EntryPage, LayerProblem, TriageReport
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings, load_settings
 from layerpeek.server.app import create_server

@@ -24,10 +24,10 @@ from test_bot_support import allow_local_registry, command_payload, recorded_bot
 from fixtures.hostile import OCI_MANIFEST, HostileRegistry, sha256
 from layerpeek.bot.app import LayerpeekBot
 from layerpeek.bot.settings import BotSettings
-from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import RegistryTooSlow
 from layerpeek.core.layers.reader import FIRST_WINDOW, BlobReader
-from layerpeek.core.reference import parse_reference
+from layerpeek.core.registry.client import RegistryClient
+from layerpeek.core.registry.reference import parse_reference
 from layerpeek.core.settings import Settings
 from layerpeek.server.main import _parser, build, http_options
 

@@ -6,10 +6,10 @@ import json
 import pytest
 
 from fixtures.fs_images import STEPS
-from layerpeek.core.cli import main
-from layerpeek.core.client import RegistryClient
+from layerpeek.cli.main import main
 from layerpeek.core.errors import LayerpeekError
-from layerpeek.core.findspec import FindSpec, parse_size
+from layerpeek.core.fs.find import FindSpec, parse_size
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.text import short_digest
 

@@ -11,11 +11,11 @@ import pytest
 
 from fixtures.fs_images import PRIVATE_KEY, STEPS
 from fixtures.tools import require_tool
-from layerpeek.core.cli import main
-from layerpeek.core.client import RegistryClient
+from layerpeek.cli.main import main
 from layerpeek.core.errors import LayerpeekError
-from layerpeek.core.fs import Overlay, irregular_name, merge
+from layerpeek.core.fs.overlay import Overlay, irregular_name, merge
 from layerpeek.core.layers.entry import TarEntry
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
 

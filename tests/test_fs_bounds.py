@@ -23,11 +23,11 @@ from fixtures.fs_images import DEEP_DIR
 from fixtures.images import Member, Pusher, image_config, make_layer
 from fixtures.peak import PEAK_SOURCE
 from layerpeek.bot import commands
-from layerpeek.core.cli import main
-from layerpeek.core.client import RegistryClient
+from layerpeek.cli.main import main
 from layerpeek.core.errors import LayerpeekError
-from layerpeek.core.findspec import MAX_PATTERN, FindSpec
+from layerpeek.core.fs.find import MAX_PATTERN, FindSpec
 from layerpeek.core.layers.entry import NAME_LIMIT
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
 __all__ = ["allowed", "bot_settings", "mcp", "mode"]  # fixtures, used by name
@@ -75,7 +75,7 @@ PEAK_SCRIPT = (
     PEAK_SOURCE
     + """
 import asyncio, sys
-from layerpeek.core.client import RegistryClient
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
 async def main(ref: str, deepest: str) -> None:

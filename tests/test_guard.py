@@ -16,9 +16,9 @@ import pytest
 from cryptography import x509
 
 from fixtures.certs import write_server_certificate
-from layerpeek.core.auth import RegistryAuth, TokenCache
 from layerpeek.core.errors import LayerpeekError, NetworkRefused
-from layerpeek.core.guard import NetworkGuard, make_transport
+from layerpeek.core.registry.auth import RegistryAuth, TokenCache
+from layerpeek.core.registry.guard import NetworkGuard, make_transport
 
 pytestmark = pytest.mark.anyio
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from layerpeek.core.errors import ManifestError
-from layerpeek.core.image import (
+from layerpeek.core.image.documents import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
     OCI_INDEX,

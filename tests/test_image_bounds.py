@@ -14,16 +14,16 @@ import re
 import pytest
 
 from fixtures.hostile import OCI_LAYER_GZIP, OCI_MANIFEST, HostileRegistry, sha256
-from layerpeek.core.cli import main
-from layerpeek.core.client import RegistryClient
+from layerpeek.cli.main import main
 from layerpeek.core.errors import ManifestError
-from layerpeek.core.image import (
+from layerpeek.core.image.documents import (
     MAX_CONFIG_ENTRIES,
     MAX_HISTORY,
     MAX_INDEX_ENTRIES,
     MAX_LAYERS,
     parse_config,
 )
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
 NAME = "evil/app"

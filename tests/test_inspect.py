@@ -2,8 +2,8 @@
 
 import pytest
 
-from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import InvalidReference, NotFound, PlatformNotFound
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
 pytestmark = pytest.mark.anyio

@@ -7,13 +7,13 @@ import pytest
 
 from fixtures.catalog import LATE_TXT
 from fixtures.images import OCI_LAYER_GZIP, Pusher
-from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import (
     CorruptLayer,
     FileNotInLayer,
     LayerpeekError,
     TruncatedLayer,
 )
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
 pytestmark = pytest.mark.anyio

@@ -27,8 +27,8 @@ from test_bot_support import allow_local_registry
 
 from fixtures.catalog import LATE_TXT
 from fixtures.hostile import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, HostileRegistry, sha256
-from layerpeek.core.client import RegistryClient
 from layerpeek.core.links import LinkTarget, sign
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings
 from layerpeek.links.endpoint import LinkServer

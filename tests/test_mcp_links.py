@@ -16,7 +16,7 @@ from test_links_trust import layer_tar, sized_image
 
 from fixtures.catalog import LATE_TXT
 from fixtures.hostile import HostileRegistry
-from layerpeek.core.client import RegistryClient
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings
 from layerpeek.links.endpoint import LinkServer

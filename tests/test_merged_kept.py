@@ -18,11 +18,11 @@ from anyio import wait_all_tasks_blocked
 from mcp import Client
 
 from fixtures.images import Member, Pusher, image_config, make_layer
-from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import LayerError
-from layerpeek.core.findspec import FindSpec
-from layerpeek.core.fs import Overlay
+from layerpeek.core.fs.find import FindSpec
+from layerpeek.core.fs.overlay import Overlay
 from layerpeek.core.models import EntryInfo
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.server.app import create_server
 
@@ -185,7 +185,7 @@ async def test_a_caller_cancelled_during_the_build_leaves_the_others_their_answe
 
 
 async def test_kept_views_are_bounded_oldest_out_first(layerpeek_env, images, builds):
-    from layerpeek.core import merged as merged_views
+    from layerpeek.core.fs import kept as merged_views
 
     count = merged_views.KEPT_VIEWS
     async with RegistryClient() as client, Layerpeek(client) as peek:
@@ -202,7 +202,7 @@ async def test_kept_views_are_bounded_oldest_out_first(layerpeek_env, images, bu
 
 async def test_kept_views_are_bounded_by_their_paths(layerpeek_env, images, builds, monkeypatch):
     """Past ``KEPT_NODES`` paths in all only the most recent view is kept."""
-    from layerpeek.core import merged as merged_views
+    from layerpeek.core.fs import kept as merged_views
 
     monkeypatch.setattr(merged_views, "KEPT_NODES", FILES + FILES // 2)
     async with RegistryClient() as client, Layerpeek(client) as peek:

@@ -3,7 +3,7 @@ pydantic would have built from the same fields, in every way a caller can see.""
 
 import pytest
 
-from layerpeek.core.fs import Node
+from layerpeek.core.fs.overlay import Node
 from layerpeek.core.layers.entry import TarEntry
 from layerpeek.core.models import EntryInfo, EntryPage
 

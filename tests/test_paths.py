@@ -35,11 +35,11 @@ from fixtures.path_images import (
     push_path_images,
 )
 from layerpeek.bot import commands
-from layerpeek.core.cli import main
-from layerpeek.core.client import RegistryClient
+from layerpeek.cli.main import main
 from layerpeek.core.errors import FileNotInLayer
-from layerpeek.core.fs import Overlay, merge
+from layerpeek.core.fs.overlay import Overlay, merge
 from layerpeek.core.layers.entry import TarEntry
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek, ResolvedImage
 
 __all__ = ["allowed", "bot_settings", "link_env", "mcp", "mode"]  # fixtures, used by name

@@ -5,8 +5,8 @@ import hashlib
 import pytest
 
 from layerpeek.core.errors import InvalidReference, PlatformNotFound
-from layerpeek.core.image import Descriptor
-from layerpeek.core.platform import DEFAULT_PLATFORM, Platform, choose, parse_platform
+from layerpeek.core.image.documents import Descriptor
+from layerpeek.core.registry.platform import DEFAULT_PLATFORM, Platform, choose, parse_platform
 
 
 def entry(os: str, arch: str, variant: str = "") -> Descriptor:

@@ -2,7 +2,7 @@
 
 import io
 
-from layerpeek.core.progress import ProgressLine
+from layerpeek.cli.progress import ProgressLine
 from layerpeek.core.service import Progress
 
 

@@ -26,8 +26,7 @@ from fixtures.images import (
     seeded_bytes,
     sha256_digest,
 )
-from layerpeek.core.cache import FILE_NAME, key_for
-from layerpeek.core.client import RegistryClient
+from layerpeek.core.cache.store import FILE_NAME, key_for
 from layerpeek.core.errors import CorruptLayer, FileNotInLayer, TruncatedLayer
 from layerpeek.core.layers import checkpoints
 from layerpeek.core.layers.checkpoints import (
@@ -41,6 +40,7 @@ from layerpeek.core.layers.checkpoints import (
     nearest,
 )
 from layerpeek.core.layers.reader import FIRST_WINDOW
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
 pytestmark = pytest.mark.anyio

@@ -3,7 +3,7 @@
 import pytest
 
 from layerpeek.core.errors import InvalidReference
-from layerpeek.core.reference import parse_reference, parse_repository
+from layerpeek.core.registry.reference import parse_reference, parse_repository
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -17,10 +17,10 @@ import pytest
 from fixtures.registry import RegistryProcess
 from fixtures.standins import StorageCDN
 from fixtures.token_server import DEFAULT_USERS, TokenServer
-from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import NetworkRefused, RegistryUnreachable, Unauthorized
 from layerpeek.core.layers.reader import BlobReader
-from layerpeek.core.reference import parse_reference
+from layerpeek.core.registry.client import RegistryClient
+from layerpeek.core.registry.reference import parse_reference
 from layerpeek.core.service import Layerpeek
 
 pytestmark = pytest.mark.anyio

@@ -13,7 +13,6 @@ import pytest
 
 from fixtures.images import DOCKER_MANIFEST
 from fixtures.proxy import FaultProxy
-from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import (
     DigestMismatch,
     LayerpeekError,
@@ -21,6 +20,7 @@ from layerpeek.core.errors import (
     RegistryUnreachable,
     ServerError,
 )
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
 pytestmark = pytest.mark.anyio

@@ -27,17 +27,17 @@ import pytest
 
 from fixtures.proxy import FaultProxy
 from fixtures.redis_server import RedisServer, free_port
-from layerpeek.core import cache
-from layerpeek.core.cache import key_for
-from layerpeek.core.reference import parse_reference
+from layerpeek.core.cache import store as cache
+from layerpeek.core.cache.store import key_for
+from layerpeek.core.registry.reference import parse_reference
 
 LISTER = textwrap.dedent(
     """
     import sys
     import anyio
-    from layerpeek.core.cache import AsyncCache
-    from layerpeek.core.cache_redis import RedisCache
-    from layerpeek.core.client import RegistryClient
+    from layerpeek.core.cache.store import AsyncCache
+    from layerpeek.core.cache.redis_store import RedisCache
+    from layerpeek.core.registry.client import RegistryClient
     from layerpeek.core.service import Layerpeek
 
     backend, where, ref, pause = sys.argv[1:5]
@@ -272,7 +272,7 @@ class Clock:
 async def test_a_redis_lease_is_renewed_while_used_and_released_only_by_its_holder(
     redis_server,
 ):
-    from layerpeek.core.cache_redis import RedisCache
+    from layerpeek.core.cache.redis_store import RedisCache
 
     redis_server.flush()
     key, raw_key = "r@sha256:1", "layerpeek:v1:lease:r@sha256:1"
@@ -304,7 +304,7 @@ async def test_a_redis_lease_is_renewed_while_used_and_released_only_by_its_hold
 
 @pytest.mark.anyio
 async def test_a_redis_that_is_down_lends_no_lease_and_nothing_fails():
-    from layerpeek.core.cache_redis import RedisCache
+    from layerpeek.core.cache.redis_store import RedisCache
 
     store = RedisCache(f"redis://127.0.0.1:{free_port()}")
     try:
@@ -320,7 +320,7 @@ async def test_a_page_reads_itself_while_another_process_holds_the_lease(
     layerpeek_env, tmp_path, fault_proxy, catalog
 ):
     """A first page reads a few hundred KiB: waiting for another's whole scan costs more."""
-    from layerpeek.core.client import RegistryClient
+    from layerpeek.core.registry.client import RegistryClient
     from layerpeek.core.service import Layerpeek
 
     layer = catalog.gzip.layers[1]

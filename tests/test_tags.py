@@ -12,8 +12,8 @@ import pytest
 
 from fixtures.catalog import TAG_NAMES
 from fixtures.standins import TagPages
-from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import NotFound
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
 pytestmark = pytest.mark.anyio

@@ -39,10 +39,10 @@ from fixtures.images import (
     sha256_digest,
 )
 from fixtures.tools import require_tool
-from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import CorruptLayer, LayerError
 from layerpeek.core.layers.entry import TarEntry
 from layerpeek.core.layers.scan import FileData, scan_layer
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
 pytestmark = pytest.mark.anyio

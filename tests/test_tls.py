@@ -7,10 +7,10 @@ from cryptography import x509
 
 from fixtures.certs import write_server_certificate
 from fixtures.registry import RegistryProcess
-from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import LayerpeekError, RegistryUnreachable
 from layerpeek.core.layers.reader import BlobReader
-from layerpeek.core.reference import parse_reference
+from layerpeek.core.registry.client import RegistryClient
+from layerpeek.core.registry.reference import parse_reference
 from layerpeek.core.service import Layerpeek
 
 pytestmark = pytest.mark.anyio

@@ -30,7 +30,6 @@ from fixtures.toc_images import (
     make_zstd_chunked,
     push_toc_image,
 )
-from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import CorruptLayer, DigestMismatch, FileNotInLayer, LayerTooLarge
 from layerpeek.core.layers import toc as toc_module
 from layerpeek.core.layers.entry import LAYER_LIMITS, NAME_LIMIT, TarEntry
@@ -42,6 +41,7 @@ from layerpeek.core.layers.toc import (
     read_toc,
     read_toc_file,
 )
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
 pytestmark = pytest.mark.anyio

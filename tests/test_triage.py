@@ -5,10 +5,10 @@ import json
 import pytest
 
 from fixtures.fs_images import STEPS
-from layerpeek.core.cli import main
-from layerpeek.core.client import RegistryClient
+from layerpeek.cli.main import main
+from layerpeek.core.fs.triage import mode_problems, parse_os_release, runs_as_root, secret_kind
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
-from layerpeek.core.triage import mode_problems, parse_os_release, runs_as_root, secret_kind
 
 
 @pytest.fixture

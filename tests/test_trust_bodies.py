@@ -14,8 +14,8 @@ import tracemalloc
 import pytest
 
 from fixtures.hostile import Endless, HostileRegistry
-from layerpeek.core.client import MAX_REASON_BYTES, RegistryClient
 from layerpeek.core.errors import NotFound, ServerError
+from layerpeek.core.registry.client import MAX_REASON_BYTES, RegistryClient
 from layerpeek.core.service import Layerpeek
 
 pytestmark = pytest.mark.anyio

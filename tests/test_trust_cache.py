@@ -27,9 +27,9 @@ from fixtures.images import (
     seeded_bytes,
 )
 from fixtures.toc_images import make_estargz
-from layerpeek.core.cli import main as cli_main
-from layerpeek.core.client import RegistryClient
+from layerpeek.cli.main import main as cli_main
 from layerpeek.core.errors import DigestMismatch, LayerpeekError, NetworkRefused
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.server.app import create_server
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from fixtures.hostile import OCI_MANIFEST, HostileRegistry
-from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import (
     InvalidReference,
     LayerpeekError,
@@ -23,7 +22,8 @@ from layerpeek.core.errors import (
     NotFound,
     RegistryError,
 )
-from layerpeek.core.reference import parse_reference
+from layerpeek.core.registry.client import RegistryClient
+from layerpeek.core.registry.reference import parse_reference
 from layerpeek.core.service import Layerpeek
 
 pytestmark = pytest.mark.anyio
@@ -40,7 +40,7 @@ def hostile() -> Iterator[HostileRegistry]:
 
 def cli(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "layerpeek.core.cli", *argv],
+        [sys.executable, "-m", "layerpeek.cli", *argv],
         capture_output=True,
         text=True,
         check=False,

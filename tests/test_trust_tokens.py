@@ -12,8 +12,8 @@ import jwt
 import pytest
 
 from fixtures.hostile import Endless, HostileRegistry
-from layerpeek.core.client import RegistryClient
 from layerpeek.core.errors import RegistryError, Unauthorized
+from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
 pytestmark = pytest.mark.anyio

@@ -29,7 +29,7 @@ from fixtures.images import Member, make_layer
 from layerpeek.bot.cli import main as bot_main
 from layerpeek.bot.render import LOOKALIKE_BACKTICK, untrusted
 from layerpeek.bot.settings import BotSettings
-from layerpeek.core.cli import main
+from layerpeek.cli.main import main
 from layerpeek.core.text import printable
 from layerpeek.server.app import create_server
 

@@ -19,7 +19,7 @@ import ctypes
 import threading
 from collections.abc import Iterable
 
-from .compression import Piece
+from layerpeek.core.layers.compression import Piece
 
 
 class Buffer:

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 from zlib_ng import zlib_ng
 
-from ..errors import CorruptLayer, TruncatedLayer
-from .buffers import Buffer, OutputPool
-from .compression import Piece
+from layerpeek.core.errors import CorruptLayer, TruncatedLayer
+from layerpeek.core.layers.buffers import Buffer, OutputPool
+from layerpeek.core.layers.compression import Piece
 
 SPACING = 4 << 20
 """Uncompressed bytes between checkpoints: a ``cat`` reads at most about this much extra."""

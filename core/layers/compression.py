@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 import zstandard
 from zlib_ng import zlib_ng as zlib  # the stdlib's API, ~1.4x faster to inflate
 
-from ..errors import CorruptLayer, TruncatedLayer
+from layerpeek.core.errors import CorruptLayer, TruncatedLayer
 
 Compression = Literal["gzip", "zstd", "none"]
 Piece = bytes | memoryview

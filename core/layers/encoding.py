@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from zlib_ng import zlib_ng
 
-from . import checkpoints
-from .checkpoints import Checkpoint
-from .entry import TarEntry
+from layerpeek.core.layers import checkpoints
+from layerpeek.core.layers.checkpoints import Checkpoint
+from layerpeek.core.layers.entry import TarEntry
 
 if TYPE_CHECKING:
-    from .index import LayerIndex
+    from layerpeek.core.layers.index import LayerIndex
 
 FORMAT_VERSION = 6
 """6: an entry's row ends with ``cut`` (indexes written before it hold uncut names), and the

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from ..errors import ImageTooLarge, LayerTooLarge
+from layerpeek.core.errors import ImageTooLarge, LayerTooLarge
 
 if TYPE_CHECKING:
-    from ..errors import LayerpeekError
+    from layerpeek.core.errors import LayerpeekError
 
 EntryType = Literal[
     "file", "dir", "symlink", "hardlink", "char", "block", "fifo", "whiteout", "opaque"

@@ -30,14 +30,18 @@ from functools import partial
 import anyio
 import anyio.to_thread
 
-from ..cache import LEASE_RENEW, CacheStore, key_for, wait_for_lease
-from ..client import RegistryClient
-from ..errors import CorruptLayer, LayerError, LayerpeekError, RangeNotSupported, TruncatedLayer
-from ..flight import Flights
-from ..image import Descriptor
-from ..reference import Reference
-from .buffers import OutputPool
-from .checkpoints import (
+from layerpeek.core.cache.store import LEASE_RENEW, CacheStore, key_for, wait_for_lease
+from layerpeek.core.errors import (
+    CorruptLayer,
+    LayerError,
+    LayerpeekError,
+    RangeNotSupported,
+    TruncatedLayer,
+)
+from layerpeek.core.flight import Flights
+from layerpeek.core.image.documents import Descriptor
+from layerpeek.core.layers.buffers import OutputPool
+from layerpeek.core.layers.checkpoints import (
     OUTPUT,
     SPACING,
     Checkpoint,
@@ -46,18 +50,20 @@ from .checkpoints import (
     end_for,
     nearest,
 )
-from .compression import (
+from layerpeek.core.layers.compression import (
     Compression,
     Decompressor,
     ZstdDecompressor,
     make_decompressor,
 )
-from .encoding import IndexEncoder, decode
-from .entry import LAYER_LIMITS, TarEntry
-from .pump import InflatePump
-from .reader import MAX_WINDOW, BlobReader
-from .scan import FIRST_BATCH, Inflated, LayerReader, ScanEvent
-from .toc import TOC_ARTIFACTS, Toc, announces_toc, read_toc
+from layerpeek.core.layers.encoding import IndexEncoder, decode
+from layerpeek.core.layers.entry import LAYER_LIMITS, TarEntry
+from layerpeek.core.layers.pump import InflatePump
+from layerpeek.core.layers.reader import MAX_WINDOW, BlobReader
+from layerpeek.core.layers.scan import FIRST_BATCH, Inflated, LayerReader, ScanEvent
+from layerpeek.core.layers.toc import TOC_ARTIFACTS, Toc, announces_toc, read_toc
+from layerpeek.core.registry.client import RegistryClient
+from layerpeek.core.registry.reference import Reference
 
 LIVE_SCANS = 8
 """Scans kept open between pages; the least recently used beyond this is closed."""

@@ -7,7 +7,7 @@ needs base-256 for a size needs it for a sparse offset of that file too.
 
 from __future__ import annotations
 
-from ..errors import CorruptLayer
+from layerpeek.core.errors import CorruptLayer
 
 
 def tar_number(field: bytes, what: str, at: int) -> int:

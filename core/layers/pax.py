@@ -12,9 +12,9 @@ then refused), and any other kept value longer than ``RECORD_LIMIT`` is a Hostil
 
 from __future__ import annotations
 
-from ..errors import CorruptLayer, HostileLayer
-from .entry import NAME_LIMIT, cut_name
-from .sparse import MAP_LIMIT
+from layerpeek.core.errors import CorruptLayer, HostileLayer
+from layerpeek.core.layers.entry import NAME_LIMIT, cut_name
+from layerpeek.core.layers.sparse import MAP_LIMIT
 
 RECORD_LIMIT = 1 << 20
 """Longest record gathered whole; Go's archive/tar refuses a whole header past this size."""

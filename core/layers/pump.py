@@ -23,7 +23,7 @@ import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
-from .scan import Inflated, LayerReader
+from layerpeek.core.layers.scan import Inflated, LayerReader
 
 INPUT = 2 << 20
 """Compressed bytes queued for the inflater: enough work (~5 MB of output, ~12 ms) to carry

@@ -32,11 +32,11 @@ import anyio
 import anyio.to_thread
 import httpx
 
-from ..bulk import BulkBody, BulkError, BulkTimeout, Route, content_range
-from ..client import DigestCheck, RegistryClient
-from ..errors import LayerpeekError, RegistryTooSlow, RegistryUnreachable
-from ..rate import MinimumRate
-from ..reference import Reference
+from layerpeek.core.errors import LayerpeekError, RegistryTooSlow, RegistryUnreachable
+from layerpeek.core.registry.bulk import BulkBody, BulkError, BulkTimeout, Route, content_range
+from layerpeek.core.registry.client import DigestCheck, RegistryClient
+from layerpeek.core.registry.rate import MinimumRate
+from layerpeek.core.registry.reference import Reference
 
 FIRST_WINDOW = 256 << 10
 GROWTH = 4

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 
-from ..errors import LayerError
-from .compression import (
+from layerpeek.core.errors import LayerError
+from layerpeek.core.layers.compression import (
     MAGIC_LENGTH,
     Compression,
     Decompressor,
@@ -23,7 +23,7 @@ from .compression import (
     detect_compression,
     make_decompressor,
 )
-from .tar import FileData, ScanEvent, TarScanner, Want
+from layerpeek.core.layers.tar import FileData, ScanEvent, TarScanner, Want
 
 __all__ = [
     "BATCH",

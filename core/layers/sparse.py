@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..errors import CorruptLayer, HostileLayer
-from .entry import TarEntry
-from .numbers import tar_number
+from layerpeek.core.errors import CorruptLayer, HostileLayer
+from layerpeek.core.layers.entry import TarEntry
+from layerpeek.core.layers.numbers import tar_number
 
 BLOCK = 512
 MAP_LIMIT = 1 << 20

@@ -32,11 +32,24 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..errors import CorruptLayer, HostileLayer, TruncatedLayer
-from .entry import LAYER_LIMITS, NAME_LIMIT, EntryType, Limits, TarEntry, display_path
-from .numbers import tar_number
-from .pax import CutName, PaxParser, decode, header_name
-from .sparse import MAP_LIMIT, Fragment, SparseFile, gnu_fragments, pax_fragments
+from layerpeek.core.errors import CorruptLayer, HostileLayer, TruncatedLayer
+from layerpeek.core.layers.entry import (
+    LAYER_LIMITS,
+    NAME_LIMIT,
+    EntryType,
+    Limits,
+    TarEntry,
+    display_path,
+)
+from layerpeek.core.layers.numbers import tar_number
+from layerpeek.core.layers.pax import CutName, PaxParser, decode, header_name
+from layerpeek.core.layers.sparse import (
+    MAP_LIMIT,
+    Fragment,
+    SparseFile,
+    gnu_fragments,
+    pax_fragments,
+)
 
 BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)

@@ -50,10 +50,24 @@ from typing import Any, Literal
 
 import anyio.to_thread
 
-from ..errors import CorruptLayer, DigestMismatch, FileNotInLayer, LayerError, LayerpeekError
-from .compression import Compression, make_decompressor
-from .entry import LAYER_LIMITS, EntryType, Limits, Tally, TarEntry, cut_text, display_path
-from .tar import FileData, TarScanner, _whiteout_type
+from layerpeek.core.errors import (
+    CorruptLayer,
+    DigestMismatch,
+    FileNotInLayer,
+    LayerError,
+    LayerpeekError,
+)
+from layerpeek.core.layers.compression import Compression, make_decompressor
+from layerpeek.core.layers.entry import (
+    LAYER_LIMITS,
+    EntryType,
+    Limits,
+    Tally,
+    TarEntry,
+    cut_text,
+    display_path,
+)
+from layerpeek.core.layers.tar import FileData, TarScanner, _whiteout_type
 
 __all__ = [
     "ESTARGZ_TOC_DIGEST",

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import LayerpeekError
+from layerpeek.core.errors import LayerpeekError
 
 # Docker stores Docker Hub's credentials under its v1 index URL whatever name the user typed.
 HUB_SERVER_URL = "https://index.docker.io/v1/"

@@ -41,11 +41,11 @@ from typing import TYPE_CHECKING, Literal, ParamSpec, Protocol, TypeVar
 import anyio
 import anyio.to_thread
 
-from .errors import LayerpeekError
+from layerpeek.core.errors import LayerpeekError
 
 if TYPE_CHECKING:
-    from .reference import Reference
-    from .settings import Settings
+    from layerpeek.core.registry.reference import Reference
+    from layerpeek.core.settings import Settings
 
 Kind = Literal["index", "manifest", "config"]
 P = ParamSpec("P")
@@ -350,6 +350,6 @@ def open_cache(settings: Settings) -> CacheStore:
     if not settings.cache_url:
         return AsyncCache(settings.cache_dir)
     # Imported here: redis costs ~0.2 s to import, which a CLI on SQLite should not pay.
-    from .cache_redis import RedisCache
+    from layerpeek.core.cache.redis_store import RedisCache
 
     return RedisCache(settings.cache_url)

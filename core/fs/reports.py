@@ -11,11 +11,12 @@ import heapq
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from .errors import LayerpeekError
-from .findspec import FindSpec
-from .fs import Event, Irregular, Node, Overlay
-from .image import ImageConfig, Manifest
-from .models import (
+from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.fs.find import FindSpec
+from layerpeek.core.fs.overlay import Event, Irregular, Node, Overlay
+from layerpeek.core.fs.triage import mode_problems, secret_kind
+from layerpeek.core.image.documents import ImageConfig, Manifest
+from layerpeek.core.models import (
     DiffChange,
     DiffReport,
     EntryInfo,
@@ -28,7 +29,6 @@ from .models import (
     RemovedFile,
     RemovedReport,
 )
-from .triage import mode_problems, secret_kind
 
 _COMPARED = ("type", "size", "mode", "uid", "gid", "link")
 _SEVERITY = {"high": 0, "medium": 1, "low": 2}

@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from .errors import RegistryTooSlow
-from .text import human_size
+from layerpeek.core.errors import RegistryTooSlow
+from layerpeek.core.text import human_size
 
 
 class MinimumRate:

@@ -6,8 +6,8 @@ import sys
 import time
 from typing import TextIO
 
-from .service import Progress
-from .text import human_size
+from layerpeek.core.service import Progress
+from layerpeek.core.text import human_size
 
 _MIN_INTERVAL = 0.1  # redraw at most ten times a second
 

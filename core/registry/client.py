@@ -30,17 +30,7 @@ import certifi
 import httpx
 import stamina
 
-from .auth import (
-    TOKEN_PENDING,
-    BoundedBody,
-    RegistryAuth,
-    TokenCache,
-    registry_host,
-    unreachable_error,
-)
-from .bulk import BulkReader
-from .credentials import load_credentials
-from .errors import (
+from layerpeek.core.errors import (
     HTTPX_ERRORS,
     JSON_ERRORS,
     DigestMismatch,
@@ -53,10 +43,20 @@ from .errors import (
     error_from_response,
     library_error,
 )
-from .guard import NetworkGuard, make_transport
-from .image import MANIFEST_ACCEPT
-from .reference import Reference, is_digest
-from .settings import Settings
+from layerpeek.core.image.documents import MANIFEST_ACCEPT
+from layerpeek.core.registry.auth import (
+    TOKEN_PENDING,
+    BoundedBody,
+    RegistryAuth,
+    TokenCache,
+    registry_host,
+    unreachable_error,
+)
+from layerpeek.core.registry.bulk import BulkReader
+from layerpeek.core.registry.credentials import load_credentials
+from layerpeek.core.registry.guard import NetworkGuard, make_transport
+from layerpeek.core.registry.reference import Reference, is_digest
+from layerpeek.core.settings import Settings
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the distribution spec lets registries stop at 4 MiB
 MAX_CONFIG_BYTES = 32 * 1024 * 1024

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 import certifi
 import httpx
 
-from .guard import NetworkGuard, connect
-from .rate import MinimumRate
+from layerpeek.core.registry.guard import NetworkGuard, connect
+from layerpeek.core.registry.rate import MinimumRate
 
 READ_SIZE = 1 << 20
 """Bytes per ``read``: one worker-thread hop per MiB."""

@@ -22,7 +22,7 @@ import anyio
 import httpcore
 import httpx
 
-from .errors import LayerpeekError, NetworkRefused
+from layerpeek.core.errors import LayerpeekError, NetworkRefused
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

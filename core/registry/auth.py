@@ -30,8 +30,14 @@ from urllib.request import parse_http_list
 import anyio.to_thread
 import httpx
 
-from .credentials import Credentials, describe_lookup
-from .errors import JSON_ERRORS, RegistryError, RegistryUnreachable, ServerError, Unauthorized
+from layerpeek.core.errors import (
+    JSON_ERRORS,
+    RegistryError,
+    RegistryUnreachable,
+    ServerError,
+    Unauthorized,
+)
+from layerpeek.core.registry.credentials import Credentials, describe_lookup
 
 # Marks the requests this flow sends to a token realm, so drivers read their bodies and a
 # transport error on one can be reported as the token server's (see unreachable_error).

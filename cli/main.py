@@ -31,10 +31,10 @@ from typing import Any
 
 import anyio
 
-from .client import RegistryClient
-from .errors import LayerpeekError
-from .findspec import TYPES, FindSpec
-from .models import (
+from layerpeek.cli.progress import ProgressLine
+from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.fs.find import TYPES, FindSpec
+from layerpeek.core.models import (
     DiffChange,
     EntryInfo,
     ImageReport,
@@ -44,11 +44,11 @@ from .models import (
     PlatformsReport,
     TriageReport,
 )
-from .progress import ProgressLine
-from .runtime import freeze_startup_objects
-from .service import Layerpeek
-from .settings import Settings, load_settings
-from .text import human_size, marked_name, printable, short_digest
+from layerpeek.core.registry.client import RegistryClient
+from layerpeek.core.runtime import freeze_startup_objects
+from layerpeek.core.service import Layerpeek
+from layerpeek.core.settings import Settings, load_settings
+from layerpeek.core.text import human_size, marked_name, printable, short_digest
 
 Problems = list[LayerProblem]
 """What a command returns: the layers it could not read to their end (printed last)."""

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from .errors import InvalidReference, PlatformNotFound
+from layerpeek.core.errors import InvalidReference, PlatformNotFound
 
 _DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7"}
 _ARCH_ALIASES = {"aarch64": "arm64", "x86_64": "amd64", "x86-64": "amd64", "armhf": "arm"}

@@ -18,9 +18,9 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from .errors import LayerError
-from .flight import Flights
-from .fs import Node, Overlay
+from layerpeek.core.errors import LayerError
+from layerpeek.core.flight import Flights
+from layerpeek.core.fs.overlay import Node, Overlay
 
 KEPT_VIEWS = 4
 """Merged views kept in memory at most (the images being paged through now)."""

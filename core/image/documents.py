@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from .errors import ManifestError
-from .platform import Platform
-from .reference import is_digest
+from layerpeek.core.errors import ManifestError
+from layerpeek.core.registry.platform import Platform
+from layerpeek.core.registry.reference import is_digest
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -42,8 +42,8 @@ from redis import exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from .cache import Kind
-from .errors import LayerpeekError
+from layerpeek.core.cache.store import Kind
+from layerpeek.core.errors import LayerpeekError
 
 P = ParamSpec("P")
 T = TypeVar("T")

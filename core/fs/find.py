@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import re2
 
-from .errors import LayerpeekError
+from layerpeek.core.errors import LayerpeekError
 
 TYPES = frozenset(
     {"file", "dir", "symlink", "hardlink", "char", "block", "fifo", "whiteout", "opaque"}
