@@ -32,6 +32,7 @@ from typing import Any
 import anyio
 
 from layerpeek.cli.progress import ProgressLine
+from layerpeek.core import raw
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.fs.find import TYPES, FindSpec
 from layerpeek.core.models import (
@@ -116,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     tags.add_argument("reference", metavar="REPO")
 
     _add_filesystem_commands(command)
+    _add_raw_commands(command)
 
     for child in (inspect, ls, cat, pull):
         child.add_argument(
@@ -303,6 +305,44 @@ async def _tags(peek: Layerpeek, args: argparse.Namespace) -> None:
     else:
         for tag in tags:
             _print(tag)
+
+
+# -- the documents as served: manifest, config, digest ----------------------------------------
+
+
+def _add_raw_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    platforms = {
+        "manifest": "that platform's manifest instead of the index",
+        "config": "platform of a multi-arch image (default linux/amd64)",
+        "digest": "that platform's manifest digest instead of the index's",
+    }
+    described = {
+        "manifest": "the manifest or index exactly as the registry serves it",
+        "config": "the config blob exactly as the registry serves it, digest verified",
+        "digest": "the digest of the manifest or index, on one line",
+    }
+    for name, help in described.items():
+        child = command(name, help)
+        child.add_argument("reference", metavar="REF")
+        child.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help=platforms[name])
+
+
+async def _manifest(peek: Layerpeek, args: argparse.Namespace) -> None:
+    _write((await raw.manifest(peek, args.reference, args.platform)).body)
+
+
+async def _config(peek: Layerpeek, args: argparse.Namespace) -> None:
+    _write(await raw.config(peek, args.reference, args.platform))
+
+
+async def _digest(peek: Layerpeek, args: argparse.Namespace) -> None:
+    _print(await raw.digest(peek, args.reference, args.platform))
+
+
+def _write(data: bytes) -> None:
+    """Bytes on stdout as they are, for a script to hash or parse."""
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 # -- the merged filesystem: ls --merged, trace, removed, find, diff, triage --------------------
@@ -509,6 +549,7 @@ def render_triage(report: TriageReport) -> None:
 
 
 _COMMANDS = {"inspect": _inspect, "ls": _ls, "cat": _cat, "pull": _pull, "tags": _tags}
+_COMMANDS |= {"manifest": _manifest, "config": _config, "digest": _digest}
 _COMMANDS |= {
     "trace": _trace,
     "removed": _removed,
