@@ -7,9 +7,12 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from stamina.instrumentation import get_on_retry_hooks, set_on_retry_hooks
+from test_trust_errors import cli, one_line
 
 from fixtures.images import DOCKER_MANIFEST
 from fixtures.proxy import FaultProxy
@@ -22,6 +25,7 @@ from layerpeek.core.errors import (
 )
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
+from layerpeek.core.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -243,3 +247,44 @@ async def test_the_guarded_client_never_goes_through_a_proxy(
         report = await Layerpeek(client).inspect(catalog.zstd.ref(plain_registry.host))
     assert report.digest == catalog.zstd.digest
     assert fault_proxy.requests == []
+
+
+# -- failures: one line, no retry log, no retry of what retrying cannot mend ------------------
+
+
+def closed_port() -> int:
+    """A port nothing listens on (bound, then released), so connecting to it is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_network_failure_is_one_line_without_retry_logs(layerpeek_env):
+    done = cli("inspect", f"127.0.0.1:{closed_port()}/app")
+    assert done.returncode == 1
+    assert one_line(done.stderr).startswith("layerpeek: error: registry 127.0.0.1:")
+
+
+@pytest.fixture
+def retries() -> Iterator[list[object]]:
+    """Every retry stamina schedules from here on (the client installs its hook when it is
+    made; this one is added after)."""
+    scheduled: list[object] = []
+    before = get_on_retry_hooks()
+    yield scheduled
+    set_on_retry_hooks(before)
+
+
+async def count_retries(retries: list[object], reference: str) -> int:
+    async with RegistryClient(Settings(retries=3)) as client:
+        set_on_retry_hooks([*get_on_retry_hooks(), retries.append])
+        with pytest.raises(RegistryUnreachable):
+            await Layerpeek(client).inspect(reference)
+    return len(retries)
+
+
+async def test_a_name_that_does_not_resolve_is_final_and_a_refusal_is_retried(
+    layerpeek_env, retries
+):
+    assert await count_retries(retries, "registry.invalid/app:1") == 0
+    assert await count_retries(retries, f"127.0.0.1:{closed_port()}/app:1") == 2

@@ -5,6 +5,9 @@ registry host and realm/service/scope), retries on 429/5xx honouring Retry-After
 for the hosts an operator named, and — for front ends fed untrusted references — the network
 guard.
 
+Retries are logged at DEBUG (logger ``layerpeek.core.registry.client``): a user sees the error
+a command ends with, not each attempt before it. A name that does not resolve is final at once.
+
 A registry cannot hold a call for long nor take what other registries need: every request has
 a total deadline (``Settings.deadline``: a small document from the first byte asked to the
 last byte read, the token, redirects and retries included; the answer that opens a layer
@@ -18,6 +21,8 @@ import contextlib
 import hashlib
 import ipaddress
 import json
+import logging
+import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +34,7 @@ import anyio
 import certifi
 import httpx
 import stamina
+from stamina.instrumentation import RetryDetails, set_on_retry_hooks
 
 from layerpeek.core.errors import (
     HTTPX_ERRORS,
@@ -58,6 +64,7 @@ from layerpeek.core.registry.guard import NetworkGuard, make_transport
 from layerpeek.core.registry.reference import Reference, is_digest
 from layerpeek.core.settings import Settings
 
+_log = logging.getLogger(__name__)
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the distribution spec lets registries stop at 4 MiB
 MAX_CONFIG_BYTES = 32 * 1024 * 1024
 MAX_REASON_BYTES = 64 * 1024
@@ -110,6 +117,32 @@ def _caused_by_tls(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def _unresolvable(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from a name that does not resolve: the resolver's answer is
+    final, and only its "try again" (EAI_AGAIN, a resolver out of reach) is worth a retry."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return seen.errno != socket.EAI_AGAIN
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _log_retry(details: RetryDetails) -> None:
+    """stamina hook: one DEBUG record per scheduled retry, for whoever turns logging on."""
+    _log.debug(
+        "retry %d in %.2f s after %r", details.retry_num, details.wait_for, details.caused_by
+    )
+
+
+def _log_retries_at_debug() -> None:
+    """stamina's default hook logs each scheduled retry at WARNING, which Python's last-resort
+    handler prints to stderr when nobody configured logging: three lines before every network
+    error. Retries are logged at DEBUG instead; nothing else about logging changes, so real
+    warnings still show."""
+    set_on_retry_hooks([_log_retry])
 
 
 def check_digest(digest: str, what: str) -> str:
@@ -268,6 +301,7 @@ class RegistryClient:
         credentials: Any = load_credentials,
     ) -> None:
         self.settings = settings or Settings()
+        _log_retries_at_debug()
         guard = NetworkGuard(self.settings.allow_private) if guarded else None
         tls = _ssl_context(self.settings)
         # Unguarded (the CLI), httpx keeps honouring HTTPS_PROXY / NO_PROXY as Docker does;
@@ -315,12 +349,14 @@ class RegistryClient:
     # -- sending, with retries -------------------------------------------------------------
 
     def _backoff(self, exc: Exception) -> bool | float:
-        """stamina hook: retry transient statuses (waiting what the server asked) and drops."""
+        """stamina hook: retry transient statuses (waiting what the server asked) and drops;
+        not a failed handshake (a certificate will not become valid by retrying) nor a name
+        that does not resolve."""
         if isinstance(exc, _Transient):
             return True if exc.wait is None else exc.wait
         if not isinstance(exc, httpx.TransportError) or isinstance(exc, httpx.UnsupportedProtocol):
             return False
-        return not _caused_by_tls(exc)  # a certificate will not become valid by retrying
+        return not (_caused_by_tls(exc) or _unresolvable(exc))
 
     async def _send_once(self, request: httpx.Request, what: str) -> httpx.Response:
         response = await self._http.send(request, stream=True)
