@@ -46,6 +46,7 @@ from layerpeek.core.models import (
     TriageReport,
 )
 from layerpeek.core.registry.client import RegistryClient
+from layerpeek.core.registry.reference import parse_reference
 from layerpeek.core.runtime import freeze_startup_objects
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings, load_settings
@@ -127,6 +128,13 @@ def _parser() -> argparse.ArgumentParser:
         )
     for child in (inspect, ls, pull, tags):
         child.add_argument("--json", action="store_true", help="machine-readable output")
+    for child in sub.choices.values():
+        child.add_argument(
+            "--insecure",
+            action="store_true",
+            help="reach this command's registries over plain HTTP, as LAYERPEEK_PLAIN_HTTP "
+            "would (loopback registries need no flag)",
+        )
     return parser
 
 
@@ -562,8 +570,19 @@ _COMMANDS |= {
 async def run(args: argparse.Namespace) -> Problems:
     """Run one command with a client that lives as long as the command; returns the layers
     its answer could not read to their end."""
-    async with RegistryClient(load_settings(Settings)) as client, Layerpeek(client) as peek:
+    settings = _insecure(load_settings(Settings), args)
+    async with RegistryClient(settings) as client, Layerpeek(client) as peek:
         return await _COMMANDS[args.command](peek, args) or []
+
+
+def _insecure(settings: Settings, args: argparse.Namespace) -> Settings:
+    """With ``--insecure``, the registries of the command's references join
+    ``LAYERPEEK_PLAIN_HTTP`` for this run."""
+    if not getattr(args, "insecure", False):
+        return settings
+    named = (getattr(args, name, None) for name in ("reference", "other"))
+    hosts = tuple(parse_reference(text).api_host for text in named if text)
+    return settings.model_copy(update={"plain_http": (*settings.plain_http, *hosts)})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import platformdirs
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.registry.plain import entry_problem
 
 
 def _split_commas(value: object) -> object:
@@ -19,7 +21,18 @@ def _split_commas(value: object) -> object:
     return value
 
 
+def _plain_entries(entries: tuple[str, ...]) -> tuple[str, ...]:
+    """Every plain HTTP entry usable, or the first that is not named: a typo is an error at
+    start, not a registry silently asked over HTTPS."""
+    for entry in entries:
+        problem = entry_problem(entry)
+        if problem:
+            raise PydanticCustomError("plain_http_entry", "{problem}", {"problem": problem})
+    return entries
+
+
 CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_commas)]
+PlainHttpList = Annotated[CommaList, AfterValidator(_plain_entries)]
 S = TypeVar("S", bound=BaseSettings)
 
 
@@ -28,8 +41,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LAYERPEEK_", extra="ignore")
 
-    plain_http: CommaList = Field(
-        default=(), description="host[:port] list reached over plain HTTP (insecure registries)"
+    plain_http: PlainHttpList = Field(
+        default=(),
+        description="host, host:port, IP or CIDR list reached over plain HTTP (insecure "
+        "registries); loopback registries fall back to plain HTTP without an entry",
     )
     allow_private: CommaList = Field(
         default=(),

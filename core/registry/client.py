@@ -2,8 +2,8 @@
 
 One client per process. It owns the HTTP connection pool, the auth flow (tokens cached per
 registry host and realm/service/scope), retries on 429/5xx honouring Retry-After, plain HTTP
-for the hosts an operator named, and — for front ends fed untrusted references — the network
-guard.
+for the hosts an operator named and for loopback registries that do not speak TLS (``plain``),
+and — for front ends fed untrusted references — the network guard.
 
 Retries are logged at DEBUG (logger ``layerpeek.core.registry.client``): a user sees the error
 a command ends with, not each attempt before it. A name that does not resolve is final at once.
@@ -17,14 +17,12 @@ at most ``Settings.host_connections`` requests open at once (``HostSlots``).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import ipaddress
 import json
 import logging
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -52,6 +50,7 @@ from layerpeek.core.errors import (
 from layerpeek.core.image.documents import MANIFEST_ACCEPT
 from layerpeek.core.registry.auth import (
     TOKEN_PENDING,
+    TOKEN_REQUEST,
     BoundedBody,
     RegistryAuth,
     TokenCache,
@@ -61,6 +60,13 @@ from layerpeek.core.registry.auth import (
 from layerpeek.core.registry.bulk import BulkReader
 from layerpeek.core.registry.credentials import load_credentials
 from layerpeek.core.registry.guard import NetworkGuard, make_transport
+from layerpeek.core.registry.plain import (
+    NoTLS,
+    Schemes,
+    caused_by_tls,
+    no_tls_error,
+    speaks_no_tls,
+)
 from layerpeek.core.registry.reference import Reference, is_digest
 from layerpeek.core.settings import Settings
 
@@ -107,16 +113,6 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value)) if value else None
     except ValueError:
         return None
-
-
-def _caused_by_tls(exc: BaseException) -> bool:
-    """httpx wraps the ssl error of a failed handshake; find it in the exception chain."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _unresolvable(exc: BaseException) -> bool:
@@ -193,24 +189,6 @@ def verify_digest(data: bytes, expected: str, what: str) -> None:
     check = DigestCheck(expected, what)
     check.update(data)
     check.verify()
-
-
-def uses_plain_http(host: str, entries: Sequence[str]) -> bool:
-    """Docker's insecure-registries rule: an entry is ``host:port``, a bare host (any port) or
-    a CIDR that contains the host's IP address. A host httpx cannot encode is left to fail
-    where the request is built (``send``), the one place that reports it."""
-    try:
-        hostname = httpx.URL(f"//{host}").host
-    except httpx.InvalidURL:
-        return False
-    for entry in entries:
-        if entry in (host, hostname):
-            return True
-        if "/" in entry:
-            with contextlib.suppress(ValueError):
-                if ipaddress.ip_address(hostname) in ipaddress.ip_network(entry, strict=False):
-                    return True
-    return False
 
 
 class HostShare:
@@ -302,6 +280,8 @@ class RegistryClient:
     ) -> None:
         self.settings = settings or Settings()
         _log_retries_at_debug()
+        self.schemes = Schemes(self.settings.plain_http)
+        """The scheme each registry host is asked over (``plain``)."""
         guard = NetworkGuard(self.settings.allow_private) if guarded else None
         tls = _ssl_context(self.settings)
         # Unguarded (the CLI), httpx keeps honouring HTTPS_PROXY / NO_PROXY as Docker does;
@@ -339,8 +319,7 @@ class RegistryClient:
     def url(self, ref: Reference, path: str) -> str:
         """The API URL for ``path`` under the reference's repository."""
         host = ref.api_host
-        scheme = "http" if uses_plain_http(host, self.settings.plain_http) else "https"
-        return f"{scheme}://{host}/v2/{ref.repository}/{path}"
+        return f"{self.schemes.scheme(host)}://{host}/v2/{ref.repository}/{path}"
 
     def _blob_url(self, ref: Reference, digest: str) -> str:
         """The URL of a blob by a digest layerpeek can verify (see ``check_digest``)."""
@@ -356,7 +335,7 @@ class RegistryClient:
             return True if exc.wait is None else exc.wait
         if not isinstance(exc, httpx.TransportError) or isinstance(exc, httpx.UnsupportedProtocol):
             return False
-        return not (_caused_by_tls(exc) or _unresolvable(exc))
+        return not (caused_by_tls(exc) or _unresolvable(exc))
 
     async def _send_once(self, request: httpx.Request, what: str) -> httpx.Response:
         response = await self._http.send(request, stream=True)
@@ -402,7 +381,7 @@ class RegistryClient:
             await host.requests.acquire()
             release = _once(host.requests.release)
             try:
-                response = await self._attempts(request, what)
+                response = await self._reach(request, what)
                 response.stream = _Released(response.stream, release)
                 if response.status_code >= 400:
                     try:
@@ -440,6 +419,18 @@ class RegistryClient:
             )
         return RegistryTooSlow(f"registry {host} did not answer for {what} within {seconds}")
 
+    async def _reach(self, request: httpx.Request, what: str) -> httpx.Response:
+        """``request`` answered; over plain HTTP when it is to a loopback registry whose
+        answer to HTTPS was not TLS (Docker's rule), which the client then remembers."""
+        try:
+            return await self._attempts(request, what)
+        except NoTLS:
+            if not self.schemes.falls_back(request.url):
+                raise
+        plain = self.schemes.plain(request.url)
+        again = self._http.build_request(request.method, plain, headers=request.headers)
+        return await self._attempts(again, what)
+
     async def _attempts(self, request: httpx.Request, what: str) -> httpx.Response:
         """``request`` sent until it is not a transient failure, as the settings allow."""
         try:
@@ -458,7 +449,7 @@ class RegistryClient:
                 raise rate_limited(exc.response, what) from None
             raise error_from_response(exc.response, what) from None
         except httpx.TransportError as exc:
-            raise unreachable_error(exc) from None
+            raise _unreachable(exc, request) from None
         except HTTPX_ERRORS as exc:
             raise library_error(exc, what) from None
         return response
@@ -606,6 +597,14 @@ class RegistryClient:
             url = _next_link(response)
         # A Link that loops back to a page under another URL repeats its tags: keep each once.
         return list(dict.fromkeys(tags))
+
+
+def _unreachable(exc: httpx.TransportError, request: httpx.Request) -> RegistryUnreachable:
+    """The one line for a request that got no answer: for the registry itself answering
+    HTTPS with something that is not TLS, which setting makes it plain HTTP."""
+    failed = exc.request
+    registry = failed.url == request.url and not failed.extensions.get(TOKEN_REQUEST)
+    return no_tls_error(exc) if registry and speaks_no_tls(exc) else unreachable_error(exc)
 
 
 async def _bound_reason(response: httpx.Response) -> None:

@@ -77,6 +77,13 @@ def _split_domain(text: str) -> tuple[str, str]:
     return (DOCKER_HUB if first in _HUB_ALIASES else first), rest
 
 
+def host_problem(host: str) -> str:
+    """What makes ``host[:port]`` unusable as a registry's host, "" if nothing."""
+    if not _DOMAIN_RE.fullmatch(host):
+        return "expected a host name, an IPv4 address or [IPv6], and an optional :port"
+    return _host_problem(host)
+
+
 def _host_problem(host: str) -> str:
     """What makes a grammatical ``host[:port]`` unusable, "" if nothing.
 
@@ -157,9 +164,7 @@ def parse_reference(text: str, *, default_tag: str | None = "latest") -> Referen
     if any(c.isspace() for c in text):
         raise InvalidReference(f"image reference contains whitespace: {original!r}")
     if "://" in text:
-        raise InvalidReference(
-            f"image reference must not have a URL scheme: {original!r} (drop the http(s)://)"
-        )
+        raise InvalidReference(_scheme_refusal(text, original))
     rest, digest = _split_digest(text, original)
     rest, tag = _split_tag(rest, original)
     registry, repository = _split_domain(rest)
@@ -169,6 +174,19 @@ def parse_reference(text: str, *, default_tag: str | None = "latest") -> Referen
     if tag is None and digest is None:
         tag = default_tag
     return Reference(registry, repository, tag, digest)
+
+
+def _scheme_refusal(text: str, original: str) -> str:
+    """Why ``scheme://host/repo`` is refused, and what to write instead: for ``http://``,
+    the setting that makes a registry plain HTTP (a loopback one needs none)."""
+    scheme, _, rest = text.partition("://")
+    said = f"image reference must not have a URL scheme: {original!r}; write {rest}"
+    if scheme.lower() != "http":
+        return said
+    return (
+        f"{said}, and for plain HTTP set LAYERPEEK_PLAIN_HTTP={rest.partition('/')[0]} "
+        "(the layerpeek command: --insecure; loopback registries need neither)"
+    )
 
 
 def is_digest(text: str) -> bool:
