@@ -3,12 +3,17 @@ images pushed once, a token server and a fault proxy.
 
 Only a missing Debian tool may skip (``fixtures.tools.require_tool``), and only outside CI:
 ``CI=true`` makes it a failure, so a broken install cannot pass as green.
+
+Every test is marked by what it runs against (``pytest -m unit`` needs no Debian tool):
+``registry`` if it uses a registry process, ``redis`` a redis-server, ``tools`` another Debian
+tool (marked by hand where the test calls ``require_tool`` itself), and ``unit`` if none.
+Coroutine tests run on asyncio without a mark (``anyio_mode = "auto"`` in pyproject.toml).
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +26,28 @@ from fixtures.redis_server import RedisServer
 from fixtures.registry import RegistryProcess
 from fixtures.token_server import DEFAULT_USERS, TokenServer
 from fixtures.tools import require_tool
+from layerpeek.core.registry.client import RegistryClient
+from layerpeek.core.service import Layerpeek
+
+# Fixtures shared by the bot's and the MCP server's tests (helpers there are imported by name).
+pytest_plugins = ("fixtures.bot", "fixtures.mcp")
+
+# The fixture whose use puts a test under each marker (every registry fixture requests
+# ``docker_registry``); a test marked by hand keeps its mark.
+NEEDS = {"registry": "docker_registry", "redis": "redis_server"}
+BY_HAND = ("tools",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test ``registry``/``redis`` from the fixtures it uses, ``unit`` if it needs
+    no outside process at all."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        needs = [mark for mark, fixture in NEEDS.items() if fixture in fixtures]
+        for mark in needs:
+            item.add_marker(mark)
+        if not needs and not any(item.get_closest_marker(m) for m in (*NEEDS, *BY_HAND)):
+            item.add_marker("unit")
 
 
 @dataclass(frozen=True)
@@ -42,6 +69,14 @@ class SeededRegistry:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+async def peek(layerpeek_env: Path) -> AsyncIterator[Layerpeek]:
+    """The service over a registry client in the local registries' environment, closed after
+    the test."""
+    async with RegistryClient() as client, Layerpeek(client) as service:
+        yield service
 
 
 @pytest.fixture(autouse=True)

@@ -30,18 +30,11 @@ from layerpeek.core.registry.auth import (
 )
 from layerpeek.core.registry.credentials import Credentials
 
-pytestmark = pytest.mark.anyio
-
 ALICE = Credentials("alice", "wonderland", None, "/home/alice/.docker/config.json")
 REGISTRY = "http://127.0.0.1:5000"
 REALM = "https://auth.example.com/token"
 BLOB_URL = f"{REGISTRY}/v2/library/alpine/blobs/sha256:abc"
 Flow = Generator[httpx.Request, httpx.Response, None]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 # -- challenges ------------------------------------------------------------------------------

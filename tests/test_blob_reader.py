@@ -13,8 +13,6 @@ from layerpeek.core.layers.reader import ATTEMPTS, FIRST_WINDOW, GROWTH, BlobRea
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.registry.reference import parse_reference
 
-pytestmark = pytest.mark.anyio
-
 
 def blob_path(digest: str) -> str:
     return rf"/blobs/{re.escape(digest)}$"

@@ -3,33 +3,29 @@ with a minimal fake Interaction that records what the bot answers."""
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 from functools import partial
 from types import SimpleNamespace
 
 import discord
 import pytest
-from test_bot_support import (
+
+from fixtures.bot import (
     FakeInteraction,
-    allow_local_registry,
     assert_within_limits,
+    invoke,
+    running_bot,
     sent_payload,
     shown,
+    tree_payload,
 )
-
 from fixtures.catalog import LATE_TXT, TAG_NAMES
 from layerpeek.bot import commands
 from layerpeek.bot import discord_limits as limits
 from layerpeek.bot.answers import EXPIRED
-from layerpeek.bot.app import LayerpeekBot, make_context
 from layerpeek.bot.ratelimit import RateLimits, TooManyRequests
 from layerpeek.bot.reply import NO_MENTIONS
 from layerpeek.bot.scope import Scope
-from layerpeek.bot.settings import BotSettings
-from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Progress
-from layerpeek.core.settings import Settings
-from layerpeek.links.settings import LinkSettings
 from layerpeek.links.window import SlidingWindow
 
 EXPECTED = {
@@ -41,11 +37,6 @@ EXPECTED = {
     "diff": ["base", "target", "private"],
     "triage": ["image", "platform", "private"],
 }
-
-
-def tree_payload() -> list[dict]:
-    bot = LayerpeekBot(BotSettings(), Settings())
-    return [command.to_dict(bot.tree) for command in bot.tree._get_all_commands()]
 
 
 def test_the_sync_payload_names_describes_and_types_every_option():
@@ -62,34 +53,6 @@ def test_the_sync_payload_names_describes_and_types_every_option():
     assert peek["platform"]["autocomplete"] and not peek["platform"]["required"]
 
 
-@pytest.fixture
-def bot_settings(layerpeek_env, monkeypatch):
-    allow_local_registry(monkeypatch, layerpeek_env)
-    links = LinkSettings(url="https://links.example", secret="s" * 20)
-    return BotSettings(page_size=5, links=links)
-
-
-@asynccontextmanager
-async def running_bot(settings: BotSettings):
-    """A real LayerpeekBot (never logged in) with the context its setup_hook would make."""
-    bot = LayerpeekBot(settings, Settings())
-    async with RegistryClient(bot.core_settings, guarded=True) as client:
-        bot.ctx = make_context(client, settings)
-        yield bot
-
-
-async def invoke(bot, command, **options) -> FakeInteraction:
-    interaction = FakeInteraction(client=bot)
-    try:
-        await command.callback(interaction, **options)
-    except Exception as error:  # what discord.py's tree does with a failing callback
-        await bot.tree.on_error(
-            interaction, discord.app_commands.CommandInvokeError(command, error)
-        )
-    return interaction
-
-
-@pytest.mark.anyio
 async def test_peek_defers_then_sends_summary_chart_listing_and_buttons(
     bot_settings, plain_registry, catalog
 ):
@@ -106,7 +69,6 @@ async def test_peek_defers_then_sends_summary_chart_listing_and_buttons(
     assert "flags" not in message  # public: the whole channel sees it
 
 
-@pytest.mark.anyio
 async def test_peek_of_one_layer_offers_a_download_link_and_can_be_private(
     bot_settings, plain_registry, catalog
 ):
@@ -122,7 +84,6 @@ async def test_peek_of_one_layer_offers_a_download_link_and_can_be_private(
     assert links[0]["url"].startswith("https://links.example/d/")
 
 
-@pytest.mark.anyio
 async def test_history_tags_and_cat_answer_within_limits(bot_settings, plain_registry, catalog):
     host = plain_registry.host
     async with running_bot(bot_settings) as bot:
@@ -141,7 +102,6 @@ async def test_history_tags_and_cat_answer_within_limits(bot_settings, plain_reg
     assert f"{len(TAG_NAMES)} tags" in tags.named("edit_original")[0]["embeds"][0].title
 
 
-@pytest.mark.anyio
 async def test_an_error_is_one_ephemeral_line_and_the_public_thinking_message_goes(
     bot_settings, plain_registry
 ):
@@ -153,7 +113,6 @@ async def test_an_error_is_one_ephemeral_line_and_the_public_thinking_message_go
     assert "\n" not in sent["content"]
 
 
-@pytest.mark.anyio
 async def test_the_guard_refuses_a_private_address_not_allowed(bot_settings, monkeypatch):
     monkeypatch.delenv("LAYERPEEK_ALLOW_PRIVATE")
     async with running_bot(bot_settings) as bot:
@@ -161,7 +120,6 @@ async def test_the_guard_refuses_a_private_address_not_allowed(bot_settings, mon
     assert "LAYERPEEK_ALLOW_PRIVATE" in shown(done.named("followup")[0]["content"])
 
 
-@pytest.mark.anyio
 async def test_rate_limits_refuse_before_deferring(bot_settings, plain_registry, catalog):
     settings = bot_settings.model_copy(update={"user_rate": 1})
     async with running_bot(settings) as bot:
@@ -198,7 +156,6 @@ def test_sliding_windows_count_per_user_and_per_guild():
     assert window.wait("k") == 0.0 and window.wait("k") == pytest.approx(10.0)
 
 
-@pytest.mark.anyio
 async def test_autocomplete_offers_tags_platforms_and_layers(bot_settings, plain_registry, catalog):
     host = plain_registry.host
     async with running_bot(bot_settings) as bot:
@@ -221,7 +178,6 @@ async def test_autocomplete_offers_tags_platforms_and_layers(bot_settings, plain
     assert all(len(c.name) <= limits.CHOICE_NAME for c in [*tags, *platforms, *layers])
 
 
-@pytest.mark.anyio
 async def test_a_click_on_unknown_state_gets_a_one_line_ephemeral_reply(bot_settings):
     async with running_bot(bot_settings) as bot:
         click = FakeInteraction(client=bot, type=discord.InteractionType.component)
@@ -231,7 +187,6 @@ async def test_a_click_on_unknown_state_gets_a_one_line_ephemeral_reply(bot_sett
     ]
 
 
-@pytest.mark.anyio
 async def test_find_diff_and_triage_answer_from_the_merged_filesystem(
     bot_settings, plain_registry, catalog
 ):
@@ -261,7 +216,6 @@ async def test_find_diff_and_triage_answer_from_the_merged_filesystem(
     )
 
 
-@pytest.mark.anyio
 async def test_scan_progress_edits_are_spaced_and_never_overlap():
     now = [0.0]
     interaction = FakeInteraction(client=None)
@@ -279,7 +233,6 @@ async def test_scan_progress_edits_are_spaced_and_never_overlap():
     assert edits == [{"content": "reading the layer: 1.5 KiB of 4.0 KiB, 7 entries so far…"}] * 2
 
 
-@pytest.mark.anyio
 async def test_peek_shows_scan_progress_before_the_answer_replaces_it(
     bot_settings, plain_registry, catalog, monkeypatch
 ):

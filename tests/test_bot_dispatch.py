@@ -7,40 +7,30 @@ import asyncio
 
 import discord
 import pytest
-from test_bot_commands import invoke, running_bot
-from test_bot_support import (
+
+from fixtures.bot import (
     allow_local_registry,
     assert_within_limits,
+    click,
     interaction_payload,
+    invoke,
     message_payload,
     recorded_bot,
+    running_bot,
     sent_payload,
     shown,
 )
-
 from layerpeek.bot import commands
 from layerpeek.bot.answers import EXPIRED
 from layerpeek.bot.app import LayerpeekBot
 from layerpeek.bot.settings import BotSettings
 from layerpeek.core.settings import Settings
 
-pytestmark = pytest.mark.anyio
-
 
 @pytest.fixture
 def settings(layerpeek_env, monkeypatch):
     allow_local_registry(monkeypatch, layerpeek_env)
     return BotSettings(page_size=5)
-
-
-async def click(bot: LayerpeekBot, component: dict, message: dict, values=None) -> None:
-    """Feed INTERACTION_CREATE to discord.py and wait for the dynamic item it schedules."""
-    bot._connection.parse_interaction_create(interaction_payload(component, message, values))
-    pending = [
-        t for t in asyncio.all_tasks() if t.get_name().startswith("discord-ui-dynamic-item-")
-    ]
-    assert pending, "discord.py routed the click to no dynamic item"
-    await asyncio.gather(*pending)
 
 
 async def first_message(settings: BotSettings, image: str) -> dict:

@@ -7,8 +7,8 @@ import hashlib
 
 import httpx
 import pytest
-from test_bot_support import allow_local_registry
 
+from fixtures.bot import allow_local_registry
 from fixtures.catalog import LATE_TXT
 from layerpeek.bot import answers
 from layerpeek.bot.answers import link_url, pinned
@@ -133,7 +133,6 @@ async def _get(server: LinkServer, url: str) -> httpx.Response:
         return await http.get(path)
 
 
-@pytest.mark.anyio
 async def test_the_endpoint_streams_a_layer_blob_verified(link_settings, plain_registry, catalog):
     async with RegistryClient(Settings(), guarded=True) as client:
         ctx = make_context(client, capped(link_settings, 8 << 20))
@@ -148,7 +147,6 @@ async def test_the_endpoint_streams_a_layer_blob_verified(link_settings, plain_r
     assert response.headers["content-disposition"].endswith('.tar.gz"')
 
 
-@pytest.mark.anyio
 async def test_the_endpoint_streams_one_file(link_settings, plain_registry, catalog):
     async with RegistryClient(Settings(), guarded=True) as client:
         ctx = make_context(client, link_settings)
@@ -161,7 +159,6 @@ async def test_the_endpoint_streams_one_file(link_settings, plain_registry, cata
     assert lower.status_code == 200 and lower.content == b"layerpeek\n"
 
 
-@pytest.mark.anyio
 async def test_the_endpoint_refuses_what_a_link_does_not_allow(
     link_settings, plain_registry, catalog
 ):
@@ -187,7 +184,6 @@ async def test_the_endpoint_refuses_what_a_link_does_not_allow(
     assert limited == [200, 200, 200, 429]
 
 
-@pytest.mark.anyio
 async def test_a_file_larger_than_the_cap_is_cut_off_not_truncated(
     link_settings, plain_registry, catalog
 ):
@@ -199,7 +195,6 @@ async def test_a_file_larger_than_the_cap_is_cut_off_not_truncated(
             await _get(LinkServer(ctx.peek, ctx.settings.links), url)
 
 
-@pytest.mark.anyio
 async def test_peek_offers_no_button_for_a_layer_the_endpoint_would_refuse(
     link_settings, plain_registry, catalog
 ):

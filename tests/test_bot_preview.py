@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_bot_support import allow_local_registry, assert_within_limits
 
+from fixtures.bot import allow_local_registry, assert_within_limits
 from layerpeek.bot.cli import UsageError, main, parse_line
 from layerpeek.bot.settings import BotSettings
 from layerpeek.bot.state import StateStore
@@ -101,7 +101,6 @@ def test_running_without_a_token_says_what_to_set(env, capsys):
     assert "set DISCORD_TOKEN" in capsys.readouterr().err
 
 
-@pytest.mark.anyio
 async def test_state_is_kept_by_key_and_expires(tmp_path):
     store = StateStore(tmp_path / "state.sqlite3", days=1)
     key = await store.put({"pinned": "r@sha256:x"})

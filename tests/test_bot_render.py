@@ -8,8 +8,9 @@ import io
 import discord
 import pytest
 from PIL import Image
-from test_bot_support import assert_within_limits
 
+from fixtures.bot import assert_within_limits
+from fixtures.reports import HOSTILE, KEY, entries, report
 from layerpeek.bot import discord_limits as limits
 from layerpeek.bot import render
 from layerpeek.bot.chart import MAX_BARS, layer_chart
@@ -17,87 +18,20 @@ from layerpeek.bot.reply import Reply, payload
 from layerpeek.bot.scope import Scope
 from layerpeek.bot.views import PageButton, peek_view
 from layerpeek.core.models import (
-    ConfigInfo,
     DiffChange,
     DiffReport,
-    EntryInfo,
     EntryPage,
     Finding,
     FindMatch,
     FindResult,
-    HistoryInfo,
-    ImageReport,
-    LayerInfo,
     OsInfo,
     TriageReport,
 )
-
-HOSTILE = [
-    "../../etc/evil",
-    "new\nline```\n@everyone **bold** <@123>",
-    "bad\udcffname",
-    "\x1b[31mred\x1b[0m",
-    "é" * 600,
-    "x" * 5000,
-]
-KEY = "AbCdEfGhIjK"
 
 
 def items(view: discord.ui.View) -> list[discord.ui.Item]:
     """The view's buttons and selects, unwrapped from their DynamicItem."""
     return [getattr(child, "item", child) for child in view.children]
-
-
-def report(layers: int, step: str = "RUN make", platforms: int = 1) -> ImageReport:
-    return ImageReport(
-        reference="registry.example/" + "very-long-repository-name/" * 20 + "app:tag",
-        digest="sha256:" + "a" * 64,
-        platform="linux/amd64",
-        platforms=[f"linux/arch{i}" for i in range(platforms)],
-        manifest_digest="sha256:" + "b" * 64,
-        layers=[
-            LayerInfo(
-                index=i,
-                digest=f"sha256:{i:064x}",
-                size=i * 1_234_567,
-                media_type="application/vnd.oci.image.layer.v1.tar+gzip",
-                created_by=f"{step} {HOSTILE[i % len(HOSTILE)]}",
-            )
-            for i in range(layers)
-        ],
-        history=[
-            HistoryInfo(
-                created_by=f"{step} {HOSTILE[i % len(HOSTILE)]}", empty_layer=False, layer=i
-            )
-            for i in range(layers)
-        ],
-        config=ConfigInfo(
-            env=[],
-            entrypoint=["/bin/sh", "-c", "x" * 3000],
-            cmd=None,
-            user="",
-            working_dir="",
-            labels={},
-            exposed_ports=[],
-        ),
-    )
-
-
-def entries(count: int) -> list[EntryInfo]:
-    return [
-        EntryInfo(
-            layer=i % 3,
-            path=f"dir/{HOSTILE[i % len(HOSTILE)]}/{i}",
-            type=["file", "dir", "symlink", "whiteout"][i % 4],
-            size=i * 1000,
-            mode=0o644,
-            uid=0,
-            gid=0,
-            mtime=0,
-            link="../" * 200 if i % 4 == 2 else "",
-        )
-        for i in range(count)
-    ]
 
 
 def peek_message(layer_count: int, page_entries: int, layer: int | None = None) -> dict:

@@ -20,8 +20,6 @@ import sys
 import tarfile
 from pathlib import Path
 
-import pytest
-
 from fixtures.images import OCI_LAYER_GZIP, Layer, image_config, push_image
 from fixtures.peak import PEAK_SOURCE
 from layerpeek.cli.main import main
@@ -176,7 +174,6 @@ def test_a_whole_image_listing_past_the_image_limits_is_refused(
     assert main(["ls", ref, "--layer", "1"]) == 0  # one layer is not the whole image
 
 
-@pytest.mark.anyio
 async def test_indexes_kept_in_memory_are_bounded_by_their_entries(
     monkeypatch, layerpeek_env, plain_registry
 ):

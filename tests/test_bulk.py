@@ -20,8 +20,6 @@ from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.registry.guard import NetworkGuard
 from layerpeek.core.registry.reference import parse_reference
 
-pytestmark = pytest.mark.anyio
-
 
 def blob_path(digest: str) -> str:
     return rf"/blobs/{re.escape(digest)}$"

@@ -97,7 +97,6 @@ def test_an_unusable_cache_directory_is_a_clear_error(tmp_path):
         Cache(blocker / "cache")
 
 
-@pytest.mark.anyio
 async def test_the_async_cache_runs_in_worker_threads(tmp_path):
     cache = AsyncCache(tmp_path)
     await cache.put("config", "sha256:a", b"bytes")
@@ -105,7 +104,6 @@ async def test_the_async_cache_runs_in_worker_threads(tmp_path):
     await cache.close()
 
 
-@pytest.mark.anyio
 async def test_the_async_cache_closes_and_reopens_on_next_use(tmp_path):
     cache = AsyncCache(tmp_path)
     await cache.close()  # never opened: nothing to do

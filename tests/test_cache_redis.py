@@ -30,8 +30,6 @@ from layerpeek.core.registry.reference import parse_reference
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings
 
-pytestmark = pytest.mark.anyio
-
 DIGEST = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64
 
@@ -156,6 +154,7 @@ async def test_no_redis_listening_is_a_miss_and_writes_are_skipped():
     await store.close()
 
 
+@pytest.mark.redis  # its own redis-server, which it stops
 async def test_a_redis_that_stops_is_a_miss_not_a_failure():
     with RedisServer(require_tool("redis-server")) as server:
         store = RedisCache(server.url, clock=_never_backs_off().__next__)

@@ -26,8 +26,6 @@ from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings
 from layerpeek.server.app import create_server
 
-pytestmark = pytest.mark.anyio
-
 FILES = 3000
 FILE_SIZE = 4000  # incompressible: a ~12 MB gzip blob, scanned in a dozen steps or more
 SHARED_REPO = "test/shared-scan"
@@ -278,25 +276,17 @@ async def test_a_missing_tag_asked_at_once_is_one_check_and_everyones_error(
     assert counted(fault_proxy, "GET", manifests) == 1  # the registry's own words
 
 
-async def test_cold_calls_at_once_fetch_one_token(
-    peek_token, token_registry, token_server, catalog
-):
+async def test_cold_calls_at_once_fetch_one_token(peek, token_registry, token_server, catalog):
     # Ten tags of one repository: ten manifest checks, each answered 401 at first, all for
     # the same token (registry, realm, service and scope).
     image = catalog.tags
     refs = iter(f"{token_registry.host}/{image.repo}:{tag}" for tag in image.tags[:CALLERS])
     token_server.reset()
-    reports = await at_once(CALLERS, lambda: peek_token.inspect(next(refs)))
+    reports = await at_once(CALLERS, lambda: peek.inspect(next(refs)))
     assert {r.digest for r in reports} == {image.digest}
     assert [(r.scopes, r.status) for r in token_server.requests] == [
         ((f"repository:{image.repo}:pull",), 200)
     ]
-
-
-@pytest.fixture
-async def peek_token(layerpeek_env):
-    async with RegistryClient() as client, Layerpeek(client) as peek:
-        yield peek
 
 
 @pytest.fixture(scope="module")

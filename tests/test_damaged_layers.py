@@ -13,18 +13,19 @@ import json
 import discord
 import pytest
 from mcp import Client
-from test_bot_commands import invoke, running_bot
-from test_bot_render import KEY, entries, report
-from test_bot_support import (
+
+from fixtures.bot import (
     FakeInteraction,
     allow_local_registry,
     assert_within_limits,
+    invoke,
     live_markdown,
+    running_bot,
     sent_payload,
     shown,
 )
-
 from fixtures.damaged import READ_BEFORE_DAMAGE, DamagedImages, push_damaged_images
+from fixtures.reports import KEY, entries, report
 from layerpeek.bot import commands, render
 from layerpeek.bot.reply import Reply, payload
 from layerpeek.bot.scope import Scope
@@ -217,7 +218,6 @@ def test_text_answers_are_printed_before_the_error(capsys, layerpeek_env, plain_
 # -- the service's pages (what the bot's buttons page through) ------------------------------
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize("limit", [20, 39, 40, 44, 100])
 async def test_list_page_names_the_damage_on_the_one_page_that_holds_it(
     layerpeek_env, plain_registry, damaged, limit
@@ -262,7 +262,6 @@ def assert_incomplete(answer: dict, text: list[str], image, host: str) -> None:
     assert text[0].startswith("INCOMPLETE: " + problem_line(image)) and ERROR in text[0]
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize("kind", ["gzip", "zstd"])
 async def test_list_files_answers_with_the_entries_read_and_the_problem(
     mcp, plain_registry, damaged, kind
@@ -275,7 +274,6 @@ async def test_list_files_answers_with_the_entries_read_and_the_problem(
     assert_incomplete(answer, text, image, host)
 
 
-@pytest.mark.anyio
 async def test_paging_a_damaged_layer_ends_at_the_damage(mcp, plain_registry, damaged):
     image, host = damaged.gzip, plain_registry.host
     pages, cursor = [], None
@@ -297,7 +295,6 @@ async def test_paging_a_damaged_layer_ends_at_the_damage(mcp, plain_registry, da
     assert_incomplete(*pages[-1], image, host)
 
 
-@pytest.mark.anyio
 async def test_every_layer_goes_on_past_the_damage_named_once(mcp, plain_registry, damaged):
     image, host = damaged.two_layers, plain_registry.host
     first, text = await call(mcp, "list_files", reference=image.ref(host), limit=40)
@@ -313,7 +310,6 @@ async def test_every_layer_goes_on_past_the_damage_named_once(mcp, plain_registr
     assert rest["complete"] is True and rest["problems"] == []
 
 
-@pytest.mark.anyio
 async def test_merged_tools_answer_from_what_was_read(mcp, plain_registry, damaged):
     image, host = damaged.two_layers, plain_registry.host
     ref = image.ref(host)
@@ -373,7 +369,6 @@ async def turn(bot, key: str, scope: Scope, page: int, nav: str) -> dict:
     return sent_payload(click.named("edit_original")[-1])
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize("kind", ["gzip", "zstd"])
 async def test_peek_pages_show_the_entries_and_warn_at_the_damage(
     bot_settings, plain_registry, damaged, kind
@@ -400,7 +395,6 @@ async def test_peek_pages_show_the_entries_and_warn_at_the_damage(
     assert warning_of(listing["description"]) == ""
 
 
-@pytest.mark.anyio
 async def test_merged_bot_answers_warn_and_answer_from_what_was_read(
     bot_settings, plain_registry, damaged
 ):

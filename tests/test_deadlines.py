@@ -19,8 +19,8 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from test_bot_support import allow_local_registry, command_payload, recorded_bot, shown
 
+from fixtures.bot import allow_local_registry, command_payload, recorded_bot, shown
 from fixtures.hostile import OCI_MANIFEST, HostileRegistry, sha256
 from layerpeek.bot.app import LayerpeekBot
 from layerpeek.bot.settings import BotSettings
@@ -30,8 +30,6 @@ from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.registry.reference import parse_reference
 from layerpeek.core.settings import Settings
 from layerpeek.server.main import _parser, build, http_options
-
-pytestmark = pytest.mark.anyio
 
 SLOW = "slow/app"
 DRIP = 0.02

@@ -9,8 +9,6 @@ from fixtures.fs_images import STEPS
 from layerpeek.cli.main import main
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.fs.find import FindSpec, parse_size
-from layerpeek.core.registry.client import RegistryClient
-from layerpeek.core.service import Layerpeek
 from layerpeek.core.text import short_digest
 
 ENTRY_KEYS = {"layer", "path", "type", "size", "mode", "uid", "gid", "mtime", "link", "cut"}
@@ -20,12 +18,6 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     status = main(list(argv))
     out, err = capsys.readouterr()
     return status, out, err
-
-
-@pytest.fixture
-async def peek(layerpeek_env):
-    async with RegistryClient() as client:
-        yield Layerpeek(client)
 
 
 # -- the query --------------------------------------------------------------------------------
@@ -70,7 +62,6 @@ def test_bad_queries_are_one_line_errors(kwargs):
 # -- find against the registry ----------------------------------------------------------------
 
 
-@pytest.mark.anyio
 async def test_find_across_layers_sees_deleted_files_and_their_story(
     peek, plain_registry, fs_images
 ):
@@ -89,7 +80,6 @@ async def test_find_across_layers_sees_deleted_files_and_their_story(
     assert [e.action for e in through_link.history] == ["added", "deleted"]
 
 
-@pytest.mark.anyio
 async def test_find_per_layer_includes_whiteouts_and_every_copy(peek, plain_registry, fs_images):
     image = await peek.resolve(fs_images.overlay.ref(plain_registry.host))
     copies = await peek.find(image, FindSpec.parse("etc/passwd"), merged=False)
@@ -105,7 +95,6 @@ async def test_find_per_layer_includes_whiteouts_and_every_copy(peek, plain_regi
     }
 
 
-@pytest.mark.anyio
 async def test_find_merged_filters_and_pages(peek, plain_registry, fs_images):
     image = await peek.resolve(fs_images.overlay.ref(plain_registry.host))
     spec = FindSpec.parse("^app/", regex=True, types=["file"])
@@ -140,7 +129,6 @@ def test_find_cli_rejects_a_bad_size(capsys, layerpeek_env, plain_registry, fs_i
 # -- diff -------------------------------------------------------------------------------------
 
 
-@pytest.mark.anyio
 async def test_diff_of_two_tags_sharing_layers(peek, plain_registry, fs_images):
     a = await peek.resolve(fs_images.overlay.ref(plain_registry.host))
     b = await peek.resolve(fs_images.overlay_v2.ref(plain_registry.host))
@@ -159,7 +147,6 @@ async def test_diff_of_two_tags_sharing_layers(peek, plain_registry, fs_images):
     assert report.unchanged == (await peek.merged_listing(a)).total - 2
 
 
-@pytest.mark.anyio
 async def test_diff_of_an_image_with_itself_is_empty(peek, plain_registry, fs_images):
     a = await peek.resolve(fs_images.overlay.ref(plain_registry.host))
     report = await peek.diff(a, a)

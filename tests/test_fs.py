@@ -2,21 +2,15 @@
 hostile names, and each path's story."""
 
 import json
-import os
-import stat
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from fixtures.fs_images import PRIVATE_KEY, STEPS
-from fixtures.tools import require_tool
+from fixtures.umoci import merged_tree, unpack_with_umoci, unpacked_tree
 from layerpeek.cli.main import main
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.fs.overlay import Overlay, irregular_name, merge
 from layerpeek.core.layers.entry import TarEntry
-from layerpeek.core.registry.client import RegistryClient
-from layerpeek.core.service import Layerpeek
 
 
 def e(path: str, type: str = "file", size: int = 1, mode: int = 0o644, link: str = "") -> TarEntry:
@@ -193,62 +187,7 @@ def test_irregular_name_detects_empty_dot_and_dot_dot_components():
 # -- against the real registry and a real unpacker ---------------------------------------------
 
 
-def unpack_with_umoci(ref: str, work: Path) -> Path:
-    """skopeo copies the image from the registry into an OCI layout; umoci unpacks it."""
-    skopeo, umoci = require_tool("skopeo"), require_tool("umoci")
-    layout = work / "layout"
-    copy = [skopeo, "--insecure-policy", "copy", "--src-tls-verify=false"]
-    subprocess.run([*copy, f"docker://{ref}", f"oci:{layout}:image"], check=True)
-    bundle = work / "bundle"
-    unpack = [umoci, "--log", "error", "unpack", "--rootless", "--image", f"{layout}:image"]
-    subprocess.run([*unpack, str(bundle)], check=True)
-    return bundle / "rootfs"
-
-
-Shape = tuple[str, int, int, str]
-
-
-def unpacked_tree(root: Path) -> dict[str, Shape]:
-    """path → (type, size, permission bits, link target) of what the unpacker wrote."""
-    tree = {}
-    for current, dirs, files in os.walk(root):
-        for name in dirs + files:
-            full = Path(current, name)
-            info = full.lstat()
-            path = full.relative_to(root).as_posix()
-            mode = stat.S_IMODE(info.st_mode)
-            if stat.S_ISLNK(info.st_mode):
-                tree[path] = ("symlink", 0, 0, os.readlink(full))
-            elif stat.S_ISDIR(info.st_mode):
-                tree[path] = ("dir", 0, mode, "")
-            else:
-                tree[path] = ("file", info.st_size, mode, "")
-    return tree
-
-
-def merged_tree(listing) -> dict[str, Shape]:
-    """The same shape from our merged listing: a hard link is a file of its target's size."""
-    tree = {}
-    for entry in listing.entries:
-        mode = entry.mode & 0o7777
-        if entry.type == "hardlink":
-            tree[entry.path] = ("file", entry.size, mode, "")
-        elif entry.type == "dir":
-            tree[entry.path] = ("dir", 0, mode, "")
-        elif entry.type == "symlink":
-            tree[entry.path] = ("symlink", 0, 0, entry.link)
-        else:
-            tree[entry.path] = (entry.type, entry.size, mode, entry.link)
-    return tree
-
-
-@pytest.fixture
-async def peek(layerpeek_env):
-    async with RegistryClient() as client:
-        yield Layerpeek(client)
-
-
-@pytest.mark.anyio
+@pytest.mark.tools
 @pytest.mark.parametrize("tag", ["v1", "v2"])
 async def test_merged_listing_equals_what_umoci_unpacks(
     peek, plain_registry, fs_images, tmp_path, tag
@@ -261,14 +200,12 @@ async def test_merged_listing_equals_what_umoci_unpacks(
     assert listing.irregular == [] and listing.total == len(listing.entries)
 
 
-@pytest.mark.anyio
 async def test_merged_listing_of_the_catalog_whiteout_image(peek, plain_registry, catalog):
     image = await peek.resolve(catalog.whiteouts.ref(plain_registry.host))
     listing = await peek.merged_listing(image)
     assert tuple(e.path for e in listing.entries) == catalog.whiteouts.merged_paths
 
 
-@pytest.mark.anyio
 async def test_merged_entries_name_their_providing_layer(peek, plain_registry, fs_images):
     image = await peek.resolve(fs_images.overlay.ref(plain_registry.host))
     entries = {e.path: e for e in (await peek.merged_listing(image)).entries}
@@ -285,7 +222,6 @@ async def test_merged_entries_name_their_providing_layer(peek, plain_registry, f
     assert "usr/lib/libfoo.so" not in entries and entries["usr/bin/helper"].layer == 3
 
 
-@pytest.mark.anyio
 async def test_merged_listing_pages(peek, plain_registry, fs_images):
     image = await peek.resolve(fs_images.overlay.ref(plain_registry.host))
     whole = await peek.merged_listing(image)
@@ -296,7 +232,6 @@ async def test_merged_listing_pages(peek, plain_registry, fs_images):
         await peek.merged_listing(image, limit=0)
 
 
-@pytest.mark.anyio
 async def test_hostile_image_is_merged_literally_and_reported(peek, plain_registry, fs_images):
     image = await peek.resolve(fs_images.hostile.ref(plain_registry.host))
     listing = await peek.merged_listing(image)
@@ -322,7 +257,6 @@ async def test_hostile_image_is_merged_literally_and_reported(peek, plain_regist
     }
 
 
-@pytest.mark.anyio
 async def test_trace_tells_a_paths_story_with_build_steps(peek, plain_registry, fs_images):
     image = await peek.resolve(fs_images.overlay.ref(plain_registry.host))
     trace = await peek.trace(image, "/home/dev/.ssh/id_rsa")
@@ -338,7 +272,6 @@ async def test_trace_tells_a_paths_story_with_build_steps(peek, plain_registry, 
     assert [e.action for e in passwd.events] == ["added", "changed"]
 
 
-@pytest.mark.anyio
 async def test_removed_files_still_shipped_are_listed_and_readable(peek, plain_registry, fs_images):
     image = await peek.resolve(fs_images.overlay.ref(plain_registry.host))
     report = await peek.removed_files(image)
@@ -362,7 +295,6 @@ async def test_removed_files_still_shipped_are_listed_and_readable(peek, plain_r
     assert copy == b"written through the lib symlink\n"
 
 
-@pytest.mark.anyio
 async def test_trace_follows_symlinked_directories(peek, plain_registry, fs_images):
     image = await peek.resolve(fs_images.overlay.ref(plain_registry.host))
     trace = await peek.trace(image, "lib/libfoo.so")

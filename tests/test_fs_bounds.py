@@ -14,23 +14,18 @@ from dataclasses import dataclass
 
 import anyio
 import pytest
-from test_bot_commands import bot_settings, invoke, running_bot, tree_payload
-from test_bot_support import sent_payload
-from test_mcp_server import allowed, call, error, mcp, mode
 
+from fixtures.bot import invoke, running_bot, sent_payload, tree_payload
 from fixtures.catalog import ImageSpec, PushedImage, push_spec
 from fixtures.fs_images import DEEP_DIR
 from fixtures.images import Member, Pusher, image_config, make_layer
+from fixtures.mcp import call, error
 from fixtures.peak import PEAK_SOURCE
 from layerpeek.bot import commands
 from layerpeek.cli.main import main
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.fs.find import MAX_PATTERN, FindSpec
 from layerpeek.core.layers.entry import NAME_LIMIT
-from layerpeek.core.registry.client import RegistryClient
-from layerpeek.core.service import Layerpeek
-
-__all__ = ["allowed", "bot_settings", "mcp", "mode"]  # fixtures, used by name
 
 DEEP_LEVELS = NAME_LIMIT // 2  # "a/a/…/a": the deepest name a layer may hold, 4095 bytes
 TREE_PATHS, TREE_LEVELS = 100, 2000  # 100 names of ~4 KiB, 200,000 implicit directories
@@ -61,12 +56,6 @@ def bound_images(plain_registry) -> BoundImages:
                 [Member(f"b{i}/{chain}/f", data=b"x") for i in range(TREE_PATHS)],
             ),
         )
-
-
-@pytest.fixture
-async def peek(layerpeek_env):
-    async with RegistryClient() as client, Layerpeek(client) as service:
-        yield service
 
 
 # -- memory linear in the listing ----------------------------------------------------------
@@ -111,7 +100,6 @@ def test_the_deepest_name_merges_in_linear_memory(layerpeek_env, plain_registry,
 # -- the event loop goes on ------------------------------------------------------------------
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize(
     "heavy",
     ["merged listing", "find hostile regex"],
@@ -150,7 +138,6 @@ async def test_a_parallel_call_finishes_while_a_big_tree_is_merged(
 # -- patterns ----------------------------------------------------------------------------------
 
 
-@pytest.mark.anyio
 async def test_a_catastrophic_regex_terminates_over_a_pushed_image(peek, plain_registry, fs_images):
     """``^(.+)+\\x00`` backtracks exponentially on the overlay image's 200-character path
     (in layer 0, deleted later: every layer is searched): a backtracking engine never
@@ -241,7 +228,6 @@ def test_the_cli_refuses_a_long_pattern_in_one_line(capsys, layerpeek_env, plain
     )
 
 
-@pytest.mark.anyio
 async def test_the_mcp_tool_refuses_long_patterns_and_survives_hostile_ones(
     mcp, plain_registry, fs_images
 ):
@@ -264,7 +250,6 @@ def test_the_bot_tells_discord_the_longest_pattern():
     assert pattern["max_length"] == MAX_PATTERN
 
 
-@pytest.mark.anyio
 async def test_the_bot_answers_a_hostile_find(bot_settings, plain_registry, fs_images):
     ref = fs_images.overlay.ref(plain_registry.host)
     async with running_bot(bot_settings) as bot:

@@ -20,14 +20,7 @@ from layerpeek.core.errors import LayerpeekError, NetworkRefused
 from layerpeek.core.registry.auth import RegistryAuth, TokenCache
 from layerpeek.core.registry.guard import NetworkGuard, make_transport
 
-pytestmark = pytest.mark.anyio
-
 Respond = Callable[[BaseHTTPRequestHandler], tuple[int, dict[str, str]]]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

@@ -13,7 +13,13 @@ import re
 
 import pytest
 
-from fixtures.hostile import OCI_LAYER_GZIP, OCI_MANIFEST, HostileRegistry, sha256
+from fixtures.hostile import (
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    HostileRegistry,
+    manifest_with_layer_digests,
+    sha256,
+)
 from layerpeek.cli.main import main
 from layerpeek.core.errors import ManifestError
 from layerpeek.core.image.documents import (
@@ -23,8 +29,6 @@ from layerpeek.core.image.documents import (
     MAX_LAYERS,
     parse_config,
 )
-from layerpeek.core.registry.client import RegistryClient
-from layerpeek.core.service import Layerpeek
 
 NAME = "evil/app"
 ZERO = "sha256:" + "0" * 64
@@ -37,18 +41,6 @@ CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 def hostile(layerpeek_env):
     with HostileRegistry() as registry:
         yield registry
-
-
-def manifest_with_layer_digests(registry: HostileRegistry, tag: str, digests: list[str]) -> None:
-    config = b'{"os": "linux", "architecture": "amd64"}'
-    registry.blob(NAME, sha256(config), config)
-    body = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/json", "digest": sha256(config), "size": 40},
-        "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": d, "size": 1} for d in digests],
-    }
-    registry.manifest(NAME, tag, json.dumps(body).encode(), OCI_MANIFEST)
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -95,12 +87,6 @@ def test_a_malformed_index_entry_digest_is_refused(capsys, hostile):
 # -- how big an image may be -----------------------------------------------------------------
 
 
-@pytest.fixture
-async def peek(layerpeek_env):
-    async with RegistryClient() as client, Layerpeek(client) as core:
-        yield core
-
-
 def _steps(count: int, made: int) -> list[dict]:
     """``count`` steps, the first ``made`` of them making a layer each."""
     return [{"created_by": f"RUN step {i}", "empty_layer": i >= made} for i in range(count)]
@@ -120,7 +106,6 @@ def _sized_image(registry: HostileRegistry, tag: str, layers: int, steps: int) -
     return f"{registry.host}/{NAME}:{tag}"
 
 
-@pytest.mark.anyio
 async def test_an_image_at_the_caps_is_read_and_one_layer_more_is_one_clear_error(peek):
     with HostileRegistry() as registry:
         report = await peek.inspect(_sized_image(registry, "cap", MAX_LAYERS, MAX_HISTORY))
@@ -137,7 +122,6 @@ async def test_an_image_at_the_caps_is_read_and_one_layer_more_is_one_clear_erro
     )
 
 
-@pytest.mark.anyio
 async def test_more_history_steps_than_the_cap_is_one_clear_error(peek):
     """The issue's image: 2,000 layers and 200,000 steps, refused at once."""
     with HostileRegistry() as registry:
@@ -153,7 +137,6 @@ async def test_more_history_steps_than_the_cap_is_one_clear_error(peek):
             await peek.inspect(_sized_image(registry, "both", 2000, 200_000))
 
 
-@pytest.mark.anyio
 async def test_an_index_of_more_entries_than_the_cap_is_one_clear_error(peek):
     with HostileRegistry() as registry:
         entries = [

@@ -3,16 +3,6 @@
 import pytest
 
 from layerpeek.core.errors import InvalidReference, NotFound, PlatformNotFound
-from layerpeek.core.registry.client import RegistryClient
-from layerpeek.core.service import Layerpeek
-
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def peek(layerpeek_env):
-    async with RegistryClient() as client:
-        yield Layerpeek(client)
 
 
 async def test_docker_schema2_image_reports_layers_and_steps(peek, plain_registry, catalog):

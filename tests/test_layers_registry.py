@@ -13,16 +13,6 @@ from layerpeek.core.errors import (
     LayerpeekError,
     TruncatedLayer,
 )
-from layerpeek.core.registry.client import RegistryClient
-from layerpeek.core.service import Layerpeek
-
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def peek(layerpeek_env):
-    async with RegistryClient() as client:
-        yield Layerpeek(client)
 
 
 def reported_type(entry) -> str:
@@ -195,6 +185,7 @@ def sparse_layer(tmp_path, tar_format: list[str]) -> bytes:
     return (tmp_path / "layer.tar.gz").read_bytes()
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize(
     "tar_format",
     [

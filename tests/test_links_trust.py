@@ -10,12 +10,8 @@ registry.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import hashlib
-import io
-import json
 import socket
-import tarfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,10 +19,15 @@ import httpx
 import pytest
 import uvicorn
 from starlette.types import ASGIApp
-from test_bot_support import allow_local_registry
 
+from fixtures.bot import allow_local_registry
 from fixtures.catalog import LATE_TXT
-from fixtures.hostile import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, HostileRegistry, sha256
+from fixtures.hostile import (
+    HostileRegistry,
+    layer_tar,
+    sha256,
+    sized_image,
+)
 from layerpeek.core.links import LinkTarget, sign
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
@@ -34,8 +35,6 @@ from layerpeek.core.settings import Settings
 from layerpeek.links.endpoint import LinkServer
 from layerpeek.links.settings import LinkSettings
 from layerpeek.links.window import SlidingWindow
-
-pytestmark = pytest.mark.anyio
 
 SECRET = "the link secret of these tests"
 FAR = 4_000_000_000  # an expiry no test reaches
@@ -101,34 +100,9 @@ async def receive(http: httpx.AsyncClient, path: str) -> tuple[httpx.Response, b
     return response, bytes(got), None
 
 
-def layer_tar(files: dict[str, bytes]) -> bytes:
-    """A gzip layer with ``files``: big enough to arrive in several pieces."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(raw.getvalue(), compresslevel=1, mtime=0)
-
-
 def lying_image(hostile: HostileRegistry, name: str, honest: bytes, sent: bytes) -> str:
     """An image whose layer claims ``honest``'s digest and size while ``sent`` is served."""
     return hostile.image(name, "v1", [(sha256(honest), sent)])
-
-
-def sized_image(hostile: HostileRegistry, name: str, data: bytes, size: int) -> str:
-    """An image whose manifest gives its one (honest) layer the size ``size``."""
-    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {}}).encode()
-    hostile.blob(name, sha256(config), config)
-    hostile.blob(name, sha256(data), data)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
-        "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": sha256(data), "size": size}],
-    }
-    return hostile.manifest(name, "v1", json.dumps(manifest).encode(), OCI_MANIFEST)
 
 
 def blob_gets(hostile: HostileRegistry, data: bytes) -> int:

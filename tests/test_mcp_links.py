@@ -4,7 +4,6 @@ mounts beside /mcp, fetched through the same ASGI app against the real registry.
 import base64
 import hashlib
 import json
-from contextlib import asynccontextmanager
 from datetime import datetime
 
 import httpx
@@ -12,10 +11,10 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from test_links_trust import layer_tar, sized_image
 
 from fixtures.catalog import LATE_TXT
-from fixtures.hostile import HostileRegistry
+from fixtures.hostile import HostileRegistry, layer_tar, sized_image
+from fixtures.mcp import PUBLIC, deployment, error, link_call
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings
@@ -23,73 +22,6 @@ from layerpeek.links.endpoint import LinkServer
 from layerpeek.links.settings import LinkSettings
 from layerpeek.server.app import create_server
 from layerpeek.server.main import _parser, build, http_options, main
-
-pytestmark = pytest.mark.anyio
-
-SECRET = "a link secret the tests share, 16+ bytes"
-PUBLIC = "https://layers.example"
-
-
-@pytest.fixture(params=["legacy", "auto"])
-def mode(request) -> str:
-    return request.param
-
-
-@pytest.fixture
-def allowed(layerpeek_env, monkeypatch, tmp_path) -> None:
-    """The local registries are allow-listed; no .env in the working directory."""
-    monkeypatch.setenv("LAYERPEEK_ALLOW_PRIVATE", "127.0.0.1")
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture
-def link_env(allowed, monkeypatch) -> None:
-    monkeypatch.setenv("LAYERPEEK_LINK_URL", PUBLIC)
-    monkeypatch.setenv("LAYERPEEK_LINK_SECRET", SECRET)
-
-
-async def call(client: Client, tool: str, **arguments) -> dict:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text
-    assert result.content[0].text.startswith(PUBLIC + "/d/")
-    return result.structured_content
-
-
-async def error(client: Client, tool: str, **arguments) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error and result.structured_content is None
-    return result.content[0].text
-
-
-class Deployment:
-    """``layerpeek-mcp --http`` in-process: an MCP client and raw GETs on one ASGI app."""
-
-    def __init__(self, mcp: Client, http: httpx2.AsyncClient) -> None:
-        self.mcp = mcp
-        self.http = http
-
-    async def fetch(self, url: str) -> httpx2.Response:
-        """GET a link's path on this deployment (the public base URL is a proxy in front)."""
-        assert url.startswith(PUBLIC + "/d/")
-        return await self.http.get(url.removeprefix(PUBLIC))
-
-
-@asynccontextmanager
-async def deployment(bearer: str | None = None):
-    """The server the environment describes; its MCP client sends ``bearer`` if given."""
-    args = _parser().parse_args(["--http"])
-    server, server_settings = build(args)
-    app = server.streamable_http_app(host=args.host, **http_options(args, server_settings))
-    headers = {"Authorization": f"Bearer {bearer}"} if bearer else None
-    async with app.router.lifespan_context(app):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(
-            transport=transport, base_url="http://127.0.0.1:8000", headers=headers
-        ) as http:
-            endpoint = streamable_http_client("http://127.0.0.1:8000/mcp", http_client=http)
-            async with Client(endpoint, mode="legacy") as mcp:
-                yield Deployment(mcp, http)
-
 
 # -- registration ------------------------------------------------------------------------------
 
@@ -126,7 +58,7 @@ def test_a_bad_link_setting_stops_the_server_with_one_line(monkeypatch, capsys, 
 async def test_a_layer_link_streams_exactly_the_blob(link_env, plain_registry, catalog):
     image = catalog.gzip
     async with deployment() as served:
-        link = await call(
+        link = await link_call(
             served.mcp, "download_link", reference=image.ref(plain_registry.host), layer=-1
         )
         response = await served.fetch(link["url"])
@@ -142,9 +74,13 @@ async def test_a_file_link_streams_the_file_the_image_shows_or_a_layer_ships(
 ):
     ref = catalog.gzip.ref(plain_registry.host)
     async with deployment() as served:
-        merged = await call(served.mcp, "download_link", reference=ref, path="/app/data/late.txt")
-        lower = await call(served.mcp, "download_link", reference=ref, path="etc/hostname", layer=0)
-        top = await call(served.mcp, "download_link", reference=ref, path="etc/hostname")
+        merged = await link_call(
+            served.mcp, "download_link", reference=ref, path="/app/data/late.txt"
+        )
+        lower = await link_call(
+            served.mcp, "download_link", reference=ref, path="etc/hostname", layer=0
+        )
+        top = await link_call(served.mcp, "download_link", reference=ref, path="etc/hostname")
         bodies = [(await served.fetch(link["url"])).content for link in (merged, lower, top)]
     assert bodies == [LATE_TXT, b"layerpeek\n", b"layerpeek-2\n"]
     assert [merged["size"], lower["size"], top["size"]] == [len(LATE_TXT), 10, 12]
@@ -155,7 +91,7 @@ async def test_a_link_keeps_serving_the_image_it_was_made_for(link_env, plain_re
     """Links pin the manifest digest: the tag name alone is not what they serve."""
     ref = catalog.gzip.ref(plain_registry.host)
     async with deployment() as served:
-        link = await call(served.mcp, "download_link", reference=ref, path="etc/hostname")
+        link = await link_call(served.mcp, "download_link", reference=ref, path="etc/hostname")
         token = link["url"].rpartition("/")[2]
     body = token.partition(".")[0]
     assert catalog.gzip.digest.encode() in _unb64(body)
@@ -164,7 +100,7 @@ async def test_a_link_keeps_serving_the_image_it_was_made_for(link_env, plain_re
 async def test_a_link_edited_to_serve_something_else_is_refused(link_env, plain_registry, catalog):
     ref = catalog.gzip.ref(plain_registry.host)
     async with deployment() as served:
-        link = await call(served.mcp, "download_link", reference=ref, layer=0)
+        link = await link_call(served.mcp, "download_link", reference=ref, layer=0)
         base, _, token = link["url"].rpartition("/")
         body, _, signature = token.partition(".")
         fields = json.loads(_unb64(body))
@@ -180,7 +116,7 @@ async def test_an_expired_link_is_refused(link_env, monkeypatch, plain_registry,
     monkeypatch.setenv("LAYERPEEK_LINK_HOURS", "1e-9")
     ref = catalog.gzip.ref(plain_registry.host)
     async with deployment() as served:
-        link = await call(served.mcp, "download_link", reference=ref, layer=0)
+        link = await link_call(served.mcp, "download_link", reference=ref, layer=0)
         refused = await served.fetch(link["url"])
     assert refused.status_code == 410 and "expired" in refused.text
 
@@ -199,7 +135,7 @@ async def test_the_link_route_needs_no_bearer_token_but_mcp_still_does(
         async with httpx2.AsyncClient(transport=transport, headers=bearer) as http:
             endpoint = streamable_http_client("http://127.0.0.1:8000/mcp", http_client=http)
             async with Client(endpoint, mode="legacy") as mcp:
-                link = await call(mcp, "download_link", reference=ref, layer=0)
+                link = await link_call(mcp, "download_link", reference=ref, layer=0)
         async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as raw:
             anonymous = await raw.get(link["url"].removeprefix(PUBLIC))
             no_token = await raw.post(
@@ -218,8 +154,8 @@ async def test_without_a_bearer_token_each_link_has_its_own_download_quota(
     monkeypatch.setenv("LAYERPEEK_LINK_USER_RATE", "1")
     ref = catalog.gzip.ref(plain_registry.host)
     async with deployment() as served:
-        layer = await call(served.mcp, "download_link", reference=ref, layer=0)
-        file = await call(served.mcp, "download_link", reference=ref, path="etc/hostname")
+        layer = await link_call(served.mcp, "download_link", reference=ref, layer=0)
+        file = await link_call(served.mcp, "download_link", reference=ref, path="etc/hostname")
         statuses = [(await served.fetch(link["url"])).status_code for link in (layer, layer, file)]
     assert statuses == [200, 429, 200]
     assert "u" not in json.loads(_unb64(layer["url"].rpartition("/")[2].partition(".")[0]))
@@ -232,10 +168,10 @@ async def test_links_made_with_a_bearer_token_share_its_quota_and_do_not_show_it
     monkeypatch.setenv("LAYERPEEK_MCP_TOKEN", "team-token")
     ref = catalog.gzip.ref(plain_registry.host)
     async with Client(create_server(links=LinkSettings()), mode="auto") as stdio:
-        own = await call(stdio, "download_link", reference=ref, layer=1)
+        own = await link_call(stdio, "download_link", reference=ref, layer=1)
     async with deployment(bearer="team-token") as served:
-        first = await call(served.mcp, "download_link", reference=ref, layer=0)
-        second = await call(served.mcp, "download_link", reference=ref, path="etc/hostname")
+        first = await link_call(served.mcp, "download_link", reference=ref, layer=0)
+        second = await link_call(served.mcp, "download_link", reference=ref, path="etc/hostname")
         statuses = [(await served.fetch(link["url"])).status_code for link in (first, second, own)]
     assert statuses == [200, 429, 200]
     fields = json.loads(_unb64(first["url"].rpartition("/")[2].partition(".")[0]))
@@ -251,7 +187,7 @@ async def test_links_signed_over_stdio_are_served_by_another_endpoint_with_the_s
 ):
     """An MCP server without HTTP only signs; e.g. the bot's link server serves its links."""
     async with Client(create_server(links=LinkSettings()), mode=mode) as client:
-        link = await call(
+        link = await link_call(
             client, "download_link", reference=catalog.gzip.ref(plain_registry.host), layer=0
         )
     async with RegistryClient(Settings(), guarded=True) as registry:
@@ -300,7 +236,7 @@ async def test_more_than_the_size_cap_is_refused_with_the_setting_named(
     ref = catalog.gzip.ref(plain_registry.host)
     async with Client(create_server(links=LinkSettings()), mode="auto") as client:
         message = await error(client, "download_link", reference=ref, layer=1)
-        small = await call(client, "download_link", reference=ref, path="etc/hostname")
+        small = await link_call(client, "download_link", reference=ref, path="etc/hostname")
     assert "LAYERPEEK_LINK_MAX_BYTES" in message and small["size"] == 12
 
 

@@ -17,11 +17,10 @@ from mcp.client.streamable_http import streamable_http_client
 
 from fixtures.catalog import LATE_TXT, TAG_NAMES
 from fixtures.images import Member, Pusher, image_config, make_layer, seeded_bytes
+from fixtures.mcp import CURSOR_KEY, call, error
 from layerpeek.server.app import create_server
 from layerpeek.server.cursor import CursorCodec
 from layerpeek.server.main import _parser, build, http_options
-
-pytestmark = pytest.mark.anyio
 
 TOOL_NAMES = {
     "inspect_image",
@@ -34,42 +33,7 @@ TOOL_NAMES = {
     "diff_images",
     "triage_image",
 }
-CURSOR_KEY = b"a key the tests know, to re-sign cursors"
 BIG_REPO = "mcp/big"
-
-
-@pytest.fixture(params=["legacy", "auto"])
-def mode(request) -> str:
-    return request.param
-
-
-@pytest.fixture
-def allowed(layerpeek_env, monkeypatch, tmp_path) -> None:
-    """The operator allow-listed the local registries (every port of 127.0.0.1); the working
-    directory has no .env (``--http`` would read one)."""
-    monkeypatch.setenv("LAYERPEEK_ALLOW_PRIVATE", "127.0.0.1")
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture
-async def mcp(allowed, mode):
-    async with Client(create_server(cursor_key=CURSOR_KEY), mode=mode) as client:
-        yield client
-
-
-async def call(client: Client, tool: str, **arguments) -> dict:
-    """The structured content of a successful call (its text summary must be there too)."""
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text
-    assert result.content[0].type == "text" and result.content[0].text
-    return result.structured_content
-
-
-async def error(client: Client, tool: str, **arguments) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error
-    assert result.structured_content is None
-    return result.content[0].text
 
 
 def resigned(cursor: str, **changes) -> str:

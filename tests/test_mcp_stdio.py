@@ -25,7 +25,6 @@ def child_env(layerpeek_env, **extra: str) -> dict[str, str]:
     }
 
 
-@pytest.mark.anyio
 async def test_stdio_round_trip(layerpeek_env, plain_registry, catalog):
     env = child_env(layerpeek_env, LAYERPEEK_ALLOW_PRIVATE=plain_registry.host)
     params = StdioServerParameters(command=server_command(), env=env)

@@ -26,8 +26,6 @@ from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.server.app import create_server
 
-pytestmark = pytest.mark.anyio
-
 REPO = "test/merged-kept"
 FILES = 400
 

@@ -16,14 +16,10 @@ import struct
 from pathlib import Path
 
 import pytest
-from test_bot_commands import bot_settings, invoke, running_bot
-from test_bot_support import sent_payload
-from test_fs import merged_tree, unpack_with_umoci, unpacked_tree
-from test_mcp_links import call as link_call
-from test_mcp_links import deployment, link_env
-from test_mcp_server import allowed, call, error, mcp, mode
 
+from fixtures.bot import invoke, running_bot, sent_payload
 from fixtures.fs_images import FsImages
+from fixtures.mcp import call, deployment, error, link_call
 from fixtures.path_images import (
     CHAIN,
     FIRST_COPY,
@@ -34,15 +30,13 @@ from fixtures.path_images import (
     PathImages,
     push_path_images,
 )
+from fixtures.umoci import merged_tree, unpack_with_umoci, unpacked_tree
 from layerpeek.bot import commands
 from layerpeek.cli.main import main
 from layerpeek.core.errors import FileNotInLayer
 from layerpeek.core.fs.overlay import Overlay, merge
 from layerpeek.core.layers.entry import TarEntry
-from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek, ResolvedImage
-
-__all__ = ["allowed", "bot_settings", "link_env", "mcp", "mode"]  # fixtures, used by name
 
 
 def e(path: str, type: str = "file", size: int = 1, link: str = "") -> TarEntry:
@@ -105,17 +99,11 @@ def path_images(plain_registry) -> PathImages:
     return push_path_images(plain_registry.url)
 
 
-@pytest.fixture
-async def peek(layerpeek_env):
-    async with RegistryClient() as client:
-        yield Layerpeek(client)
-
-
 async def _read(peek: Layerpeek, image: ResolvedImage, path: str, **how) -> bytes:
     return b"".join([chunk async for chunk in peek.read_file(image, path, **how)])
 
 
-@pytest.mark.anyio
+@pytest.mark.tools
 async def test_every_merged_file_reads_as_umoci_unpacks_it(
     peek, plain_registry, path_images, tmp_path
 ):
@@ -167,7 +155,6 @@ _SYS_OPENAT2 = 437  # the same number on every Linux architecture (5.6+)
 _RESOLVE_IN_ROOT = 0x10
 
 
-@pytest.mark.anyio
 async def test_reads_follow_links_in_directories_and_the_last_component(
     peek, plain_registry, path_images
 ):
@@ -198,7 +185,6 @@ async def test_reads_follow_links_in_directories_and_the_last_component(
     assert (report.os.id, report.os.path) == ("paths", "lib/os-release")
 
 
-@pytest.mark.anyio
 async def test_a_file_written_through_a_symlinked_directory_is_read_where_it_landed(
     peek, plain_registry, path_images, fs_images: FsImages
 ):
@@ -216,7 +202,6 @@ async def test_a_file_written_through_a_symlinked_directory_is_read_where_it_lan
     assert await peek.file_size(overlay, "usr/lib/libbar.so") == len(b"kept\n")
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize("tag", ["paths", "zstd"])
 async def test_the_last_copy_of_a_path_counts_and_a_hard_link_reads_the_one_it_shared(
     peek, plain_registry, path_images, tag
@@ -266,7 +251,6 @@ def test_cat_follows_links_and_says_where_on_stderr(
     assert err.decode() == "layerpeek: error: loop/b: a symlink loop: loop/b → loop/a → loop/b\n"
 
 
-@pytest.mark.anyio
 async def test_mcp_read_file_follows_links_and_names_the_file_read(
     mcp, plain_registry, path_images
 ):
@@ -282,7 +266,6 @@ async def test_mcp_read_file_follows_links_and_names_the_file_read(
     )
 
 
-@pytest.mark.anyio
 async def test_a_download_link_serves_the_file_links_lead_to(
     link_env, plain_registry, path_images, fs_images
 ):
@@ -298,7 +281,6 @@ async def test_a_download_link_serves_the_file_links_lead_to(
     assert [(b.status_code, b.content) for b in bodies] == [(200, TRUE_V2), (200, b"kept\n")]
 
 
-@pytest.mark.anyio
 async def test_bot_cat_names_the_file_read(bot_settings, plain_registry, path_images):
     ref = path_images.paths.ref(plain_registry.host)
     async with running_bot(bot_settings) as bot:

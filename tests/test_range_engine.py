@@ -43,8 +43,6 @@ from layerpeek.core.layers.reader import FIRST_WINDOW
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
-pytestmark = pytest.mark.anyio
-
 FILES = 1500
 FILE_SIZE = 3000  # incompressible: the blob is ~5 MB, the first 10 headers are in ~35 KB
 
@@ -110,12 +108,6 @@ def blob(layer) -> str:
 
 async def open_image(peek: Layerpeek, wide: Wide, host: str, kind: str = "gzip"):
     return await peek.resolve(wide.ref(host, kind))
-
-
-@pytest.fixture
-async def peek(layerpeek_env):
-    async with RegistryClient() as client:
-        yield Layerpeek(client)
 
 
 def paths(page) -> list[str]:

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,6 @@ from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.registry.reference import parse_reference
 from layerpeek.core.service import Layerpeek
 
-pytestmark = pytest.mark.anyio
-
 HELPER_NAME = "layerpeektest"
 # The docker-credential protocol: the action is argv[1], the server URL arrives on stdin, the
 # answer is {ServerURL, Username, Secret} JSON; "credentials not found" means "none here".
@@ -39,12 +37,6 @@ else
   exit 1
 fi
 """
-
-
-@pytest.fixture
-async def peek(layerpeek_env: Path) -> AsyncIterator[Layerpeek]:
-    async with RegistryClient() as client:
-        yield Layerpeek(client)
 
 
 def write_docker_config(directory: Path, config: dict[str, Any]) -> Path:

@@ -27,8 +27,6 @@ from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings
 
-pytestmark = pytest.mark.anyio
-
 MANIFEST = r"/v2/test/gzip/manifests/latest$"
 
 

@@ -21,8 +21,6 @@ from layerpeek.core.layers.entry import TarEntry
 from layerpeek.core.layers.scan import FileData, LayerReader, ScanEvent, scan_layer
 from layerpeek.core.layers.tar import TarScanner
 
-pytestmark = pytest.mark.anyio
-
 COMPRESS: dict[str, Callable[[bytes], bytes]] = {
     "gzip": gzip.compress,
     "zstd": zstandard.ZstdCompressor(write_checksum=True).compress,

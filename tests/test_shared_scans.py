@@ -268,7 +268,6 @@ class Clock:
         return self.now
 
 
-@pytest.mark.anyio
 async def test_a_redis_lease_is_renewed_while_used_and_released_only_by_its_holder(
     redis_server,
 ):
@@ -302,7 +301,6 @@ async def test_a_redis_lease_is_renewed_while_used_and_released_only_by_its_hold
         await other.close()
 
 
-@pytest.mark.anyio
 async def test_a_redis_that_is_down_lends_no_lease_and_nothing_fails():
     from layerpeek.core.cache.redis_store import RedisCache
 
@@ -315,7 +313,6 @@ async def test_a_redis_that_is_down_lends_no_lease_and_nothing_fails():
         await store.close()
 
 
-@pytest.mark.anyio
 async def test_a_page_reads_itself_while_another_process_holds_the_lease(
     layerpeek_env, tmp_path, fault_proxy, catalog
 ):

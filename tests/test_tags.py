@@ -6,26 +6,14 @@ against a stand-in that pages the way Docker Hub and GHCR do.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from fixtures.catalog import TAG_NAMES
 from fixtures.standins import TagPages
 from layerpeek.core.errors import NotFound
-from layerpeek.core.registry.client import RegistryClient
-from layerpeek.core.service import Layerpeek
-
-pytestmark = pytest.mark.anyio
 
 REPO = "team/app"
 SEVEN = [f"r{i:02d}" for i in range(1, 8)]  # pages of 2: r01-02, r03-04, r05-06, r07
-
-
-@pytest.fixture
-async def peek(layerpeek_env) -> AsyncIterator[Layerpeek]:
-    async with RegistryClient() as client:
-        yield Layerpeek(client)
 
 
 def page_url(last: str) -> str:

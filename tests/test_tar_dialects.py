@@ -28,7 +28,6 @@ from pathlib import Path
 import httpx
 import pytest
 import zstandard
-from test_tar_scanner import END, padded, pax_body, pax_entry, raw_header
 
 from fixtures.images import (
     OCI_LAYER,
@@ -38,14 +37,14 @@ from fixtures.images import (
     compress,
     sha256_digest,
 )
+from fixtures.tarblocks import END, padded, pax_body, pax_entry, raw_header
 from fixtures.tools import require_tool
 from layerpeek.core.errors import CorruptLayer, LayerError
 from layerpeek.core.layers.entry import TarEntry
 from layerpeek.core.layers.scan import FileData, scan_layer
-from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.tools
 
 Listed = tuple[str, str, int | None, str]
 """(path, type, size of a regular file or None, link target) as every lister shows it."""
@@ -450,12 +449,6 @@ def dialects(tmp_path_factory: pytest.TempPathFactory, plain_registry) -> dict[s
                 {tool: extract(tool, path, root / f"{name}-{tool}") for tool in case.listers},
             )
     return built
-
-
-@pytest.fixture
-async def peek(layerpeek_env):
-    async with RegistryClient() as client:
-        yield Layerpeek(client)
 
 
 async def layer_listing(

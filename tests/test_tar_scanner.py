@@ -12,12 +12,12 @@ from collections.abc import Iterator
 import pytest
 
 from fixtures.peak import PEAK_SOURCE
+from fixtures.tarblocks import END, MTIME, padded, pax_body, pax_entry, raw_header
 from layerpeek.core.errors import CorruptLayer, HostileLayer, LayerTooLarge, TruncatedLayer
 from layerpeek.core.layers.entry import LAYER_LIMITS, NAME_LIMIT, TarEntry
 from layerpeek.core.layers.scan import LayerReader
 from layerpeek.core.layers.tar import FileData, ScanEvent, TarScanner
 
-MTIME = 1_700_000_000
 LONG_DIR = "usr/lib/" + "x" * 90
 FORMATS = {"gnu": tarfile.GNU_FORMAT, "pax": tarfile.PAX_FORMAT, "ustar": tarfile.USTAR_FORMAT}
 
@@ -49,42 +49,6 @@ def archive(fmt: int, members: list[tuple[tarfile.TarInfo, bytes]], **options: o
             tar.addfile(info, io.BytesIO(data) if info.size else None)
     return buffer.getvalue()
 
-
-def raw_header(name: bytes, kind: bytes = b"0", size: int = 0, **fields: bytes) -> bytes:
-    """One hand-made header block; ``fields`` maps "at_OFFSET" to raw bytes placed there."""
-    block = bytearray(512)
-    block[0 : len(name)] = name
-    block[100:108] = b"0000644\0"
-    block[108:116] = b"0000000\0"
-    block[116:124] = b"0000000\0"
-    block[124:136] = b"%011o\0" % size
-    block[136:148] = b"%011o\0" % MTIME
-    block[156:157] = kind
-    for key, value in fields.items():
-        offset = int(key.removeprefix("at_"))
-        block[offset : offset + len(value)] = value
-    block[148:156] = b" " * 8
-    block[148:156] = b"%06o\0 " % sum(block)
-    return bytes(block)
-
-
-def padded(data: bytes) -> bytes:
-    return data + bytes(-len(data) % 512)
-
-
-def pax_body(**records: str) -> bytes:
-    """PAX records ("%d key=value\n", the length counting itself); "_" in a key means "."."""
-    out = b""
-    for key, value in records.items():
-        body = b" %s=%s\n" % (key.replace("_", ".").encode(), value.encode())
-        length = len(body) + 1
-        while len(b"%d" % length) + len(body) != length:
-            length = len(b"%d" % length) + len(body)
-        out += b"%d" % length + body
-    return out
-
-
-END = bytes(1024)
 
 SAMPLE = [
     member("./", tarfile.DIRTYPE, mode=0o755),
@@ -716,17 +680,6 @@ def test_a_pax_1_0_map_that_never_ends_is_refused_at_one_mebibyte() -> None:
 # -- caps: names, entries, names per layer -----------------------------------------------------
 
 
-def pax_entry(name: bytes = b"f", data: bytes = b"", kind: bytes = b"0", **records: str) -> bytes:
-    """A PAX header with ``records``, then the entry it applies to (and its data)."""
-    pax = pax_body(**records)
-    return (
-        raw_header(b"././@PaxHeader", b"x", len(pax))
-        + padded(pax)
-        + raw_header(name, kind, len(data))
-        + padded(data)
-    )
-
-
 def gnu_long(kind: bytes, name: bytes) -> bytes:
     return raw_header(b"././@LongLink", kind, len(name) + 1) + padded(name + b"\0")
 
@@ -840,7 +793,7 @@ _STREAM_A_HUGE_COMMENT = (
 import sys
 from layerpeek.core.layers.tar import TarScanner
 sys.path.insert(0, "tests")
-from test_tar_scanner import END, raw_header
+from fixtures.tarblocks import END, raw_header
 
 size = 256 << 20  # one comment record of 256 MiB, streamed 1 MiB at a time
 head = b"%d comment=" % size

@@ -13,8 +13,6 @@ from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.registry.reference import parse_reference
 from layerpeek.core.service import Layerpeek
 
-pytestmark = pytest.mark.anyio
-
 
 @pytest.fixture(scope="module")
 def tls_registry(docker_registry, registry_root, plain_registry, tmp_path_factory):

@@ -44,8 +44,6 @@ from layerpeek.core.layers.toc import (
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
-pytestmark = pytest.mark.anyio
-
 CHUNK = 64 << 10
 BIG = seeded_bytes(7, 5 * CHUNK + 1234)  # six chunks, the last one short
 BALLAST = seeded_bytes(8, 1 << 20)  # incompressible bulk, so a TOC is a small fraction

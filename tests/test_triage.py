@@ -7,14 +7,6 @@ import pytest
 from fixtures.fs_images import STEPS
 from layerpeek.cli.main import main
 from layerpeek.core.fs.triage import mode_problems, parse_os_release, runs_as_root, secret_kind
-from layerpeek.core.registry.client import RegistryClient
-from layerpeek.core.service import Layerpeek
-
-
-@pytest.fixture
-async def peek(layerpeek_env):
-    async with RegistryClient() as client:
-        yield Layerpeek(client)
 
 
 @pytest.mark.parametrize(
@@ -88,7 +80,6 @@ def test_os_release_values_are_unquoted():
     }
 
 
-@pytest.mark.anyio
 async def test_triage_report_of_the_overlay_image(peek, plain_registry, fs_images):
     image = await peek.resolve(fs_images.overlay.ref(plain_registry.host))
     report = await peek.triage(image, largest=3)
@@ -121,14 +112,12 @@ async def test_triage_report_of_the_overlay_image(peek, plain_registry, fs_image
     assert report.removed_size == (await peek.removed_files(image)).total_size
 
 
-@pytest.mark.anyio
 async def test_triage_knows_a_non_root_user(peek, plain_registry, fs_images):
     image = await peek.resolve(fs_images.overlay_v2.ref(plain_registry.host))
     report = await peek.triage(image)
     assert report.user == "1000:1000" and not report.runs_as_root
 
 
-@pytest.mark.anyio
 async def test_triage_reports_irregular_names(peek, plain_registry, fs_images):
     image = await peek.resolve(fs_images.hostile.ref(plain_registry.host))
     report = await peek.triage(image)

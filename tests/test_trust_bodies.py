@@ -18,8 +18,6 @@ from layerpeek.core.errors import NotFound, ServerError
 from layerpeek.core.registry.client import MAX_REASON_BYTES, RegistryClient
 from layerpeek.core.service import Layerpeek
 
-pytestmark = pytest.mark.anyio
-
 SENT_AT_MOST = 64 << 20  # loopback socket buffers take a few MiB before the client hangs up
 MANIFESTS = r"/v2/x/manifests/.*"
 

@@ -33,8 +33,6 @@ from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.server.app import create_server
 
-pytestmark = pytest.mark.anyio
-
 ATTACKER_FILE = "etc/attacker-was-here"
 
 

@@ -26,8 +26,6 @@ from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.registry.reference import parse_reference
 from layerpeek.core.service import Layerpeek
 
-pytestmark = pytest.mark.anyio
-
 LAYER = gzip.compress(b"\0" * 1024)
 DEEP_JSON = b"[" * 200_000  # deeper than any interpreter stack: RecursionError, not ValueError
 

@@ -16,8 +16,6 @@ from layerpeek.core.errors import RegistryError, Unauthorized
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
-pytestmark = pytest.mark.anyio
-
 PRIVATE_SCOPE = "repository:private/secret:pull"
 MIB = 1024 * 1024
 # Loopback socket buffers hold a few MiB that the server writes before it sees the reset.

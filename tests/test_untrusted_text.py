@@ -14,17 +14,16 @@ import re
 
 import pytest
 from mcp import Client
-from test_bot_dispatch import click
-from test_bot_support import (
+
+from fixtures.bot import (
     allow_local_registry,
+    click,
     live_markdown,
     message_payload,
     recorded_bot,
     shown,
 )
-from test_image_bounds import manifest_with_layer_digests
-
-from fixtures.hostile import OCI_MANIFEST, HostileRegistry, sha256
+from fixtures.hostile import OCI_MANIFEST, HostileRegistry, manifest_with_layer_digests, sha256
 from fixtures.images import Member, make_layer
 from layerpeek.bot.cli import main as bot_main
 from layerpeek.bot.render import LOOKALIKE_BACKTICK, untrusted
@@ -144,7 +143,6 @@ async def mcp(hostile, monkeypatch, tmp_path):
         yield client
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize("tag", ["single", "multi"])
 async def test_mcp_text_shows_hostile_fields_escaped_and_keeps_the_data(mcp, hostile, tag):
     result = await mcp.call_tool("inspect_image", {"reference": f"{hostile.host}/{NAME}:{tag}"})
@@ -158,7 +156,6 @@ async def test_mcp_text_shows_hostile_fields_escaped_and_keeps_the_data(mcp, hos
     assert report["layers"][0]["created_by"] == "RUN echo " + MARKDOWN + RESET + CSI
 
 
-@pytest.mark.anyio
 async def test_mcp_file_text_is_escaped_line_by_line_and_the_content_kept(mcp, hostile):
     ref = f"{hostile.host}/{NAME}:single"
     result = await mcp.call_tool("read_file", {"reference": ref, "path": "/etc/banner"})
@@ -167,7 +164,6 @@ async def test_mcp_file_text_is_escaped_line_by_line_and_the_content_kept(mcp, h
     assert result.structured_content["content"] == RESET + "hello\n\tworld" + CSI
 
 
-@pytest.mark.anyio
 async def test_mcp_platform_listing_and_errors_are_escaped(mcp, hostile):
     ref = f"{hostile.host}/{NAME}:multi"
     result = await mcp.call_tool("inspect_image", {"reference": ref, "all_platforms": True})
@@ -248,7 +244,6 @@ def test_a_discord_error_quoting_the_image_is_inert(capsys, hostile, monkeypatch
     assert "layers[0].digest is not a sha256" in shown(message["content"])
 
 
-@pytest.mark.anyio
 async def test_what_discord_py_sends_allows_no_mentions(layerpeek_env, monkeypatch):
     """Through discord.py's own dispatch and HTTP payload, not just the preview."""
     allow_local_registry(monkeypatch, layerpeek_env)
