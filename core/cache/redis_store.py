@@ -34,7 +34,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar, cast
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -77,7 +77,7 @@ def _or_none(method: Method[P, T]) -> Method[P, T | None]:
     Redis is unreachable also skips Redis for ``RETRY_AFTER`` seconds."""
 
     @functools.wraps(method)
-    async def guarded(self: RedisCache, *args: P.args, **kwargs: P.kwargs) -> T | None:
+    async def guarded(self: RedisCache, /, *args: P.args, **kwargs: P.kwargs) -> T | None:
         if self._clock() < self._down_until:
             return None
         try:
@@ -175,7 +175,8 @@ class RedisCache:
     async def get(self, kind: Kind, digest: str) -> bytes | None:
         """The payload stored for ``digest``, or None (also when it failed its checksum)."""
         key = content_key(kind, digest)
-        value = await self._redis.getex(key, px=_milliseconds(self.idle_ttl))
+        # The client decodes nothing (no decode_responses), so a value is bytes.
+        value = cast(bytes | None, await self._redis.getex(key, px=_milliseconds(self.idle_ttl)))
         if value is None:
             return None
         checksum, payload = value[:_CHECKSUM], value[_CHECKSUM:]
@@ -219,4 +220,4 @@ class RedisCache:
 
     @_or_none
     async def _run(self, script: str, key: str, *args: int) -> None:
-        await self._redis.eval(script, 1, lease_key(key), self._token, *args)  # type: ignore[misc]
+        await self._redis.eval(script, 1, lease_key(key), self._token, *args)

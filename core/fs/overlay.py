@@ -501,14 +501,15 @@ class Overlay:
     # -- additions ---------------------------------------------------------------------------
 
     def _add(self, layer: int, entry: EntryLike, position: int) -> None:
-        path: str | None = entry.path
+        path = entry.path
         if irregular_name(entry.path):
             self.irregular.append(Irregular(path, layer, "name has an empty, . or .. component"))
             name = self._root.child(entry.path)
         else:
-            path = self._placed(layer, entry.path)
-            if path is None:
+            placed = self._placed(layer, entry.path)
+            if placed is None:
                 return
+            path = placed
             if path != entry.path:
                 self.placed[(layer, entry.path)] = path
             directory, _, leaf = path.rpartition("/")

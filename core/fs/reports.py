@@ -315,7 +315,7 @@ SecretCandidates = tuple[list[tuple[Node, str]], list[tuple[Node, str, int, str]
 def secret_candidates(overlay: Overlay) -> SecretCandidates:
     """Merged nodes that look secret, and removed nodes that do (node, kind, removed in, how)."""
     present = [(n, k) for n in overlay.iter_nodes() if (k := secret_kind(n.path, n.type))]
-    gone = [
+    gone: list[tuple[Node, str, int, str]] = [
         (r.node, k, r.layer, r.action)
         for r in overlay.removed
         if (k := secret_kind(r.node.path, r.node.type))

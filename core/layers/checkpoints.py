@@ -137,7 +137,8 @@ def _system_zlib() -> _Zlib:
     version, size = lib.zlibVersion(), ctypes.sizeof(_ZStream)
 
     def init(stream: object, wbits: int) -> int:
-        return lib.inflateInit2_(stream, wbits, version, size)
+        status: int = lib.inflateInit2_(stream, wbits, version, size)
+        return status
 
     return _Zlib(
         _ZStream, init, lib.inflate, lib.inflateEnd, lib.inflatePrime, lib.inflateSetDictionary
@@ -403,7 +404,7 @@ class Resume:
         self._point = point
         self._primed = False
 
-    def feed(self, data: bytes) -> Iterator[bytes]:
+    def feed(self, data: bytes) -> Iterator[Piece]:
         """Inflate the next blob bytes (the first call starts at ``point.fetch_from``)."""
         if not self._primed and data:
             self._prime(data[0])

@@ -151,7 +151,8 @@ class GzipDecompressor:
         """One bounded zlib call; returns its output and the input it did not use."""
         try:
             out = member.decompress(data, MAX_OUTPUT)
-        except zlib.error as error:
+        # zlib-ng's stub declares ``error`` as an instance of Exception, not the class it is.
+        except zlib.error as error:  # type: ignore[misc]
             raise CorruptLayer(f"corrupt gzip data ({error})", self.consumed) from error
         if member.eof:
             rest = member.unused_data
