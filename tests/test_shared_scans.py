@@ -219,9 +219,12 @@ def test_a_redis_lease_never_released_ends_with_its_ttl(
     ref = catalog.gzip.ref(fault_proxy.host)
     key = f"layerpeek:v1:lease:{key_for(parse_reference(ref), layer.digest)}"
     with redis_server.client() as raw:
-        raw.set(key, "a holder that died", px=1500)
-    waiter = Child("redis", redis_server.url, ref)
-    children.append(waiter)
+        raw.set(key, "a holder that died")
+        waiter = Child("redis", redis_server.url, ref)
+        children.append(waiter)
+        # The time to live starts once the waiter waits, however long the child took to start.
+        assert waiter.said("waiting", block=DEADLINE)
+        raw.pexpire(key, 500)
     assert waiter.finish() == ["waiting", f"entries {len(layer.entries)}"]
     assert fault_proxy.body_bytes(_blob(layer.digest)) == layer.size
     with redis_server.client() as raw:
