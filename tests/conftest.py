@@ -40,7 +40,7 @@ BY_HAND = ("tools",)
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test ``registry``/``redis`` from the fixtures it uses, ``unit`` if it needs
-    no outside process at all."""
+    none of those processes nor a tool (its own in-process servers are fine)."""
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
         needs = [mark for mark, fixture in NEEDS.items() if fixture in fixtures]
