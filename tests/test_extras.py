@@ -45,6 +45,19 @@ sys.exit(main(["--help"]))
 """
 
 
+NO_REDIS = """
+import sys
+sys.modules["redis"] = None  # what an install without the [redis] extra looks like
+from layerpeek.core.cache.store import open_cache
+from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.settings import Settings
+try:
+    open_cache(Settings(cache_url="redis://127.0.0.1:6379/0"))
+except LayerpeekError as error:
+    print(error)
+"""
+
+
 def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120
@@ -77,6 +90,14 @@ def test_a_front_end_with_its_extra_starts(front_end):
     run = _run(WITHOUT, front_end)
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("usage: layerpeek-")
+
+
+def test_a_redis_cache_url_without_the_extra_is_one_clear_error():
+    run = _run(NO_REDIS)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == (
+        "LAYERPEEK_CACHE_URL is a Redis URL: install layerpeek[redis] (redis is not installed)\n"
+    )
 
 
 def _imported(path: Path) -> set[str]:

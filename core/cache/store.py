@@ -42,6 +42,7 @@ import anyio
 import anyio.to_thread
 
 from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.extras import install_hint
 
 if TYPE_CHECKING:
     from layerpeek.core.registry.reference import Reference
@@ -349,7 +350,12 @@ def open_cache(settings: Settings) -> CacheStore:
     """
     if not settings.cache_url:
         return AsyncCache(settings.cache_dir)
-    # Imported here: redis costs ~0.2 s to import, which a CLI on SQLite should not pay.
-    from layerpeek.core.cache.redis_store import RedisCache
-
+    # Imported here: redis is the [redis] extra, and a CLI on SQLite should not import it.
+    try:
+        from layerpeek.core.cache.redis_store import RedisCache
+    except ModuleNotFoundError as error:
+        hint = install_hint(error, "redis")
+        if hint is None:
+            raise
+        raise LayerpeekError(f"LAYERPEEK_CACHE_URL is a Redis URL: {hint}") from None
     return RedisCache(settings.cache_url)
