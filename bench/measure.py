@@ -20,7 +20,7 @@ import anyio
 import httpx
 
 from layerpeek.core.registry.client import RegistryClient
-from layerpeek.core.runtime import freeze_startup_objects
+from layerpeek.core.runtime import tuned_process
 from layerpeek.core.service import Layerpeek
 
 TICK = 0.005
@@ -89,7 +89,6 @@ def _peak_rss_mb() -> float:
 
 
 async def main(step: str, ref: str, path: str) -> None:
-    freeze_startup_objects()  # as the front ends do when they start
     lag = [0.0]
     async with RegistryClient() as client, anyio.create_task_group() as group:
         group.start_soon(_watch, lag)
@@ -104,4 +103,5 @@ async def main(step: str, ref: str, path: str) -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main, sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "")
+    with tuned_process():  # as the front ends run
+        anyio.run(main, sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "")

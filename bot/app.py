@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import AsyncExitStack
 from typing import Any
 
 import discord
@@ -24,20 +25,20 @@ from layerpeek.bot.scope import Scope
 from layerpeek.bot.settings import BotSettings
 from layerpeek.bot.state import StateStore
 from layerpeek.bot.views import FindButton, FindModal, PageButton, ScopeSelect
-from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings
+from layerpeek.core.startup import open_service
 from layerpeek.links.endpoint import LinkServer
 
 log = logging.getLogger(__name__)
 STATE_FILE = "bot-state.sqlite3"
 
 
-def make_context(client: RegistryClient, settings: BotSettings) -> BotContext:
-    """Everything an answer needs, around one registry client."""
+def make_context(peek: Layerpeek, settings: BotSettings) -> BotContext:
+    """Everything an answer needs, around one service (``core.startup.open_service``)."""
     return BotContext(
-        peek=Layerpeek(client),
-        state=StateStore(client.settings.cache_dir / STATE_FILE, settings.state_days),
+        peek=peek,
+        state=StateStore(peek.client.settings.cache_dir / STATE_FILE, settings.state_days),
         settings=settings,
         limits=RateLimits(
             settings.user_rate, settings.guild_rate, concurrent=settings.user_concurrent
@@ -64,13 +65,15 @@ class LayerpeekBot(discord.Client):
         self.core_settings = core_settings or BotSettings.core()
         self.tree = LayerpeekTree(self)
         add_commands(self.tree)
-        self._registry: RegistryClient | None = None
+        self._service = AsyncExitStack()
         self._links: uvicorn.Server | None = None
         self._links_task: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
-        self._registry = RegistryClient(self.core_settings, guarded=True)
-        self.ctx = make_context(self._registry, self.settings)
+        peek = await self._service.enter_async_context(
+            open_service(self.core_settings, guarded=True)
+        )
+        self.ctx = make_context(peek, self.settings)
         self.add_dynamic_items(PageButton, ScopeSelect, FindButton)
         if self.settings.links_enabled:
             await self._start_links()
@@ -95,9 +98,7 @@ class LayerpeekBot(discord.Client):
         if self._links is not None and self._links_task is not None:
             self._links.should_exit = True
             await self._links_task
-        if self._registry is not None:
-            await self.ctx.peek.aclose()
-            await self._registry.aclose()
+        await self._service.aclose()
         await super().close()
 
     # -- what the buttons call (views.Navigator) ------------------------------------------------

@@ -26,9 +26,9 @@ from layerpeek.bot.discord_limits import violations
 from layerpeek.bot.reply import Reply, payload
 from layerpeek.bot.settings import BotSettings
 from layerpeek.core.errors import LayerpeekError
-from layerpeek.core.registry.client import RegistryClient
-from layerpeek.core.runtime import freeze_startup_objects
+from layerpeek.core.runtime import tuned_process
 from layerpeek.core.settings import load_settings
+from layerpeek.core.startup import open_service
 from layerpeek.core.text import printable
 
 Answer = Callable[..., Awaitable[Reply]]
@@ -105,8 +105,8 @@ async def preview(line: str) -> tuple[dict[str, Any], bool]:
     """The payload the bot sends for ``line`` (an error is a one-line ephemeral message too),
     and whether the command succeeded."""
     name, options = parse_line(line)
-    async with RegistryClient(BotSettings.core(), guarded=True) as client:
-        ctx = make_context(client, BotSettings())
+    async with open_service(BotSettings.core(), guarded=True) as peek:
+        ctx = make_context(peek, load_settings(BotSettings))
         try:
             reply = await ANSWERS[name](ctx, PREVIEW_USER, **options)
         except LayerpeekError as error:
@@ -135,8 +135,8 @@ def _run_main(sync_global: bool) -> int:
         return _fail("set DISCORD_TOKEN (in the environment or .env) to the bot's token")
     bot = LayerpeekBot(settings, core, sync_global=sync_global)
     discord.utils.setup_logging(level=logging.INFO)
-    freeze_startup_objects()
-    bot.run(settings.token.get_secret_value(), log_handler=None)
+    with tuned_process():
+        bot.run(settings.token.get_secret_value(), log_handler=None)
     return 0
 
 

@@ -1,29 +1,21 @@
 """The bot's settings: the Discord token and what the bot adds to the core's LAYERPEEK_* ones.
 
-Read from the environment and a ``.env`` file in the working directory (the environment wins),
-like every long-running layerpeek process.
+Read as every long-running layerpeek process reads its settings (``core.settings``).
 """
 
 from __future__ import annotations
 
 from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from layerpeek.core.settings import Settings, load_settings
+from layerpeek.core.settings import EnvSettings, Settings, load_settings
 from layerpeek.links.settings import LinkSettings
 
 
-class BotSettings(BaseSettings):
+class BotSettings(EnvSettings):
     """What an operator sets for the bot; fields map to ``LAYERPEEK_BOT_<NAME>``."""
 
-    # env_ignore_empty: a copied .env.example leaves settings empty, meaning "the default".
-    model_config = SettingsConfigDict(
-        env_prefix="LAYERPEEK_BOT_",
-        env_file=".env",
-        env_ignore_empty=True,
-        extra="ignore",
-        populate_by_name=True,
-    )
+    model_config = SettingsConfigDict(env_prefix="LAYERPEEK_BOT_", populate_by_name=True)
 
     # discord.py's own examples and most hosting guides call it DISCORD_TOKEN: accept that name.
     token: SecretStr | None = Field(
@@ -44,7 +36,7 @@ class BotSettings(BaseSettings):
         default=2, ge=1, description="commands (and button presses) one user may have running"
     )
     links: LinkSettings = Field(
-        default_factory=lambda: load_settings(LinkSettings, _env_file=".env"),
+        default_factory=lambda: load_settings(LinkSettings),
         description="the shared LAYERPEEK_LINK_* settings; links appear only when enabled",
     )
     link_host: str = Field(default="127.0.0.1", description="address the link server binds")
@@ -55,9 +47,8 @@ class BotSettings(BaseSettings):
 
     @staticmethod
     def core() -> Settings:
-        """The core's LAYERPEEK_* settings, also read from ``.env`` (the CLI reads only the
-        environment; a bot is configured in one file)."""
-        return load_settings(Settings, _env_file=".env", _env_ignore_empty=True)
+        """The core's LAYERPEEK_* settings (a bot is configured in one file)."""
+        return load_settings(Settings)
 
     @property
     def links_enabled(self) -> bool:

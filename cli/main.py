@@ -45,11 +45,11 @@ from layerpeek.core.models import (
     PlatformsReport,
     TriageReport,
 )
-from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.registry.reference import parse_reference
-from layerpeek.core.runtime import freeze_startup_objects
+from layerpeek.core.runtime import tuned_process
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings, load_settings
+from layerpeek.core.startup import open_service
 from layerpeek.core.text import human_size, marked_name, printable, short_digest
 
 Problems = list[LayerProblem]
@@ -569,9 +569,10 @@ _COMMANDS |= {
 
 async def run(args: argparse.Namespace) -> Problems:
     """Run one command with a client that lives as long as the command; returns the layers
-    its answer could not read to their end."""
-    settings = _insecure(load_settings(Settings), args)
-    async with RegistryClient(settings) as client, Layerpeek(client) as peek:
+    its answer could not read to their end. Settings come from the environment alone, not
+    from a ``.env`` in whatever directory the command runs in (``core.settings``)."""
+    settings = _insecure(load_settings(Settings, dotenv=False), args)
+    async with open_service(settings, guarded=False) as peek:
         return await _COMMANDS[args.command](peek, args) or []
 
 
@@ -588,9 +589,9 @@ def _insecure(settings: Settings, args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``layerpeek`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
-    freeze_startup_objects()
     try:
-        problems = anyio.run(run, args)
+        with tuned_process():
+            problems = anyio.run(run, args)
     except LayerpeekError as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:

@@ -1,4 +1,13 @@
-"""Settings from the environment (prefix ``LAYERPEEK_``) and, for servers, a ``.env`` file."""
+"""Settings from the environment (prefix ``LAYERPEEK_``) and a ``.env`` file: one rule for all.
+
+Every front end reads its settings the same way (:class:`EnvSettings`): the environment first,
+then ``.env`` in the working directory, the environment winning; a setting given an empty
+value is unset, so a copied ``.env.example`` means "the defaults". The one exception is the
+``layerpeek`` command, which reads only the environment (``load_settings(..., dotenv=False)``): it
+runs in whatever directory a user is in, and a ``.env`` there, written for something else or
+by someone else, must not be able to send its registry traffic over plain HTTP or trust
+another CA.
+"""
 
 from __future__ import annotations
 
@@ -33,13 +42,23 @@ def _plain_entries(entries: tuple[str, ...]) -> tuple[str, ...]:
 
 CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_commas)]
 PlainHttpList = Annotated[CommaList, AfterValidator(_plain_entries)]
-S = TypeVar("S", bound=BaseSettings)
+ENV_FILE = ".env"
+"""Where the long-running front ends (MCP server, bot, link endpoint) read settings from."""
 
 
-class Settings(BaseSettings):
+class EnvSettings(BaseSettings):
+    """The base of every settings class: ``.env`` read, empty values unset (the module's rule)."""
+
+    model_config = SettingsConfigDict(env_file=ENV_FILE, env_ignore_empty=True, extra="ignore")
+
+
+S = TypeVar("S", bound=EnvSettings)
+
+
+class Settings(EnvSettings):
     """What an operator can set; every field maps to ``LAYERPEEK_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="LAYERPEEK_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LAYERPEEK_")
 
     plain_http: PlainHttpList = Field(
         default=(),
@@ -95,8 +114,11 @@ class Settings(BaseSettings):
     )
 
 
-def load_settings(kind: type[S], **options: Any) -> S:
-    """``kind(**options)`` with a bad value reported as one line naming its variable."""
+def load_settings(kind: type[S], *, dotenv: bool = True, **options: Any) -> S:
+    """``kind(**options)`` with a bad value reported as one line naming its variable;
+    ``dotenv=False`` reads the environment alone (the CLI's choice, see the module)."""
+    if not dotenv:
+        options["_env_file"] = None
     try:
         return kind(**options)
     except ValidationError as exc:

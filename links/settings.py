@@ -12,9 +12,10 @@ import hmac
 from dataclasses import dataclass
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from layerpeek.core.links import LinkTarget, sign
+from layerpeek.core.settings import EnvSettings
 
 ROUTE = "/d/{token}"
 """Where an endpoint serves links; a link is the public base URL plus this path."""
@@ -27,13 +28,10 @@ class SignedLink:
     """Unix time after which the endpoint refuses the link."""
 
 
-class LinkSettings(BaseSettings):
+class LinkSettings(EnvSettings):
     """What an operator sets for download links; fields map to ``LAYERPEEK_LINK_<NAME>``."""
 
-    # env_ignore_empty: a copied .env.example leaves settings empty, meaning "the default".
-    model_config = SettingsConfigDict(
-        env_prefix="LAYERPEEK_LINK_", env_ignore_empty=True, extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="LAYERPEEK_LINK_")
 
     url: str | None = Field(
         default=None,

@@ -12,9 +12,8 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 
-from layerpeek.core.registry.client import RegistryClient
-from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings, load_settings
+from layerpeek.core.startup import open_service
 from layerpeek.links.endpoint import LinkServer
 from layerpeek.links.settings import ROUTE, LinkSettings
 from layerpeek.server.common import AppState, CallLimit
@@ -85,10 +84,7 @@ def create_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with (
-            RegistryClient(settings or load_settings(Settings), guarded=True) as client,
-            Layerpeek(client) as peek,
-        ):
+        async with open_service(settings or load_settings(Settings), guarded=True) as peek:
             if endpoint is not None:
                 endpoint.peek = peek  # the link route serves through this lifespan's core
             yield AppState(peek, CursorCodec(cursor_key), links)

@@ -2,9 +2,9 @@
 
 stdio is what desktop clients spawn. ``--http`` is for a shared deployment: stateless (any
 replica answers any request), optionally behind one bearer token (LAYERPEEK_MCP_TOKEN), with
-Host checking against DNS rebinding. Settings come from the environment, and for ``--http``
-also from a ``.env`` file in the working directory. Configuration errors are one line on
-stderr; stdout belongs to the protocol.
+Host checking against DNS rebinding. Settings come from the environment and a ``.env`` file
+in the working directory (``core.settings``). Configuration errors are one line on stderr;
+stdout belongs to the protocol.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.registry.client import RegistryClient
-from layerpeek.core.runtime import freeze_startup_objects
+from layerpeek.core.runtime import tuned_process
 from layerpeek.core.settings import Settings
 from layerpeek.core.settings import load_settings as load
 from layerpeek.core.text import printable
@@ -78,14 +78,9 @@ def http_options(args: argparse.Namespace, server_settings: ServerSettings) -> d
     }
 
 
-def read_settings(args: argparse.Namespace) -> tuple[Settings, ServerSettings, LinkSettings]:
-    """The core's, the server's and the link settings; ``--http`` also reads ``.env``."""
-    env_file = ".env" if args.http else None
-    return (
-        load(Settings, _env_file=env_file),
-        load(ServerSettings, _env_file=env_file),
-        load(LinkSettings, _env_file=env_file),
-    )
+def read_settings() -> tuple[Settings, ServerSettings, LinkSettings]:
+    """The core's, the server's and the link settings."""
+    return load(Settings), load(ServerSettings), load(LinkSettings)
 
 
 def check(settings: Settings) -> None:
@@ -96,7 +91,7 @@ def check(settings: Settings) -> None:
 
 def build(args: argparse.Namespace) -> tuple[MCPServer[Any], ServerSettings]:
     """The server for ``args``, with settings read from the environment."""
-    settings, server_settings, links = read_settings(args)
+    settings, server_settings, links = read_settings()
     key, token = server_settings.cursor_key, server_settings.token
     server = create_server(
         settings,
@@ -113,16 +108,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``layerpeek-mcp``; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        check(read_settings(args)[0])
+        check(read_settings()[0])
         server, server_settings = build(args)
-        freeze_startup_objects()
         # The SDK logs at INFO to stderr; httpx would add a line per registry request.
         logging.getLogger("httpx").setLevel(logging.WARNING)
-        if args.http:
-            options = http_options(args, server_settings)
-            server.run("streamable-http", host=args.host, port=args.port, **options)
-        else:
-            server.run()
+        options = http_options(args, server_settings) if args.http else {}
+        with tuned_process():
+            if args.http:
+                server.run("streamable-http", host=args.host, port=args.port, **options)
+            else:
+                server.run()
     except LayerpeekError as exc:
         sys.stderr.write(f"layerpeek-mcp: error: {printable(str(exc))}\n")
         return 1

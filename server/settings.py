@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from layerpeek.core.settings import CommaList
+from layerpeek.core.settings import CommaList, EnvSettings
 
 DEFAULT_CONCURRENT_CALLS = 4
 """A model may call a few tools side by side; more at once from one caller is a flood."""
 
 
-class ServerSettings(BaseSettings):
-    """Only the HTTP transport uses these; stdio needs none of them."""
+class ServerSettings(EnvSettings):
+    """Mostly for the HTTP transport; stdio uses only the cursor key."""
 
-    model_config = SettingsConfigDict(env_prefix="LAYERPEEK_MCP_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LAYERPEEK_MCP_")
 
     token: SecretStr | None = Field(
         default=None,

@@ -81,9 +81,9 @@ async def peek(layerpeek_env: Path) -> AsyncIterator[Layerpeek]:
 
 @pytest.fixture(autouse=True)
 def _unfreeze_after_a_front_end() -> Iterator[None]:
-    """A front end's ``main`` freezes the objects alive when it starts
-    (``core.runtime.freeze_startup_objects``); in the test process, hand them back to the
-    collector after each test."""
+    """A front end's ``main`` freezes the objects alive while it runs
+    (``core.runtime.tuned_process``) and hands them back on exit; should a test leave some
+    frozen, give them back to the collector."""
     yield
     if gc.get_freeze_count():
         gc.unfreeze()

@@ -17,8 +17,8 @@ from layerpeek.bot.reply import Reply
 from layerpeek.bot.settings import BotSettings
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.links import LinkError, LinkExpired, LinkTarget, sign, verify
-from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.settings import Settings, load_settings
+from layerpeek.core.startup import open_service
 from layerpeek.links.endpoint import LinkServer
 from layerpeek.links.settings import LinkSettings
 
@@ -134,8 +134,8 @@ async def _get(server: LinkServer, url: str) -> httpx.Response:
 
 
 async def test_the_endpoint_streams_a_layer_blob_verified(link_settings, plain_registry, catalog):
-    async with RegistryClient(Settings(), guarded=True) as client:
-        ctx = make_context(client, capped(link_settings, 8 << 20))
+    async with open_service(Settings(), guarded=True) as peek:
+        ctx = make_context(peek, capped(link_settings, 8 << 20))
         image = await ctx.peek.resolve(catalog.gzip.ref(plain_registry.host))
         url = link_url(ctx, pinned(image), 1, None, user=7)
         assert url is not None and url.startswith("https://links.example/d/")
@@ -148,8 +148,8 @@ async def test_the_endpoint_streams_a_layer_blob_verified(link_settings, plain_r
 
 
 async def test_the_endpoint_streams_one_file(link_settings, plain_registry, catalog):
-    async with RegistryClient(Settings(), guarded=True) as client:
-        ctx = make_context(client, link_settings)
+    async with open_service(Settings(), guarded=True) as peek:
+        ctx = make_context(peek, link_settings)
         image = await ctx.peek.resolve(catalog.gzip.ref(plain_registry.host))
         server = LinkServer(ctx.peek, ctx.settings.links)
         merged = await _get(server, link_url(ctx, pinned(image), None, "app/data/late.txt", 7))
@@ -162,8 +162,8 @@ async def test_the_endpoint_streams_one_file(link_settings, plain_registry, cata
 async def test_the_endpoint_refuses_what_a_link_does_not_allow(
     link_settings, plain_registry, catalog
 ):
-    async with RegistryClient(Settings(), guarded=True) as client:
-        ctx = make_context(client, link_settings)
+    async with open_service(Settings(), guarded=True) as peek:
+        ctx = make_context(peek, link_settings)
         image = await ctx.peek.resolve(catalog.gzip.ref(plain_registry.host))
         clock = [float(NOW)]
         server = LinkServer(ctx.peek, ctx.settings.links, clock=lambda: clock[0])
@@ -187,8 +187,8 @@ async def test_the_endpoint_refuses_what_a_link_does_not_allow(
 async def test_a_file_larger_than_the_cap_is_cut_off_not_truncated(
     link_settings, plain_registry, catalog
 ):
-    async with RegistryClient(Settings(), guarded=True) as client:
-        ctx = make_context(client, capped(link_settings, 1000))
+    async with open_service(Settings(), guarded=True) as peek:
+        ctx = make_context(peek, capped(link_settings, 1000))
         image = await ctx.peek.resolve(catalog.gzip.ref(plain_registry.host))
         url = link_url(ctx, pinned(image), None, "app/data/filler-0.bin", 7)
         with pytest.raises(LayerpeekError, match="larger than"):
@@ -200,10 +200,10 @@ async def test_peek_offers_no_button_for_a_layer_the_endpoint_would_refuse(
 ):
     """Layer 1 is 2 MiB: a button under a 1 MiB cap would only lead to a 413."""
     ref = catalog.gzip.ref(plain_registry.host)
-    async with RegistryClient(Settings(), guarded=True) as client:
-        over = await answers.peek(make_context(client, link_settings), 7, ref, layer=1)
+    async with open_service(Settings(), guarded=True) as peek:
+        over = await answers.peek(make_context(peek, link_settings), 7, ref, layer=1)
         under = await answers.peek(
-            make_context(client, capped(link_settings, 4 << 20)), 7, ref, layer=1
+            make_context(peek, capped(link_settings, 4 << 20)), 7, ref, layer=1
         )
     assert _link_buttons(over) == []
     assert _link_buttons(under) == ["Download layer 1 (2.0 MiB)"]

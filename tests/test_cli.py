@@ -96,11 +96,12 @@ def test_ls_table_shows_hostile_names_escaped(capsys, layerpeek_env, plain_regis
     assert "new\\nline" in out and "bad\\xffname" in out and "../../etc/evil" in out
 
 
-def test_the_cli_takes_its_startup_objects_out_of_the_collectors_reach(capsys, layerpeek_env):
-    # Full collections walking them stalled the event loop for 40 ms in a listing.
+def test_the_cli_hands_its_frozen_startup_objects_back_on_exit(capsys, layerpeek_env):
+    # Frozen while it runs (core.runtime.tuned_process, tested in test_pump), not after.
+    interval = sys.getswitchinterval()
     assert gc.get_freeze_count() == 0
     assert main(["inspect", "not a reference"]) == 1
-    assert gc.get_freeze_count() > 10_000
+    assert gc.get_freeze_count() == 0 and sys.getswitchinterval() == interval
     assert capsys.readouterr().err.count("\n") == 1
 
 

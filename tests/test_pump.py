@@ -3,6 +3,7 @@ with bounded memory, in order, stopping at damage and on close."""
 
 from __future__ import annotations
 
+import gc
 import gzip
 import io
 import sys
@@ -18,6 +19,7 @@ from layerpeek.core.layers import pump as pump_module
 from layerpeek.core.layers.entry import TarEntry
 from layerpeek.core.layers.pump import InflatePump
 from layerpeek.core.layers.scan import Inflated, LayerReader
+from layerpeek.core.runtime import tuned_process
 
 BATCH = 64 << 10
 STEP = 256 << 10
@@ -177,9 +179,15 @@ def test_close_stops_the_inflater_and_drops_what_waits():
     assert reader.consumed == consumed
 
 
-def test_a_pump_shortens_the_thread_switch_interval():
+def test_the_switch_interval_is_short_while_a_front_end_runs_and_restored_after():
+    before = sys.getswitchinterval()
     InflatePump(LayerReader())
-    assert sys.getswitchinterval() <= pump_module.SWITCH_INTERVAL
+    assert sys.getswitchinterval() == before  # a pump alone leaves the interpreter as it was
+    with tuned_process():
+        assert sys.getswitchinterval() <= pump_module.SWITCH_INTERVAL
+        assert gc.get_freeze_count() > 0
+    assert sys.getswitchinterval() == before
+    assert gc.get_freeze_count() == 0
 
 
 def test_no_batch_is_left_behind_when_input_arrives_as_the_inflater_stops():

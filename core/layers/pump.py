@@ -18,7 +18,6 @@ keeps the other (``scan``), as ``LayerReader.inflate`` describes.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +41,8 @@ The inflater gives the interpreter lock up for every ``inflate`` call and must w
 from the scanner and the event loop, which hold it for the whole interval when busy. Beside
 a thread that always holds the lock, inflating the bench layer took 2.95 s at 5 ms, 1.41 s
 at 0.5 ms and 1.25 s at 0.1 ms (1.17 s alone), while the busy thread kept its pace at each.
-It is set for the process once, the first time a pump starts, and never raised back."""
+A front end opts into it for its run (``core.runtime.tuned_process``), which restores the
+previous interval on exit."""
 
 _EXECUTOR = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="layerpeek-inflate")
 
@@ -62,8 +62,6 @@ class InflatePump:
         self._closed = False
         self._error: BaseException | None = None
         self._ended = False  # a step carried the decompressor's error: nothing follows it
-        if sys.getswitchinterval() > SWITCH_INTERVAL:
-            sys.setswitchinterval(SWITCH_INTERVAL)
 
     @property
     def wants_input(self) -> bool:
