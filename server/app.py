@@ -14,10 +14,11 @@ from mcp.types import ToolAnnotations
 
 from layerpeek.core.settings import Settings, load_settings
 from layerpeek.core.startup import open_service
+from layerpeek.core.tokens import kept_key
 from layerpeek.links.endpoint import LinkServer
 from layerpeek.links.settings import ROUTE, LinkSettings
 from layerpeek.server.common import AppState, CallLimit
-from layerpeek.server.cursor import CursorCodec
+from layerpeek.server.cursor import KEY_FILE, CursorCodec
 from layerpeek.server.download import download_link
 from layerpeek.server.fstools import FS_TOOLS
 from layerpeek.server.settings import DEFAULT_CONCURRENT_CALLS
@@ -77,17 +78,20 @@ def create_server(
     server has download_link, and its HTTP app serves the links at /d/... (over stdio it only
     signs them, for another layerpeek endpoint with the same secret to serve).
     Over HTTP, each bearer token (or client address, without one) has at most
-    ``concurrent_calls`` tool calls running at once.
+    ``concurrent_calls`` tool calls running at once. Cursors are signed with ``cursor_key``,
+    or else with the key kept in the cache directory (``cursor.KEY_FILE``).
     """
     links = links if links and links.enabled else None
     endpoint = LinkServer(None, links) if links else None
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with open_service(settings or load_settings(Settings), guarded=True) as peek:
+        config = settings or load_settings(Settings)
+        cursors = CursorCodec(cursor_key or kept_key(config.cache_dir, KEY_FILE))
+        async with open_service(config, guarded=True) as peek:
             if endpoint is not None:
                 endpoint.peek = peek  # the link route serves through this lifespan's core
-            yield AppState(peek, CursorCodec(cursor_key), links)
+            yield AppState(peek, cursors, links)
 
     auth = AuthSettings(issuer_url=url, resource_server_url=None) if token else None
     server = MCPServer(

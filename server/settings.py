@@ -35,5 +35,6 @@ class ServerSettings(EnvSettings):
     cursor_key: SecretStr | None = Field(
         default=None,
         description="key that signs paging cursors; set the same one on every replica of a "
-        "shared deployment so a cursor from one is accepted by another (default: random)",
+        "shared deployment that does not share a cache directory, so a cursor from one is "
+        "accepted by another (default: a random key kept in the cache directory)",
     )

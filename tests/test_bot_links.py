@@ -15,6 +15,7 @@ from layerpeek.bot.answers import link_url, pinned
 from layerpeek.bot.app import make_context
 from layerpeek.bot.reply import Reply
 from layerpeek.bot.settings import BotSettings
+from layerpeek.core import tokens
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.links import LinkError, LinkExpired, LinkTarget, sign, verify
 from layerpeek.core.settings import Settings, load_settings
@@ -89,10 +90,7 @@ def test_a_link_counts_against_a_person_a_credential_key_or_itself():
 
 
 def test_a_signed_token_that_does_not_parse_is_malformed():
-    from layerpeek.core import links
-
-    body = links._b64(b'{"r": "x"}')
-    token = f"{body}.{links._b64(links._mac(SECRET, body))}"
+    token = tokens.sign(SECRET, {"r": "x"})
     with pytest.raises(LinkError, match="malformed"):
         verify(SECRET, token, NOW)
 
