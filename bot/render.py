@@ -23,7 +23,14 @@ from layerpeek.core.models import (
     LayerProblem,
     TriageReport,
 )
-from layerpeek.core.text import CUT_MARK, human_size, printable, short_digest
+from layerpeek.core.text import (
+    CUT_MARK,
+    STEP_WIDTH,
+    human_size,
+    printable,
+    short_digest,
+    user_or_root,
+)
 
 COLOUR = discord.Colour.blurple()
 CHART_NAME = "layers.png"
@@ -132,10 +139,15 @@ def layer_label(index: int, created_by: str, size: int, limit: int = 100) -> str
     return untrusted(f"#{index} {human_size(size)} {step}", limit, "plain")
 
 
+def _step(created_by: str) -> str:
+    """A layer's build step on one line of a summary (``core.text.STEP_WIDTH``)."""
+    return untrusted(created_by or "-", STEP_WIDTH)
+
+
 def _config_line(report: ImageReport) -> str:
     config = report.config
     command = [*(config.entrypoint or []), *(config.cmd or [])]
-    parts = [f"user {inline(config.user or 'root', 60)}"]
+    parts = [f"user {inline(user_or_root(config.user), 60)}"]
     if command:
         parts.append(f"runs {inline(' '.join(command), 200)}")
     return " · ".join(parts)
@@ -152,7 +164,7 @@ def summary_embed(report: ImageReport, chart: bool) -> discord.Embed:
         "",
     ]
     layers = [
-        f"`#{layer.index:<2}` {human_size(layer.size):>9} {untrusted(layer.created_by or '-', 90)}"
+        f"`#{layer.index:<2}` {human_size(layer.size):>9} {_step(layer.created_by)}"
         for layer in report.layers
     ]
     budget = SUMMARY_BUDGET - 300 - sum(len(line) + 1 for line in head)
@@ -301,7 +313,7 @@ def diff_embed(report: DiffReport) -> discord.Embed:
 def triage_embed(report: TriageReport) -> discord.Embed:
     """Facts, then findings by severity, then the largest files, within the budget."""
     os_name = report.os.pretty_name if report.os else "unknown OS"
-    user = report.user or "root"
+    user = user_or_root(report.user)
     facts = (
         f"**user** {inline(user, 60)}{' (runs as root)' if report.runs_as_root else ''} · "
         f"**OS** {untrusted(os_name, 100)} · **{human_size(report.removed_size)}** shipped in "

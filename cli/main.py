@@ -50,7 +50,15 @@ from layerpeek.core.runtime import tuned_process
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings, load_settings
 from layerpeek.core.startup import open_service
-from layerpeek.core.text import human_size, marked_name, printable, short_digest
+from layerpeek.core.text import (
+    command_line,
+    human_size,
+    marked_name,
+    one_line,
+    printable,
+    short_digest,
+    user_or_root,
+)
 
 Problems = list[LayerProblem]
 """What a command returns: the layers it could not read to their end (printed last)."""
@@ -169,10 +177,6 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         _print(_row(cells, widths))
 
 
-def _command_line(words: list[str] | None) -> str:
-    return " ".join(words) if words else "-"
-
-
 def render_report(report: ImageReport) -> None:
     """The human form of ``inspect``."""
     config = report.config
@@ -182,8 +186,8 @@ def render_report(report: ImageReport) -> None:
         ("Digest", report.digest),
         ("Platform", report.platform + others),
         ("User", config.user or "root (default)"),
-        ("Entrypoint", _command_line(config.entrypoint)),
-        ("Cmd", _command_line(config.cmd)),
+        ("Entrypoint", command_line(config.entrypoint)),
+        ("Cmd", command_line(config.cmd)),
         ("WorkingDir", config.working_dir or "/"),
         ("Ports", ", ".join(config.exposed_ports) or "-"),
     ]
@@ -197,7 +201,7 @@ def render_report(report: ImageReport) -> None:
             str(layer.index),
             human_size(layer.size),
             short_digest(layer.digest),
-            printable(layer.created_by)[:100],
+            one_line(layer.created_by),
         ]
         for layer in report.layers
     ]
@@ -213,8 +217,8 @@ def render_platforms(report: PlatformsReport) -> None:
             p.platform,
             str(p.layer_count),
             human_size(p.total_size),
-            p.user or "root",
-            printable(_command_line((p.entrypoint or []) + (p.cmd or [])))[:60],
+            user_or_root(p.user),
+            one_line(command_line((p.entrypoint or []) + (p.cmd or []))),
             short_digest(p.manifest_digest),
         ]
         for p in report.platforms
@@ -278,7 +282,7 @@ async def _ls(peek: Layerpeek, args: argparse.Namespace) -> Problems:
 
 def _layer_heading(image: Any, index: int) -> None:
     layer = image.manifest.layers[index]
-    step = printable(image.config.step_for_layer(index))[:80]
+    step = one_line(image.config.step_for_layer(index))
     _print(f"# layer {index}  {short_digest(layer.digest)}  {human_size(layer.size)}  {step}")
 
 
@@ -396,10 +400,6 @@ def _add_filesystem_commands(command: Callable[[str, str], argparse.ArgumentPars
         child.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _step(text: str, width: int = 60) -> str:
-    return printable(text)[:width] or "-"
-
-
 async def _ls_merged(peek: Layerpeek, image: Any, args: argparse.Namespace) -> Problems:
     if args.layer is not None:
         raise LayerpeekError("--merged shows every layer combined; drop --layer")
@@ -442,7 +442,8 @@ async def _trace(peek: Layerpeek, args: argparse.Namespace) -> Problems:
 
 def _event_row(event: PathEvent) -> list[str]:
     size = _size(event.type, event.size)
-    return [str(event.layer), event.action, event.type, size, event.cause, _step(event.created_by)]
+    step = one_line(event.created_by)
+    return [str(event.layer), event.action, event.type, size, event.cause, step]
 
 
 def _layered(entry: EntryInfo) -> str:
@@ -464,7 +465,7 @@ async def _removed(peek: Layerpeek, args: argparse.Namespace) -> Problems:
             _size(f.type, f.size),
             str(f.layer),
             f"{f.action} in {f.removed_in}",
-            _step(f.removed_by, 40),
+            one_line(f.removed_by, 40),
             f.path,
         ]
         for f in report.files

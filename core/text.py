@@ -31,6 +31,32 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else _escape(c) for c in text)
 
 
+STEP_WIDTH = 80
+"""Characters of a build step (or a command line) that a one-line summary shows: a table row,
+a listing's header, a text answer. The whole step stays in JSON and structured output."""
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, a cut marked with an ellipsis."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def one_line(text: str, width: int = STEP_WIDTH) -> str:
+    """An untrusted build step or command line for one line of terminal or MCP text: escaped
+    (:func:`printable`, so it stays one line), cut to ``width``; "-" when there is none."""
+    return clip(printable(text), width) or "-"
+
+
+def command_line(words: list[str] | None) -> str:
+    """An entrypoint or cmd as one would type it; "-" when the config sets none."""
+    return " ".join(words) if words else "-"
+
+
+def user_or_root(user: str | None) -> str:
+    """The user a config runs as: an unset or empty User means root, as for every runtime."""
+    return user or "root"
+
+
 def human_size(size: int) -> str:
     """1536 → '1.5 KiB': binary units, as `ls -h` and registries' UIs show them."""
     value = float(size)

@@ -13,7 +13,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from layerpeek.core.models import EntryInfo, ImageReport, LayerProblem, PathTrace, PlatformsReport
-from layerpeek.core.text import human_size, marked_name, printable, short_digest
+from layerpeek.core.text import (
+    command_line,
+    human_size,
+    marked_name,
+    one_line,
+    printable,
+    short_digest,
+    user_or_root,
+)
 from layerpeek.server.models import (
     DiffPage,
     FileContent,
@@ -43,17 +51,13 @@ def _more(count: int, shown: int, what: str) -> list[str]:
     return [f"... {count - shown} more {what} in the structured content"] if count > shown else []
 
 
-def _command(words: list[str] | None) -> str:
-    return " ".join(words) if words else "-"
-
-
 def image_text(report: ImageReport) -> Lines:
     config = report.config
     lines = [
         f"{report.reference}  {report.digest}",
         f"platform {report.platform} (of {', '.join(report.platforms)})",
-        f"user {config.user or 'root'}; entrypoint {_command(config.entrypoint)}; "
-        f"cmd {_command(config.cmd)}; workdir {config.working_dir or '/'}",
+        f"user {user_or_root(config.user)}; entrypoint {command_line(config.entrypoint)}; "
+        f"cmd {command_line(config.cmd)}; workdir {config.working_dir or '/'}",
     ]
     if config.exposed_ports:
         lines.append(f"ports {', '.join(config.exposed_ports)}")
@@ -61,7 +65,7 @@ def image_text(report: ImageReport) -> Lines:
     lines.append(f"{len(report.layers)} layers, {human_size(total)}:")
     for layer in report.layers[:MAX_TEXT_ROWS]:
         size, digest = human_size(layer.size), short_digest(layer.digest)
-        step = printable(layer.created_by)[:100]
+        step = one_line(layer.created_by)
         lines.append(f"  {layer.index:>3}  {size:>10}  {digest}  {step}")
     return lines + _more(len(report.layers), MAX_TEXT_ROWS, "layers")
 
@@ -69,10 +73,10 @@ def image_text(report: ImageReport) -> Lines:
 def platforms_text(report: PlatformsReport) -> Lines:
     lines = [f"{report.reference}  {report.digest}  {len(report.platforms)} platforms:"]
     for p in report.platforms:
-        runs = printable(_command((p.entrypoint or []) + (p.cmd or [])))[:60]
+        runs = one_line(command_line((p.entrypoint or []) + (p.cmd or [])))
         lines.append(
             f"  {printable(p.platform):<16} {p.layer_count:>3} layers  "
-            f"{human_size(p.total_size):>10}  user {p.user or 'root'}  runs {runs}"
+            f"{human_size(p.total_size):>10}  user {user_or_root(p.user)}  runs {runs}"
         )
     return lines
 
@@ -114,10 +118,6 @@ def _next(cursor: str | None) -> str:
     return "more: call again with cursor=next_cursor" if cursor else "end of results"
 
 
-def _step(text: str) -> str:
-    return printable(text)[:80] or "-"
-
-
 def find_text(result: FindPage) -> Lines:
     found = result.find
     where = "the merged filesystem" if found.merged else "every layer"
@@ -142,7 +142,7 @@ def trace_text(trace: PathTrace) -> Lines:
         cause = f" by {event.cause}" if event.cause else ""
         lines.append(
             f"  layer {event.layer}: {event.action} {event.type} "
-            f"({human_size(event.size)}){cause}  {_step(event.created_by)}"
+            f"({human_size(event.size)}){cause}  {one_line(event.created_by)}"
         )
     if trace.readable_layers:
         lines.append(f"readable with read_file layer={trace.readable_layers}")
@@ -180,7 +180,7 @@ def diff_text(result: DiffPage) -> Lines:
 def triage_text(result: TriagePage) -> Lines:
     report = result.triage
     os_name = report.os.pretty_name if report.os else "unknown OS"
-    user = report.user or "root"
+    user = user_or_root(report.user)
     lines = [
         *incomplete(report.problems),
         f"{report.reference} ({report.platform}): {os_name}; user {user}"
@@ -189,7 +189,7 @@ def triage_text(result: TriagePage) -> Lines:
         "deleted or overwritten files",
     ]
     lines += [
-        f"  {f.severity:<6} {f.kind:<15} {f.path} (layer {f.layer}) {printable(f.detail)[:80]}"
+        f"  {f.severity:<6} {f.kind:<15} {f.path} (layer {f.layer}) {one_line(f.detail)}"
         for f in report.findings[:MAX_TEXT_ROWS]
     ]
     return [*lines, _next(result.next_cursor)]
