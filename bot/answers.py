@@ -22,10 +22,10 @@ from layerpeek.bot.settings import BotSettings
 from layerpeek.bot.state import StateStore
 from layerpeek.bot.views import links_view, peek_view
 from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.filehead import read_head
 from layerpeek.core.fs.find import FindSpec
 from layerpeek.core.models import EntryPage, ImageReport
 from layerpeek.core.service import (
-    FileCopy,
     Layerpeek,
     ProgressCallback,
     ResolvedImage,
@@ -234,23 +234,6 @@ async def tags(ctx: BotContext, user: int, repository: str, private: bool = Fals
     return Reply(embeds=[render.tags_embed(repository, found)], ephemeral=private)
 
 
-async def _read_start(ctx: BotContext, image: ResolvedImage, copy: FileCopy) -> tuple[bytes, bool]:
-    """The file's first ``attach_max_bytes`` (+1 to know if there is more); stops reading there."""
-    cap = ctx.settings.attach_max_bytes
-    chunks: list[bytes] = []
-    total = 0
-    stream = ctx.peek.read(image, copy)
-    try:
-        async for chunk in stream:
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > cap:
-                return b"".join(chunks)[:cap], False
-    finally:
-        await stream.aclose()
-    return b"".join(chunks), True
-
-
 async def cat(
     ctx: BotContext,
     user: int,
@@ -270,7 +253,9 @@ async def _cat(
 ) -> Reply:
     index = image.layer(layer) if layer is not None else None
     copy = await ctx.peek.locate(image, path, index)
-    data, complete = await _read_start(ctx, image, copy)
+    # The first attach_max_bytes, reading no further; the whole file is attached if that is all.
+    head = await read_head(ctx.peek.read(image, copy), ctx.settings.attach_max_bytes)
+    data, complete = head.data, head.complete
     # The title names the file read: etc/os-release → usr/lib/os-release.
     embed = render.cat_embed(str(image.reference), copy.shown, index, data, complete)
     files = {attachment_name(path): data} if complete else {}

@@ -27,6 +27,7 @@ from layerpeek.core.errors import (
     RegistryError,
     TruncatedLayer,
 )
+from layerpeek.core.filehead import read_head
 from layerpeek.core.flight import Flights
 from layerpeek.core.fs import reports as fsreports
 from layerpeek.core.fs.find import FindSpec
@@ -832,18 +833,10 @@ class Layerpeek:
         very copy the merged view saw, wherever its layer holds others of that name. None
         when the layer's damage keeps them from being read (the report already names it)."""
         copy = FileCopy(node.path, node.path, (), node.layer, node.layer_path, node.position, 0)
-        data = bytearray()
-        stream = self.read(image, copy)
         try:
-            async for chunk in stream:
-                data += chunk
-                if len(data) >= limit:
-                    break
+            return (await read_head(self.read(image, copy), limit)).data
         except LayerError:
             return None
-        finally:
-            await stream.aclose()
-        return bytes(data[:limit])
 
     async def _os_info(self, image: ResolvedImage, overlay: Overlay) -> OsInfo | None:
         """From the first os-release that is a regular file once links are followed

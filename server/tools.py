@@ -10,9 +10,7 @@ from __future__ import annotations
 import base64
 import bisect
 import codecs
-import hashlib
 from collections.abc import Callable
-from contextlib import aclosing
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
@@ -20,6 +18,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import Field
 
+from layerpeek.core.filehead import read_head
 from layerpeek.core.models import EntryInfo, LayerProblem, marks
 from layerpeek.core.service import ResolvedImage
 from layerpeek.server import render
@@ -239,23 +238,18 @@ async def read_file(
     usr/bin); read_path names the file read. A layer's own copy is read as that layer
     ships it, links not followed."""
     peek = state(ctx).peek
-    keep = max(max_bytes, binary_preview_bytes)
-    head = bytearray()
-    hasher = hashlib.sha256()
-    size = 0
     with tool_errors():
         image = await peek.resolve(reference, platform)
         copy = await peek.locate(image, path, layer, follow=follow)
-        async with aclosing(peek.read(image, copy)) as chunks:
-            async for chunk in chunks:
-                hasher.update(chunk)
-                size += len(chunk)
-                head += chunk[: keep - len(head)]
-    text = _as_text(bytes(head[:max_bytes]), complete=size <= max_bytes)
+        keep = max(max_bytes, binary_preview_bytes)
+        head = await read_head(peek.read(image, copy), keep, whole=True)
+    assert head.size is not None and head.sha256 is not None  # read whole
+    size = head.size
+    text = _as_text(head.data[:max_bytes], complete=size <= max_bytes)
     if text is not None:
         returned, encoding, content = len(text.encode()), "utf-8", text
     else:
-        preview = bytes(head[:binary_preview_bytes])
+        preview = head.data[:binary_preview_bytes]
         returned, encoding = len(preview), binary_encoding
         content = preview.hex() if encoding == "hex" else base64.b64encode(preview).decode()
     answer = FileContent(
@@ -266,7 +260,7 @@ async def read_file(
         links_followed=list(copy.links),
         layer=layer,
         size=size,
-        sha256=hasher.hexdigest(),
+        sha256=head.sha256,
         kind="text" if text is not None else "binary",
         encoding=encoding,
         content=content,
