@@ -25,6 +25,7 @@ from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.filehead import read_head
 from layerpeek.core.fs.find import FindSpec
 from layerpeek.core.models import EntryPage, ImageReport
+from layerpeek.core.paging import last_start
 from layerpeek.core.service import (
     Layerpeek,
     ProgressCallback,
@@ -149,7 +150,7 @@ async def _merged(ctx: BotContext, image: ResolvedImage, number: int, nav: str) 
     """The merged view knows its total, so the last page needs no separate count."""
     size = ctx.settings.page_size
     merged = await ctx.peek.merged_listing(image, number * size, size)
-    last = max(0, (merged.total - 1) // size)
+    last = last_start(merged.total, size) // size
     if nav == "l" and number != last:
         return await _merged(ctx, image, last, nav)
     page = EntryPage(
@@ -169,17 +170,16 @@ async def _listing(
     nav: str,
     on_progress: ProgressCallback | None = None,
 ) -> Listing:
-    """Page ``number`` of ``scope`` (the last page, counted, for ``nav == "l"``)."""
+    """Page ``number`` of ``scope`` (the last page for ``nav == "l"``, read in one pass)."""
     if scope.merged:
         return await _merged(ctx, image, number, nav)
     size = ctx.settings.page_size
-    last = None
-    if nav == "l":
-        last = number = max(0, (await ctx.peek.count(image, scope.layer) - 1) // size)
-    page = await ctx.peek.list_page(image, scope.layer, number * size, size, on_progress)
+    listing = ctx.peek.list_page
+    page = await listing(image, scope.layer, number * size, size, on_progress, last=nav == "l")
+    number = page.start // size
     if not page.entries and number > 0:
         raise LayerpeekError(f"page {number + 1} is past the end of this listing")
-    return Listing(page, scope, number, number if page.complete else last)
+    return Listing(page, scope, number, number if page.complete else None)
 
 
 async def page(

@@ -175,6 +175,7 @@ class EntryPage(BaseModel):
     """One page of a listing; ``next_start`` continues it, None once the listing is done."""
 
     entries: list[EntryInfo]
+    start: int = Field(default=0, description="position of the page's first entry")
     next_start: int | None = Field(description="position of the next entry; null at the end")
     complete: bool = Field(
         description="true when the whole listing is known to end here (where a layer is "

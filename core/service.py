@@ -33,7 +33,7 @@ from layerpeek.core.fs import reports as fsreports
 from layerpeek.core.fs.find import FindSpec
 from layerpeek.core.fs.kept import MergedView, MergedViews
 from layerpeek.core.fs.overlay import CUT_REASON, MAX_HOPS, Lookup, Node, Overlay
-from layerpeek.core.fs.reports import LayerFacts, check_page, layer_facts
+from layerpeek.core.fs.reports import LayerFacts, layer_facts
 from layerpeek.core.fs.triage import (
     CONTENT_LIMIT,
     CONTENT_READS,
@@ -52,7 +52,14 @@ from layerpeek.core.image.documents import (
     parse_manifest,
 )
 from layerpeek.core.layers.entry import IMAGE_LIMITS, NAME_LIMIT, Tally, TarEntry, display_path
-from layerpeek.core.layers.index import LayerIndex, LayerIndexes, OnScan, ranged, read_ranged
+from layerpeek.core.layers.index import (
+    LayerIndex,
+    LayerIndexes,
+    LayerView,
+    OnScan,
+    ranged,
+    read_ranged,
+)
 from layerpeek.core.layers.reader import BlobReader
 from layerpeek.core.layers.scan import FileData, scan_layer
 from layerpeek.core.layers.sparse import zero_chunks
@@ -79,6 +86,7 @@ from layerpeek.core.models import (
     TriageReport,
     marks,
 )
+from layerpeek.core.paging import check_page, entry_page, window
 from layerpeek.core.registry.client import RegistryClient, digest_of
 from layerpeek.core.registry.platform import (
     DEFAULT_PLATFORM,
@@ -391,8 +399,11 @@ class Layerpeek:
         start: int = 0,
         limit: int = 100,
         on_progress: ProgressCallback | None = None,
+        *,
+        last: bool = False,
     ) -> EntryPage:
-        """Entries ``start`` to ``start + limit`` of a listing (one layer, or all bottom-up).
+        """Entries ``start`` to ``start + limit`` of a listing (one layer, or all bottom-up);
+        ``last``: its last page of ``limit`` entries instead (``paging.entry_page``).
 
         Front ends page with this: the answer says where the next page starts. A page reads a
         layer only as far as its last entry (plus one, to know whether more follow); the scan
@@ -404,36 +415,13 @@ class Layerpeek:
         layer; the damage sits between the two, and the page that holds that position (or
         the last page, when it is at the very end) names it in ``problems``.
         """
-        check_page(start, limit)
-        layers = [image.layer(layer)] if layer is not None else range(len(image.manifest.layers))
-        found: list[EntryInfo] = []
-        damage: list[tuple[int, LayerProblem]] = []  # (position in the listing, problem)
-        offset = 0  # position of the current layer's first entry in the whole listing
-        for index in layers:
+
+        async def views(index: int, wanted: int | None, whole: bool) -> LayerView:
             descriptor = image.manifest.layers[index]
-            end = start + limit - offset  # where the page ends, counted in this layer
             report = _reporter(descriptor, on_progress)
-            view = await self.indexes.view(image.reference, descriptor, end + 1, report)
-            found.extend(EntryInfo.of(index, e) for e in view.entries[max(start - offset, 0) : end])
-            coverage = {"layer": index, "scanned_bytes": view.scanned, "layer_bytes": view.size}
-            if len(view.entries) > end:
-                return EntryPage(
-                    entries=found,
-                    next_start=start + limit,
-                    complete=False,
-                    problems=_on_page(damage, start, start + limit),
-                    **coverage,
-                )
-            offset += len(view.entries)
-            if view.problem is not None:
-                damage.append((offset, _problem(image, index, view.problem)))
-        return EntryPage(
-            entries=found,
-            next_start=None,
-            complete=True,
-            problems=_on_page(damage, start, None),
-            **coverage,
-        )
+            return await self.indexes.view(image.reference, descriptor, wanted, report, whole=whole)
+
+        return await entry_page(views, image, layer, start, limit, last=last)
 
     async def read_file(
         self,
@@ -736,14 +724,14 @@ class Layerpeek:
         matches = await anyio.to_thread.run_sync(
             fsreports.find_matches, overlay, self._facts(image), spec, per_layer
         )
-        end = len(matches) if limit is None else min(len(matches), start + limit)
+        shown, next_start = window(matches, start, limit)
         return FindResult(
             reference=str(image.reference),
             pattern=spec.pattern,
             merged=merged,
-            matches=matches[start:end],
+            matches=shown,
             total=len(matches),
-            next_start=end if end < len(matches) else None,
+            next_start=next_start,
             **marks(problems),
         )
 
@@ -904,14 +892,6 @@ def _met(
     if problems is None:
         raise error
     problems.append(_problem(image, index, error))
-
-
-def _on_page(
-    damage: list[tuple[int, LayerProblem]], start: int, end: int | None
-) -> list[LayerProblem]:
-    """The problems whose position in a listing falls on the page ``[start, end)``; ``end``
-    None for the last page, which also holds a position at the listing's very end."""
-    return [p for at, p in damage if start <= at and (end is None or at < end)]
 
 
 def _normalise(path: str) -> str:

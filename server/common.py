@@ -144,12 +144,6 @@ def onward(codec: CursorCodec, kind: str, query: str, digest: str, start: int | 
     return None if start is None else codec.encode(kind, query, d=digest, s=start)
 
 
-def page(items: list[T], start: int, limit: int) -> tuple[list[T], int | None]:
-    """``limit`` items from ``start`` and where the next page starts (None at the end)."""
-    end = start + limit
-    return items[start:end], end if end < len(items) else None
-
-
 # -- long build steps ------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from layerpeek.core.fs.find import MAX_PATTERN, FindSpec
 from layerpeek.core.models import PathTrace
+from layerpeek.core.paging import window
 from layerpeek.server import render
 from layerpeek.server.common import (
     DEFAULT_STEP_CHARS,
@@ -22,7 +23,6 @@ from layerpeek.server.common import (
     Reference,
     cut_steps,
     onward,
-    page,
     result,
     resume,
     state,
@@ -130,7 +130,7 @@ async def removed_files(
         query = query_hash("removed", ref.registry, ref.repository, platform)
         at = resume(app.cursors, cursor, "removed", query, image.manifest.digest)
         report = await app.peek.removed_files(image)
-    files, after = page(report.files, int(at["s"]) if at else 0, limit)
+    files, after = window(report.files, int(at["s"]) if at else 0, limit)
     shown = cut_steps(report.model_copy(update={"files": files}), DEFAULT_STEP_CHARS)
     next_cursor = onward(app.cursors, "removed", query, image.manifest.digest, after)
     answer = RemovedPage(removed=shown, total_files=len(report.files), next_cursor=next_cursor)
@@ -163,14 +163,14 @@ async def diff_images(
         report = await app.peek.diff(first, second)
     items = [*report.added, *report.removed, *report.changed]
     start = int(at["s"]) if at else 0
-    shown, after = page(items, start, limit)
+    shown, after = window(items, start, limit)
     added, removed = len(report.added), len(report.removed)
-    window = range(start, start + len(shown))
+    on_page = range(start, start + len(shown))
     diff = report.model_copy(
         update={
-            "added": [items[i] for i in window if i < added],
-            "removed": [items[i] for i in window if added <= i < added + removed],
-            "changed": [items[i] for i in window if i >= added + removed],
+            "added": [items[i] for i in on_page if i < added],
+            "removed": [items[i] for i in on_page if added <= i < added + removed],
+            "changed": [items[i] for i in on_page if i >= added + removed],
         }
     )
     next_cursor = onward(app.cursors, "diff", query, digests, after)
@@ -204,7 +204,7 @@ async def triage_image(
         query = query_hash("triage", ref.registry, ref.repository, platform, largest)
         at = resume(app.cursors, cursor, "triage", query, image.manifest.digest)
         report = await app.peek.triage(image, largest)
-    findings, after = page(report.findings, int(at["s"]) if at else 0, limit)
+    findings, after = window(report.findings, int(at["s"]) if at else 0, limit)
     shown = cut_steps(report.model_copy(update={"findings": findings}), DEFAULT_STEP_CHARS)
     next_cursor = onward(app.cursors, "triage", query, image.manifest.digest, after)
     answer = TriagePage(triage=shown, total_findings=len(report.findings), next_cursor=next_cursor)

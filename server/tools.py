@@ -20,6 +20,7 @@ from pydantic import Field
 
 from layerpeek.core.filehead import read_head
 from layerpeek.core.models import EntryInfo, LayerProblem, marks
+from layerpeek.core.paging import Match, Position, filtered_page
 from layerpeek.core.service import ResolvedImage
 from layerpeek.server import render
 from layerpeek.server.common import (
@@ -35,14 +36,7 @@ from layerpeek.server.common import (
 from layerpeek.server.cursor import RESTART, query_hash
 from layerpeek.server.errors import tool_errors
 from layerpeek.server.models import FileContent, FilePage, InspectResult, TagPage
-from layerpeek.server.paging import (
-    Match,
-    Position,
-    matcher,
-    normal_prefix,
-    page_of_entries,
-    path_matcher,
-)
+from layerpeek.server.paging import matcher, normal_prefix, path_matcher
 from layerpeek.server.progress import ProgressRelay
 
 At = dict[str, Any] | None
@@ -105,7 +99,7 @@ async def _layer_page(
     if start.layer not in layers:
         raise ToolError(f"cursor points outside this listing; {RESTART}")
     relay = ProgressRelay(ctx, [image.manifest.layers[i].size for i in layers])
-    found = await page_of_entries(state(ctx).peek, image, layers, start, limit, match, relay)
+    found = await filtered_page(state(ctx).peek, image, layers, start, limit, match, relay)
     after = {"l": found.next.layer, "p": found.next.entry} if found.next else None
     return found.entries, after, found.problems
 

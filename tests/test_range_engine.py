@@ -141,6 +141,17 @@ async def test_next_pages_continue_without_reading_again(peek, fault_proxy, wide
     assert scanned == sorted(scanned) and scanned[-1] == layer.size
 
 
+async def test_the_last_page_is_found_and_read_in_one_pass(peek, fault_proxy, wide):
+    """The bot's "last page" button: the listing is counted and its tail answered from one
+    reading of the layer (each byte downloaded once)."""
+    layer = wide.layers["gzip"]
+    image = await open_image(peek, wide, fault_proxy.host)
+    page = await peek.list_page(image, 0, start=0, limit=400, last=True)
+    assert page.start == (FILES - 1) // 400 * 400 and page.complete and page.next_start is None
+    assert paths(page) == [e.path for e in layer.entries[page.start :]]
+    assert fault_proxy.body_bytes(blob(layer)) == layer.size
+
+
 async def test_a_listed_layer_is_listed_again_from_the_cache(layerpeek_env, fault_proxy, wide):
     layer = wide.layers["gzip"]
     async with RegistryClient() as client:

@@ -11,7 +11,6 @@ import heapq
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.fs.find import FindSpec
 from layerpeek.core.fs.overlay import Event, Irregular, Node, Overlay
 from layerpeek.core.fs.triage import mode_problems, secret_kind
@@ -29,6 +28,7 @@ from layerpeek.core.models import (
     RemovedFile,
     RemovedReport,
 )
+from layerpeek.core.paging import window
 
 _COMPARED = ("type", "size", "mode", "uid", "gid", "link")
 _SEVERITY = {"high": 0, "medium": 1, "low": 2}
@@ -69,11 +69,6 @@ def layer_facts(manifest: Manifest, config: ImageConfig) -> LayerFacts:
         digests=[d.digest for d in manifest.layers],
         steps=[config.step_for_layer(i) for i in range(count)],
     )
-
-
-def check_page(start: int, limit: int | None) -> None:
-    if start < 0 or (limit is not None and limit < 1):
-        raise LayerpeekError("a page needs start >= 0 and limit >= 1")
 
 
 def entry_of(node: Node) -> EntryInfo:
@@ -149,13 +144,12 @@ def merged_page(
     ``nodes`` in path order, or of those whose path ``where`` accepts; a model is built for
     the page's paths alone."""
     chosen = nodes if where is None else [n for n in nodes if where(n.path)]
-    total = len(chosen)
-    end = total if limit is None else min(total, start + limit)
+    shown, next_start = window(chosen, start, limit)
     return MergedListing(
         reference=reference,
-        entries=[entry_of(n) for n in chosen[start:end]],
-        total=total,
-        next_start=end if end < total else None,
+        entries=[entry_of(n) for n in shown],
+        total=len(chosen),
+        next_start=next_start,
         irregular=[IrregularInfo(path=i.path, layer=i.layer, reason=i.reason) for i in irregular],
     )
 
