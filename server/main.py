@@ -20,10 +20,10 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 
 from layerpeek.core.errors import LayerpeekError
-from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.runtime import tuned_process
 from layerpeek.core.settings import Settings
 from layerpeek.core.settings import load_settings as load
+from layerpeek.core.startup import open_service
 from layerpeek.core.text import printable
 from layerpeek.links.settings import LinkSettings
 from layerpeek.server.app import create_server
@@ -83,10 +83,15 @@ def read_settings() -> tuple[Settings, ServerSettings, LinkSettings]:
     return load(Settings), load(ServerSettings), load(LinkSettings)
 
 
+async def _open_and_close(settings: Settings) -> None:
+    async with open_service(settings, guarded=True):
+        pass
+
+
 def check(settings: Settings) -> None:
-    """Build (and drop) a client now: a bad allow-list entry or CA bundle is then one line
-    here, not a traceback from inside the transport's startup."""
-    anyio.run(RegistryClient(settings, guarded=True).aclose)
+    """Open (and close) what the lifespan opens: a bad allow-list entry, CA bundle or cache
+    setting is then one line here, not a traceback from inside the transport's startup."""
+    anyio.run(_open_and_close, settings)
 
 
 def build(args: argparse.Namespace) -> tuple[MCPServer[Any], ServerSettings]:

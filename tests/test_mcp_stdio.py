@@ -50,6 +50,7 @@ async def test_stdio_round_trip(layerpeek_env, plain_registry, catalog):
         ("LAYERPEEK_ALLOW_PRIVATE", "not a host", "entry 'not a host' is not a host"),
         ("LAYERPEEK_CA_BUNDLE", "/nonexistent/ca.pem", "cannot load CA bundle"),
         ("LAYERPEEK_TIMEOUT", "soon", "invalid LAYERPEEK_TIMEOUT"),
+        ("LAYERPEEK_CACHE_URL", "ftp://cache", "invalid LAYERPEEK_CACHE_URL: unsupported"),
     ],
 )
 @pytest.mark.parametrize("argv", [[], ["--http"]])
