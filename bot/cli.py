@@ -28,7 +28,7 @@ from layerpeek.bot.settings import BotSettings
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.runtime import tuned_process
 from layerpeek.core.settings import load_settings
-from layerpeek.core.startup import open_service
+from layerpeek.core.startup import check_service, open_service
 from layerpeek.core.text import printable
 
 Answer = Callable[..., Awaitable[Reply]]
@@ -129,10 +129,11 @@ def _preview_main(line: str) -> int:
 def _run_main(sync_global: bool) -> int:
     try:
         settings, core = load_settings(BotSettings), BotSettings.core()
+        if settings.token is None:
+            return _fail("set DISCORD_TOKEN (in the environment or .env) to the bot's token")
+        check_service(core, guarded=True)
     except LayerpeekError as error:
         return _fail(str(error))
-    if settings.token is None:
-        return _fail("set DISCORD_TOKEN (in the environment or .env) to the bot's token")
     bot = LayerpeekBot(settings, core, sync_global=sync_global)
     discord.utils.setup_logging(level=logging.INFO)
     with tuned_process():

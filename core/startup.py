@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
+
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings
@@ -19,3 +21,15 @@ async def open_service(settings: Settings, *, guarded: bool) -> AsyncIterator[La
     """
     async with RegistryClient(settings, guarded=guarded) as client, Layerpeek(client) as peek:
         yield peek
+
+
+async def _open_and_close(settings: Settings, guarded: bool) -> None:
+    async with open_service(settings, guarded=guarded):
+        pass
+
+
+def check_service(settings: Settings, *, guarded: bool) -> None:
+    """Open (and close) the service once, before a long-running front end starts: a bad
+    allow-list entry, CA bundle or cache setting is then one line from its entry point,
+    not a traceback from inside a transport's or a bot's startup."""
+    anyio.run(_open_and_close, settings, guarded)

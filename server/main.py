@@ -15,7 +15,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 
@@ -23,7 +22,7 @@ from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.runtime import tuned_process
 from layerpeek.core.settings import Settings
 from layerpeek.core.settings import load_settings as load
-from layerpeek.core.startup import open_service
+from layerpeek.core.startup import check_service
 from layerpeek.core.text import printable
 from layerpeek.links.settings import LinkSettings
 from layerpeek.server.app import create_server
@@ -83,17 +82,6 @@ def read_settings() -> tuple[Settings, ServerSettings, LinkSettings]:
     return load(Settings), load(ServerSettings), load(LinkSettings)
 
 
-async def _open_and_close(settings: Settings) -> None:
-    async with open_service(settings, guarded=True):
-        pass
-
-
-def check(settings: Settings) -> None:
-    """Open (and close) what the lifespan opens: a bad allow-list entry, CA bundle or cache
-    setting is then one line here, not a traceback from inside the transport's startup."""
-    anyio.run(_open_and_close, settings)
-
-
 def build(args: argparse.Namespace) -> tuple[MCPServer[Any], ServerSettings]:
     """The server for ``args``, with settings read from the environment."""
     settings, server_settings, links = read_settings()
@@ -113,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``layerpeek-mcp``; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        check(read_settings()[0])
+        check_service(read_settings()[0], guarded=True)
         server, server_settings = build(args)
         # The SDK logs at INFO to stderr; httpx would add a line per registry request.
         logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -101,6 +101,15 @@ def test_running_without_a_token_says_what_to_set(env, capsys):
     assert "set DISCORD_TOKEN" in capsys.readouterr().err
 
 
+def test_a_bad_cache_setting_stops_the_bot_before_it_connects(env, capsys, monkeypatch):
+    monkeypatch.setenv("DISCORD_TOKEN", "not.a.token")
+    monkeypatch.setenv("LAYERPEEK_CACHE_URL", "ftp://cache")
+    assert main([]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("layerpeek-bot: error: invalid LAYERPEEK_CACHE_URL: unsupported")
+    assert len(err.splitlines()) == 1
+
+
 async def test_state_is_kept_by_key_and_expires(tmp_path):
     store = StateStore(tmp_path / "state.sqlite3", days=1)
     key = await store.put({"pinned": "r@sha256:x"})
