@@ -6,13 +6,14 @@ the long lists of that answer and cut long build steps, so one result stays smal
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import Field
 
 from layerpeek.core.fs.find import MAX_PATTERN, FindSpec
+from layerpeek.core.layers.entry import EntryType
 from layerpeek.core.models import PathTrace
 from layerpeek.core.paging import window
 from layerpeek.server import render
@@ -31,9 +32,6 @@ from layerpeek.server.cursor import query_hash
 from layerpeek.server.errors import tool_errors
 from layerpeek.server.models import DiffPage, FindPage, RemovedPage, TriagePage
 
-EntryType = Literal[
-    "file", "dir", "symlink", "hardlink", "char", "block", "fifo", "whiteout", "opaque"
-]
 Limit = Annotated[int, Field(ge=1, le=200, description="most items in this page")]
 
 
