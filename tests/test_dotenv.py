@@ -74,7 +74,6 @@ async def mcp_server_starts(example_dir: Path) -> None:
         stop_child(child, drain, child.stderr)
 
 
-@pytest.mark.anyio
 async def test_a_value_in_env_reaches_the_mcp_server_over_stdio(
     example_dir, monkeypatch, plain_registry, catalog
 ):

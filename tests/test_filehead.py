@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import hashlib
 
-import pytest
-
 from layerpeek.core.filehead import read_head
 
-pytestmark = pytest.mark.anyio
 CHUNKS = [b"a" * 10, b"b" * 10, b"c" * 10]
 
 

@@ -80,7 +80,6 @@ ALTERED = (
 )
 
 
-@pytest.mark.anyio
 async def test_a_cursor_outlives_the_server_that_returned_it(
     layerpeek_env, plain_registry, catalog, tmp_path
 ):

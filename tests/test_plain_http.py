@@ -20,8 +20,6 @@ from layerpeek.core.registry.plain import is_loopback
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings, load_settings
 
-pytestmark = pytest.mark.anyio
-
 
 @pytest.fixture
 def no_plain_setting(monkeypatch, layerpeek_env):
