@@ -14,8 +14,8 @@ import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-from test_mcp_stdio import server_command
 
+from fixtures.commands import server_command
 from fixtures.tools import LogDrain, stop_child
 from layerpeek.bot.cli import main as bot_main
 from layerpeek.cli.main import main as cli_main

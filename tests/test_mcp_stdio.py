@@ -2,22 +2,15 @@
 
 import base64
 import json
-import shutil
 import stat
 
 import pytest
 from mcp import Client, StdioServerParameters
 
 from fixtures.catalog import TAG_NAMES
+from fixtures.commands import server_command
 from layerpeek.server.cursor import KEY_FILE
 from layerpeek.server.main import main
-
-
-def server_command() -> str:
-    """The installed console script; the suite installs the project before it runs."""
-    command = shutil.which("layerpeek-mcp")
-    assert command, "layerpeek-mcp is not on PATH: pip install -e ."
-    return command
 
 
 def child_env(layerpeek_env, **extra: str) -> dict[str, str]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_trust_errors import cli, one_line
 
+from fixtures.commands import cli, one_line
 from layerpeek.cli.main import main
 from layerpeek.core.errors import LayerpeekError, NetworkRefused
 from layerpeek.core.registry.client import RegistryClient

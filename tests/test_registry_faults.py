@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from stamina.instrumentation import get_on_retry_hooks, set_on_retry_hooks
-from test_trust_errors import cli, one_line
 
+from fixtures.commands import cli, one_line
 from fixtures.images import DOCKER_MANIFEST
 from fixtures.proxy import FaultProxy
 from layerpeek.core.errors import (

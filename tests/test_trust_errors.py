@@ -7,13 +7,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from fixtures.commands import cli, one_line
 from fixtures.hostile import OCI_MANIFEST, HostileRegistry
 from layerpeek.core.errors import (
     InvalidReference,
@@ -34,21 +32,6 @@ DEEP_JSON = b"[" * 200_000  # deeper than any interpreter stack: RecursionError,
 def hostile() -> Iterator[HostileRegistry]:
     with HostileRegistry() as registry:
         yield registry
-
-
-def cli(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "layerpeek.cli", *argv],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=cwd,
-    )
-
-
-def one_line(message: str) -> str:
-    assert "\n" not in message.rstrip("\n") and "\x1b" not in message, repr(message)
-    return message.rstrip("\n")
 
 
 # -- odd hosts -------------------------------------------------------------------------------
