@@ -19,7 +19,7 @@ import zstandard
 from layerpeek.core.errors import CorruptLayer, LayerError, TruncatedLayer
 from layerpeek.core.layers.entry import TarEntry
 from layerpeek.core.layers.scan import FileData, LayerReader, ScanEvent, scan_layer
-from layerpeek.core.layers.tar import TarScanner
+from layerpeek.core.layers.tar.scanner import TarScanner
 
 COMPRESS: dict[str, Callable[[bytes], bytes]] = {
     "gzip": gzip.compress,

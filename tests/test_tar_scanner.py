@@ -16,7 +16,7 @@ from fixtures.tarblocks import END, MTIME, padded, pax_body, pax_entry, raw_head
 from layerpeek.core.errors import CorruptLayer, HostileLayer, LayerTooLarge, TruncatedLayer
 from layerpeek.core.layers.entry import LAYER_LIMITS, NAME_LIMIT, TarEntry
 from layerpeek.core.layers.scan import LayerReader
-from layerpeek.core.layers.tar import FileData, ScanEvent, TarScanner
+from layerpeek.core.layers.tar.scanner import FileData, ScanEvent, TarScanner
 
 LONG_DIR = "usr/lib/" + "x" * 90
 FORMATS = {"gnu": tarfile.GNU_FORMAT, "pax": tarfile.PAX_FORMAT, "ustar": tarfile.USTAR_FORMAT}
@@ -791,7 +791,7 @@ _STREAM_A_HUGE_COMMENT = (
     PEAK_SOURCE
     + """
 import sys
-from layerpeek.core.layers.tar import TarScanner
+from layerpeek.core.layers.tar.scanner import TarScanner
 sys.path.insert(0, "tests")
 from fixtures.tarblocks import END, raw_header
 

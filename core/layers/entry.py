@@ -14,6 +14,9 @@ EntryType = Literal[
     "file", "dir", "symlink", "hardlink", "char", "block", "fifo", "whiteout", "opaque"
 ]
 
+_OPAQUE = ".wh..wh..opq"
+_WHITEOUT_PREFIX = ".wh."
+
 NAME_LIMIT = 4096
 """Longest path or link name kept, in bytes: Linux's PATH_MAX. No runtime can create a longer
 path (containerd's apply fails with ENAMETOOLONG), so a longer name is only ever an attack on
@@ -131,3 +134,15 @@ def display_path(name: str) -> str:
     while name.startswith(("./", "/"), at):
         at += 2 if name.startswith("./", at) else 1
     return name[at:].rstrip("/") or "."
+
+
+def whiteout_type(path: str, entry_type: EntryType) -> EntryType:
+    """Overlay whiteouts are ordinary entries recognised by their basename alone."""
+    if ".wh." not in path:
+        return entry_type
+    base = path.rstrip("/").rpartition("/")[2]
+    if base == _OPAQUE:
+        return "opaque"
+    if base.startswith(_WHITEOUT_PREFIX):
+        return "whiteout"
+    return entry_type

@@ -23,7 +23,7 @@ from layerpeek.core.layers.compression import (
     detect_compression,
     make_decompressor,
 )
-from layerpeek.core.layers.tar import FileData, ScanEvent, TarScanner, Want
+from layerpeek.core.layers.tar.scanner import FileData, ScanEvent, TarScanner, Want
 
 __all__ = [
     "BATCH",

@@ -66,8 +66,9 @@ from layerpeek.core.layers.entry import (
     TarEntry,
     cut_text,
     display_path,
+    whiteout_type,
 )
-from layerpeek.core.layers.tar import FileData, TarScanner, _whiteout_type
+from layerpeek.core.layers.tar.scanner import FileData, TarScanner
 
 __all__ = [
     "ESTARGZ_TOC_DIGEST",
@@ -737,7 +738,7 @@ def _entry(raw: dict[str, Any], mtimes: dict[str, int]) -> TarEntry:
         mtimes[modtime] = _mtime(modtime)
     return TarEntry(
         path=display_path(name),
-        type=_whiteout_type(name, entry_type),
+        type=whiteout_type(name, entry_type),
         size=_int(raw, "size") if entry_type == "file" else 0,
         mode=_int(raw, "mode") & 0o7777,
         uid=_int(raw, "uid"),

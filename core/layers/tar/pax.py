@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from layerpeek.core.errors import CorruptLayer, HostileLayer
 from layerpeek.core.layers.entry import NAME_LIMIT, cut_name
-from layerpeek.core.layers.sparse import MAP_LIMIT
+from layerpeek.core.layers.tar.sparse import MAP_LIMIT
 
 RECORD_LIMIT = 1 << 20
 """Longest record gathered whole; Go's archive/tar refuses a whole header past this size."""

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 from layerpeek.core.errors import CorruptLayer, HostileLayer
 from layerpeek.core.layers.entry import TarEntry
-from layerpeek.core.layers.numbers import tar_number
+from layerpeek.core.layers.tar.numbers import tar_number
 
 BLOCK = 512
 MAP_LIMIT = 1 << 20

@@ -27,66 +27,37 @@ at ``LAYER_LIMITS``.
 
 from __future__ import annotations
 
-import struct
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from layerpeek.core.errors import CorruptLayer, HostileLayer, TruncatedLayer
-from layerpeek.core.layers.entry import (
-    LAYER_LIMITS,
-    NAME_LIMIT,
-    EntryType,
-    Limits,
-    TarEntry,
-    display_path,
+from layerpeek.core.layers.entry import LAYER_LIMITS, NAME_LIMIT, Limits, TarEntry
+from layerpeek.core.layers.tar.header import (
+    BLOCK,
+    FIELDS,
+    META_TYPES,
+    NOT_ENTRIES,
+    PAX_TYPES,
+    PLAIN_TYPES,
+    ZERO_BLOCK,
+    Header,
+    apply_pax,
+    build_entry,
+    checked_size,
+    padding,
+    plain_entry,
+    read_fields,
+    verify_checksum,
 )
-from layerpeek.core.layers.numbers import tar_number
-from layerpeek.core.layers.pax import CutName, PaxParser, decode, header_name
-from layerpeek.core.layers.sparse import (
+from layerpeek.core.layers.tar.numbers import tar_number
+from layerpeek.core.layers.tar.pax import CutName, PaxParser, header_name
+from layerpeek.core.layers.tar.sparse import (
     MAP_LIMIT,
     Fragment,
     SparseFile,
     gnu_fragments,
     pax_fragments,
 )
-
-BLOCK = 512
-ZERO_BLOCK = bytes(BLOCK)
-SIZE_LIMIT = 1 << 63
-
-_TYPES: dict[bytes, EntryType] = {
-    b"0": "file",
-    b"\0": "file",
-    b"7": "file",
-    b"S": "file",
-    b"1": "hardlink",
-    b"2": "symlink",
-    b"3": "char",
-    b"4": "block",
-    b"5": "dir",
-    b"6": "fifo",
-    b"D": "dir",  # GNU incremental dump: a directory whose data lists its names
-}
-_PLAIN_TYPES = frozenset(_TYPES) - {b"S"}
-"""Typeflags whose header alone describes the entry (sparse files add a map to theirs)."""
-_HEADER_ONLY = frozenset({"hardlink", "symlink", "char", "block", "dir", "fifo"})
-_NO_DATA = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})
-"""Typeflags whose size field is not followed by data (Go's ``isHeaderOnlyType``)."""
-_PAX_TYPES = frozenset({b"x", b"g", b"X"})
-"""PAX extended headers: per entry, global, and Solaris's older name for ``x``."""
-_LONG_TYPES = frozenset({b"L", b"K"})
-_META_TYPES = _PAX_TYPES | _LONG_TYPES
-_NOT_ENTRIES = frozenset({b"V", b"A"})
-"""A GNU volume label and a Solaris ACL: headers that describe no file, skipped with their
-data (containerd's apply refuses both; GNU tar extracts neither as a file)."""
-_USTAR_MAGIC = b"ustar\x00"
-_OPAQUE = ".wh..wh..opq"
-_WHITEOUT_PREFIX = ".wh."
-_LOW_BYTES = bytes(range(128))
-_FIELDS = struct.Struct("100s8s8s8s12s12s8sc100s6s82x155s12x")
-"""A header split in one call: name, mode, uid, gid, size, mtime, checksum, typeflag,
-linkname, magic and the ustar prefix (version, owner names and device numbers skipped)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,30 +86,6 @@ class _Pending:
     pax: dict[str, str] = field(default_factory=dict)
     long_name: str | None = None
     long_link: str | None = None
-
-
-@dataclass(slots=True)
-class _Header:
-    """One entry's fields while extended headers are applied, before it becomes a TarEntry.
-
-    ``stored`` is the count of data bytes after the header; ``size`` the file's size, which
-    differs from it for sparse files.
-    """
-
-    path: str
-    link: str
-    stored: int
-    size: int
-    uid: int
-    gid: int
-    mtime: int
-    sparse: bool
-    sparse_map: bytes | str | None = None
-    """A sparse file's map as its headers hold it: old GNU's 24-byte records, or PAX 0.x's
-    ``offset,length,…``; parsed only when the file is read, so a bad map fails that read, not
-    the listing."""
-    map_in_data: bool = False
-    """PAX 1.0: the map leads the stored data."""
 
 
 class TarScanner:
@@ -260,7 +207,7 @@ class TarScanner:
         last = not self._file_left
         events.append(FileData(self._file, view[pos : pos + step].tobytes(), last))
         if last:
-            self._skip = _padding(self._file.size)
+            self._skip = padding(self._file.size)
             self._file = None
         return pos + step
 
@@ -280,7 +227,7 @@ class TarScanner:
         sparse, self._sparse_file = self._sparse_file, None
         assert sparse is not None
         events.append(FileData(sparse.entry, b"", True, sparse.finish()))
-        self._skip = _padding(self._sparse_stored)
+        self._skip = padding(self._sparse_stored)
 
     @property
     def _sparse_path(self) -> str:
@@ -316,20 +263,20 @@ class TarScanner:
             return pos
         base = self._total
         while end - pos >= BLOCK:
-            fields = _FIELDS.unpack_from(view, pos)
+            fields = FIELDS.unpack_from(view, pos)
             pos += BLOCK
-            if fields[7] not in _PLAIN_TYPES or not fields[0][0]:  # a zero block has no name
+            if fields[7] not in PLAIN_TYPES or not fields[0][0]:  # a zero block has no name
                 self._header(view[pos - BLOCK : pos].tobytes(), base + pos, events)
                 return pos
-            _verify_checksum(view[pos - BLOCK : pos], fields[6], base + pos - BLOCK)
-            entry, stored = _plain_entry(fields, base + pos)
+            verify_checksum(view[pos - BLOCK : pos], fields[6], base + pos - BLOCK)
+            entry, stored = plain_entry(fields, base + pos)
             names = self.names + len(entry.path) + len(entry.link)
             if self.entries >= self._max_entries or names > self._max_names:
                 self._refuse(names, base + pos - BLOCK)
             events.append(entry)
             self.entries += 1
             self.names = names
-            span = stored + _padding(stored)
+            span = stored + padding(stored)
             if end - pos < span:
                 self._skip = span - (end - pos)
                 self._last_path, self._last_end = entry.path, entry.offset + span
@@ -346,15 +293,15 @@ class TarScanner:
             return
         if self._zero_blocks:
             raise CorruptLayer(f"tar header after a zero block at tar offset {at:,}", at)
-        fields = _FIELDS.unpack(block)
-        _verify_checksum(block, fields[6], at)
+        fields = FIELDS.unpack(block)
+        verify_checksum(block, fields[6], at)
         kind = fields[7]
-        if kind in _META_TYPES:
-            self._start_meta(kind, _size(tar_number(fields[4], "size", at), at), at)
+        if kind in META_TYPES:
+            self._start_meta(kind, checked_size(tar_number(fields[4], "size", at), at), at)
             return
         entry, stored = self._entry(block, fields, data_offset)
-        if kind in _NOT_ENTRIES:
-            self._skip = stored + _padding(stored)
+        if kind in NOT_ENTRIES:
+            self._skip = stored + padding(stored)
             self._last_path, self._last_end = entry.path, data_offset + self._skip
         elif kind == b"S" and block[482]:
             self._sparse = (entry, stored)
@@ -383,7 +330,7 @@ class TarScanner:
         events.append(entry)
         self.entries += 1
         self.names = names
-        span = stored + _padding(stored)
+        span = stored + padding(stored)
         self._last_path, self._last_end = entry.path, entry.offset + span
         if entry.type != "file" or self._want is None or entry.cut or not self._want(entry):
             self._skip = span
@@ -420,7 +367,7 @@ class TarScanner:
         """Start reading an extended header of ``size`` bytes, whatever its size: what is
         kept of it is bounded (``_take_meta``)."""
         self._meta = (kind, size, size)
-        self._pax = PaxParser(at) if kind in _PAX_TYPES else None
+        self._pax = PaxParser(at) if kind in PAX_TYPES else None
         self._long.clear()
         if not size:
             self._meta_done()
@@ -429,7 +376,7 @@ class TarScanner:
         """Record a complete extended header for the entry after it."""
         assert self._meta is not None
         (kind, size, _), self._meta = self._meta, None
-        self._skip = _padding(size)
+        self._skip = padding(size)
         if self._pax is not None:
             records = self._pax.finish()  # a malformed global header is refused too, as Go
             self._pax = None
@@ -460,18 +407,18 @@ class TarScanner:
 
         Returns the entry, the number of data bytes stored after the header (which differs
         from ``entry.size`` for sparse files and header-only types). A header that no
-        extended header amends and that is not sparse is a plain one (``_plain_entry``).
+        extended header amends and that is not sparse is a plain one (``plain_entry``).
         """
         self._map, self._map_in_data = None, False
         kind = fields[7]
         if self._pending is None and kind != b"S":
-            return _plain_entry(fields, data_offset)
+            return plain_entry(fields, data_offset)
         at = data_offset - BLOCK
-        path, link, mode, uid, gid, stored, mtime = _read_fields(fields, at)
-        header = _Header(path, link, stored, stored, uid, gid, mtime, kind == b"S")
+        path, link, mode, uid, gid, stored, mtime = read_fields(fields, at)
+        header = Header(path, link, stored, stored, uid, gid, mtime, kind == b"S")
         self._amend(header, block, at)
         self._map, self._map_in_data = header.sparse_map, header.map_in_data
-        return _build_entry(
+        return build_entry(
             kind,
             str(header.path),  # a plain str, whether or not it was a CutName
             str(header.link),
@@ -486,7 +433,7 @@ class TarScanner:
             isinstance(header.path, CutName) or isinstance(header.link, CutName),
         )
 
-    def _amend(self, header: _Header, block: bytes, at: int) -> None:
+    def _amend(self, header: Header, block: bytes, at: int) -> None:
         """Apply an old GNU sparse header's size and map, then any extended headers."""
         if header.sparse:
             header.size = tar_number(block[483:495], "sparse size", at) or header.stored
@@ -494,190 +441,11 @@ class TarScanner:
         if self._pending is not None:
             self._apply_extended(header, at)
 
-    def _apply_extended(self, header: _Header, at: int) -> None:
+    def _apply_extended(self, header: Header, at: int) -> None:
         """Apply PAX records, then GNU long names (Go's order)."""
         pending, self._pending = self._pending or _Pending(), None
-        _apply_pax(header, pending.pax, at)
+        apply_pax(header, pending.pax, at)
         if pending.long_name is not None:
             header.path = pending.long_name
         if pending.long_link is not None:
             header.link = pending.long_link
-
-
-def _plain_entry(fields: tuple[bytes, ...], data_offset: int) -> tuple[TarEntry, int]:
-    """The entry of a header that needs nothing but itself (``TarScanner._headers``), and
-    the data bytes stored after it, from ``data_offset`` on."""
-    path, link, mode, uid, gid, stored, mtime = _read_fields(fields, data_offset - BLOCK)
-    return _build_entry(fields[7], path, link, stored, stored, mode, uid, gid, mtime, data_offset)
-
-
-def _read_fields(fields: tuple[bytes, ...], at: int) -> tuple[str, str, int, int, int, int, int]:
-    """Path, link name, mode, uid, gid, size and mtime as the header block holds them."""
-    mode, uid, gid, size, mtime = _numbers(fields, at)
-    link = decode(_c_string(fields[8])) if fields[8][0] else ""
-    path = decode(_header_name(fields[0], fields[9], fields[10]))
-    return path, link, mode, uid, gid, size, mtime
-
-
-def _build_entry(
-    kind: bytes,
-    path: str,
-    link: str,
-    stored: int,
-    size: int,
-    mode: int,
-    uid: int,
-    gid: int,
-    mtime: int,
-    data_offset: int,
-    sparse: bool = False,
-    cut: bool = False,
-) -> tuple[TarEntry, int]:
-    """The entry as reported, from its header's fields once any extended header has amended
-    them, and the data bytes stored after its header. ``cut``: its path or link name is one
-    cut at ``NAME_LIMIT`` bytes."""
-    at = data_offset - BLOCK
-    entry_type = _entry_type(kind, path)
-    if entry_type in _HEADER_ONLY:
-        size = 0  # As Go and tarfile: these never carry data...
-        if kind in _NO_DATA or kind == b"\0":
-            stored = 0  # ...and none follows them, but a GNU dumpdir's names do.
-    entry = TarEntry(
-        display_path(path),
-        _whiteout_type(path, entry_type),
-        _size(size, at),
-        mode & 0o7777,
-        uid,
-        gid,
-        mtime,
-        display_path(link) if entry_type == "hardlink" else link,
-        data_offset,
-        sparse,
-        cut,
-    )
-    return entry, _size(stored, at)
-
-
-def _apply_pax(header: _Header, pax: dict[str, str], at: int) -> None:
-    """Let PAX records override the header fields (an empty value means "no override")."""
-    header.path = pax.get("GNU.sparse.name") or pax.get("path") or header.path
-    header.link = pax.get("linkpath") or header.link
-    header.stored = _pax_int(pax, "size", at, header.stored)
-    header.size = _pax_int(pax, "GNU.sparse.size", at, header.stored)
-    header.size = _pax_int(pax, "GNU.sparse.realsize", at, header.size)
-    header.sparse = header.sparse or any(key.startswith("GNU.sparse.") for key in pax)
-    if "GNU.sparse.map" in pax:
-        header.sparse_map = pax["GNU.sparse.map"]
-    header.map_in_data = pax.get("GNU.sparse.major") == "1"
-    header.uid = _pax_int(pax, "uid", at, header.uid)
-    header.gid = _pax_int(pax, "gid", at, header.gid)
-    header.mtime = _pax_mtime(pax, at, header.mtime)
-
-
-def _entry_type(kind: bytes, path: str) -> EntryType:
-    """Map a typeflag; POSIX says unknown types read as regular files."""
-    if kind == b"\0" and path.endswith("/"):
-        return "dir"  # v7 archives mark directories by a trailing slash only.
-    return _TYPES.get(kind, "file")
-
-
-def _whiteout_type(path: str, entry_type: EntryType) -> EntryType:
-    """Overlay whiteouts are ordinary entries recognised by their basename alone."""
-    if ".wh." not in path:
-        return entry_type
-    base = path.rstrip("/").rpartition("/")[2]
-    if base == _OPAQUE:
-        return "opaque"
-    if base.startswith(_WHITEOUT_PREFIX):
-        return "whiteout"
-    return entry_type
-
-
-def _c_string(field: bytes) -> bytes:
-    """A NUL-terminated field's text (all of it when no NUL ends it)."""
-    return field.partition(b"\0")[0]
-
-
-def _header_name(name: bytes, magic: bytes, prefix: bytes) -> bytes:
-    """The name field, joined to the ustar prefix field when the magic says it is one.
-
-    GNU headers reuse the prefix bytes for atime/ctime, so only POSIX ustar (and PAX, which
-    writes ustar headers) get the prefix, as in Go's reader.
-    """
-    name = _c_string(name)
-    if magic == _USTAR_MAGIC and prefix[0]:
-        return _c_string(prefix) + b"/" + name
-    return name
-
-
-def _numbers(fields: tuple[bytes, ...], at: int) -> tuple[int, int, int, int, int]:
-    """Mode, uid, gid, size and mtime (``_FIELDS`` 1-5), with one fast path for the usual
-    octal text."""
-    _, mode, uid, gid, size, mtime = fields[:6]
-    try:
-        return (
-            int(mode.replace(b"\0", b" "), 8),
-            int(uid.replace(b"\0", b" "), 8),
-            int(gid.replace(b"\0", b" "), 8),
-            int(size.replace(b"\0", b" "), 8),
-            int(mtime.replace(b"\0", b" "), 8),
-        )
-    except ValueError:
-        return (
-            tar_number(mode, "mode", at),
-            tar_number(uid, "uid", at),
-            tar_number(gid, "gid", at),
-            tar_number(size, "size", at),
-            tar_number(mtime, "mtime", at),
-        )
-
-
-def _size(size: int, at: int) -> int:
-    if size < 0 or size > SIZE_LIMIT:
-        raise HostileLayer(f"absurd tar entry size {size:,} at tar offset {at:,}", at)
-    return size
-
-
-def _padding(size: int) -> int:
-    return -size % BLOCK
-
-
-def _verify_checksum(block: bytes | memoryview, field: bytes, at: int) -> None:
-    """Check the header checksum (``field``, bytes 148-155 of ``block``), accepting the
-    unsigned and the signed byte sums as tar does. ``block`` may be a view into the stream.
-
-    ``sum()`` over 512 bytes costs ~5 us in Python; ``adler32``'s low half is 1 + the byte sum
-    mod 65521, exact for runs of up to 256 bytes, so two calls give the sum in ~0.5 us.
-    """
-    stored = tar_number(field, "checksum", at)
-    unsigned = (
-        ((zlib.adler32(block[:256]) & 0xFFFF) + (zlib.adler32(block[256:]) & 0xFFFF) - 2)
-        - sum(field)
-        + 8 * 32
-    )
-    if stored == unsigned:
-        return
-    high = len(bytes(block).translate(None, _LOW_BYTES)) - len(field.translate(None, _LOW_BYTES))
-    if stored != unsigned - 256 * high:
-        raise CorruptLayer(f"bad tar header checksum at tar offset {at:,}", at)
-
-
-def _pax_int(pax: dict[str, str], key: str, at: int, default: int) -> int:
-    value = pax.get(key)
-    if not value:
-        return default
-    try:
-        return int(value, 10)
-    except ValueError:
-        raise CorruptLayer(f"bad PAX {key} {value!r} at tar offset {at:,}", at) from None
-
-
-def _pax_mtime(pax: dict[str, str], at: int, default: int) -> int:
-    """PAX times may carry a fraction ("1700000000.123456789"); whole seconds are kept."""
-    value = pax.get("mtime")
-    if not value:
-        return default
-    seconds, _, fraction = value.partition(".")
-    if not fraction.isdigit() and fraction:
-        raise CorruptLayer(f"bad PAX mtime {value!r} at tar offset {at:,}", at)
-    return _pax_int({"mtime": seconds or "0"}, "mtime", at, default)
