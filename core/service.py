@@ -63,7 +63,7 @@ from layerpeek.core.layers.index import (
 from layerpeek.core.layers.reader import BlobReader
 from layerpeek.core.layers.scan import FileData, scan_layer
 from layerpeek.core.layers.tar.sparse import zero_chunks
-from layerpeek.core.layers.toc import read_toc_file
+from layerpeek.core.layers.toc.files import read_toc_file
 from layerpeek.core.models import (
     ConfigInfo,
     DiffReport,

@@ -31,16 +31,14 @@ from fixtures.toc_images import (
     push_toc_image,
 )
 from layerpeek.core.errors import CorruptLayer, DigestMismatch, FileNotInLayer, LayerTooLarge
-from layerpeek.core.layers import toc as toc_module
 from layerpeek.core.layers.entry import LAYER_LIMITS, NAME_LIMIT, TarEntry
 from layerpeek.core.layers.scan import scan_layer
-from layerpeek.core.layers.toc import (
-    TOC_ARTIFACTS,
-    Toc,
-    parse_toc,
-    read_toc,
-    read_toc_file,
-)
+from layerpeek.core.layers.toc import files as toc_files
+from layerpeek.core.layers.toc import model as toc_model
+from layerpeek.core.layers.toc.files import read_toc_file
+from layerpeek.core.layers.toc.footer import read_toc
+from layerpeek.core.layers.toc.jsonstream import parse_toc
+from layerpeek.core.layers.toc.model import TOC_ARTIFACTS, Toc
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
@@ -218,7 +216,7 @@ async def test_a_file_costs_only_its_own_chunks_in_one_request(built):
 
 async def test_requests_stay_within_the_window(built, monkeypatch):
     _, layer = built
-    monkeypatch.setattr(toc_module, "WINDOW", 50_000)
+    monkeypatch.setattr(toc_files, "WINDOW", 50_000)
     memory = MemoryBlob(layer.blob)
     toc = await read_toc(memory.fetch, len(layer.blob), layer.annotations)
     assert toc is not None
@@ -398,7 +396,7 @@ def _pieces(data: bytes, size: int) -> Iterator[bytes]:
     return (data[start : start + size] for start in range(0, len(data), size))
 
 
-def _files(toc: Toc) -> dict[str, toc_module.TocFile]:
+def _files(toc: Toc) -> dict[str, toc_model.TocFile]:
     return dict(toc.files)
 
 
@@ -455,7 +453,7 @@ def test_a_path_written_twice_keeps_its_last_copy():
     toc = parse_toc("zstd:chunked", [document], 50)
     assert [(e.path, e.size) for e in toc.entries] == [("a/f", 3), ("a/f", 5)]
     assert len(toc.files) == 1
-    assert toc.files["a/f"].chunks == (toc_module.TocChunk(20, 50, 0, 5),)
+    assert toc.files["a/f"].chunks == (toc_model.TocChunk(20, 50, 0, 5),)
 
 
 def test_a_toc_name_over_the_name_limit_is_listed_cut_marked_and_not_readable():
@@ -487,7 +485,7 @@ def test_a_toc_listing_more_entries_than_a_layer_may_hold_is_refused():
 async def test_a_toc_over_the_size_limit_is_refused_before_it_is_fetched():
     layer = build("zstd-chunked")
     offset, compressed, _, kind = layer.annotations[ZSTD_POSITION].split(":")
-    position = f"{offset}:{compressed}:{toc_module.MAX_TOC_BYTES + 1}:{kind}"
+    position = f"{offset}:{compressed}:{toc_model.MAX_TOC_BYTES + 1}:{kind}"
     blob = MemoryBlob(layer.blob)
     with pytest.raises(CorruptLayer) as raised:
         await read_toc(blob.fetch, len(layer.blob), {**layer.annotations, ZSTD_POSITION: position})
@@ -513,7 +511,7 @@ def with_cut_toc(layer: TocLayer) -> TocLayer:
     if layer.layer.media_type.endswith("gzip"):
         tar = io.BytesIO()
         with tarfile.open(fileobj=tar, mode="w") as archive:
-            info = tarfile.TarInfo(toc_module.ESTARGZ_TOC_NAME)
+            info = tarfile.TarInfo(toc_model.ESTARGZ_TOC_NAME)
             info.size = len(cut)
             archive.addfile(info, io.BytesIO(cut))
         member = gzip.compress(tar.getvalue(), mtime=0)
@@ -567,7 +565,7 @@ def test_toc_json_maps_types_paths_and_times_like_the_tar_scanner():
         ("a/h", "hardlink", 0, 0, "a/f"),
         ("a/.wh.gone", "whiteout", 0, 0, ""),
     ]
-    assert toc.files["a/f"].chunks == (toc_module.TocChunk(10, 50, 0, 3),)
+    assert toc.files["a/f"].chunks == (toc_model.TocChunk(10, 50, 0, 3),)
 
 
 # -- against the registry ------------------------------------------------------------------

@@ -61,7 +61,8 @@ from layerpeek.core.layers.entry import LAYER_LIMITS, TarEntry
 from layerpeek.core.layers.pump import InflatePump
 from layerpeek.core.layers.reader import MAX_WINDOW, BlobReader
 from layerpeek.core.layers.scan import FIRST_BATCH, Inflated, LayerReader, ScanEvent
-from layerpeek.core.layers.toc import TOC_ARTIFACTS, Toc, announces_toc, read_toc
+from layerpeek.core.layers.toc.footer import announces_toc, read_toc
+from layerpeek.core.layers.toc.model import TOC_ARTIFACTS, Toc
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.registry.reference import Reference
 
