@@ -52,14 +52,9 @@ from layerpeek.core.image.documents import (
     parse_manifest,
 )
 from layerpeek.core.layers.entry import IMAGE_LIMITS, NAME_LIMIT, Tally, TarEntry, display_path
-from layerpeek.core.layers.index import (
-    LayerIndex,
-    LayerIndexes,
-    LayerView,
-    OnScan,
-    ranged,
-    read_ranged,
-)
+from layerpeek.core.layers.index.model import LayerIndex, LayerView, OnScan
+from layerpeek.core.layers.index.ranged import ranged, read_ranged
+from layerpeek.core.layers.index.store import LayerIndexes
 from layerpeek.core.layers.reader import BlobReader
 from layerpeek.core.layers.scan import FileData, scan_layer
 from layerpeek.core.layers.tar.sparse import zero_chunks

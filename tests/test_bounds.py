@@ -24,8 +24,8 @@ from fixtures.images import OCI_LAYER_GZIP, Layer, image_config, push_image
 from fixtures.peak import PEAK_SOURCE
 from layerpeek.cli.main import main
 from layerpeek.core import service
-from layerpeek.core.layers import index as index_module
 from layerpeek.core.layers.entry import IMAGE_LIMITS
+from layerpeek.core.layers.index import store as index_store
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 
@@ -182,7 +182,7 @@ async def test_indexes_kept_in_memory_are_bounded_by_their_entries(
     push_image(
         f"http://{plain_registry.host}", "bounds/kept", "latest", blobs, image_config(layers)
     )
-    monkeypatch.setattr(index_module, "KNOWN_ENTRIES", 7)  # three layers of 3 entries
+    monkeypatch.setattr(index_store, "KNOWN_ENTRIES", 7)  # three layers of 3 entries
     async with RegistryClient() as client:
         peek = Layerpeek(client)
         image = await peek.resolve(f"{plain_registry.host}/bounds/kept:latest")
@@ -195,9 +195,9 @@ _ENCODE = (
     PEAK_SOURCE
     + """
 import sys
-from layerpeek.core.layers.encoding import IndexEncoder
+from layerpeek.core.layers.index.encoding import IndexEncoder
 from layerpeek.core.layers.entry import TarEntry
-from layerpeek.core.layers.index import LayerIndex
+from layerpeek.core.layers.index.model import LayerIndex
 count = int(sys.argv[1])
 entries = [
     TarEntry(f"app/node_modules/pkg-{i // 40}/lib/file-{i}.js", "file", i, 420, 0, 0, i, "", i)

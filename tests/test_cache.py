@@ -19,9 +19,9 @@ from layerpeek.core.cache.store import FILE_NAME, AsyncCache, Cache
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.layers import checkpoints
 from layerpeek.core.layers.checkpoints import WINDOW, Checkpoint
-from layerpeek.core.layers.encoding import ROWS_PER_LINE, IndexEncoder
 from layerpeek.core.layers.entry import TarEntry
-from layerpeek.core.layers.index import LayerIndex
+from layerpeek.core.layers.index.encoding import ROWS_PER_LINE, IndexEncoder
+from layerpeek.core.layers.index.model import LayerIndex
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from layerpeek.core.layers.checkpoints import Checkpoint
 from layerpeek.core.layers.entry import TarEntry
 
 if TYPE_CHECKING:
-    from layerpeek.core.layers.index import LayerIndex
+    from layerpeek.core.layers.index.model import LayerIndex
 
 FORMAT_VERSION = 6
 """6: an entry's row ends with ``cut`` (indexes written before it hold uncut names), and the
