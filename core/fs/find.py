@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import get_args
 
 import re2
 
 from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.layers.entry import EntryType
 
-TYPES = frozenset(
-    {"file", "dir", "symlink", "hardlink", "char", "block", "fifo", "whiteout", "opaque"}
-)
+TYPES = frozenset(get_args(EntryType))
 MAX_PATTERN = 1024
 """Longest pattern accepted, in characters: paths are at most 4 KiB (PATH_MAX), and a
 pattern longer than a page of text is no query anyone types."""
