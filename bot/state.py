@@ -2,7 +2,7 @@
 
 A custom_id holds at most 100 characters, too few for an image reference plus a platform,
 so a message stores its state here under a short random key and its buttons carry the key
-(DynamicItem templates parse it back). The core's cache (core/cache/store.py) keeps immutable
+(DynamicItem templates parse it back). The core's cache (core/cache/) keeps immutable
 content by digest and evicts the least recently used, which suits neither random keys nor a
 promised lifetime, so this is a small SQLite table of the bot's own under
 ``LAYERPEEK_CACHE_DIR``; rows expire after ``state_days``, and a click on an older message

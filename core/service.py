@@ -18,7 +18,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from layerpeek.core.cache.store import CacheStore, key_for, open_cache
+from layerpeek.core.cache.interface import CacheStore, key_for, open_cache
 from layerpeek.core.errors import (
     FileNotInLayer,
     LayerError,

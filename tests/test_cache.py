@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from layerpeek.core.cache import store as cache_module
-from layerpeek.core.cache.store import FILE_NAME, AsyncCache, Cache
+from layerpeek.core.cache import sqlite as cache_module
+from layerpeek.core.cache.sqlite import FILE_NAME, AsyncCache, Cache
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.layers import checkpoints
 from layerpeek.core.layers.checkpoints import WINDOW, Checkpoint
@@ -75,7 +75,7 @@ def test_several_processes_write_at_once(tmp_path):
         """
         import sys
         from pathlib import Path
-        from layerpeek.core.cache.store import Cache
+        from layerpeek.core.cache.sqlite import Cache
         store = Cache(Path(sys.argv[1]))
         for i in range(200):
             store.put("config", f"sha256:{sys.argv[2]}{i}", b"x" * 1000)

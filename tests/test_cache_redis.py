@@ -22,8 +22,9 @@ import pytest
 from fixtures.redis_server import RedisServer, free_port
 from fixtures.tools import require_tool
 from layerpeek.cli.main import main
+from layerpeek.core.cache.interface import key_for, open_cache
 from layerpeek.core.cache.redis_store import IDLE_TTL, RETRY_AFTER, RedisCache, content_key
-from layerpeek.core.cache.store import FILE_NAME, AsyncCache, key_for, open_cache
+from layerpeek.core.cache.sqlite import FILE_NAME, AsyncCache
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.registry.reference import parse_reference

@@ -19,7 +19,7 @@ from mcp import Client
 from fixtures.hostile import HostileRegistry, Route
 from fixtures.images import Member, Pusher, image_config, make_layer, seeded_bytes
 from fixtures.toc_images import make_estargz, push_toc_image
-from layerpeek.core.cache.store import AsyncCache
+from layerpeek.core.cache.sqlite import AsyncCache
 from layerpeek.core.errors import LayerpeekError, TruncatedLayer
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek

@@ -26,7 +26,8 @@ from fixtures.images import (
     seeded_bytes,
     sha256_digest,
 )
-from layerpeek.core.cache.store import FILE_NAME, key_for
+from layerpeek.core.cache.interface import key_for
+from layerpeek.core.cache.sqlite import FILE_NAME
 from layerpeek.core.errors import CorruptLayer, FileNotInLayer, TruncatedLayer
 from layerpeek.core.layers import checkpoints
 from layerpeek.core.layers.checkpoints import (

@@ -27,15 +27,15 @@ import pytest
 
 from fixtures.proxy import FaultProxy
 from fixtures.redis_server import RedisServer, free_port
-from layerpeek.core.cache import store as cache
-from layerpeek.core.cache.store import key_for
+from layerpeek.core.cache import sqlite as cache
+from layerpeek.core.cache.interface import key_for
 from layerpeek.core.registry.reference import parse_reference
 
 LISTER = textwrap.dedent(
     """
     import sys
     import anyio
-    from layerpeek.core.cache.store import AsyncCache
+    from layerpeek.core.cache.sqlite import AsyncCache
     from layerpeek.core.cache.redis_store import RedisCache
     from layerpeek.core.registry.client import RegistryClient
     from layerpeek.core.service import Layerpeek

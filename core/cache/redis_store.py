@@ -42,7 +42,7 @@ from redis import exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from layerpeek.core.cache.store import Kind
+from layerpeek.core.cache.interface import Kind
 from layerpeek.core.errors import LayerpeekError
 
 P = ParamSpec("P")

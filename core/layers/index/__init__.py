@@ -14,7 +14,7 @@ belongs there, after the cache and before a scan, so later listings cost nothing
 What is shared by digest is what was checked against the digest. A scan stores its index
 only once it has read the whole blob and the blob hashed to the layer's digest
 (``BlobReader``); an open scan is shared only once it has. Everything is kept within the
-registry that served it (``cache.key_for``); a TOC, which only the manifest's annotation
+registry that served it (``cache.interface.key_for``); a TOC, which only the manifest's annotation
 vouches for, within its repository. A registry that lies about a digest cannot change what
 another registry's image lists, nor learn what another registry's layer holds.
 

@@ -13,7 +13,7 @@ from functools import partial
 import anyio
 import anyio.to_thread
 
-from layerpeek.core.cache.store import LEASE_RENEW, CacheStore, key_for, wait_for_lease
+from layerpeek.core.cache.interface import LEASE_RENEW, CacheStore, key_for, wait_for_lease
 from layerpeek.core.errors import (
     CorruptLayer,
     LayerError,
@@ -180,7 +180,7 @@ class LayerIndexes:
 
     async def _stored_elsewhere(self, ref: Reference, layer: Descriptor, live: _Live) -> bool:
         """Before a full scan starts, take the layer's lease in the cache, so that processes
-        sharing the cache scan it once (``cache.wait_for_lease``). True when the process we
+        sharing the cache scan it once (``interface.wait_for_lease``). True when the process we
         waited for stored the index (now ``live.index``; the scan is dropped unread); else
         the scan holds the lease until its index is stored or it ends without one. Called
         under the scan's lock: this process's other callers wait for this scan, not for the
