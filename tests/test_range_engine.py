@@ -29,7 +29,7 @@ from fixtures.images import (
 from layerpeek.core.cache.interface import key_for
 from layerpeek.core.cache.sqlite import FILE_NAME
 from layerpeek.core.errors import CorruptLayer, FileNotInLayer, TruncatedLayer
-from layerpeek.core.layers import checkpoints
+from layerpeek.core.layers import checkpoints, zlib_native
 from layerpeek.core.layers.checkpoints import (
     SPACING,
     WINDOW,
@@ -337,9 +337,9 @@ def _checkpoints_and_resumed(monkeypatch, build, resume, compressed, offsets):
 
 
 def test_checkpoints_from_zlib_ng_and_system_zlib_are_the_same_and_interchangeable(monkeypatch):
-    zlib_ng = checkpoints._zlib_ng()
+    zlib_ng = zlib_native.zlib_ng()
     assert zlib_ng is not None  # the zlib-ng package is a dependency: the fast path loads
-    system = checkpoints._system_zlib()
+    system = zlib_native.system_zlib()
     text = b" ".join(b"w%d" % (i * 7919 % 10007) for i in range(600_000))
     compressed = gzip.compress(text, 6)
     offsets = range(700_000, len(text) - 100, 333_333)
