@@ -11,12 +11,14 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpcore
 import httpx
 import pytest
 from cryptography import x509
 
 from fixtures.certs import write_server_certificate
 from layerpeek.core.errors import LayerpeekError, NetworkRefused
+from layerpeek.core.registry import httpx_pool
 from layerpeek.core.registry.auth import RegistryAuth, TokenCache
 from layerpeek.core.registry.guard import NetworkGuard, make_transport
 
@@ -278,6 +280,64 @@ async def test_without_a_guard_the_transport_is_plain() -> None:
             response = await client.get(f"http://127.0.0.1:{port}/v2/")
     assert response.status_code == 200
     assert seen == ["/v2/"]
+
+
+# -- the httpx internal the guard is installed through (core/registry/httpx_pool.py) ---------
+
+_ADAPT = "the network guard cannot be installed; adapt core/registry/httpx_pool.py"
+
+
+class _RecordingBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's own backend, noting each connection it is asked to open."""
+
+    def __init__(self) -> None:
+        self.connected: list[tuple[str, int]] = []
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: object = None,
+    ) -> httpcore.AsyncNetworkStream:
+        self.connected.append((host, port))
+        return await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def test_httpx_keeps_the_connection_pool_the_guard_replaces() -> None:
+    assert httpx_pool.has_pool(httpx.AsyncHTTPTransport()), (
+        f"httpx {httpx.__version__} keeps no httpcore pool in "
+        f"AsyncHTTPTransport.{httpx_pool.POOL}: {_ADAPT}"
+    )
+
+
+async def test_requests_connect_through_the_backend_the_pool_was_given() -> None:
+    backend = _RecordingBackend()
+    transport = httpx.AsyncHTTPTransport()
+    httpx_pool.use_backend(transport, backend, httpx.create_ssl_context(), httpx.Limits())
+    with serve() as (port, seen):
+        async with httpx.AsyncClient(transport=transport) as client:
+            response = await client.get(f"http://127.0.0.1:{port}/v2/")
+    assert backend.connected == [("127.0.0.1", port)], (
+        f"httpx {httpx.__version__} no longer sends a transport's requests through "
+        f"AsyncHTTPTransport.{httpx_pool.POOL}: {_ADAPT}"
+    )
+    assert response.status_code == 200
+    assert seen == ["/v2/"]
+
+
+def test_a_transport_without_the_pool_is_refused_rather_than_left_unguarded() -> None:
+    transport = httpx.AsyncHTTPTransport()
+    delattr(transport, httpx_pool.POOL)  # as an httpx that keeps its pool elsewhere would be
+    with pytest.raises(LayerpeekError, match=r"^cannot guard connections with httpx "):
+        httpx_pool.use_backend(
+            transport, _RecordingBackend(), httpx.create_ssl_context(), httpx.Limits()
+        )
 
 
 def _localhost_certificate(directory: Path) -> tuple[Path, Path]:

@@ -23,11 +23,11 @@ import httpcore
 import httpx
 
 from layerpeek.core.errors import LayerpeekError, NetworkRefused
+from layerpeek.core.registry.httpx_pool import use_backend
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 ALLOW_SETTING = "LAYERPEEK_ALLOW_PRIVATE"
-# httpx's own defaults (httpx._config.DEFAULT_LIMITS), spelled out for the swapped pool.
 # IPv6 forms whose last 32 bits are an IPv4 address that the connection reaches: IPv4-mapped
 # (RFC 4291), IPv4-translated for SIIT (RFC 2765), NAT64's well-known prefix (RFC 6052) and the
 # deprecated IPv4-compatible form (RFC 4291; :: and ::1 are themselves, not 0.0.0.0/0.0.0.1).
@@ -49,6 +49,7 @@ _NEVER_PUBLIC = {
     ipaddress.IPv6Network("fec0::/10"): "site-local",
 }
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
+"""httpx's own defaults, spelled out for the pool ``httpx_pool.use_backend`` installs."""
 
 
 @dataclass(frozen=True)
@@ -155,32 +156,8 @@ def make_transport(
     ssl_context = httpx.create_ssl_context(verify=verify)
     transport = httpx.AsyncHTTPTransport(verify=ssl_context, limits=_LIMITS)
     if guard is not None:
-        _swap_pool(transport, GuardedBackend(guard), ssl_context)
+        use_backend(transport, GuardedBackend(guard), ssl_context, _LIMITS)
     return transport
-
-
-def _swap_pool(
-    transport: httpx.AsyncHTTPTransport,
-    backend: httpcore.AsyncNetworkBackend,
-    ssl_context: ssl.SSLContext,
-) -> None:
-    """Give ``transport`` a pool that connects through ``backend``; same settings otherwise.
-
-    httpx 0.28's AsyncHTTPTransport takes no ``network_backend``, so this replaces its
-    private ``_pool`` (the one object its handle_async_request and close use). httpx is
-    pinned <0.29; if the attribute ever moves, fail loudly rather than run unguarded.
-    """
-    if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
-        raise RuntimeError("this httpx has no AsyncHTTPTransport._pool: cannot install the guard")
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=ssl_context,
-        max_connections=_LIMITS.max_connections,
-        max_keepalive_connections=_LIMITS.max_keepalive_connections,
-        keepalive_expiry=_LIMITS.keepalive_expiry,
-        http1=True,
-        http2=False,
-        network_backend=backend,
-    )
 
 
 def connect(
