@@ -5,7 +5,7 @@ A merge runs the overlay rules over every entry of every layer: ~0.8 s of CPU fo
 held ten trees (808 MB against 215 MB for one) and paging through its 255 pages took minutes.
 Here concurrent asks for one image share one build (``Flights``: a caller that goes away
 only stops waiting), and the finished view is kept, by the image's manifest digest within
-its registry (``cache.key_for``, as its layers are), until newer views push it out.
+its registry (``cache.interface.key_for``, as its layers are), until newer views push it out.
 
 A view is immutable once built and only read afterwards, from the event loop or worker
 threads. A view built from a damaged layer keeps that layer's damage (``damage``): every

@@ -78,7 +78,7 @@ class LayerReader:
         """``make`` picks the decompressor once the compression is known (a layer index
         passes one that records gzip checkpoints while it inflates); ``step_output`` bounds
         the decompressed bytes of one step (a full scan takes larger steps, see
-        ``index.SCAN_STEP``)."""
+        ``index.builder.SCAN_STEP``)."""
         self._make = make
         self._step_output = step_output
         self._scanner = TarScanner(want)

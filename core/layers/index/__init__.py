@@ -8,7 +8,7 @@ layer again. When a scan reaches the end of the layer its complete index is stor
 cache.
 
 ``LayerIndexes.complete`` is the one place that knows a layer in full without scanning it
-(memory, then the cache). A listing from a TOC (``toc.read_toc``: eStargz, zstd:chunked)
+(memory, then the cache). A listing from a TOC (``toc.footer.read_toc``: eStargz, zstd:chunked)
 belongs there, after the cache and before a scan, so later listings cost nothing.
 
 What is shared by digest is what was checked against the digest. A scan stores its index
