@@ -6,7 +6,7 @@ file's data. Reading the TOC lists a layer for the cost of its footer and TOC (~
 blob) instead of the whole blob, and reading one file costs only that file's chunks.
 
 Everything here needs just a range fetcher (``Fetch``), so it runs the same against the
-registry client, a cache or bytes in memory. The formats (RESEARCH section 2):
+registry client, a cache or bytes in memory. The formats:
 
 - eStargz: gzip members; a regular file's data starts a new member (its tar header sits in
   the member before, or, with ``innerOffset``, earlier in the same member); the TOC is a

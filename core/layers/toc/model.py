@@ -31,10 +31,11 @@ Fetch = Callable[[int, int], Awaitable[bytes]]
 asks for the last ``-start`` bytes (``end`` is then ignored), like ``RegistryClient.fetch_range``.
 """
 TocFormat = Literal["estargz", "zstd:chunked"]
+
 ESTARGZ_TOC_DIGEST = "containerd.io/snapshot/stargz/toc.digest"
 ESTARGZ_TOC_NAME = "stargz.index.json"
 ZSTD_CHUNKED_PREFIX = "io.github.containers.zstd-chunked."
-# Older writers used this prefix for the same annotations (RESEARCH section 2).
+# Older writers used this prefix for the same annotations.
 ZSTD_CHUNKED_OLD_PREFIX = "io.containers.zstd-chunked."
 ZSTD_CHUNKED_POSITION = ZSTD_CHUNKED_PREFIX + "manifest-position"
 ZSTD_CHUNKED_CHECKSUM = ZSTD_CHUNKED_PREFIX + "manifest-checksum"
@@ -46,6 +47,7 @@ which it pulls the layer whole, as a listing then scans it. A TOC takes ~230 byt
 (~300 for a regular file: name, time, two sha256 digests, offsets), so this is a TOC of
 ~200,000 entries: larger layers are listed by scanning, at the cost of reading the blob.
 Parsed, a TOC holds ``TarEntry``s like a scan, and ``entry.LAYER_LIMITS`` applies to them."""
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TYPES: dict[str, EntryType] = {
     "reg": "file",
