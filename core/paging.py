@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from layerpeek.core.errors import LayerpeekError
-from layerpeek.core.layers.index import LayerView
+from layerpeek.core.layers.index.model import LayerView
 from layerpeek.core.models import EntryInfo, EntryPage, LayerProblem
 
 if TYPE_CHECKING:

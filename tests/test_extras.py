@@ -48,7 +48,7 @@ sys.exit(main(["--help"]))
 NO_REDIS = """
 import sys
 sys.modules["redis"] = None  # what an install without the [redis] extra looks like
-from layerpeek.core.cache.store import open_cache
+from layerpeek.core.cache.interface import open_cache
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.settings import Settings
 try:
