@@ -43,14 +43,8 @@ from layerpeek.core.fs.triage import (
     runs_as_root,
     wants_content_check,
 )
-from layerpeek.core.image.documents import (
-    Descriptor,
-    ImageConfig,
-    Index,
-    Manifest,
-    parse_config,
-    parse_manifest,
-)
+from layerpeek.core.image.config import ImageConfig, parse_config
+from layerpeek.core.image.manifest import Descriptor, Index, Manifest, parse_manifest
 from layerpeek.core.layers.entry import IMAGE_LIMITS, NAME_LIMIT, Tally, TarEntry, display_path
 from layerpeek.core.layers.index.model import LayerIndex, LayerView, OnScan
 from layerpeek.core.layers.index.ranged import ranged, read_ranged

@@ -27,7 +27,7 @@ from layerpeek.core.errors import (
     ManifestError,
     NotFound,
 )
-from layerpeek.core.image.documents import Descriptor
+from layerpeek.core.image.manifest import Descriptor
 from layerpeek.core.links import LinkError, LinkExpired, LinkTarget, verify
 from layerpeek.core.service import Layerpeek, ResolvedImage
 from layerpeek.core.text import human_size, printable, short_digest

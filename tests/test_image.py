@@ -5,14 +5,14 @@ import json
 import pytest
 
 from layerpeek.core.errors import ManifestError
-from layerpeek.core.image.documents import (
+from layerpeek.core.image.config import parse_config
+from layerpeek.core.image.manifest import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
     OCI_INDEX,
     OCI_MANIFEST,
     Index,
     Manifest,
-    parse_config,
     parse_manifest,
 )
 from layerpeek.core.text import human_size, printable, short_digest

@@ -22,13 +22,8 @@ from fixtures.hostile import (
 )
 from layerpeek.cli.main import main
 from layerpeek.core.errors import ManifestError
-from layerpeek.core.image.documents import (
-    MAX_CONFIG_ENTRIES,
-    MAX_HISTORY,
-    MAX_INDEX_ENTRIES,
-    MAX_LAYERS,
-    parse_config,
-)
+from layerpeek.core.image.config import MAX_CONFIG_ENTRIES, MAX_HISTORY, parse_config
+from layerpeek.core.image.manifest import MAX_INDEX_ENTRIES, MAX_LAYERS
 
 NAME = "evil/app"
 ZERO = "sha256:" + "0" * 64

@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from layerpeek.core.errors import InvalidReference, PlatformNotFound
-from layerpeek.core.image.documents import Descriptor
+from layerpeek.core.image.manifest import Descriptor
 from layerpeek.core.registry.platform import DEFAULT_PLATFORM, Platform, choose, parse_platform
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from layerpeek.core.fs.find import FindSpec
 from layerpeek.core.fs.overlay import Event, Irregular, Node, Overlay
 from layerpeek.core.fs.triage import mode_problems, secret_kind
-from layerpeek.core.image.documents import ImageConfig, Manifest
+from layerpeek.core.image.config import ImageConfig
+from layerpeek.core.image.manifest import Manifest
 from layerpeek.core.models import (
     DiffChange,
     DiffReport,

@@ -47,7 +47,7 @@ from layerpeek.core.errors import (
     error_from_response,
     library_error,
 )
-from layerpeek.core.image.documents import MANIFEST_ACCEPT
+from layerpeek.core.image.manifest import MANIFEST_ACCEPT
 from layerpeek.core.registry.auth import (
     TOKEN_PENDING,
     TOKEN_REQUEST,

@@ -20,7 +20,7 @@ from layerpeek.core.errors import (
     RangeNotSupported,
 )
 from layerpeek.core.flight import Flights
-from layerpeek.core.image.documents import Descriptor
+from layerpeek.core.image.manifest import Descriptor
 from layerpeek.core.layers.compression import (
     Compression,
 )
