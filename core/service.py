@@ -18,22 +18,18 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from layerpeek.core.cache.interface import CacheStore, key_for, open_cache
+from layerpeek.core.cache.store import CacheStore, key_for, open_cache
 from layerpeek.core.errors import (
     FileNotInLayer,
     LayerError,
     LayerpeekError,
-    ManifestError,
-    RegistryError,
     TruncatedLayer,
 )
-from layerpeek.core.filehead import read_head
-from layerpeek.core.flight import Flights
 from layerpeek.core.fs import reports as fsreports
 from layerpeek.core.fs.find import FindSpec
 from layerpeek.core.fs.kept import MergedView, MergedViews
 from layerpeek.core.fs.overlay import CUT_REASON, MAX_HOPS, Lookup, Node, Overlay
-from layerpeek.core.fs.reports import LayerFacts, layer_facts
+from layerpeek.core.fs.reports import LayerFacts, check_page, layer_facts
 from layerpeek.core.fs.triage import (
     CONTENT_LIMIT,
     CONTENT_READS,
@@ -43,48 +39,35 @@ from layerpeek.core.fs.triage import (
     runs_as_root,
     wants_content_check,
 )
-from layerpeek.core.image.config import ImageConfig, parse_config
-from layerpeek.core.image.manifest import Descriptor, Index, Manifest, parse_manifest
+from layerpeek.core.image.manifest import Descriptor
+from layerpeek.core.image.resolve import ResolvedImage, Resolver, image_report
 from layerpeek.core.layers.entry import IMAGE_LIMITS, NAME_LIMIT, Tally, TarEntry, display_path
-from layerpeek.core.layers.index.model import LayerIndex, LayerView, OnScan
-from layerpeek.core.layers.index.ranged import ranged, read_ranged
-from layerpeek.core.layers.index.store import LayerIndexes
+from layerpeek.core.layers.index import LayerIndex, LayerIndexes, OnScan, ranged, read_ranged
 from layerpeek.core.layers.reader import BlobReader
 from layerpeek.core.layers.scan import FileData, scan_layer
-from layerpeek.core.layers.tar.sparse import zero_chunks
-from layerpeek.core.layers.toc.files import read_toc_file
+from layerpeek.core.layers.sparse import zero_chunks
+from layerpeek.core.layers.toc import read_toc_file
 from layerpeek.core.models import (
-    ConfigInfo,
     DiffReport,
     EntryInfo,
     EntryPage,
     Finding,
     FindResult,
-    HistoryInfo,
     ImageReport,
     IrregularInfo,
-    LayerInfo,
     LayerProblem,
     MergedListing,
     OsInfo,
     PathTrace,
     PlatformsReport,
-    PlatformSummary,
     PullResult,
     RemovedReport,
     TriageReport,
     marks,
 )
-from layerpeek.core.paging import check_page, entry_page, window
-from layerpeek.core.registry.client import RegistryClient, digest_of
-from layerpeek.core.registry.platform import (
-    DEFAULT_PLATFORM,
-    Platform,
-    choose,
-    parse_platform,
-    runnable,
-)
-from layerpeek.core.registry.reference import Reference, parse_reference, parse_repository
+from layerpeek.core.registry.client import RegistryClient
+from layerpeek.core.registry.platform import Platform
+from layerpeek.core.registry.reference import Reference, parse_repository
 
 
 @dataclass(frozen=True)
@@ -99,47 +82,6 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-@dataclass(frozen=True)
-class ResolvedImage:
-    """A reference resolved to one platform's manifest and config."""
-
-    reference: Reference
-    digest: str
-    index: Index | None
-    manifest: Manifest
-    config: ImageConfig
-    platform: Platform
-
-    @property
-    def platforms(self) -> list[str]:
-        if self.index is None:
-            return [str(self.platform)]
-        return [str(d.platform) for d in runnable(self.index.manifests)]
-
-    def layer(self, index: int) -> int:
-        """Check a user-given layer index (negative counts from the top, like Python)."""
-        count = len(self.manifest.layers)
-        if not -count <= index < count:
-            raise LayerpeekError(
-                f"layer {index} out of range: {self.reference} has {count} layers (0-{count - 1})"
-            )
-        return index % count
-
-
-def _as_reference(reference: str | Reference) -> Reference:
-    return reference if isinstance(reference, Reference) else parse_reference(reference)
-
-
-def _as_platform(platform: str | Platform | None) -> Platform | None:
-    return parse_platform(platform) if isinstance(platform, str) else platform
-
-
-def _where(ref: Reference, target: str) -> tuple[str, str, str]:
-    """What a shared request is keyed by: the registry, the repository (whose access the
-    request checks) and what it asks for."""
-    return ref.registry, ref.repository, target
-
-
 class Layerpeek:
     """Inspect images through one shared :class:`RegistryClient`."""
 
@@ -151,8 +93,7 @@ class Layerpeek:
         self.cache = cache or open_cache(client.settings)
         self.indexes = LayerIndexes(client, self.cache)
         # Concurrent asks for one manifest or config of one repository share one request.
-        self._manifests: Flights[tuple[str, ...], Manifest | Index] = Flights()
-        self._configs: Flights[tuple[str, ...], ImageConfig] = Flights()
+        self._resolver = Resolver(client, self.cache)
         # One merge per image however many ask, kept so that its pages are slices.
         self._views = MergedViews()
 
@@ -167,140 +108,23 @@ class Layerpeek:
         if self._owns_cache:
             await self.cache.close()
 
-    # -- manifests and configs ---------------------------------------------------------------
-
-    async def _manifest(self, ref: Reference) -> Manifest | Index:
-        """What ``ref`` names now. The registry is asked first, with the caller's credentials
-        and through the guard (``check_manifest``); only then may the cache save the body of
-        the digest it named. A cache filled by another process (an unguarded CLI, another
-        user's credentials) therefore never answers a reference its caller cannot reach.
-
-        Callers asking at the same time for the same registry, repository and target share
-        one check and one fetch (``flight``): every caller of this process uses the same
-        credentials, so the registry would answer each of them the same. A caller that comes
-        after the check has answered asks the registry again."""
-        key = ("check", *_where(ref, ref.target))
-        return await self._manifests.run(key, partial(self._check_manifest, ref))
-
-    async def _check_manifest(self, ref: Reference) -> Manifest | Index:
-        """``_manifest``'s check, then the manifest from the cache or the registry."""
-        try:
-            digest = await self.client.check_manifest(ref)
-        except RegistryError as exc:
-            if exc.status not in (404, 405):
-                raise
-            # A HEAD answer has no body to say why (MANIFEST_UNKNOWN, NAME_UNKNOWN), and a few
-            # registries refuse HEAD: a GET gives the registry's own words, or the manifest.
-            return await self._fetch_manifest(ref, ref.target)
-        if digest is None:
-            return await self._fetch_manifest(ref, ref.target)
-        return await self._manifest_by_digest(ref, digest)
-
-    async def _manifest_by_digest(self, ref: Reference, digest: str) -> Manifest | Index:
-        """The manifest ``digest`` names, from the cache (checked against the digest) or the
-        registry; one look for all who ask at once."""
-        key = ("digest", *_where(ref, digest))
-        return await self._manifests.run(key, partial(self._cached_or_fetched, ref, digest))
-
-    async def _cached_or_fetched(self, ref: Reference, digest: str) -> Manifest | Index:
-        return await self._cached_manifest(ref, digest) or await self._fetch_manifest(ref, digest)
-
-    async def _cached_manifest(self, ref: Reference, digest: str) -> Manifest | Index | None:
-        """The manifest this registry served under ``digest``, checked against it again (a
-        shared cache is written by other processes)."""
-        cached = await self.cache.get("manifest", key_for(ref, digest))
-        if cached is None:
-            return None
-        media_type, _, body = cached.partition(b"\n")
-        if digest_of(body, digest.partition(":")[0]) != digest:
-            return None
-        return parse_manifest(body, media_type.decode(), digest)
-
-    async def _fetch_manifest(self, ref: Reference, target: str) -> Manifest | Index:
-        raw = await self.client.get_manifest(ref, target)
-        stored = raw.media_type.encode() + b"\n" + raw.body
-        await self.cache.put("manifest", key_for(ref, raw.digest), stored)
-        return parse_manifest(raw.body, raw.media_type, raw.digest)
-
-    async def _child(self, ref: Reference, index: Index, wanted: Platform) -> Manifest:
-        """The platform's manifest of an index the registry has just vouched for: by digest,
-        so a cached copy (checked against the digest) is the same bytes it would send."""
-        entry = choose(index.manifests, wanted)
-        child = await self._manifest_by_digest(ref, entry.digest)
-        if not isinstance(child, Manifest):
-            raise ManifestError(f"index {index.digest} points to another index for {wanted}")
-        return child
+    # -- images ----------------------------------------------------------------------------
 
     async def resolve(
         self, reference: str | Reference, platform: str | Platform | None = None
     ) -> ResolvedImage:
         """Tag → manifest (through the index for ``platform``, default linux/amd64) + config."""
-        ref = _as_reference(reference)
-        wanted = _as_platform(platform)
-        top = await self._manifest(ref)
-        index = top if isinstance(top, Index) else None
-        manifest = await self._child(ref, top, wanted or DEFAULT_PLATFORM) if index else top
-        assert isinstance(manifest, Manifest)
-        config = await self._config(ref, manifest)
-        if index is None and wanted and config.platform != wanted:
-            raise LayerpeekError(
-                f"{ref} is a single-platform image for {config.platform}, not {wanted}"
-            )
-        return ResolvedImage(ref, top.digest, index, manifest, config, config.platform)
-
-    async def _config(self, ref: Reference, manifest: Manifest) -> ImageConfig:
-        """The image's config, from the cache or the registry, parsed; one GET and one parse
-        for all who ask at once for it in this repository."""
-        digest = manifest.config.digest
-        return await self._configs.run(
-            ("config", *_where(ref, digest)), partial(self._load_config, ref, digest)
-        )
-
-    async def _load_config(self, ref: Reference, digest: str) -> ImageConfig:
-        key = key_for(ref, digest)
-        raw = await self.cache.get("config", key)
-        if raw is None or digest_of(raw, digest.partition(":")[0]) != digest:
-            raw = await self.client.get_blob(ref, digest)
-            await self.cache.put("config", key, raw)
-        # Up to 32 MiB of JSON the image's author wrote: parsed off the event loop.
-        return await anyio.to_thread.run_sync(parse_config, raw, digest)
+        return await self._resolver.resolve(reference, platform)
 
     async def inspect(
         self, reference: str | Reference, platform: str | Platform | None = None
     ) -> ImageReport:
         """What the image is: platforms, layers with their build steps, history, config."""
-        image = await self.resolve(reference, platform)
-        return image_report(image)
+        return image_report(await self.resolve(reference, platform))
 
     async def inspect_platforms(self, reference: str | Reference) -> PlatformsReport:
         """Every platform of a multi-arch tag side by side (fetched concurrently)."""
-        ref = _as_reference(reference)
-        top = await self._manifest(ref)
-        if isinstance(top, Manifest):
-            image = await self.resolve(ref)
-            return PlatformsReport(
-                reference=str(ref), digest=top.digest, platforms=[platform_summary(image)]
-            )
-        entries = runnable(top.manifests)
-        summaries: list[PlatformSummary | None] = [None] * len(entries)
-
-        async def summarise(i: int, platform: Platform) -> None:
-            manifest = await self._child(ref, top, platform)
-            config = await self._config(ref, manifest)
-            image = ResolvedImage(ref, top.digest, top, manifest, config, platform)
-            summaries[i] = platform_summary(image)
-
-        try:
-            async with anyio.create_task_group() as group:
-                for i, entry in enumerate(entries):
-                    assert entry.platform is not None
-                    group.start_soon(summarise, i, entry.platform)
-        except ExceptionGroup as failures:
-            # One platform's failure is the answer; the group wrapper would hide its message.
-            raise failures.exceptions[0] from None
-        return PlatformsReport(
-            reference=str(ref), digest=top.digest, platforms=[s for s in summaries if s]
-        )
+        return await self._resolver.platforms(reference)
 
     # -- layers ----------------------------------------------------------------------------
 
@@ -388,11 +212,8 @@ class Layerpeek:
         start: int = 0,
         limit: int = 100,
         on_progress: ProgressCallback | None = None,
-        *,
-        last: bool = False,
     ) -> EntryPage:
-        """Entries ``start`` to ``start + limit`` of a listing (one layer, or all bottom-up);
-        ``last``: its last page of ``limit`` entries instead (``paging.entry_page``).
+        """Entries ``start`` to ``start + limit`` of a listing (one layer, or all bottom-up).
 
         Front ends page with this: the answer says where the next page starts. A page reads a
         layer only as far as its last entry (plus one, to know whether more follow); the scan
@@ -404,13 +225,36 @@ class Layerpeek:
         layer; the damage sits between the two, and the page that holds that position (or
         the last page, when it is at the very end) names it in ``problems``.
         """
-
-        async def views(index: int, wanted: int | None, whole: bool) -> LayerView:
+        check_page(start, limit)
+        layers = [image.layer(layer)] if layer is not None else range(len(image.manifest.layers))
+        found: list[EntryInfo] = []
+        damage: list[tuple[int, LayerProblem]] = []  # (position in the listing, problem)
+        offset = 0  # position of the current layer's first entry in the whole listing
+        for index in layers:
             descriptor = image.manifest.layers[index]
+            end = start + limit - offset  # where the page ends, counted in this layer
             report = _reporter(descriptor, on_progress)
-            return await self.indexes.view(image.reference, descriptor, wanted, report, whole=whole)
-
-        return await entry_page(views, image, layer, start, limit, last=last)
+            view = await self.indexes.view(image.reference, descriptor, end + 1, report)
+            found.extend(EntryInfo.of(index, e) for e in view.entries[max(start - offset, 0) : end])
+            coverage = {"layer": index, "scanned_bytes": view.scanned, "layer_bytes": view.size}
+            if len(view.entries) > end:
+                return EntryPage(
+                    entries=found,
+                    next_start=start + limit,
+                    complete=False,
+                    problems=_on_page(damage, start, start + limit),
+                    **coverage,
+                )
+            offset += len(view.entries)
+            if view.problem is not None:
+                damage.append((offset, _problem(image, index, view.problem)))
+        return EntryPage(
+            entries=found,
+            next_start=None,
+            complete=True,
+            problems=_on_page(damage, start, None),
+            **coverage,
+        )
 
     async def read_file(
         self,
@@ -713,14 +557,14 @@ class Layerpeek:
         matches = await anyio.to_thread.run_sync(
             fsreports.find_matches, overlay, self._facts(image), spec, per_layer
         )
-        shown, next_start = window(matches, start, limit)
+        end = len(matches) if limit is None else min(len(matches), start + limit)
         return FindResult(
             reference=str(image.reference),
             pattern=spec.pattern,
             merged=merged,
-            matches=shown,
+            matches=matches[start:end],
             total=len(matches),
-            next_start=next_start,
+            next_start=end if end < len(matches) else None,
             **marks(problems),
         )
 
@@ -810,10 +654,18 @@ class Layerpeek:
         very copy the merged view saw, wherever its layer holds others of that name. None
         when the layer's damage keeps them from being read (the report already names it)."""
         copy = FileCopy(node.path, node.path, (), node.layer, node.layer_path, node.position, 0)
+        data = bytearray()
+        stream = self.read(image, copy)
         try:
-            return (await read_head(self.read(image, copy), limit)).data
+            async for chunk in stream:
+                data += chunk
+                if len(data) >= limit:
+                    break
         except LayerError:
             return None
+        finally:
+            await stream.aclose()
+        return bytes(data[:limit])
 
     async def _os_info(self, image: ResolvedImage, overlay: Overlay) -> OsInfo | None:
         """From the first os-release that is a regular file once links are followed
@@ -881,6 +733,14 @@ def _met(
     if problems is None:
         raise error
     problems.append(_problem(image, index, error))
+
+
+def _on_page(
+    damage: list[tuple[int, LayerProblem]], start: int, end: int | None
+) -> list[LayerProblem]:
+    """The problems whose position in a listing falls on the page ``[start, end)``; ``end``
+    None for the last page, which also holds a position at the listing's very end."""
+    return [p for at, p in damage if start <= at and (end is None or at < end)]
 
 
 def _normalise(path: str) -> str:
@@ -1041,53 +901,4 @@ def _deleted_message(image: ResolvedImage, index: int, path: str, action: str) -
     return (
         f"{path} was deleted in layer {index}{why.get(action, '')}{how}; "
         f"read an older copy with --layer N for a layer below {index}"
-    )
-
-
-def image_report(image: ResolvedImage) -> ImageReport:
-    """The DESIGN §3 ``inspect`` answer for a resolved image."""
-    config = image.config
-    return ImageReport(
-        reference=str(image.reference),
-        digest=image.digest,
-        platform=str(image.platform),
-        platforms=image.platforms,
-        manifest_digest=image.manifest.digest,
-        layers=[
-            LayerInfo(
-                index=i,
-                digest=d.digest,
-                size=d.size,
-                media_type=d.media_type,
-                created_by=config.step_for_layer(i),
-            )
-            for i, d in enumerate(image.manifest.layers)
-        ],
-        history=[
-            HistoryInfo(created_by=h.created_by, empty_layer=h.empty_layer, layer=h.layer)
-            for h in config.history
-        ],
-        config=ConfigInfo(
-            env=list(config.env),
-            entrypoint=list(config.entrypoint) if config.entrypoint is not None else None,
-            cmd=list(config.cmd) if config.cmd is not None else None,
-            user=config.user,
-            working_dir=config.working_dir,
-            labels=config.labels,
-            exposed_ports=list(config.exposed_ports),
-        ),
-    )
-
-
-def platform_summary(image: ResolvedImage) -> PlatformSummary:
-    config = image.config
-    return PlatformSummary(
-        platform=str(image.platform),
-        manifest_digest=image.manifest.digest,
-        layer_count=len(image.manifest.layers),
-        total_size=sum(d.size for d in image.manifest.layers),
-        user=config.user,
-        entrypoint=list(config.entrypoint) if config.entrypoint is not None else None,
-        cmd=list(config.cmd) if config.cmd is not None else None,
-        created=config.created,
     )
