@@ -26,8 +26,8 @@ from layerpeek.bot.render import layer_label, untrusted
 from layerpeek.bot.reply import fail, send
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.fs.find import MAX_PATTERN
+from layerpeek.core.layers.progress import Progress
 from layerpeek.core.registry.reference import parse_reference
-from layerpeek.core.service import Progress
 from layerpeek.core.text import human_size
 
 log = logging.getLogger(__name__)

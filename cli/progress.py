@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from layerpeek.core.service import Progress
+from layerpeek.core.layers.progress import Progress
 from layerpeek.core.text import human_size
 
 _MIN_INTERVAL = 0.1  # redraw at most ten times a second

@@ -6,8 +6,6 @@ result; registries, HTTP, tar and caching stay behind this line.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -39,10 +37,12 @@ from layerpeek.core.fs.triage import (
     runs_as_root,
     wants_content_check,
 )
-from layerpeek.core.image.manifest import Descriptor
 from layerpeek.core.image.resolve import ResolvedImage, Resolver, image_report
+from layerpeek.core.layers import listing, pull
 from layerpeek.core.layers.entry import IMAGE_LIMITS, NAME_LIMIT, Tally, TarEntry, display_path
-from layerpeek.core.layers.index import LayerIndex, LayerIndexes, OnScan, ranged, read_ranged
+from layerpeek.core.layers.index import LayerIndex, LayerIndexes, ranged, read_ranged
+from layerpeek.core.layers.listing import YIELD_EVERY, met
+from layerpeek.core.layers.progress import ProgressCallback, reporter
 from layerpeek.core.layers.reader import BlobReader
 from layerpeek.core.layers.scan import FileData, scan_layer
 from layerpeek.core.layers.sparse import zero_chunks
@@ -68,18 +68,6 @@ from layerpeek.core.models import (
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.registry.platform import Platform
 from layerpeek.core.registry.reference import Reference, parse_repository
-
-
-@dataclass(frozen=True)
-class Progress:
-    """How far a long read has come; ``total`` is the blob size when known."""
-
-    bytes_read: int
-    total: int
-    entries: int
-
-
-ProgressCallback = Callable[[Progress], None]
 
 
 class Layerpeek:
@@ -140,9 +128,9 @@ class Layerpeek:
         blob = BlobReader(
             self.client, image.reference, descriptor.digest, end=descriptor.size or None
         )
-        return scan_layer(blob.chunks(), want=want, on_progress=_reporter(descriptor, on_progress))
+        return scan_layer(blob.chunks(), want=want, on_progress=reporter(descriptor, on_progress))
 
-    async def entries(
+    def entries(
         self,
         image: ResolvedImage,
         layer: int | None = None,
@@ -168,42 +156,21 @@ class Layerpeek:
 
         ``start``: the listing of one ``layer`` begins at its entry ``start``, a slice of the
         layer's index: a page deep in a layer makes no model of the entries it skips."""
-        if start and layer is None:
-            raise LayerpeekError("a listing starts past entry 0 only within one layer")
-        layers = [image.layer(layer)] if layer is not None else range(len(image.manifest.layers))
-        tally = Tally(IMAGE_LIMITS) if tally is None else tally
-        for index in layers:
-            descriptor = image.manifest.layers[index]
-            report = _reporter(descriptor, on_progress)
-            seen = start
-            while True:
-                view = await self.indexes.view(
-                    image.reference, descriptor, seen + 1, report, whole=whole
-                )
-                fresh = view.entries[seen:]
-                seen += len(fresh)
-                for position, entry in enumerate(fresh, 1):
-                    tally.add(entry)
-                    yield EntryInfo.of(index, entry)
-                    if position % _YIELD_EVERY == 0:
-                        # A cached layer arrives whole: let other tasks run while it is listed.
-                        await anyio.lowlevel.checkpoint()
-                if view.problem is not None:
-                    _met(image, index, view.problem, problems)
-                    break
-                if view.complete:
-                    break
+        return listing.entries(
+            self.indexes,
+            image,
+            layer,
+            on_progress,
+            whole=whole,
+            tally=tally,
+            problems=problems,
+            start=start,
+        )
 
     async def count(self, image: ResolvedImage, layer: int | None = None) -> int:
         """Entries of one layer, or of every layer: a damaged layer's up to its damage (the
         page that reaches it names it). Read from the layers' indexes, no model made."""
-        layers = [image.layer(layer)] if layer is not None else range(len(image.manifest.layers))
-        total = 0
-        for index in layers:
-            descriptor = image.manifest.layers[index]
-            view = await self.indexes.view(image.reference, descriptor, None, whole=True)
-            total += len(view.entries)
-        return total
+        return await listing.count(self.indexes, image, layer)
 
     async def list_page(
         self,
@@ -225,36 +192,23 @@ class Layerpeek:
         layer; the damage sits between the two, and the page that holds that position (or
         the last page, when it is at the very end) names it in ``problems``.
         """
-        check_page(start, limit)
-        layers = [image.layer(layer)] if layer is not None else range(len(image.manifest.layers))
-        found: list[EntryInfo] = []
-        damage: list[tuple[int, LayerProblem]] = []  # (position in the listing, problem)
-        offset = 0  # position of the current layer's first entry in the whole listing
-        for index in layers:
-            descriptor = image.manifest.layers[index]
-            end = start + limit - offset  # where the page ends, counted in this layer
-            report = _reporter(descriptor, on_progress)
-            view = await self.indexes.view(image.reference, descriptor, end + 1, report)
-            found.extend(EntryInfo.of(index, e) for e in view.entries[max(start - offset, 0) : end])
-            coverage = {"layer": index, "scanned_bytes": view.scanned, "layer_bytes": view.size}
-            if len(view.entries) > end:
-                return EntryPage(
-                    entries=found,
-                    next_start=start + limit,
-                    complete=False,
-                    problems=_on_page(damage, start, start + limit),
-                    **coverage,
-                )
-            offset += len(view.entries)
-            if view.problem is not None:
-                damage.append((offset, _problem(image, index, view.problem)))
-        return EntryPage(
-            entries=found,
-            next_start=None,
-            complete=True,
-            problems=_on_page(damage, start, None),
-            **coverage,
-        )
+        return await listing.page(self.indexes, image, layer, start, limit, on_progress)
+
+    async def pull_layer(
+        self,
+        image: ResolvedImage,
+        layer: int,
+        destination: Path,
+        on_progress: ProgressCallback | None = None,
+    ) -> PullResult:
+        """Save a layer blob to ``destination``: verified, written under a temporary name and
+        renamed, so a failed or interrupted pull leaves nothing behind."""
+        return await pull.pull_layer(self.client, image, layer, destination, on_progress)
+
+    def stream_layer(self, image: ResolvedImage, layer: int) -> AsyncIterator[bytes]:
+        """A layer blob's bytes as they arrive, for relaying (a download link); a digest
+        mismatch raises after the last chunk, so the relay aborts."""
+        return pull.stream_layer(self.client, image, layer)
 
     async def read_file(
         self,
@@ -373,58 +327,6 @@ class Layerpeek:
             await events.aclose()
         raise TruncatedLayer(f"layer {layer} ends before the data of {path!r}")
 
-    async def pull_layer(
-        self,
-        image: ResolvedImage,
-        layer: int,
-        destination: Path,
-        on_progress: ProgressCallback | None = None,
-    ) -> PullResult:
-        """Save a layer blob to ``destination``: verified, written under a temporary name and
-        renamed, so a failed or interrupted pull leaves nothing behind."""
-        descriptor = image.manifest.layers[image.layer(layer)]
-        destination = destination.resolve()
-        fd, temp_name = tempfile.mkstemp(prefix=f".{destination.name}.", dir=destination.parent)
-        os.close(fd)
-        try:
-            size = await self._download(image, descriptor.digest, Path(temp_name), on_progress)
-            os.replace(temp_name, destination)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
-        return PullResult(
-            path=str(destination),
-            digest=descriptor.digest,
-            size=size,
-            media_type=descriptor.media_type,
-        )
-
-    async def _download(
-        self,
-        image: ResolvedImage,
-        digest: str,
-        target: Path,
-        on_progress: ProgressCallback | None,
-    ) -> int:
-        """Write the blob to ``target``; the reader checks it against ``digest`` at its end
-        (``DigestMismatch`` before the caller renames anything into place)."""
-        total = 0
-        async with await anyio.open_file(target, "wb") as out:
-            async for chunk in BlobReader(self.client, image.reference, digest).chunks():
-                total += len(chunk)
-                await out.write(chunk)
-                if on_progress:
-                    on_progress(Progress(total, 0, 0))
-        return total
-
-    async def stream_layer(self, image: ResolvedImage, layer: int) -> AsyncIterator[bytes]:
-        """A layer blob's bytes as they arrive, for relaying (a download link). The reader
-        checks the digest after the last chunk: a mismatch raises there, so the relay aborts
-        instead of completing a response with bytes that are not the layer."""
-        digest = image.manifest.layers[image.layer(layer)].digest
-        async for chunk in BlobReader(self.client, image.reference, digest).chunks():
-            yield chunk
-
     async def tags(self, repository: str | Reference) -> list[str]:
         """The repository's tags, every page of them, sorted (registries need not sort)."""
         ref = repository if isinstance(repository, Reference) else parse_repository(repository)
@@ -443,7 +345,7 @@ class Layerpeek:
         key = key_for(image.reference, image.manifest.digest)
         view = await self._views.get(key, partial(self._merge, image))
         for index, error in view.damage:
-            _met(image, index, error, problems)
+            met(image, index, error, problems)
         return view
 
     async def _merge(self, image: ResolvedImage) -> MergedView:
@@ -513,7 +415,7 @@ class Layerpeek:
             for i in view.overlay.irregular
         )
         nodes = iter(view.nodes)
-        while batch := await anyio.to_thread.run_sync(_entries_of, nodes, _YIELD_EVERY):
+        while batch := await anyio.to_thread.run_sync(_entries_of, nodes, YIELD_EVERY):
             for entry in batch:
                 yield entry
 
@@ -691,27 +593,6 @@ class Layerpeek:
 # -- pure helpers ----------------------------------------------------------------------------
 
 
-_YIELD_EVERY = 1000
-"""Entries listed between two passes through the event loop (~5 ms of work)."""
-
-
-def _reporter(descriptor: Descriptor, on_progress: ProgressCallback | None) -> OnScan | None:
-    """The scan's ``(bytes, entries)`` callback as the front ends' ``Progress``."""
-    if on_progress is None:
-        return None
-    callback = on_progress
-
-    def report(received: int, entries: int) -> None:
-        callback(Progress(received, descriptor.size, entries))
-
-    return report
-
-
-def _problem(image: ResolvedImage, index: int, error: LayerError) -> LayerProblem:
-    digest = image.manifest.layers[index].digest
-    return LayerProblem.of(str(image.reference), index, digest, error)
-
-
 def _entries_of(nodes: Iterator[Node], count: int) -> list[EntryInfo]:
     """In a worker thread: the next ``count`` merged nodes as listing entries."""
     return [fsreports.entry_of(node) for node in islice(nodes, count)]
@@ -723,24 +604,6 @@ def _apply(overlay: Overlay, tally: Tally, index: int, entries: list[TarEntry]) 
     for entry in entries:
         tally.add(entry)
     overlay.apply(index, entries)
-
-
-def _met(
-    image: ResolvedImage, index: int, error: LayerError, problems: list[LayerProblem] | None
-) -> None:
-    """A layer's damage, met after its entries before it were delivered: recorded in
-    ``problems`` for a caller that answers with what was read, else raised."""
-    if problems is None:
-        raise error
-    problems.append(_problem(image, index, error))
-
-
-def _on_page(
-    damage: list[tuple[int, LayerProblem]], start: int, end: int | None
-) -> list[LayerProblem]:
-    """The problems whose position in a listing falls on the page ``[start, end)``; ``end``
-    None for the last page, which also holds a position at the listing's very end."""
-    return [p for at, p in damage if start <= at and (end is None or at < end)]
 
 
 def _normalise(path: str) -> str:

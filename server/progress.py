@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from mcp.server.mcpserver import Context
 
-from layerpeek.core.service import Progress, ProgressCallback
+from layerpeek.core.layers.progress import Progress, ProgressCallback
 from layerpeek.core.text import human_size
 
 

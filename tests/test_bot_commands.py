@@ -25,7 +25,7 @@ from layerpeek.bot.answers import EXPIRED
 from layerpeek.bot.ratelimit import RateLimits, TooManyRequests
 from layerpeek.bot.reply import NO_MENTIONS
 from layerpeek.bot.scope import Scope
-from layerpeek.core.service import Progress
+from layerpeek.core.layers.progress import Progress
 from layerpeek.links.window import SlidingWindow
 
 EXPECTED = {

@@ -3,7 +3,7 @@
 import io
 
 from layerpeek.cli.progress import ProgressLine
-from layerpeek.core.service import Progress
+from layerpeek.core.layers.progress import Progress
 
 
 class Terminal(io.StringIO):
