@@ -24,14 +24,11 @@ from layerpeek.bot.views import links_view, peek_view
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.filehead import read_head
 from layerpeek.core.fs.find import FindSpec
+from layerpeek.core.image.resolve import ResolvedImage, image_report
+from layerpeek.core.layers.progress import ProgressCallback
 from layerpeek.core.models import EntryPage, ImageReport
 from layerpeek.core.paging import last_start
-from layerpeek.core.service import (
-    Layerpeek,
-    ProgressCallback,
-    ResolvedImage,
-    image_report,
-)
+from layerpeek.core.service import Layerpeek
 from layerpeek.core.text import human_size
 from layerpeek.links.endpoint import attachment_name
 

@@ -1,69 +1,44 @@
 """The façade every front end calls: one method per user action, typed answers.
 
 Front ends (CLI, MCP server, Discord bot) parse their input, call one of these and format the
-result; registries, HTTP, tar and caching stay behind this line.
+result; registries, HTTP, tar and caching stay behind this line. Each method is a few lines
+over the module that does the work, in the order of the flow: ``image.resolve`` (reference →
+manifest → platform → config), ``layers.listing`` and ``layers.pull`` (a layer's entries or
+its blob), ``fs.read`` (one file), ``fs.analyses`` (questions of the merged filesystem).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass
-from functools import partial
-from itertools import islice
 from pathlib import Path
 
-import anyio
-import anyio.to_thread
-
-from layerpeek.core.cache.store import CacheStore, key_for, open_cache
-from layerpeek.core.errors import (
-    FileNotInLayer,
-    LayerError,
-    LayerpeekError,
-    TruncatedLayer,
-)
-from layerpeek.core.fs import reports as fsreports
+from layerpeek.core.cache.store import CacheStore, open_cache
+from layerpeek.core.fs import analyses
 from layerpeek.core.fs.find import FindSpec
-from layerpeek.core.fs.kept import MergedView, MergedViews
-from layerpeek.core.fs.overlay import CUT_REASON, MAX_HOPS, Lookup, Node, Overlay
-from layerpeek.core.fs.reports import LayerFacts, check_page, layer_facts
-from layerpeek.core.fs.triage import (
-    CONTENT_LIMIT,
-    CONTENT_READS,
-    OS_RELEASE,
-    PRIVATE_KEY,
-    parse_os_release,
-    runs_as_root,
-    wants_content_check,
-)
+from layerpeek.core.fs.kept import MergedView
+from layerpeek.core.fs.merge import Merges
+from layerpeek.core.fs.overlay import Overlay
+from layerpeek.core.fs.read import FileCopy, FileReads
 from layerpeek.core.image.resolve import ResolvedImage, Resolver, image_report
 from layerpeek.core.layers import listing, pull
-from layerpeek.core.layers.entry import IMAGE_LIMITS, NAME_LIMIT, Tally, TarEntry, display_path
-from layerpeek.core.layers.index import LayerIndex, LayerIndexes, ranged, read_ranged
-from layerpeek.core.layers.listing import YIELD_EVERY, met
-from layerpeek.core.layers.progress import ProgressCallback, reporter
-from layerpeek.core.layers.reader import BlobReader
-from layerpeek.core.layers.scan import FileData, scan_layer
-from layerpeek.core.layers.sparse import zero_chunks
-from layerpeek.core.layers.toc import read_toc_file
+from layerpeek.core.layers.entry import Tally
+from layerpeek.core.layers.index import LayerIndexes
+from layerpeek.core.layers.progress import ProgressCallback
 from layerpeek.core.models import (
     DiffReport,
     EntryInfo,
     EntryPage,
-    Finding,
     FindResult,
     ImageReport,
     IrregularInfo,
     LayerProblem,
     MergedListing,
-    OsInfo,
     PathTrace,
     PlatformsReport,
     PullResult,
     RemovedReport,
     TriageReport,
-    marks,
 )
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.registry.platform import Platform
@@ -83,7 +58,8 @@ class Layerpeek:
         # Concurrent asks for one manifest or config of one repository share one request.
         self._resolver = Resolver(client, self.cache)
         # One merge per image however many ask, kept so that its pages are slices.
-        self._views = MergedViews()
+        self._merges = Merges(self.indexes)
+        self._reads = FileReads(client, self.indexes, self._merges)
 
     async def __aenter__(self) -> Layerpeek:
         return self
@@ -114,21 +90,12 @@ class Layerpeek:
         """Every platform of a multi-arch tag side by side (fetched concurrently)."""
         return await self._resolver.platforms(reference)
 
-    # -- layers ----------------------------------------------------------------------------
+    async def tags(self, repository: str | Reference) -> list[str]:
+        """The repository's tags, every page of them, sorted (registries need not sort)."""
+        ref = repository if isinstance(repository, Reference) else parse_repository(repository)
+        return sorted(await self.client.list_tags(ref))
 
-    def _events(
-        self,
-        image: ResolvedImage,
-        layer: int,
-        want: Callable[[TarEntry], bool] | None = None,
-        on_progress: ProgressCallback | None = None,
-    ) -> AsyncIterator[TarEntry | FileData]:
-        """One streaming pass over a layer (resuming after drops), e.g. to reach one file."""
-        descriptor = image.manifest.layers[layer]
-        blob = BlobReader(
-            self.client, image.reference, descriptor.digest, end=descriptor.size or None
-        )
-        return scan_layer(blob.chunks(), want=want, on_progress=reporter(descriptor, on_progress))
+    # -- layers ----------------------------------------------------------------------------
 
     def entries(
         self,
@@ -210,6 +177,8 @@ class Layerpeek:
         mismatch raises after the last chunk, so the relay aborts."""
         return pull.stream_layer(self.client, image, layer)
 
+    # -- one file --------------------------------------------------------------------------
+
     async def read_file(
         self,
         image: ResolvedImage,
@@ -253,84 +222,16 @@ class Layerpeek:
         With ``layer``, that layer's own listing answers: its last entry named ``path`` (a
         layer holding a path twice is extracted with the last), links not followed but a
         hard link read through the entry it names, earlier in the same layer."""
-        path = _normalise(path)
-        if layer is not None:
-            index = image.layer(layer)
-            entries = (await self._layer_index(image, index)).entries
-            return await anyio.to_thread.run_sync(_layer_copy, image, index, path, entries)
-        overlay = await self.overlay(image)
-        found = await anyio.to_thread.run_sync(partial(overlay.lookup, path, follow))
-        return _merged_copy(image, overlay, path, found)
+        return await self._reads.locate(image, path, layer, follow=follow)
 
-    async def read(self, image: ResolvedImage, copy: FileCopy) -> AsyncIterator[bytes]:
+    def read(self, image: ResolvedImage, copy: FileCopy) -> AsyncIterator[bytes]:
         """Stream the bytes of a located copy.
 
         From the layer's index: through its TOC's chunks when it has one, else with one
         range (a plain layer, a gzip layer from its nearest checkpoint, a zstd layer from a
         frame start), else by streaming the layer up to the entry (a sparse file, a file
         before the first checkpoint, a single-frame zstd layer)."""
-        known = await self._layer_index(image, copy.layer)
-        entry = known.entries[copy.position] if copy.position < len(known.entries) else None
-        if entry is None or entry.path != copy.layer_path or entry.type != "file":
-            raise LayerpeekError(
-                f"layer {copy.layer} no longer lists {copy.layer_path} where it did; read again"
-            )
-        if not entry.size:
-            return
-        descriptor = image.manifest.layers[copy.layer]
-        toc = await self.indexes.toc(image.reference, descriptor)
-        copies, total = await anyio.to_thread.run_sync(_copies, known.entries, copy.position)
-        if toc is not None and copies + 1 == total and entry.path in toc.files:
-            fetch = partial(self.client.fetch_range, image.reference, descriptor.digest)
-            reading = read_toc_file(fetch, toc, entry.path)
-        elif toc is None and ranged(known, entry):
-            reading = read_ranged(self.client, image.reference, known, entry)
-        else:
-            reading = self._streamed(image, copy.layer, entry.path, copies)
-        async with aclosing(reading) as chunks:
-            async for chunk in chunks:
-                yield chunk
-
-    async def _layer_index(self, image: ResolvedImage, layer: int) -> LayerIndex:
-        """The layer's complete index: remembered, cached, from its TOC, or scanned now."""
-        descriptor = image.manifest.layers[layer]
-        view = await self.indexes.view(image.reference, descriptor, None, whole=True)
-        if view.problem is not None:  # a read needs the whole layer's word on its names
-            raise view.problem
-        assert view.index is not None, "a complete view carries its index"
-        return view.index
-
-    async def _streamed(
-        self, image: ResolvedImage, layer: int, path: str, copies: int
-    ) -> AsyncIterator[bytes]:
-        """One pass over a layer, up to the data of its regular file ``path`` that follows
-        ``copies`` others of that name, and no further."""
-        seen = [0]
-
-        def want(entry: TarEntry) -> bool:
-            if entry.path != path:
-                return False
-            seen[0] += 1
-            return seen[0] == copies + 1
-
-        events = self._events(image, layer, want=want)
-        try:
-            async for event in events:
-                if isinstance(event, FileData):
-                    for zeros in zero_chunks(event.zeros):
-                        yield zeros
-                    if event.data:
-                        yield event.data
-                    if event.last:
-                        return
-        finally:
-            await events.aclose()
-        raise TruncatedLayer(f"layer {layer} ends before the data of {path!r}")
-
-    async def tags(self, repository: str | Reference) -> list[str]:
-        """The repository's tags, every page of them, sorted (registries need not sort)."""
-        ref = repository if isinstance(repository, Reference) else parse_repository(repository)
-        return sorted(await self.client.list_tags(ref))
+        return self._reads.read(image, copy)
 
     # -- the merged filesystem: provenance, removed files, find, diff, triage ----------------
 
@@ -338,40 +239,17 @@ class Layerpeek:
         self, image: ResolvedImage, problems: list[LayerProblem] | None = None
     ) -> MergedView:
         """The image's merged filesystem, built once however many ask at once and kept
-        (``merged.MergedViews``), by manifest digest within the image's registry.
+        (``kept.MergedViews``), by manifest digest within the image's registry.
 
         With ``problems``, each damaged layer the view was built from is recorded there (the
         view holds the entries read before its damage); without, the first is raised."""
-        key = key_for(image.reference, image.manifest.digest)
-        view = await self._views.get(key, partial(self._merge, image))
-        for index, error in view.damage:
-            met(image, index, error, problems)
-        return view
-
-    async def _merge(self, image: ResolvedImage) -> MergedView:
-        """Every layer's listing through the overlay rules, bottom-up; one layer's listing
-        in memory at a time besides the merged tree. The rules run in a worker thread: their
-        work grows with the listing, which the image's author chose."""
-        overlay, tally = Overlay(), Tally(IMAGE_LIMITS)
-        damage: list[tuple[int, LayerError]] = []
-        for index, descriptor in enumerate(image.manifest.layers):
-            # The layer's own entries, not a model per entry: a million-entry layer would
-            # hold ~0.5 GB of them beside the tree for nothing.
-            view = await self.indexes.view(image.reference, descriptor, None, whole=True)
-            await anyio.to_thread.run_sync(_apply, overlay, tally, index, view.entries)
-            if view.problem is not None:
-                damage.append((index, view.problem))
-        nodes = await anyio.to_thread.run_sync(overlay.listing)
-        return MergedView(overlay, nodes, tuple(damage))
+        return await self._merges.view(image, problems)
 
     async def overlay(
         self, image: ResolvedImage, problems: list[LayerProblem] | None = None
     ) -> Overlay:
         """The merged tree of ``image`` (``merged``): provenance, removed files, lookups."""
-        return (await self.merged(image, problems)).overlay
-
-    def _facts(self, image: ResolvedImage) -> LayerFacts:
-        return layer_facts(image.manifest, image.config)
+        return await self._merges.overlay(image, problems)
 
     async def merged_listing(
         self,
@@ -383,22 +261,9 @@ class Layerpeek:
         """The merged filesystem sorted by path: ``limit`` paths from ``start`` (None: all),
         a slice of the kept view; with ``where``, of the paths it accepts (and ``total``
         counts those)."""
-        check_page(start, limit)
-        problems: list[LayerProblem] = []
-        view = await self.merged(image, problems)
-        page = partial(
-            fsreports.merged_page,
-            view.nodes,
-            view.overlay.irregular,
-            str(image.reference),
-            start,
-            limit,
-            where,
-        )
-        listing = await anyio.to_thread.run_sync(page)
-        return listing.model_copy(update=marks(problems))
+        return await analyses.merged_listing(self._merges, image, start, limit, where)
 
-    async def merged_entries(
+    def merged_entries(
         self,
         image: ResolvedImage,
         problems: list[LayerProblem],
@@ -406,41 +271,18 @@ class Layerpeek:
     ) -> AsyncIterator[EntryInfo]:
         """The whole merged filesystem sorted by path, one entry at a time: what a full
         listing prints, without a model of every path held at once (a million-entry image
-        would hold ~1 GB of them beside the tree). Entries are made in batches in a worker
-        thread; a damaged layer is added to ``problems`` (``overlay``), names the view could
-        not place to ``irregular`` (filled once the tree is built)."""
-        view = await self.merged(image, problems)
-        irregular.extend(
-            IrregularInfo(path=i.path, layer=i.layer, reason=i.reason)
-            for i in view.overlay.irregular
-        )
-        nodes = iter(view.nodes)
-        while batch := await anyio.to_thread.run_sync(_entries_of, nodes, YIELD_EVERY):
-            for entry in batch:
-                yield entry
+        would hold ~1 GB of them beside the tree). A damaged layer is added to ``problems``,
+        names the view could not place to ``irregular`` (filled once the tree is built)."""
+        return analyses.merged_entries(self._merges, image, problems, irregular)
 
     async def trace(self, image: ResolvedImage, path: str) -> PathTrace:
         """Where ``path`` came from: added, changed, deleted in which layers, by which steps."""
-        clean = display_path(path.strip())
-        if not clean:
-            raise LayerpeekError("a path is needed, not the root directory")
-        problems: list[LayerProblem] = []
-        overlay = await self.overlay(image, problems)
-        facts = self._facts(image)
-        trace = await anyio.to_thread.run_sync(
-            fsreports.trace, overlay, facts, str(image.reference), clean
-        )
-        return trace.model_copy(update=marks(problems))
+        return await analyses.trace(self._merges, image, path)
 
     async def removed_files(self, image: ResolvedImage) -> RemovedReport:
         """Files a later layer deleted or overwrote that a lower layer still ships (all of
         them, largest first); ``read_file(image, path, layer)`` reads any of them."""
-        problems: list[LayerProblem] = []
-        overlay = await self.overlay(image, problems)
-        report = await anyio.to_thread.run_sync(
-            fsreports.removed_report, overlay, self._facts(image), str(image.reference)
-        )
-        return report.model_copy(update=marks(problems))
+        return await analyses.removed_files(self._merges, image)
 
     async def find(
         self,
@@ -452,316 +294,15 @@ class Layerpeek:
     ) -> FindResult:
         """Entries matching ``spec`` in the merged view (sorted by path) or in every layer
         (layer order, whiteouts included), each with its path's story; paged."""
-        check_page(start, limit)
-        problems: list[LayerProblem] = []
-        overlay = await self.overlay(image, problems)
-        per_layer = None if merged else await self._layer_matches(image, spec)
-        matches = await anyio.to_thread.run_sync(
-            fsreports.find_matches, overlay, self._facts(image), spec, per_layer
-        )
-        end = len(matches) if limit is None else min(len(matches), start + limit)
-        return FindResult(
-            reference=str(image.reference),
-            pattern=spec.pattern,
-            merged=merged,
-            matches=matches[start:end],
-            total=len(matches),
-            next_start=end if end < len(matches) else None,
-            **marks(problems),
-        )
-
-    async def _layer_matches(self, image: ResolvedImage, spec: FindSpec) -> list[EntryInfo]:
-        """Every layer's own entries (whiteouts included) that ``spec`` matches, layer by
-        layer; a damaged layer's up to its damage (the merged view already names it)."""
-        found: list[EntryInfo] = []
-        tally = Tally(IMAGE_LIMITS)
-        for index in range(len(image.manifest.layers)):
-            entries = self.entries(image, index, whole=True, tally=tally, problems=[])
-            listing = [e async for e in entries]
-            found += await anyio.to_thread.run_sync(fsreports.matching, spec, listing)
-        return found
+        return await analyses.find(self._merges, image, spec, merged, start, limit)
 
     async def diff(self, a: ResolvedImage, b: ResolvedImage) -> DiffReport:
         """Added, removed and changed paths from ``a`` to ``b`` at the merged level, and the
         layers they share (every list complete, sorted by path)."""
-        sides = []
-        problems: list[LayerProblem] = []
-        for image in (a, b):
-            overlay = await self.overlay(image, problems)
-            sides.append((str(image.reference), image.manifest.digest, overlay, self._facts(image)))
-        report = await anyio.to_thread.run_sync(fsreports.diff_report, sides[0], sides[1])
-        return report.model_copy(update=marks(problems))
+        return await analyses.diff(self._merges, a, b)
 
     async def triage(self, image: ResolvedImage, largest: int = 10) -> TriageReport:
         """Secrets (present, or deleted above a layer that still ships them), setuid/setgid
         and world-writable paths, the user, the OS and the largest files; findings sorted by
         severity. Reads only os-release and at most CONTENT_READS small key-like files."""
-        if largest < 0:
-            raise LayerpeekError("the number of largest files to show cannot be negative")
-        problems: list[LayerProblem] = []
-        overlay = await self.overlay(image, problems)
-        facts = self._facts(image)
-        candidates = await anyio.to_thread.run_sync(fsreports.secret_candidates, overlay)
-        findings = await self._secret_findings(image, candidates, facts)
-        shape = await anyio.to_thread.run_sync(fsreports.tree_findings, overlay, facts, largest)
-        return TriageReport(
-            reference=str(image.reference),
-            digest=image.manifest.digest,
-            platform=str(image.platform),
-            user=image.config.user,
-            runs_as_root=runs_as_root(image.config.user),
-            os=await self._os_info(image, overlay),
-            findings=fsreports.sort_findings(findings + shape.findings),
-            largest=shape.largest,
-            removed_size=shape.removed_size,
-            **marks(problems),
-        )
-
-    async def _secret_findings(
-        self, image: ResolvedImage, candidates: fsreports.SecretCandidates, facts: LayerFacts
-    ) -> list[Finding]:
-        present, gone = candidates
-        reads = [CONTENT_READS]
-        found = []
-        for node, kind in present:
-            detail, key = await self._key_check(image, node, kind, reads)
-            if detail is not None:
-                severity = fsreports.secret_severity(kind, key)
-                found.append(fsreports.finding(facts, "secret", severity, node, detail))
-        for node, kind, removed_in, action in gone:
-            detail, _ = await self._key_check(image, node, kind, reads)
-            if detail is not None:
-                how = f"{action} in layer {removed_in} ({facts.step(removed_in)[:60]})"
-                detail += f"; {how}, still shipped: cat --layer {node.layer} reads it"
-                found.append(fsreports.finding(facts, "deleted-secret", "high", node, detail))
-        return found
-
-    async def _key_check(
-        self, image: ResolvedImage, node: Node, kind: str, reads: list[int]
-    ) -> tuple[str | None, bool]:
-        """(detail, confirmed private key); detail is None for a ``.pem`` whose content is
-        no private key (a certificate). ``reads`` is the remaining content-check budget."""
-        if node.type != "file" or not wants_content_check(kind, node.size) or reads[0] <= 0:
-            return kind, False
-        reads[0] -= 1
-        head = await self._head(image, node, CONTENT_LIMIT)
-        if head is None:
-            return kind, False
-        if PRIVATE_KEY.search(head):
-            return "private key (content checked)", True
-        return (None, False) if kind.startswith("PEM") else (f"{kind} (no PEM key inside)", False)
-
-    async def _head(self, image: ResolvedImage, node: Node, limit: int) -> bytes | None:
-        """The first ``limit`` bytes of the regular file ``node`` (present or removed): the
-        very copy the merged view saw, wherever its layer holds others of that name. None
-        when the layer's damage keeps them from being read (the report already names it)."""
-        copy = FileCopy(node.path, node.path, (), node.layer, node.layer_path, node.position, 0)
-        data = bytearray()
-        stream = self.read(image, copy)
-        try:
-            async for chunk in stream:
-                data += chunk
-                if len(data) >= limit:
-                    break
-        except LayerError:
-            return None
-        finally:
-            await stream.aclose()
-        return bytes(data[:limit])
-
-    async def _os_info(self, image: ResolvedImage, overlay: Overlay) -> OsInfo | None:
-        """From the first os-release that is a regular file once links are followed
-        (etc/os-release is usually a symlink to ../usr/lib/os-release)."""
-        for asked in OS_RELEASE:
-            found = overlay.lookup(asked)
-            node, path = found.node, found.path
-            if node is None or node.type != "file" or node.size > CONTENT_LIMIT:
-                continue
-            head = await self._head(image, node, CONTENT_LIMIT)
-            if head is None:
-                continue
-            fields = parse_os_release(head.decode("utf-8", "replace"))
-            return OsInfo(
-                id=fields.get("ID", ""),
-                version_id=fields.get("VERSION_ID", ""),
-                pretty_name=fields.get("PRETTY_NAME", ""),
-                path=path,
-            )
-        return None
-
-
-# -- pure helpers ----------------------------------------------------------------------------
-
-
-def _entries_of(nodes: Iterator[Node], count: int) -> list[EntryInfo]:
-    """In a worker thread: the next ``count`` merged nodes as listing entries."""
-    return [fsreports.entry_of(node) for node in islice(nodes, count)]
-
-
-def _apply(overlay: Overlay, tally: Tally, index: int, entries: list[TarEntry]) -> None:
-    """In a worker thread: count a layer's entries against the image's limits, then apply
-    them (both take time in proportion to a listing its author chose)."""
-    for entry in entries:
-        tally.add(entry)
-    overlay.apply(index, entries)
-
-
-def _normalise(path: str) -> str:
-    """A user's path in listing form; ``..`` is kept, so a hostile name can be read by it."""
-    clean = display_path(path.strip())
-    if clean in ("", "."):
-        raise LayerpeekError("a file path is needed, not the root directory")
-    return clean
-
-
-@dataclass(frozen=True)
-class FileCopy:
-    """The bytes a read returns: entry ``position`` of layer ``layer``'s listing, named
-    ``layer_path`` there, ``size`` bytes.
-
-    ``asked`` is the path as given (normalised), ``path`` the merged path read once links
-    were followed (``asked`` itself for a layer's own copy), ``links`` the symlinks followed
-    on the way, so an answer can say ``etc/os-release → usr/lib/os-release``."""
-
-    asked: str
-    path: str
-    links: tuple[str, ...]
-    layer: int
-    layer_path: str
-    position: int
-    size: int
-
-    @property
-    def shown(self) -> str:
-        """The path asked, and where links led it when they did."""
-        return self.asked if self.path == self.asked else f"{self.asked} → {self.path}"
-
-
-def _merged_copy(image: ResolvedImage, overlay: Overlay, asked: str, found: Lookup) -> FileCopy:
-    """The copy a merged-view lookup found, or the error that says why there is none."""
-    shown = asked if found.path == asked else f"{asked} → {found.path}"
-    if found.loop:
-        raise FileNotInLayer(f"{asked}: {_loop(found.links)}")
-    node = found.node
-    if node is None:
-        if found.path == "":
-            raise FileNotInLayer(f"{shown}: the root directory, not a file")
-        raise FileNotInLayer(_missing_message(image, overlay, shown, found.path))
-    if node.type == "symlink":
-        raise FileNotInLayer(
-            f"{shown} is a symlink to {node.link} in layer {node.layer}, not followed"
-        )
-    file = node.linked if node.type == "hardlink" else node
-    if file is None:
-        raise FileNotInLayer(
-            f"{shown} is a hard link to {node.link} in layer {node.layer}, which names no file"
-        )
-    if file.type != "file":
-        raise FileNotInLayer(f"{shown} is a {node.type} in layer {node.layer}, not a regular file")
-    return FileCopy(
-        asked, found.path, found.links, file.layer, file.layer_path, file.position, file.size
-    )
-
-
-def _missing_message(image: ResolvedImage, overlay: Overlay, shown: str, path: str) -> str:
-    """Why nothing is at ``path``: a later layer removed it, its name is one the scanner
-    cut (no runtime creates it), or no layer has it."""
-    cut = next(
-        (odd for odd in overlay.irregular if odd.path == path and odd.reason == CUT_REASON), None
-    )
-    if cut is not None:
-        return _cut_message(path, cut.layer)
-    story = overlay.story(path)
-    if story and story[-1].action in ("deleted", "hidden", "displaced"):
-        return _deleted_message(image, story[-1].layer, shown, story[-1].action)
-    return f"{shown} is not a file in any layer of {image.reference}"
-
-
-def _loop(links: tuple[str, ...]) -> str:
-    """A symlink loop named by its cycle, or the chain when no link repeats."""
-    first: dict[str, int] = {}
-    for at, link in enumerate(links):
-        if link in first:
-            return "a symlink loop: " + _chain(links[first[link] : at + 1])
-        first[link] = at
-    return f"more than {MAX_HOPS} symlinks on the way: " + _chain(links)
-
-
-def _chain(links: tuple[str, ...]) -> str:
-    """Links joined by arrows, each and the whole of them cut to a readable length."""
-    names = [link if len(link) <= 80 else link[:80] + "…" for link in links]
-    if len(names) > 6:
-        names = [*names[:3], "…", *names[-2:]]
-    return " → ".join(names)
-
-
-def _layer_copy(
-    image: ResolvedImage, layer: int, path: str, entries: Sequence[TarEntry]
-) -> FileCopy:
-    """The copy layer ``layer`` ships as ``path``: its last entry of that name, a hard link
-    read through the entry it names before it."""
-    position = _last_named(entries, path, len(entries))
-    if position < 0:
-        raise FileNotInLayer(f"{path} is not a file in layer {layer} of {image.reference}")
-    while entries[position].type == "hardlink" and not entries[position].cut:
-        link = entries[position]
-        position = _last_named(entries, display_path(link.link), position)
-        if position < 0:
-            raise FileNotInLayer(
-                f"{link.path} is a hard link to {link.link}, which layer {layer} does not ship "
-                "before it; read it without a layer for the file it shares"
-            )
-    entry = entries[position]
-    _readable(entry, layer)
-    return FileCopy(path, path, (), layer, entry.path, position, entry.size)
-
-
-def _last_named(entries: Sequence[TarEntry], path: str, before: int) -> int:
-    """The position of the last entry named ``path`` before ``before``; -1 for none."""
-    for position in range(before - 1, -1, -1):
-        if entries[position].path == path:
-            return position
-    return -1
-
-
-def _copies(entries: Sequence[TarEntry], position: int) -> tuple[int, int]:
-    """How many regular files named as entry ``position`` come before it, and how many
-    there are in all: the scanner offers only those to a read's ``want``, and a TOC keeps
-    only the last."""
-    name, before, total = entries[position].path, 0, 0
-    for at, entry in enumerate(entries):
-        if entry.type == "file" and not entry.cut and entry.path == name:
-            before += at < position
-            total += 1
-    return before, total
-
-
-def _readable(entry: TarEntry, index: int) -> None:
-    """Nothing for a regular file; a clear error for what cannot be read as one."""
-    if entry.cut:
-        raise FileNotInLayer(_cut_message(entry.path, index))
-    if entry.type == "file":
-        return
-    if entry.type == "symlink":
-        raise FileNotInLayer(
-            f"{entry.path} is a symlink to {entry.link} in layer {index}; a layer's own copy "
-            "is read as shipped: read the path without a layer to follow it"
-        )
-    raise FileNotInLayer(f"{entry.path} is a {entry.type} in layer {index}, not a regular file")
-
-
-def _cut_message(path: str, layer: int) -> str:
-    return (
-        f"{path[:80]}… in layer {layer} is listed with its name cut at {NAME_LIMIT:,} bytes; "
-        "a name that long cannot be read"
-    )
-
-
-def _deleted_message(image: ResolvedImage, index: int, path: str, action: str) -> str:
-    step = image.config.step_for_layer(index)
-    how = f" ({step[:80]})" if step else ""
-    why = {"hidden": " by an opaque directory", "displaced": " with a directory above it"}
-    return (
-        f"{path} was deleted in layer {index}{why.get(action, '')}{how}; "
-        f"read an older copy with --layer N for a layer below {index}"
-    )
+        return await analyses.triage(self._reads, image, largest)

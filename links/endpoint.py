@@ -28,8 +28,9 @@ from layerpeek.core.errors import (
     NotFound,
 )
 from layerpeek.core.image.manifest import Descriptor
+from layerpeek.core.image.resolve import ResolvedImage
 from layerpeek.core.links import LinkError, LinkExpired, LinkTarget, verify
-from layerpeek.core.service import Layerpeek, ResolvedImage
+from layerpeek.core.service import Layerpeek
 from layerpeek.core.text import human_size, printable, short_digest
 from layerpeek.links.settings import ROUTE, LinkSettings
 from layerpeek.links.window import SlidingWindow

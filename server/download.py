@@ -18,7 +18,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from layerpeek.core.service import FileCopy, ResolvedImage
+from layerpeek.core.fs.read import FileCopy
+from layerpeek.core.image.resolve import ResolvedImage
 from layerpeek.core.text import human_size
 from layerpeek.links.settings import LinkSettings
 from layerpeek.server.common import PlatformArg, Reference, result, state

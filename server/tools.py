@@ -19,9 +19,9 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from layerpeek.core.filehead import read_head
+from layerpeek.core.image.resolve import ResolvedImage
 from layerpeek.core.models import EntryInfo, LayerProblem, marks
 from layerpeek.core.paging import Match, Position, filtered_page
-from layerpeek.core.service import ResolvedImage
 from layerpeek.server import render
 from layerpeek.server.common import (
     CursorArg,

@@ -23,7 +23,7 @@ from pathlib import Path
 from fixtures.images import OCI_LAYER_GZIP, Layer, image_config, push_image
 from fixtures.peak import PEAK_SOURCE
 from layerpeek.cli.main import main
-from layerpeek.core import service
+from layerpeek.core.fs import merge
 from layerpeek.core.layers.entry import IMAGE_LIMITS
 from layerpeek.core.layers.index import store as index_store
 from layerpeek.core.registry.client import RegistryClient
@@ -165,7 +165,7 @@ def test_a_whole_image_listing_past_the_image_limits_is_refused(
     blobs = [(layer.blob, layer.media_type) for layer in layers]
     url = f"http://{plain_registry.host}"
     push_image(url, "bounds/image", "latest", blobs, image_config(layers))
-    monkeypatch.setattr(service, "IMAGE_LIMITS", IMAGE_LIMITS._replace(entries=5))
+    monkeypatch.setattr(merge, "IMAGE_LIMITS", IMAGE_LIMITS._replace(entries=5))
     ref = f"{plain_registry.host}/bounds/image:latest"
     assert main(["ls", ref, "--merged"]) == 1
     assert capsys.readouterr().err == (

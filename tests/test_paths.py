@@ -35,8 +35,9 @@ from layerpeek.bot import commands
 from layerpeek.cli.main import main
 from layerpeek.core.errors import FileNotInLayer
 from layerpeek.core.fs.overlay import Overlay, merge
+from layerpeek.core.image.resolve import ResolvedImage
 from layerpeek.core.layers.entry import TarEntry
-from layerpeek.core.service import Layerpeek, ResolvedImage
+from layerpeek.core.service import Layerpeek
 
 
 def e(path: str, type: str = "file", size: int = 1, link: str = "") -> TarEntry:
