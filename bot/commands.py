@@ -26,6 +26,7 @@ from layerpeek.bot.render import layer_label, untrusted
 from layerpeek.bot.reply import fail, send
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.fs.find import MAX_PATTERN
+from layerpeek.core.hints import with_hint
 from layerpeek.core.layers.progress import Progress
 from layerpeek.core.registry.reference import parse_reference
 from layerpeek.core.text import human_size
@@ -314,10 +315,17 @@ class LayerpeekTree(app_commands.CommandTree[Any]):
 def message_for(error: BaseException) -> str:
     """The line a user sees: a LayerpeekError's own message, else a generic one (logged)."""
     cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
-    if isinstance(cause, LayerpeekError | app_commands.AppCommandError):
+    if isinstance(cause, LayerpeekError):
+        return untrusted(with_hint(cause, _option), limits.CONTENT)
+    if isinstance(cause, app_commands.AppCommandError):
         return untrusted(str(cause), limits.CONTENT)
     log.error("command failed", exc_info=cause)
     return "something went wrong inside the bot; the operator can find it in the log"
+
+
+def _option(name: str, value: str | None = None) -> str:
+    """How a hint names a command's options: ``layer:0``."""
+    return f"the {name} option" if value is None else f"{name}:{value}"
 
 
 def add_commands(tree: app_commands.CommandTree[Any]) -> None:

@@ -35,6 +35,7 @@ from layerpeek.cli.progress import ProgressLine
 from layerpeek.core import raw
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.fs.find import TYPES, FindSpec
+from layerpeek.core.hints import with_hint
 from layerpeek.core.models import (
     DiffChange,
     EntryInfo,
@@ -594,7 +595,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tuned_process():
             problems = anyio.run(run, args)
     except LayerpeekError as exc:
-        return _fail(str(exc))
+        return _fail(with_hint(exc, _option))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -608,6 +609,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for problem in problems:
         _note(f"error: {problem.describe()}")
     return 1 if problems else 0
+
+
+def _option(name: str, value: str | None = None) -> str:
+    """How a hint names this command's options: ``--layer 0``."""
+    return f"--{name}" if value is None else f"--{name} {value}"
 
 
 def _fail(message: str) -> int:

@@ -1,8 +1,10 @@
 """The exception tree of layerpeek, and the one place that turns an HTTP response into an error.
 
-Every error a user can cause or meet carries a one-line message that says what was wrong and,
-where there is one, what to try. Front ends print ``str(error)`` and nothing else: no traceback,
-no token, no header ever reaches a user through these messages.
+Every error a user can cause or meet carries a one-line message that says what was wrong, in
+words that name no front end's syntax. What a user could try instead is data on the error
+(``PlatformNotFound.available``, ``FileNotInLayer.readable_layers``): each front end phrases it
+in its own syntax (``hints.with_hint``). No traceback, no token, no header ever reaches a user
+through these messages.
 """
 
 from __future__ import annotations
@@ -126,7 +128,31 @@ class ImageTooLarge(LayerpeekError):
 
 
 class FileNotInLayer(LayerpeekError):
-    """``cat`` of a path that no layer (or not the asked layer) contains as a regular file."""
+    """A read of a path that no layer (or not the asked layer) holds as a regular file.
+
+    ``path`` is the path as asked, ``layer`` the layer asked (None for the merged view).
+    ``deleted_in``: the layer that removed the path from the merged view. ``readable_layers``:
+    the layers below it that still ship a regular file under the asked name, so a read of
+    that layer's copy returns it. ``merged``: a read without a layer reaches a file (a
+    layer's own symlink is not followed; a hard link can name a file of an earlier layer).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str = "",
+        layer: int | None = None,
+        deleted_in: int | None = None,
+        readable_layers: tuple[int, ...] = (),
+        merged: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.layer = layer
+        self.deleted_in = deleted_in
+        self.readable_layers = readable_layers
+        self.merged = merged
 
 
 # What ``json.loads`` raises for a body that is not JSON: ValueError (UnicodeDecodeError

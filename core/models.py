@@ -229,8 +229,8 @@ class PathEvent(BaseModel):
     created_by: str = Field(description="the build step of the layer")
     layer_digest: str
     layer_path: str = Field(
-        description="the name in this layer's tar, which `cat --layer N` takes; it differs "
-        "from the path when a symlinked directory placed the entry"
+        description="the name in this layer's tar, which a read of this layer's copy takes; it "
+        "differs from the path when a symlinked directory placed the entry"
     )
 
 
@@ -243,7 +243,8 @@ class PathTrace(Partial):
     entry: EntryInfo | None = Field(description="the merged entry; null when it is gone")
     events: list[PathEvent]
     readable_layers: list[int] = Field(
-        description="layers shipping a regular file at this path (cat --layer N reads it)"
+        description="layers shipping a regular file at this path (a read of that layer's "
+        "copy returns it)"
     )
 
 
@@ -254,7 +255,9 @@ class RemovedFile(BaseModel):
     type: str
     size: int
     layer: int = Field(description="the layer that still ships it")
-    layer_path: str = Field(description="its name in that layer's tar (for cat --layer N)")
+    layer_path: str = Field(
+        description="its name in that layer's tar, which a read of that layer's copy takes"
+    )
     created_by: str
     removed_in: int
     removed_by: str = Field(description="the build step of the removing layer")

@@ -1,8 +1,9 @@
 """The one place core errors become tool errors a model can act on.
 
-Core messages already say what was wrong and what to try (the platforms an index has, where
-credentials were looked up). Here they gain what only an MCP caller needs: the reference form a
-model should send, and that the network guard's allow-list is the operator's to change.
+Core messages already say what was wrong (the platforms an index has, where credentials were
+looked up). Here they gain what only an MCP caller needs: what to try in a tool's own arguments
+(``layer=0``, ``platform=linux/arm64``), the reference form a model should send, and that the
+network guard's allow-list is the operator's to change.
 Nothing but the one-line message crosses: no traceback, no header, no token.
 """
 
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from mcp.server.mcpserver.exceptions import ToolError
 
 from layerpeek.core.errors import InvalidReference, LayerpeekError, NetworkRefused
+from layerpeek.core.hints import with_hint
 from layerpeek.core.text import printable
 
 REFERENCE_FORM = (
@@ -28,12 +30,17 @@ OPERATOR_NOTE = (
 
 def tool_message(error: LayerpeekError) -> str:
     """The one line a model reads for ``error``."""
-    message = printable(str(error))
+    message = printable(with_hint(error, _argument))
     if isinstance(error, InvalidReference) and "expected" not in message:
         return f"{message} ({REFERENCE_FORM})"
     if isinstance(error, NetworkRefused):
         return message + OPERATOR_NOTE
     return message
+
+
+def _argument(name: str, value: str | None = None) -> str:
+    """How a hint names a tool's arguments: ``layer=0``."""
+    return f"the {name} argument" if value is None else f"{name}={value}"
 
 
 @contextmanager

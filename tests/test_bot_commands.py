@@ -113,6 +113,34 @@ async def test_an_error_is_one_ephemeral_line_and_the_public_thinking_message_go
     assert "\n" not in sent["content"]
 
 
+@pytest.mark.parametrize(
+    ("command", "options", "hint"),
+    [
+        ("cat", {"image": "whiteouts", "path": "etc/secret.key"}, "; read it with layer:0"),
+        ("cat", {"image": "whiteouts", "path": "opt/app/a"}, "; read it with layer:0"),
+        (
+            "cat",
+            {"image": "overlay", "path": "etc/os-release", "layer": 0},
+            "without the layer option,",
+        ),
+        ("peek", {"image": "multi", "platform": "linux/s390x"}, "with platform:linux/amd64"),
+    ],
+)
+async def test_error_hints_name_the_commands_own_options(
+    bot_settings, plain_registry, catalog, fs_images, command, options, hint
+):
+    options = dict(options)  # the parameters are shared by every run
+    name = options.pop("image")
+    image = getattr(fs_images if name == "overlay" else catalog, name)
+    async with running_bot(bot_settings) as bot:
+        done = await invoke(
+            bot, getattr(commands, command), image=image.ref(plain_registry.host), **options
+        )
+    said = shown(done.named("followup")[0]["content"])
+    assert hint in said
+    assert not [other for other in ("--", "layer=", "platform=", "argument") if other in said]
+
+
 async def test_the_guard_refuses_a_private_address_not_allowed(bot_settings, monkeypatch):
     monkeypatch.delenv("LAYERPEEK_ALLOW_PRIVATE")
     async with running_bot(bot_settings) as bot:

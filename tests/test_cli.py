@@ -173,6 +173,26 @@ def test_errors_are_one_line_without_traceback(
     assert "Traceback" not in err
 
 
+OTHER_SYNTAX = ("layer=", "layer:", "platform=", "platform:", "argument", "option")
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["cat", "{host}/test/whiteouts", "etc/secret.key"], "; read it with --layer 0"),
+        (["cat", "{host}/test/whiteouts", "opt/app/a"], "; read it with --layer 0"),
+        (["cat", "{host}/fs/overlay:v1", "etc/os-release", "--layer", "0"], "without --layer,"),
+        (["inspect", "{host}/test/multi", "--platform", "linux/s390x"], "--platform linux/amd64"),
+    ],
+)
+def test_error_hints_name_the_commands_own_options(
+    capsys, layerpeek_env, plain_registry, catalog, fs_images, argv, hint
+):
+    status, _, err = run(capsys, *[a.format(host=plain_registry.host) for a in argv])
+    assert status == 1 and hint in err
+    assert not [other for other in OTHER_SYNTAX if other in err]
+
+
 def test_basic_auth_mode(capsys, layerpeek_env, basic_registry, catalog):
     ref = catalog.gzip.ref(basic_registry.host)
     status, _, err = run(capsys, "inspect", ref)

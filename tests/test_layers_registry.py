@@ -6,6 +6,7 @@ import subprocess
 import pytest
 
 from fixtures.catalog import LATE_TXT
+from fixtures.fs_images import OS_RELEASE
 from fixtures.images import OCI_LAYER_GZIP, Pusher
 from layerpeek.core.errors import (
     CorruptLayer,
@@ -83,12 +84,30 @@ async def test_cat_reads_every_file_of_zstd_and_plain_layers(peek, plain_registr
 
 async def test_cat_of_a_deleted_file_names_the_layer_that_deleted_it(peek, plain_registry, catalog):
     ref = catalog.whiteouts.ref(plain_registry.host)
-    with pytest.raises(FileNotInLayer, match=r"deleted in layer 1.*--layer"):
+    with pytest.raises(FileNotInLayer, match=r"deleted in layer 1.*layer 0 still ships") as gone:
         await read(peek, ref, "etc/secret.key")
-    with pytest.raises(FileNotInLayer, match="deleted in layer 1"):
+    assert (gone.value.path, gone.value.deleted_in, gone.value.readable_layers) == (
+        "etc/secret.key",
+        1,
+        (0,),
+    )
+    with pytest.raises(FileNotInLayer, match="deleted in layer 1 by an opaque") as hidden:
         await read(peek, ref, "opt/app/a")  # hidden by the opaque directory
+    assert (hidden.value.deleted_in, hidden.value.readable_layers) == (1, (0,))
+    # The core names no front end's syntax: each front end phrases the way out.
+    assert "--" not in str(gone.value) and "--" not in str(hidden.value)
     old = catalog.whiteouts.layers[0].files["etc/secret.key"]
     assert await read(peek, ref, "etc/secret.key", layer=0) == old
+
+
+async def test_a_layers_own_symlink_says_the_merged_view_follows_it(
+    peek, plain_registry, fs_images
+):
+    ref = fs_images.overlay.ref(plain_registry.host)
+    with pytest.raises(FileNotInLayer, match="symlink") as caught:
+        await read(peek, ref, "etc/os-release", layer=0)
+    assert (caught.value.layer, caught.value.merged, caught.value.readable_layers) == (0, True, ())
+    assert await read(peek, ref, "etc/os-release") == OS_RELEASE
 
 
 async def test_cat_refuses_what_is_not_a_regular_file(peek, plain_registry, catalog):

@@ -254,6 +254,34 @@ async def test_read_file_previews_a_binary_in_hex_or_base64(mcp, plain_registry,
     assert base64.b64decode(b64["content"]) == data[:30]
 
 
+@pytest.mark.parametrize(
+    ("tool", "arguments", "hint"),
+    [
+        ("read_file", {"image": "whiteouts", "path": "etc/secret.key"}, "; read it with layer=0"),
+        ("read_file", {"image": "whiteouts", "path": "opt/app/a"}, "; read it with layer=0"),
+        (
+            "read_file",
+            {"image": "overlay", "path": "etc/os-release", "layer": 0},
+            "without the layer argument,",
+        ),
+        (
+            "inspect_image",
+            {"image": "multi", "platform": "linux/s390x"},
+            "choose one with platform=linux/amd64",
+        ),
+    ],
+)
+async def test_error_hints_name_the_tools_own_arguments(
+    mcp, plain_registry, catalog, fs_images, tool, arguments, hint
+):
+    arguments = dict(arguments)  # the parameters are shared by both transports' runs
+    name = arguments.pop("image")
+    image = getattr(fs_images if name == "overlay" else catalog, name)
+    message = await error(mcp, tool, reference=image.ref(plain_registry.host), **arguments)
+    assert hint in message
+    assert not [other for other in ("--", "layer:", "platform:", "option") if other in message]
+
+
 async def test_read_file_of_a_deleted_file_names_the_layer_to_read(mcp, plain_registry, catalog):
     ref = catalog.whiteouts.ref(plain_registry.host)
     message = await error(mcp, "read_file", reference=ref, path="etc/secret.key")

@@ -225,7 +225,7 @@ async def _secret_findings(
         detail, _ = await _key_check(reads, image, node, kind, budget)
         if detail is not None:
             how = f"{action} in layer {removed_in} ({facts.step(removed_in)[:60]})"
-            detail += f"; {how}, still shipped: cat --layer {node.layer} reads it"
+            detail += f"; {how}, still shipped in layer {node.layer}"
             found.append(reports.finding(facts, "deleted-secret", "high", node, detail))
     return found
 

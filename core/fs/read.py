@@ -19,7 +19,7 @@ import anyio.to_thread
 
 from layerpeek.core.errors import FileNotInLayer, LayerError, LayerpeekError, TruncatedLayer
 from layerpeek.core.fs.merge import Merges
-from layerpeek.core.fs.overlay import CUT_REASON, MAX_HOPS, Lookup, Node, Overlay
+from layerpeek.core.fs.overlay import CUT_REASON, MAX_HOPS, Event, Lookup, Node, Overlay
 from layerpeek.core.image.resolve import ResolvedImage
 from layerpeek.core.layers.entry import NAME_LIMIT, TarEntry, display_path
 from layerpeek.core.layers.index import LayerIndex, LayerIndexes, ranged, read_ranged
@@ -178,40 +178,68 @@ def _merged_copy(image: ResolvedImage, overlay: Overlay, asked: str, found: Look
     """The copy a merged-view lookup found, or the error that says why there is none."""
     shown = asked if found.path == asked else f"{asked} → {found.path}"
     if found.loop:
-        raise FileNotInLayer(f"{asked}: {_loop(found.links)}")
+        raise FileNotInLayer(f"{asked}: {_loop(found.links)}", path=asked)
     node = found.node
     if node is None:
         if found.path == "":
-            raise FileNotInLayer(f"{shown}: the root directory, not a file")
-        raise FileNotInLayer(_missing_message(image, overlay, shown, found.path))
+            raise FileNotInLayer(f"{shown}: the root directory, not a file", path=asked)
+        raise _missing(image, overlay, asked, shown, found.path)
     if node.type == "symlink":
         raise FileNotInLayer(
-            f"{shown} is a symlink to {node.link} in layer {node.layer}, not followed"
+            f"{shown} is a symlink to {node.link} in layer {node.layer}, not followed", path=asked
         )
     file = node.linked if node.type == "hardlink" else node
     if file is None:
         raise FileNotInLayer(
-            f"{shown} is a hard link to {node.link} in layer {node.layer}, which names no file"
+            f"{shown} is a hard link to {node.link} in layer {node.layer}, which names no file",
+            path=asked,
         )
     if file.type != "file":
-        raise FileNotInLayer(f"{shown} is a {node.type} in layer {node.layer}, not a regular file")
+        raise FileNotInLayer(
+            f"{shown} is a {node.type} in layer {node.layer}, not a regular file", path=asked
+        )
     return FileCopy(
         asked, found.path, found.links, file.layer, file.layer_path, file.position, file.size
     )
 
 
-def _missing_message(image: ResolvedImage, overlay: Overlay, shown: str, path: str) -> str:
-    """Why nothing is at ``path``: a later layer removed it, its name is one the scanner
-    cut (no runtime creates it), or no layer has it."""
+def _missing(
+    image: ResolvedImage, overlay: Overlay, asked: str, shown: str, path: str
+) -> FileNotInLayer:
+    """Why nothing is at the merged ``path`` that ``asked`` led to: a later layer removed
+    it, its name is one the scanner cut (no runtime creates it), or no layer has it."""
     cut = next(
         (odd for odd in overlay.irregular if odd.path == path and odd.reason == CUT_REASON), None
     )
     if cut is not None:
-        return _cut_message(path, cut.layer)
+        return FileNotInLayer(_cut_message(path, cut.layer), path=asked)
     story = overlay.story(path)
     if story and story[-1].action in ("deleted", "hidden", "displaced"):
-        return _deleted_message(image, story[-1].layer, shown, story[-1].action)
-    return f"{shown} is not a file in any layer of {image.reference}"
+        removal = story[-1]
+        readable = _still_shipped(story[:-1], asked, path)
+        return FileNotInLayer(
+            _deleted_message(image, removal.layer, shown, removal.action, readable),
+            path=asked,
+            deleted_in=removal.layer,
+            readable_layers=readable,
+        )
+    return FileNotInLayer(f"{shown} is not a file in any layer of {image.reference}", path=asked)
+
+
+def _still_shipped(story: Sequence[Event], asked: str, path: str) -> tuple[int, ...]:
+    """The layers whose own copy at the merged ``path`` is a regular file named ``asked``
+    in their tar: a read of that layer's copy of ``asked`` returns it."""
+    return tuple(
+        sorted(
+            {
+                event.layer
+                for event in story
+                if event.action in ("added", "changed")
+                and event.type == "file"
+                and (event.shipped_as or path) == asked
+            }
+        )
+    )
 
 
 def _loop(links: tuple[str, ...]) -> str:
@@ -239,14 +267,19 @@ def _layer_copy(
     read through the entry it names before it."""
     position = _last_named(entries, path, len(entries))
     if position < 0:
-        raise FileNotInLayer(f"{path} is not a file in layer {layer} of {image.reference}")
+        raise FileNotInLayer(
+            f"{path} is not a file in layer {layer} of {image.reference}", path=path, layer=layer
+        )
     while entries[position].type == "hardlink" and not entries[position].cut:
         link = entries[position]
         position = _last_named(entries, display_path(link.link), position)
         if position < 0:
             raise FileNotInLayer(
                 f"{link.path} is a hard link to {link.link}, which layer {layer} does not ship "
-                "before it; read it without a layer for the file it shares"
+                "before it",
+                path=path,
+                layer=layer,
+                merged=True,
             )
     entry = entries[position]
     _readable(entry, layer)
@@ -275,16 +308,21 @@ def _copies(entries: Sequence[TarEntry], position: int) -> tuple[int, int]:
 
 def _readable(entry: TarEntry, index: int) -> None:
     """Nothing for a regular file; a clear error for what cannot be read as one."""
+    where = {"path": entry.path, "layer": index}
     if entry.cut:
-        raise FileNotInLayer(_cut_message(entry.path, index))
+        raise FileNotInLayer(_cut_message(entry.path, index), **where)
     if entry.type == "file":
         return
     if entry.type == "symlink":
         raise FileNotInLayer(
             f"{entry.path} is a symlink to {entry.link} in layer {index}; a layer's own copy "
-            "is read as shipped: read the path without a layer to follow it"
+            "is read as shipped, not followed",
+            merged=True,
+            **where,
         )
-    raise FileNotInLayer(f"{entry.path} is a {entry.type} in layer {index}, not a regular file")
+    raise FileNotInLayer(
+        f"{entry.path} is a {entry.type} in layer {index}, not a regular file", **where
+    )
 
 
 def _cut_message(path: str, layer: int) -> str:
@@ -294,11 +332,16 @@ def _cut_message(path: str, layer: int) -> str:
     )
 
 
-def _deleted_message(image: ResolvedImage, index: int, path: str, action: str) -> str:
+def _deleted_message(
+    image: ResolvedImage, index: int, path: str, action: str, readable: tuple[int, ...]
+) -> str:
+    """What removed ``path``, by which build step, and which lower layers still ship it."""
     step = image.config.step_for_layer(index)
     how = f" ({step[:80]})" if step else ""
     why = {"hidden": " by an opaque directory", "displaced": " with a directory above it"}
-    return (
-        f"{path} was deleted in layer {index}{why.get(action, '')}{how}; "
-        f"read an older copy with --layer N for a layer below {index}"
-    )
+    said = f"{path} was deleted in layer {index}{why.get(action, '')}{how}"
+    if len(readable) == 1:
+        return f"{said}; layer {readable[0]} still ships a copy"
+    if readable:
+        return f"{said}; layers {', '.join(map(str, readable))} still ship copies"
+    return said

@@ -14,7 +14,7 @@ import anyio
 import anyio.to_thread
 
 from layerpeek.core.cache.store import CacheStore, key_for
-from layerpeek.core.errors import LayerpeekError, ManifestError, RegistryError
+from layerpeek.core.errors import LayerpeekError, ManifestError, PlatformNotFound, RegistryError
 from layerpeek.core.flight import Flights
 from layerpeek.core.image.config import ImageConfig, parse_config
 from layerpeek.core.image.manifest import Index, Manifest, parse_manifest
@@ -165,8 +165,9 @@ class Resolver:
         assert isinstance(manifest, Manifest)
         config = await self._config(ref, manifest)
         if index is None and wanted and config.platform != wanted:
-            raise LayerpeekError(
-                f"{ref} is a single-platform image for {config.platform}, not {wanted}"
+            raise PlatformNotFound(
+                f"{ref} is a single-platform image for {config.platform}, not {wanted}",
+                (str(config.platform),),
             )
         return ResolvedImage(ref, top.digest, index, manifest, config, config.platform)
 
