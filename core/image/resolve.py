@@ -50,6 +50,7 @@ class ResolvedImage:
 
     @property
     def platforms(self) -> list[str]:
+        """The runnable platforms of the image's index (its own alone without one)."""
         if self.index is None:
             return [str(self.platform)]
         return [str(d.platform) for d in runnable(self.index.manifests)]
@@ -69,10 +70,12 @@ class ResolvedImage:
 
 
 def as_reference(reference: str | Reference) -> Reference:
+    """A front end's reference, parsed once (a parsed one passes through)."""
     return reference if isinstance(reference, Reference) else parse_reference(reference)
 
 
 def as_platform(platform: str | Platform | None) -> Platform | None:
+    """A front end's platform, parsed once; None asks for the default."""
     return parse_platform(platform) if isinstance(platform, str) else platform
 
 
