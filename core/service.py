@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from pathlib import Path
 
-from layerpeek.core.cache.store import CacheStore, open_cache
+from layerpeek.core.cache.interface import CacheStore, open_cache
 from layerpeek.core.fs import analyses
 from layerpeek.core.fs.find import FindSpec
 from layerpeek.core.fs.kept import MergedView
@@ -23,7 +23,7 @@ from layerpeek.core.fs.read import FileCopy, FileReads
 from layerpeek.core.image.resolve import ResolvedImage, Resolver, image_report
 from layerpeek.core.layers import listing, pull
 from layerpeek.core.layers.entry import Tally
-from layerpeek.core.layers.index import LayerIndexes
+from layerpeek.core.layers.index.store import LayerIndexes
 from layerpeek.core.layers.progress import ProgressCallback
 from layerpeek.core.models import (
     DiffReport,
@@ -146,8 +146,11 @@ class Layerpeek:
         start: int = 0,
         limit: int = 100,
         on_progress: ProgressCallback | None = None,
+        *,
+        last: bool = False,
     ) -> EntryPage:
-        """Entries ``start`` to ``start + limit`` of a listing (one layer, or all bottom-up).
+        """Entries ``start`` to ``start + limit`` of a listing (one layer, or all bottom-up);
+        ``last``: its last page of ``limit`` entries instead (``paging.entry_page``).
 
         Front ends page with this: the answer says where the next page starts. A page reads a
         layer only as far as its last entry (plus one, to know whether more follow); the scan
@@ -159,7 +162,7 @@ class Layerpeek:
         layer; the damage sits between the two, and the page that holds that position (or
         the last page, when it is at the very end) names it in ``problems``.
         """
-        return await listing.page(self.indexes, image, layer, start, limit, on_progress)
+        return await listing.page(self.indexes, image, layer, start, limit, on_progress, last=last)
 
     async def pull_layer(
         self,

@@ -21,7 +21,7 @@ from layerpeek.core.fs.find import FindSpec
 from layerpeek.core.fs.merge import Merges
 from layerpeek.core.fs.overlay import Node, Overlay
 from layerpeek.core.fs.read import FileReads
-from layerpeek.core.fs.reports import LayerFacts, check_page, layer_facts
+from layerpeek.core.fs.reports import LayerFacts, layer_facts
 from layerpeek.core.fs.triage import (
     CONTENT_LIMIT,
     CONTENT_READS,
@@ -48,6 +48,7 @@ from layerpeek.core.models import (
     TriageReport,
     marks,
 )
+from layerpeek.core.paging import check_page, window
 
 
 def _facts(image: ResolvedImage) -> LayerFacts:
@@ -143,14 +144,14 @@ async def find(
     matches = await anyio.to_thread.run_sync(
         reports.find_matches, overlay, _facts(image), spec, per_layer
     )
-    end = len(matches) if limit is None else min(len(matches), start + limit)
+    shown, next_start = window(matches, start, limit)
     return FindResult(
         reference=str(image.reference),
         pattern=spec.pattern,
         merged=merged,
-        matches=matches[start:end],
+        matches=shown,
         total=len(matches),
-        next_start=end if end < len(matches) else None,
+        next_start=next_start,
         **marks(problems),
     )
 

@@ -12,13 +12,13 @@ from functools import partial
 import anyio
 import anyio.to_thread
 
-from layerpeek.core.cache.store import key_for
+from layerpeek.core.cache.interface import key_for
 from layerpeek.core.errors import LayerError
 from layerpeek.core.fs.kept import MergedView, MergedViews
 from layerpeek.core.fs.overlay import Overlay
 from layerpeek.core.image.resolve import ResolvedImage
 from layerpeek.core.layers.entry import IMAGE_LIMITS, Tally, TarEntry
-from layerpeek.core.layers.index import LayerIndexes
+from layerpeek.core.layers.index.store import LayerIndexes
 from layerpeek.core.layers.listing import met
 from layerpeek.core.models import LayerProblem
 

@@ -18,15 +18,18 @@ import anyio
 import anyio.to_thread
 
 from layerpeek.core.errors import FileNotInLayer, LayerError, LayerpeekError, TruncatedLayer
+from layerpeek.core.filehead import read_head
 from layerpeek.core.fs.merge import Merges
 from layerpeek.core.fs.overlay import CUT_REASON, MAX_HOPS, Event, Lookup, Node, Overlay
 from layerpeek.core.image.resolve import ResolvedImage
 from layerpeek.core.layers.entry import NAME_LIMIT, TarEntry, display_path
-from layerpeek.core.layers.index import LayerIndex, LayerIndexes, ranged, read_ranged
+from layerpeek.core.layers.index.model import LayerIndex
+from layerpeek.core.layers.index.ranged import ranged, read_ranged
+from layerpeek.core.layers.index.store import LayerIndexes
 from layerpeek.core.layers.reader import BlobReader
 from layerpeek.core.layers.scan import FileData, scan_layer
-from layerpeek.core.layers.sparse import zero_chunks
-from layerpeek.core.layers.toc import read_toc_file
+from layerpeek.core.layers.tar.sparse import zero_chunks
+from layerpeek.core.layers.toc.files import read_toc_file
 from layerpeek.core.registry.client import RegistryClient
 
 
@@ -107,18 +110,10 @@ class FileReads:
         """The first ``limit`` bytes of the regular file ``node`` (present or removed): the
         very copy the merged view saw, wherever its layer holds others of that name. None
         when the layer's damage keeps them from being read (the report already names it)."""
-        data = bytearray()
-        stream = self.read(image, FileCopy.of(node))
         try:
-            async for chunk in stream:
-                data += chunk
-                if len(data) >= limit:
-                    break
+            return (await read_head(self.read(image, FileCopy.of(node)), limit)).data
         except LayerError:
             return None
-        finally:
-            await stream.aclose()
-        return bytes(data[:limit])
 
     async def _layer_index(self, image: ResolvedImage, layer: int) -> LayerIndex:
         """The layer's complete index: remembered, cached, from its TOC, or scanned now."""

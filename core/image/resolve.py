@@ -13,7 +13,7 @@ from functools import partial
 import anyio
 import anyio.to_thread
 
-from layerpeek.core.cache.store import CacheStore, key_for
+from layerpeek.core.cache.interface import CacheStore, key_for
 from layerpeek.core.errors import LayerpeekError, ManifestError, PlatformNotFound, RegistryError
 from layerpeek.core.flight import Flights
 from layerpeek.core.image.config import ImageConfig, parse_config

@@ -13,12 +13,13 @@ import anyio
 import anyio.lowlevel
 
 from layerpeek.core.errors import LayerError, LayerpeekError
-from layerpeek.core.fs.reports import check_page
 from layerpeek.core.image.resolve import ResolvedImage
 from layerpeek.core.layers.entry import IMAGE_LIMITS, Tally
-from layerpeek.core.layers.index import LayerIndexes
+from layerpeek.core.layers.index.model import LayerView
+from layerpeek.core.layers.index.store import LayerIndexes
 from layerpeek.core.layers.progress import ProgressCallback, reporter
 from layerpeek.core.models import EntryInfo, EntryPage, LayerProblem
+from layerpeek.core.paging import entry_page
 
 YIELD_EVERY = 1000
 """Entries listed between two passes through the event loop (~5 ms of work)."""
@@ -95,42 +96,15 @@ async def page(
     start: int = 0,
     limit: int = 100,
     on_progress: ProgressCallback | None = None,
+    *,
+    last: bool = False,
 ) -> EntryPage:
-    """Entries ``start`` to ``start + limit`` of a listing (``Layerpeek.list_page``)."""
-    check_page(start, limit)
-    found: list[EntryInfo] = []
-    damage: list[tuple[int, LayerProblem]] = []  # (position in the listing, problem)
-    offset = 0  # position of the current layer's first entry in the whole listing
-    for index in image.layers(layer):
+    """Entries ``start`` to ``start + limit`` of a listing, or its last page (``last``):
+    ``Layerpeek.list_page``, paged by ``paging.entry_page`` over the layers' index views."""
+
+    async def views(index: int, wanted: int | None, whole: bool) -> LayerView:
         descriptor = image.manifest.layers[index]
-        end = start + limit - offset  # where the page ends, counted in this layer
         report = reporter(descriptor, on_progress)
-        view = await indexes.view(image.reference, descriptor, end + 1, report)
-        found.extend(EntryInfo.of(index, e) for e in view.entries[max(start - offset, 0) : end])
-        coverage = {"layer": index, "scanned_bytes": view.scanned, "layer_bytes": view.size}
-        if len(view.entries) > end:
-            return EntryPage(
-                entries=found,
-                next_start=start + limit,
-                complete=False,
-                problems=_on_page(damage, start, start + limit),
-                **coverage,
-            )
-        offset += len(view.entries)
-        if view.problem is not None:
-            damage.append((offset, problem(image, index, view.problem)))
-    return EntryPage(
-        entries=found,
-        next_start=None,
-        complete=True,
-        problems=_on_page(damage, start, None),
-        **coverage,
-    )
+        return await indexes.view(image.reference, descriptor, wanted, report, whole=whole)
 
-
-def _on_page(
-    damage: list[tuple[int, LayerProblem]], start: int, end: int | None
-) -> list[LayerProblem]:
-    """The problems whose position in a listing falls on the page ``[start, end)``; ``end``
-    None for the last page, which also holds a position at the listing's very end."""
-    return [p for at, p in damage if start <= at and (end is None or at < end)]
+    return await entry_page(views, image, layer, start, limit, last=last)
