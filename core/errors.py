@@ -155,6 +155,11 @@ class FileNotInLayer(LayerpeekError):
         self.merged = merged
 
 
+class PackageDataError(LayerpeekError):
+    """A package database or manifest that is damaged, too large or in a format not read:
+    reported beside the inventory, whose other sources still answer."""
+
+
 # What ``json.loads`` raises for a body that is not JSON: ValueError (UnicodeDecodeError
 # included), and RecursionError for one nested deeper than the interpreter's stack ("[[[[…").
 JSON_ERRORS = (ValueError, RecursionError)

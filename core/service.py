@@ -18,7 +18,7 @@ from layerpeek.core.fs import analyses
 from layerpeek.core.fs.find import FindSpec
 from layerpeek.core.fs.kept import MergedView
 from layerpeek.core.fs.merge import Merges
-from layerpeek.core.fs.overlay import Overlay
+from layerpeek.core.fs.overlay import Node, Overlay
 from layerpeek.core.fs.read import FileCopy, FileReads
 from layerpeek.core.image.resolve import ResolvedImage, Resolver, image_report
 from layerpeek.core.layers import listing, pull
@@ -235,6 +235,13 @@ class Layerpeek:
         frame start), else by streaming the layer up to the entry (a sparse file, a file
         before the first checkpoint, a single-frame zstd layer)."""
         return self._reads.read(image, copy)
+
+    async def read_span(self, image: ResolvedImage, node: Node, start: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``start`` of the regular file (or hard link) ``node`` of
+        the merged view: one range of its layer where the layer's index allows it, else the
+        file read up to them. A region of a large file (a binary's build information) costs
+        that region, not the file."""
+        return await self._reads.span(image, node, start, length)
 
     # -- the merged filesystem: provenance, removed files, find, diff, triage ----------------
 

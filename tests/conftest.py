@@ -21,6 +21,7 @@ import pytest
 
 from fixtures.catalog import Catalog, push_standard_images
 from fixtures.fs_images import FsImages, push_fs_images
+from fixtures.package_images import PackageImages, push_package_images
 from fixtures.proxy import FaultProxy
 from fixtures.redis_server import RedisServer
 from fixtures.registry import RegistryProcess
@@ -156,6 +157,16 @@ def token_registry(
 def fs_images(plain_registry: SeededRegistry) -> FsImages:
     """The merged-filesystem images (overlay rules, secrets, a shared-layer tag, hostile)."""
     return push_fs_images(plain_registry.url)
+
+
+@pytest.fixture(scope="session")
+def package_images(
+    plain_registry: SeededRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> PackageImages:
+    """Images whose package databases the package tools wrote (dpkg, rpm, pip, npm, go)."""
+    for tool in ("dpkg-query", "rpm", "rpmbuild", "npm", "go"):
+        require_tool(tool)
+    return push_package_images(plain_registry.url, tmp_path_factory.mktemp("package-trees"))
 
 
 @pytest.fixture(scope="session")

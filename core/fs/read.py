@@ -115,6 +115,35 @@ class FileReads:
         except LayerError:
             return None
 
+    async def span(self, image: ResolvedImage, node: Node, start: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``start`` of the regular file (or hard link) ``node``
+        (``Layerpeek.read_span``): one range of its layer where the layer's index allows it,
+        else the file read up to them."""
+        file = node.linked if node.type == "hardlink" else node
+        if file is None or file.type != "file" or start >= file.size or length <= 0:
+            return b""
+        length = min(length, file.size - start)
+        known = await self._layer_index(image, file.layer)
+        entry = known.entries[file.position] if 0 <= file.position < len(known.entries) else None
+        toc = await self.indexes.toc(image.reference, image.manifest.layers[file.layer])
+        if entry is not None and entry.type == "file" and toc is None:
+            part = entry._replace(offset=entry.offset + start, size=length)
+            if ranged(known, part):
+                reading, start = read_ranged(self.client, image.reference, known, part), 0
+            else:
+                reading = self.read(image, FileCopy.of(file))
+        else:
+            reading = self.read(image, FileCopy.of(file))
+        data, seen = bytearray(), 0
+        async with aclosing(reading) as chunks:
+            async for chunk in chunks:
+                if seen + len(chunk) > start:
+                    data += chunk[max(start - seen, 0) :]
+                seen += len(chunk)
+                if len(data) >= length:
+                    break
+        return bytes(data[:length])
+
     async def _layer_index(self, image: ResolvedImage, layer: int) -> LayerIndex:
         """The layer's complete index: remembered, cached, from its TOC, or scanned now."""
         descriptor = image.manifest.layers[layer]

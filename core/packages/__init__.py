@@ -1,0 +1,1 @@
+"""What is installed in an image, read from its package databases without pulling it."""

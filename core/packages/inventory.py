@@ -1,0 +1,266 @@
+"""An image's installed packages, from the package databases of its merged filesystem.
+
+The merged view (built from the layers' indexes) says which database files the image shows,
+and which layer added or last changed each; only those files are read, each with the ranges
+its layer's index allows (``Layerpeek.read_span``), and a Go binary only where its build
+information is. A package removed in a later layer is gone because its database says so, or
+because its manifest file was deleted.
+
+Every input is hostile: each file is read only up to its kind's size limit (larger ones are
+reported, not read), at most ``MAX_FILES`` manifests and ``MAX_BINARIES`` binaries are read,
+and the inventory holds at most ``MAX_PACKAGES``. A damaged or oversized database is a
+``DatabaseProblem``; every other source still answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+
+import anyio
+import anyio.to_thread
+
+from layerpeek.core.errors import FileNotInLayer, LayerError, PackageDataError
+from layerpeek.core.fs.overlay import Node, Overlay
+from layerpeek.core.fs.triage import OS_RELEASE, parse_os_release
+from layerpeek.core.models import LayerProblem, marks
+from layerpeek.core.packages import apk, dpkg, golang, npm, python, rpm
+from layerpeek.core.packages.model import (
+    KINDS,
+    MAX_PACKAGES,
+    DatabaseProblem,
+    Distro,
+    Found,
+    Kind,
+    Package,
+    PackageReport,
+    purl_for,
+)
+from layerpeek.core.service import Layerpeek, ResolvedImage
+
+DATABASE_LIMIT = 64 << 20
+"""Bytes of one system database (dpkg status, apk installed, rpmdb.sqlite) read at most."""
+MANIFEST_LIMIT = 1 << 20
+"""Bytes of one package manifest (METADATA, PKG-INFO, package.json) read at most."""
+MAX_FILES = 50_000
+"""Manifests read at most in one image."""
+MAX_BINARIES = 5_000
+"""Executables looked at for Go build information at most in one image."""
+PARALLEL = 8
+"""Files read at once."""
+
+Parser = Callable[[bytes], list[Found]]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One file to read: its kind, its node in the merged view, how to parse it."""
+
+    kind: Kind
+    node: Node
+    limit: int
+    parse: Parser | None  # None: a Go binary, read by ranges
+
+
+@dataclass
+class _Tally:
+    packages: list[Package] = field(default_factory=list)
+    problems: list[DatabaseProblem] = field(default_factory=list)
+    files: int = 0
+    bytes: int = 0
+    cut: bool = False
+
+
+async def inventory(
+    layerpeek: Layerpeek, image: ResolvedImage, kinds: Collection[Kind] = KINDS
+) -> PackageReport:
+    """Every package of ``kinds`` that ``image`` has installed."""
+    problems: list[LayerProblem] = []
+    view = await layerpeek.merged(image, problems)
+    tally = _Tally()
+    sources, skipped = await anyio.to_thread.run_sync(_sources, view.nodes, frozenset(kinds))
+    tally.problems.extend(skipped)
+    distro = await _distro(layerpeek, image, view.overlay, tally)
+    limiter = anyio.CapacityLimiter(PARALLEL)
+    async with anyio.create_task_group() as group:
+        for source in sources:
+            group.start_soon(_read_source, layerpeek, image, source, distro, tally, limiter)
+    tally.packages.sort(key=lambda p: (p.kind, p.name, p.version, p.arch, p.path))
+    tally.problems.sort(key=lambda p: (p.kind, p.path))
+    return PackageReport(
+        reference=str(image.reference),
+        digest=image.manifest.digest,
+        platform=str(image.platform),
+        distro=distro.qualifier,
+        packages=tally.packages[:MAX_PACKAGES],
+        databases=tally.problems,
+        files_read=tally.files,
+        bytes_read=tally.bytes,
+        cut=tally.cut,
+        **marks(problems),
+    )
+
+
+def _sources(
+    nodes: list[Node], kinds: frozenset[Kind]
+) -> tuple[list[Source], list[DatabaseProblem]]:
+    """The files of the merged view to read, by kind (in a worker thread: the view may hold
+    a million paths), and the databases named as not read."""
+    sources: list[Source] = []
+    skipped: list[DatabaseProblem] = []
+    counts = {"manifests": 0, "binaries": 0}
+    for node in nodes:
+        if node.type not in ("file", "hardlink"):
+            continue
+        source = _source(node, kinds)
+        if source is None:
+            wal = rpm.wal_problem(node.path, _size(node)) if "rpm" in kinds else None
+            if wal is not None:
+                skipped.append(
+                    DatabaseProblem(kind="rpm", path=node.path, layer=node.layer, message=wal)
+                )
+            if "rpm" in kinds and node.path in rpm.NOT_READ:
+                skipped.append(
+                    DatabaseProblem(
+                        kind="rpm",
+                        path=node.path,
+                        layer=node.layer,
+                        message=rpm.NOT_READ[node.path],
+                    )
+                )
+            continue
+        bucket = "binaries" if source.kind == "golang" else "manifests"
+        if source.kind in ("pypi", "npm", "golang"):
+            counts[bucket] += 1
+            cap = MAX_BINARIES if bucket == "binaries" else MAX_FILES
+            if counts[bucket] > cap:
+                if counts[bucket] == cap + 1:
+                    skipped.append(
+                        DatabaseProblem(
+                            kind=source.kind,
+                            path=node.path,
+                            layer=node.layer,
+                            message=f"more than {cap} {bucket}: the rest are not read",
+                        )
+                    )
+                continue
+        sources.append(source)
+    return sources, skipped
+
+
+def _source(node: Node, kinds: frozenset[Kind]) -> Source | None:
+    """What ``node`` is to an inventory of ``kinds``, if anything."""
+    path = node.path
+    if "deb" in kinds and (path == dpkg.STATUS or dpkg.is_status_d(path)):
+        return Source("deb", node, DATABASE_LIMIT, dpkg.parse_status)
+    if "apk" in kinds and path in apk.INSTALLED:
+        return Source("apk", node, DATABASE_LIMIT, apk.parse_installed)
+    if "rpm" in kinds and path in rpm.SQLITE:
+        return Source("rpm", node, DATABASE_LIMIT, _parse_rpm)
+    if "pypi" in kinds and python.is_metadata(path):
+        return Source("pypi", node, MANIFEST_LIMIT, python.parse_metadata)
+    if "npm" in kinds and npm.is_manifest(path):
+        return Source("npm", node, MANIFEST_LIMIT, npm.parse_manifest)
+    if "golang" in kinds and golang.is_candidate(path, node.mode, _size(node)):
+        return Source("golang", node, golang.MAX_INFO, None)
+    return None
+
+
+def _parse_rpm(data: bytes) -> list[Found]:
+    found, damaged = rpm.parse_sqlite(data, MAX_PACKAGES)
+    if damaged:
+        raise _Partly(found, f"{len(damaged)} headers not read ({damaged[0]})")
+    return found
+
+
+class _Partly(PackageDataError):
+    """A database read in part: the packages read, and why the rest were not."""
+
+    def __init__(self, found: list[Found], message: str) -> None:
+        super().__init__(message)
+        self.found = found
+
+
+def _size(node: Node) -> int:
+    file = node.linked if node.type == "hardlink" else node
+    return file.size if file is not None else 0
+
+
+async def _read_source(
+    layerpeek: Layerpeek,
+    image: ResolvedImage,
+    source: Source,
+    distro: Distro,
+    tally: _Tally,
+    limiter: anyio.CapacityLimiter,
+) -> None:
+    """Read one source into ``tally``: its packages, or the problem that stopped it."""
+    node = source.node
+
+    async def read_at(start: int, length: int) -> bytes:
+        data = await layerpeek.read_span(image, node, start, length)
+        tally.bytes += len(data)
+        return data
+
+    async with limiter:
+        found: list[Found] = []
+        try:
+            found = await _found(source, read_at)
+        except _Partly as exc:
+            found = exc.found
+            tally.problems.append(_problem(source, str(exc)))
+        except (PackageDataError, LayerError, FileNotInLayer) as exc:
+            tally.problems.append(_problem(source, str(exc)))
+        tally.files += 1
+    room = MAX_PACKAGES - len(tally.packages)
+    if len(found) > room:
+        tally.cut = True
+    tally.packages.extend(_package(source, f, distro) for f in found[: max(room, 0)])
+
+
+async def _found(source: Source, read_at: Callable[[int, int], Awaitable[bytes]]) -> list[Found]:
+    size = _size(source.node)
+    if source.parse is None:
+        info = await golang.read_buildinfo(read_at, size)
+        return golang.parse_modules(info[1]) if info else []
+    if size > source.limit:
+        raise PackageDataError(f"{size} bytes, past the {source.limit}-byte limit: not read")
+    data = await read_at(0, size)
+    return await anyio.to_thread.run_sync(source.parse, data)
+
+
+def _problem(source: Source, message: str) -> DatabaseProblem:
+    return DatabaseProblem(
+        kind=source.kind, path=source.node.path, layer=source.node.layer, message=message
+    )
+
+
+def _package(source: Source, found: Found, distro: Distro) -> Package:
+    return Package(
+        name=found.name,
+        version=found.version,
+        arch=found.arch,
+        kind=source.kind,
+        path=source.node.path,
+        layer=source.node.layer,
+        purl=purl_for(source.kind, found, distro),
+    )
+
+
+async def _distro(
+    layerpeek: Layerpeek, image: ResolvedImage, overlay: Overlay, tally: _Tally
+) -> Distro:
+    """The distribution of the first os-release that is a regular file."""
+    for asked in OS_RELEASE:
+        node = overlay.lookup(asked).node
+        if node is None or node.type != "file" or node.size > MANIFEST_LIMIT:
+            continue
+        try:
+            data = await layerpeek.read_span(image, node, 0, node.size)
+        except (LayerError, FileNotInLayer):
+            continue
+        tally.bytes += len(data)
+        tally.files += 1
+        fields = parse_os_release(data.decode("utf-8", "replace"))
+        return Distro(fields.get("ID", "").lower(), fields.get("VERSION_ID", ""))
+    return Distro()

@@ -1,0 +1,265 @@
+"""Package inventories read from pushed images, each checked against the tool that owns its
+database, run on the very tree the image was made of: dpkg-query, rpm, importlib.metadata,
+npm ls, go version -m; apk's database against a hand-read example. Each test compares the
+full name/version/architecture set and the bytes read."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from importlib.metadata import distributions
+from pathlib import Path
+
+import pytest
+from packageurl import PackageURL
+
+from fixtures.package_images import (
+    ALPINE_RELEASE,
+    APK_EXPECTED,
+    DEBIAN_RELEASE,
+    FEDORA_RELEASE,
+    REMOVED_WHEEL,
+    PackageImages,
+)
+from fixtures.tools import require_tool
+from layerpeek.core.packages.inventory import inventory
+from layerpeek.core.packages.model import PackageReport
+from layerpeek.core.registry.client import RegistryClient
+from layerpeek.core.service import Layerpeek
+
+Triple = tuple[str, str, str]
+
+
+@pytest.fixture
+async def peek(layerpeek_env):
+    async with RegistryClient() as client:
+        yield Layerpeek(client)
+
+
+def _tool(*args: str | Path, cwd: Path | None = None) -> str:
+    done = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def triples(report: PackageReport, kind: str) -> set[Triple]:
+    return {(p.name, p.version, p.arch) for p in report.packages if p.kind == kind}
+
+
+async def read(peek: Layerpeek, host: str, image, *kinds: str) -> PackageReport:
+    resolved = await peek.resolve(image.ref(host))
+    return await inventory(peek, resolved, kinds or ("deb", "apk", "rpm", "pypi", "npm", "golang"))
+
+
+def dpkg_installed(admin: Path) -> set[Triple]:
+    """``dpkg-query``'s installed packages (state ``installed``) of an admindir."""
+    out = _tool(
+        require_tool("dpkg-query"),
+        f"--admindir={admin}",
+        "-W",
+        "-f=${db:Status-Status}\\t${Package}\\t${Version}\\t${Architecture}\\n",
+    )
+    rows = [line.split("\t") for line in out.splitlines()]
+    return {(name, version, arch) for state, name, version, arch in rows if state == "installed"}
+
+
+@pytest.mark.anyio
+async def test_debian_inventory_is_what_dpkg_query_lists(peek, plain_registry, package_images):
+    trees = package_images.trees
+    report = await read(peek, plain_registry.host, package_images.debian, "deb")
+    truth = dpkg_installed(trees.dpkg_admin)
+    assert len(truth) > 100
+    assert triples(report, "deb") == truth
+    assert len(report.packages) == len(truth)  # no package twice
+    assert {(p.path, p.layer) for p in report.packages} == {("var/lib/dpkg/status", 0)}
+    bash = next(p for p in report.packages if p.name == "bash")
+    parsed = PackageURL.from_string(bash.purl)  # the spec's quoting: "+" is "%2B"
+    assert parsed.to_dict() == {
+        "type": "deb",
+        "namespace": "debian",
+        "name": "bash",
+        "version": bash.version,
+        "qualifiers": {"arch": bash.arch, "distro": "debian-12"},
+        "subpath": None,
+    }
+    assert report.distro == "debian-12"
+    status = (trees.dpkg_admin / "status").stat().st_size
+    assert (report.files_read, report.bytes_read) == (2, status + len(DEBIAN_RELEASE))
+    assert report.databases == [] and report.complete
+
+
+@pytest.mark.anyio
+async def test_distroless_status_d_is_what_dpkg_query_lists(peek, plain_registry, package_images):
+    report = await read(peek, plain_registry.host, package_images.distroless)
+    truth = dpkg_installed(package_images.trees.distroless_admin)
+    assert len(truth) == 8
+    assert triples(report, "deb") == truth
+    assert {p.path.rpartition("/")[2] for p in report.packages} == {n for n, _, _ in truth}
+    layer = package_images.distroless.layers[0]
+    shipped = sum(
+        len(data)
+        for path, data in layer.files.items()
+        if path.startswith("var/lib/dpkg/status.d/") and not path.endswith(".md5sums")
+    )
+    assert report.bytes_read == shipped + len(DEBIAN_RELEASE)
+
+
+@pytest.mark.anyio
+async def test_rpm_sqlite_inventory_is_what_rpm_lists(peek, plain_registry, package_images):
+    db = package_images.trees.rpm_db
+    assert (db / "rpmdb.sqlite").read_bytes()[:16] == b"SQLite format 3\0"
+    out = _tool(
+        require_tool("rpm"),
+        "--dbpath",
+        db,
+        "-qa",
+        "--qf",
+        "%{NAME}\\t%{EPOCHNUM}\\t%{VERSION}-%{RELEASE}\\t%{ARCH}\\n",
+    )
+    rows = [line.split("\t") for line in out.splitlines()]
+    report = await read(peek, plain_registry.host, package_images.fedora)
+    assert triples(report, "rpm") == {(n, v, a) for n, _, v, a in rows}
+    epochs = {n: e for n, e, _, _ in rows}
+    for package in report.packages:
+        epoch = epochs[package.name]
+        assert package.purl.startswith(f"pkg:rpm/fedora/{package.name}@{package.version}?")
+        assert ("epoch=" + epoch in package.purl) == (epoch != "0"), package.purl
+        assert "distro=fedora-39" in package.purl
+    assert report.bytes_read == (db / "rpmdb.sqlite").stat().st_size + len(FEDORA_RELEASE)
+
+
+@pytest.mark.anyio
+async def test_python_inventory_is_what_importlib_metadata_finds(
+    peek, plain_registry, package_images
+):
+    after = package_images.trees.python_after
+    found = list(distributions(path=[str(after)]))
+    truth = {(d.metadata["Name"], d.version, "") for d in found}
+    assert len(truth) == 3 and "six" not in {n for n, _, _ in truth}  # deleted by layer 2
+    report = await read(peek, plain_registry.host, package_images.debian, "pypi")
+    assert triples(report, "pypi") == truth
+    assert {p.layer for p in report.packages} == {1}
+    assert "pkg:pypi/legacy-tool@0.3" in {p.purl for p in report.packages}
+    metadata = [*after.glob("*.dist-info/METADATA"), *after.glob("*.egg-info/PKG-INFO")]
+    shipped = sum(p.stat().st_size for p in metadata)
+    assert report.bytes_read == shipped + len(DEBIAN_RELEASE)
+    assert not any(REMOVED_WHEEL in p.path for p in report.packages)
+
+
+def _npm_tree(node: dict, into: set[Triple]) -> set[Triple]:
+    for name, child in node.get("dependencies", {}).items():
+        into.add((name, child["version"], ""))
+        _npm_tree(child, into)
+    return into
+
+
+@pytest.mark.anyio
+async def test_npm_inventory_is_what_npm_ls_lists(peek, plain_registry, package_images):
+    project = package_images.trees.npm_project
+    truth = _npm_tree(
+        json.loads(_tool(require_tool("npm"), "ls", "--all", "--json", cwd=project)), set()
+    )
+    assert len(truth) >= 3 and any(n.startswith("@") for n, _, _ in truth)
+    report = await read(peek, plain_registry.host, package_images.debian, "npm")
+    assert triples(report, "npm") == truth
+    assert {p.layer for p in report.packages} == {2}
+    scoped = next(p for p in report.packages if p.name.startswith("@"))
+    assert scoped.purl == f"pkg:npm/%40isaacs/string-locale-compare@{scoped.version}"
+    manifests = [
+        p for p in (project / "node_modules").rglob("package.json")
+        if p.parent.parent.name == "node_modules"
+        or (p.parent.parent.parent.name == "node_modules" and p.parent.parent.name.startswith("@"))
+    ]  # fmt: skip
+    assert report.bytes_read == sum(p.stat().st_size for p in manifests) + len(DEBIAN_RELEASE)
+
+
+def go_modules(binary: Path) -> set[Triple]:
+    """``go version -m``: the main module and dependencies (a replacement's version where it
+    is a module's), with the binary's GOARCH."""
+    out = _tool(require_tool("go"), "version", "-m", binary)
+    rows = [line.strip().split("\t") for line in out.splitlines()[1:]]
+    arch = next(
+        r[1].removeprefix("GOARCH=") for r in rows if r[:1] == ["build"] and "GOARCH=" in r[1]
+    )
+    modules: list[list[str]] = []
+    for row in rows:
+        if row[0] in ("mod", "dep"):
+            modules.append([row[1], row[2]])
+        elif row[0] == "=>" and row[2] not in ("", "(devel)"):
+            modules[-1][1] = row[2]
+    return {(path, version, arch) for path, version in modules}
+
+
+def elf_read_cost(binary: Path) -> int:
+    """What finding Go build information costs, from ``readelf``: the ELF header, the
+    section headers, their names, and the ``.go.buildinfo`` section (a binary without it:
+    the first three)."""
+    readelf = require_tool("readelf")
+    header = dict(
+        line.strip().split(":", 1) for line in _tool(readelf, "-h", binary).splitlines()[1:]
+    )
+    count = int(header["Number of section headers"])
+    entry = int(header["Size of section headers"].split()[0])
+    sizes = {}
+    for line in _tool(readelf, "-S", "-W", binary).splitlines():
+        words = line.replace("[ ", "[").split()
+        if len(words) > 5 and words[1] in (".shstrtab", ".go.buildinfo"):
+            sizes[words[1]] = int(words[5], 16)
+    return 64 + count * entry + sizes[".shstrtab"] + min(sizes.get(".go.buildinfo", 0), 65536)
+
+
+@pytest.mark.anyio
+async def test_go_inventory_is_what_go_version_m_prints(peek, plain_registry, package_images):
+    trees = package_images.trees
+    truth = go_modules(trees.go_binary) | go_modules(trees.go_binary_arm64)
+    assert {a for _, _, a in truth} == {"amd64", "arm64"} and len(truth) == 4
+    report = await read(peek, plain_registry.host, package_images.debian, "golang")
+    assert triples(report, "golang") == truth
+    assert {p.path for p in report.packages} == {"usr/local/bin/hello", "usr/local/bin/hello-arm64"}
+    dep = next(p for p in report.packages if p.name == "example.com/dep" and p.arch == "amd64")
+    assert dep.purl == "pkg:golang/example.com/dep@v1.2.3?arch=amd64"
+    # Four executables looked at (two Go, a C binary, a script): each Go one costs its ELF
+    # header, section headers, their names and the build information section; the C binary
+    # the first three; the script its first 64 bytes.
+    costs = [elf_read_cost(p) for p in (trees.go_binary, trees.go_binary_arm64, Path("/bin/true"))]
+    assert report.files_read == 5
+    assert report.bytes_read == sum(costs) + 64 + len(DEBIAN_RELEASE)
+    binaries = trees.go_binary.stat().st_size + trees.go_binary_arm64.stat().st_size
+    assert report.bytes_read * 100 < binaries
+
+
+@pytest.mark.anyio
+async def test_alpine_inventory_is_the_hand_read_database(peek, plain_registry, package_images):
+    report = await read(peek, plain_registry.host, package_images.alpine)
+    assert triples(report, "apk") == APK_EXPECTED
+    musl = next(p for p in report.packages if p.name == "musl")
+    assert musl.purl == "pkg:apk/alpine/musl@1.2.5-r0?arch=x86_64&distro=alpine-3.20.3"
+    layer = package_images.alpine.layers[0]
+    assert report.bytes_read == len(layer.files["lib/apk/db/installed"]) + len(ALPINE_RELEASE)
+
+
+@pytest.mark.anyio
+async def test_damaged_and_unread_databases_are_named_the_rest_answers(
+    peek, plain_registry, package_images: PackageImages
+):
+    report = await read(peek, plain_registry.host, package_images.broken)
+    assert {(p.name, p.version) for p in report.packages} == {("good", "1.0.0")}
+    said = {p.path: p.message for p in report.databases}
+    assert set(said) == {
+        "var/lib/rpm/Packages",
+        "usr/lib/sysimage/rpm/rpmdb.sqlite",
+        "app/node_modules/bad/package.json",
+        "usr/lib/python3/dist-packages/huge-1.0.dist-info/METADATA",
+        "usr/local/bin/liar",
+    }
+    assert "BerkeleyDB" in said["var/lib/rpm/Packages"]
+    assert "not a readable SQLite rpmdb" in said["usr/lib/sysimage/rpm/rpmdb.sqlite"]
+    assert "past the" in said["usr/lib/python3/dist-packages/huge-1.0.dist-info/METADATA"]
+    assert "build information string of" in said["usr/local/bin/liar"]
+    layer = package_images.broken.layers[0]
+    read_whole = ("usr/lib/sysimage/rpm/rpmdb.sqlite", "app/node_modules/bad/package.json")
+    good = len(layer.files["app/node_modules/good/package.json"])
+    # the huge METADATA and the BerkeleyDB file are not read; the liar up to its lie (the
+    # build information section of the binary it was made from)
+    liar = elf_read_cost(package_images.trees.go_binary)
+    assert report.bytes_read == sum(len(layer.files[p]) for p in read_whole) + good + liar
