@@ -31,6 +31,7 @@ from typing import Any
 
 import anyio
 
+from layerpeek.cli.packages import add_packages_command, packages_command
 from layerpeek.cli.progress import ProgressLine
 from layerpeek.core import raw
 from layerpeek.core.errors import LayerpeekError
@@ -128,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_filesystem_commands(command)
     _add_raw_commands(command)
+    add_packages_command(command)
 
     for child in (inspect, ls, cat, pull):
         child.add_argument(
@@ -567,6 +569,7 @@ _COMMANDS |= {
     "diff": _diff,
     "triage": _triage,
 }
+_COMMANDS["packages"] = packages_command
 
 
 async def run(args: argparse.Namespace) -> Problems:

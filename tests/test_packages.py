@@ -11,7 +11,11 @@ from importlib.metadata import distributions
 from pathlib import Path
 
 import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
+from spdx_tools.spdx.parser.parse_anything import parse_file
+from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
 from fixtures.package_images import (
     ALPINE_RELEASE,
@@ -19,13 +23,16 @@ from fixtures.package_images import (
     DEBIAN_RELEASE,
     FEDORA_RELEASE,
     REMOVED_WHEEL,
+    RPM_SPECS,
     PackageImages,
 )
 from fixtures.tools import require_tool
+from layerpeek.cli.main import main
 from layerpeek.core.packages.inventory import inventory
 from layerpeek.core.packages.model import PackageReport
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
+from layerpeek.core.text import human_size
 
 Triple = tuple[str, str, str]
 
@@ -263,3 +270,89 @@ async def test_damaged_and_unread_databases_are_named_the_rest_answers(
     # build information section of the binary it was made from)
     liar = elf_read_cost(package_images.trees.go_binary)
     assert report.bytes_read == sum(len(layer.files[p]) for p in read_whole) + good + liar
+
+
+# -- the CLI: table, JSON, SBOMs ------------------------------------------------------------
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cli_json_lists_what_the_tools_list(capsys, layerpeek_env, plain_registry, package_images):
+    ref = package_images.debian.ref(plain_registry.host)
+    status, out, err = run(capsys, "packages", ref, "--kind", "pypi,deb", "--json")
+    assert (status, err) == (0, "")
+    report = json.loads(out)
+    assert set(report) >= {"reference", "digest", "platform", "distro", "packages", "bytes_read"}
+    found = {(p["kind"], p["name"], p["version"], p["arch"]) for p in report["packages"]}
+    trees = package_images.trees
+    python = {
+        (d.metadata["Name"], d.version, "") for d in distributions(path=[str(trees.python_after)])
+    }
+    truth = {("deb", *t) for t in dpkg_installed(trees.dpkg_admin)} | {("pypi", *t) for t in python}
+    assert found == truth
+
+
+def test_cli_table_has_a_line_a_package_and_a_summary(
+    capsys, layerpeek_env, plain_registry, package_images
+):
+    status, out, _ = run(capsys, "packages", package_images.alpine.ref(plain_registry.host))
+    lines = out.splitlines()
+    assert status == 0 and lines[0].split() == ["KIND", "NAME", "VERSION", "ARCH", "LAYER"]
+    assert {tuple(line.split()) for line in lines[1:4]} == {
+        ("apk", name, version, arch, "0") for name, version, arch in APK_EXPECTED
+    }
+    size = len(package_images.alpine.layers[0].files["lib/apk/db/installed"]) + len(ALPINE_RELEASE)
+    assert lines[4] == f"3 apk; {human_size(size)} read from 2 files"
+
+
+def test_cli_cyclonedx_document_validates(capsys, layerpeek_env, plain_registry, package_images):
+    ref = package_images.debian.ref(plain_registry.host)
+    status, out, _ = run(capsys, "packages", ref, "--format", "cyclonedx-json")
+    assert status == 0
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(out) is None
+    document = json.loads(out)
+    _, json_out, _ = run(capsys, "packages", ref, "--json")
+    purls = [p["purl"] for p in json.loads(json_out)["packages"]]
+    assert sorted(c["purl"] for c in document["components"]) == sorted(purls)
+    assert document["metadata"]["component"]["type"] == "container"
+    kinds = {c["purl"].split("/")[0] for c in document["components"]}
+    assert kinds == {"pkg:deb", "pkg:pypi", "pkg:npm", "pkg:golang"}
+
+
+def test_cli_spdx_document_validates(
+    capsys, layerpeek_env, plain_registry, package_images, tmp_path
+):
+    ref = package_images.fedora.ref(plain_registry.host)
+    status, out, _ = run(capsys, "packages", ref, "--format", "spdx-json")
+    assert status == 0
+    path = tmp_path / "sbom.spdx.json"
+    path.write_text(out)
+    document = parse_file(str(path))
+    assert validate_full_spdx_document(document) == []
+    purls = {r.locator for p in document.packages for r in p.external_references}
+    assert {PackageURL.from_string(p).name for p in purls} == {name for name, *_ in RPM_SPECS}
+    described = [r for r in document.relationships if r.relationship_type.name == "CONTAINS"]
+    assert len(described) == len(RPM_SPECS)
+
+
+def test_cli_names_unread_databases_on_stderr(
+    capsys, layerpeek_env, plain_registry, package_images
+):
+    status, out, err = run(capsys, "packages", package_images.broken.ref(plain_registry.host))
+    assert status == 0 and "good" in out
+    warnings = err.splitlines()
+    assert len(warnings) == 5 and all(w.startswith("layerpeek: warning: ") for w in warnings)
+    assert any("var/lib/rpm/Packages (layer 0): a BerkeleyDB rpmdb" in w for w in warnings)
+
+
+def test_cli_refuses_an_unknown_kind(capsys, layerpeek_env, plain_registry, package_images):
+    status, out, err = run(capsys, "packages", "localhost/x", "--kind", "deb,gem")
+    assert (status, out) == (1, "")
+    assert (
+        err
+        == "layerpeek: error: unknown package kind gem; kinds: deb, apk, rpm, pypi, npm, golang\n"
+    )

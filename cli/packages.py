@@ -1,0 +1,92 @@
+"""``layerpeek packages REF``: what an image has installed, as a table, JSON or an SBOM.
+
+Registered by :mod:`layerpeek.cli.main` like its other commands. Database problems (damaged,
+too large, not read) are named on stderr after the answer, which still lists what the other
+databases hold; a damaged layer is returned to ``main`` like every command's."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable
+
+from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.models import LayerProblem
+from layerpeek.core.packages.inventory import inventory
+from layerpeek.core.packages.model import KINDS, Kind, PackageReport
+from layerpeek.core.packages.sbom import FORMATS, sbom
+from layerpeek.core.service import Layerpeek
+from layerpeek.core.text import human_size, printable
+
+OUTPUTS = ("table", "json", *FORMATS)
+
+
+def add_packages_command(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    packages = command("packages", "installed packages (deb, apk, rpm, pypi, npm, golang)")
+    packages.add_argument("reference", metavar="REF")
+    packages.add_argument(
+        "--platform",
+        metavar="OS/ARCH[/VARIANT]",
+        help="platform of a multi-arch image (default linux/amd64)",
+    )
+    packages.add_argument(
+        "--kind", metavar="KIND[,KIND…]", help=f"only these kinds ({','.join(KINDS)})"
+    )
+    packages.add_argument("--json", action="store_true", help="machine-readable output")
+    packages.add_argument(
+        "--format", choices=OUTPUTS, default="table", help="table (default), json or an SBOM"
+    )
+
+
+def parse_kinds(text: str | None) -> tuple[Kind, ...]:
+    """``deb,pypi`` as kinds; every kind when not given."""
+    if not text:
+        return KINDS
+    asked = [word.strip() for word in text.split(",") if word.strip()]
+    unknown = [word for word in asked if word not in KINDS]
+    if unknown or not asked:
+        named = ", ".join(unknown) or repr(text)
+        raise LayerpeekError(f"unknown package kind {named}; kinds: {', '.join(KINDS)}")
+    return tuple(k for k in KINDS if k in asked)
+
+
+async def packages_command(peek: Layerpeek, args: argparse.Namespace) -> list[LayerProblem]:
+    kinds = parse_kinds(args.kind)
+    image = await peek.resolve(args.reference, args.platform)
+    report = await inventory(peek, image, kinds)
+    output = "json" if args.json else args.format
+    if output == "json":
+        sys.stdout.write(json.dumps(report.model_dump(), ensure_ascii=True) + "\n")
+    elif output == "table":
+        render_packages(report)
+    else:
+        sys.stdout.write(sbom(report, output) + "\n")
+    for problem in report.databases:
+        _note(f"warning: {problem.path} (layer {problem.layer}): {problem.message}")
+    return report.problems
+
+
+def render_packages(report: PackageReport) -> None:
+    """One line a package, then a summary line a kind and what was read."""
+    rows = [[p.kind, p.name, p.version, p.arch or "-", str(p.layer)] for p in report.packages]
+    shown = [
+        [printable(c) for c in row] for row in [["KIND", "NAME", "VERSION", "ARCH", "LAYER"], *rows]
+    ]
+    widths = [max(len(row[i]) for row in shown) for i in range(5)]
+    for row in shown:
+        _print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    counts = Counter(p.kind for p in report.packages)
+    summary = ", ".join(f"{counts[k]} {k}" for k in KINDS if counts[k]) or "no packages"
+    _print(f"{summary}; {human_size(report.bytes_read)} read from {report.files_read} files")
+    if report.cut:
+        _print("the inventory was cut at its package limit")
+
+
+def _print(line: str) -> None:
+    sys.stdout.write(printable(line) + "\n")
+
+
+def _note(line: str) -> None:
+    sys.stderr.write(f"layerpeek: {printable(line)}\n")
