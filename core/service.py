@@ -22,9 +22,10 @@ from layerpeek.core.fs.overlay import Node, Overlay
 from layerpeek.core.fs.read import FileCopy, FileReads
 from layerpeek.core.image.resolve import ResolvedImage, Resolver, image_report
 from layerpeek.core.layers import listing, pull
-from layerpeek.core.layers.entry import Tally
+from layerpeek.core.layers.entry import Tally, TarEntry
 from layerpeek.core.layers.index.store import LayerIndexes
 from layerpeek.core.layers.progress import ProgressCallback
+from layerpeek.core.layers.scan import FileData
 from layerpeek.core.models import (
     DiffReport,
     EntryInfo,
@@ -242,6 +243,14 @@ class Layerpeek:
         file read up to them. A region of a large file (a binary's build information) costs
         that region, not the file."""
         return await self._reads.span(image, node, start, length)
+
+    def stream_files(
+        self, image: ResolvedImage, layer: int, want: Callable[[TarEntry], bool]
+    ) -> AsyncIterator[FileData]:
+        """The data of every regular file of layer ``layer`` that ``want`` accepts, in one
+        pass over the layer: where many small pieces of one compressed layer are needed,
+        cheaper than a range each (each inflates from its nearest checkpoint)."""
+        return self._reads.files(image, layer, want)
 
     # -- the merged filesystem: provenance, removed files, find, diff, triage ----------------
 

@@ -9,13 +9,14 @@ cd "$(dirname "$0")/.."
 if ! command -v docker-registry >/dev/null 2>&1 || ! command -v umoci >/dev/null 2>&1 \
   || ! command -v skopeo >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1 \
   || ! command -v rpmbuild >/dev/null 2>&1 || ! command -v go >/dev/null 2>&1 \
-  || ! command -v npm >/dev/null 2>&1 || ! command -v readelf >/dev/null 2>&1; then
+  || ! command -v npm >/dev/null 2>&1 || ! command -v readelf >/dev/null 2>&1 \
+  || ! command -v debootstrap >/dev/null 2>&1; then
   echo "installing Debian's docker-registry (the real registry the tests run against), umoci, skopeo, redis-server" >&2
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
     docker-registry umoci skopeo redis-server \
-    rpm golang-go npm binutils  # the package tools the inventory tests take as truth
+    rpm golang-go npm binutils debootstrap  # the package tools the inventory tests take as truth
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'

@@ -13,15 +13,22 @@ Coroutine tests run on asyncio without a mark (``anyio_mode = "auto"`` in pyproj
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import platformdirs
 import pytest
 
-from fixtures.catalog import Catalog, push_standard_images
+from fixtures.catalog import Catalog, PushedImage, push_standard_images
 from fixtures.fs_images import FsImages, push_fs_images
-from fixtures.package_images import PackageImages, push_package_images
+from fixtures.package_images import (
+    PackageImages,
+    debootstrap_rootfs,
+    push_package_images,
+    push_rootfs_image,
+)
 from fixtures.proxy import FaultProxy
 from fixtures.redis_server import RedisServer
 from fixtures.registry import RegistryProcess
@@ -167,6 +174,16 @@ def package_images(
     for tool in ("dpkg-query", "rpm", "rpmbuild", "npm", "go"):
         require_tool(tool)
     return push_package_images(plain_registry.url, tmp_path_factory.mktemp("package-trees"))
+
+
+@pytest.fixture(scope="session")
+def rootfs_image(plain_registry: SeededRegistry) -> tuple[Path, PushedImage]:
+    """A debootstrap'd Debian root filesystem (built once, kept in LAYERPEEK_TEST_CACHE or
+    the user cache directory) and the image pushed from it."""
+    require_tool("debootstrap")
+    cache = os.environ.get("LAYERPEEK_TEST_CACHE") or platformdirs.user_cache_dir("layerpeek-tests")
+    rootfs = debootstrap_rootfs(Path(cache))
+    return rootfs, push_rootfs_image(plain_registry.url, rootfs)
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ from fixtures.package_images import (
 )
 from fixtures.tools import require_tool
 from layerpeek.cli.main import main
-from layerpeek.core.packages.inventory import inventory
+from layerpeek.core.packages.inventory import STREAM_AT, inventory
 from layerpeek.core.packages.model import PackageReport
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
@@ -53,9 +53,12 @@ def triples(report: PackageReport, kind: str) -> set[Triple]:
     return {(p.name, p.version, p.arch) for p in report.packages if p.kind == kind}
 
 
-async def read(peek: Layerpeek, host: str, image, *kinds: str) -> PackageReport:
+async def read(
+    peek: Layerpeek, host: str, image, *kinds: str, stream_at: int = STREAM_AT
+) -> PackageReport:
     resolved = await peek.resolve(image.ref(host))
-    return await inventory(peek, resolved, kinds or ("deb", "apk", "rpm", "pypi", "npm", "golang"))
+    every = ("deb", "apk", "rpm", "pypi", "npm", "golang")
+    return await inventory(peek, resolved, kinds or every, stream_at=stream_at)
 
 
 def dpkg_installed(admin: Path) -> set[Triple]:
@@ -93,6 +96,29 @@ async def test_debian_inventory_is_what_dpkg_query_lists(peek, plain_registry, p
     status = (trees.dpkg_admin / "status").stat().st_size
     assert (report.files_read, report.bytes_read) == (2, status + len(DEBIAN_RELEASE))
     assert report.databases == [] and report.complete
+
+
+def test_debootstrap_rootfs_lists_exactly_what_dpkg_query_lists(
+    capsys, layerpeek_env, plain_registry, rootfs_image
+):
+    """`layerpeek packages` on an image of a debootstrap'd Debian root filesystem, against
+    dpkg-query on that root filesystem's database."""
+    rootfs, image = rootfs_image
+    status, out, err = run(capsys, "packages", image.ref(plain_registry.host), "--json")
+    assert (status, err) == (0, "")
+    report = json.loads(out)
+    truth = dpkg_installed(rootfs / "var/lib/dpkg")
+    assert len(truth) > 80
+    found = {(p["name"], p["version"], p["arch"]) for p in report["packages"]}
+    assert found == truth and len(report["packages"]) == len(truth)
+    assert {p["kind"] for p in report["packages"]} == {"deb"}  # no Go among its executables
+    assert report["distro"] == "debian-12" and report["databases"] == []
+    _, out, _ = run(capsys, "packages", image.ref(plain_registry.host), "--kind", "deb", "--json")
+    status_size = (rootfs / "var/lib/dpkg/status").stat().st_size
+    os_release = (rootfs / "usr/lib/os-release").stat().st_size
+    assert json.loads(out)["bytes_read"] == status_size + os_release
+    # its ~250 executables are looked at in one pass of the layer, not ~750 ranges
+    assert report["layers_streamed"] == [0]
 
 
 @pytest.mark.anyio
@@ -135,17 +161,25 @@ async def test_rpm_sqlite_inventory_is_what_rpm_lists(peek, plain_registry, pack
     assert report.bytes_read == (db / "rpmdb.sqlite").stat().st_size + len(FEDORA_RELEASE)
 
 
+# By ranges (a few files in their layer), and with the layer read in one pass instead.
+PASSES = pytest.mark.parametrize("stream_at", [STREAM_AT, 1], ids=["ranges", "one-pass"])
+
+
+@PASSES
 @pytest.mark.anyio
 async def test_python_inventory_is_what_importlib_metadata_finds(
-    peek, plain_registry, package_images
+    peek, plain_registry, package_images, stream_at
 ):
     after = package_images.trees.python_after
     found = list(distributions(path=[str(after)]))
     truth = {(d.metadata["Name"], d.version, "") for d in found}
     assert len(truth) == 3 and "six" not in {n for n, _, _ in truth}  # deleted by layer 2
-    report = await read(peek, plain_registry.host, package_images.debian, "pypi")
+    report = await read(
+        peek, plain_registry.host, package_images.debian, "pypi", stream_at=stream_at
+    )
     assert triples(report, "pypi") == truth
     assert {p.layer for p in report.packages} == {1}
+    assert report.layers_streamed == ([] if stream_at == STREAM_AT else [1])
     assert "pkg:pypi/legacy-tool@0.3" in {p.purl for p in report.packages}
     metadata = [*after.glob("*.dist-info/METADATA"), *after.glob("*.egg-info/PKG-INFO")]
     shipped = sum(p.stat().st_size for p in metadata)
@@ -160,15 +194,19 @@ def _npm_tree(node: dict, into: set[Triple]) -> set[Triple]:
     return into
 
 
+@PASSES
 @pytest.mark.anyio
-async def test_npm_inventory_is_what_npm_ls_lists(peek, plain_registry, package_images):
+async def test_npm_inventory_is_what_npm_ls_lists(peek, plain_registry, package_images, stream_at):
     project = package_images.trees.npm_project
     truth = _npm_tree(
         json.loads(_tool(require_tool("npm"), "ls", "--all", "--json", cwd=project)), set()
     )
     assert len(truth) >= 3 and any(n.startswith("@") for n, _, _ in truth)
-    report = await read(peek, plain_registry.host, package_images.debian, "npm")
+    report = await read(
+        peek, plain_registry.host, package_images.debian, "npm", stream_at=stream_at
+    )
     assert triples(report, "npm") == truth
+    assert report.layers_streamed == ([] if stream_at == STREAM_AT else [2])
     assert {p.layer for p in report.packages} == {2}
     scoped = next(p for p in report.packages if p.name.startswith("@"))
     assert scoped.purl == f"pkg:npm/%40isaacs/string-locale-compare@{scoped.version}"
@@ -236,6 +274,20 @@ async def test_go_inventory_is_what_go_version_m_prints(peek, plain_registry, pa
 
 
 @pytest.mark.anyio
+async def test_go_inventory_in_one_pass_is_what_go_version_m_prints(
+    peek, plain_registry, package_images
+):
+    trees = package_images.trees
+    truth = go_modules(trees.go_binary) | go_modules(trees.go_binary_arm64)
+    report = await read(peek, plain_registry.host, package_images.debian, "golang", stream_at=1)
+    assert triples(report, "golang") == truth
+    assert (report.layers_streamed, report.files_read, report.databases) == ([3], 5, [])
+    # a pass takes each binary up to the end of its build information, no further
+    files = package_images.debian.layers[3].files
+    assert report.bytes_read < sum(len(d) for d in files.values()) + len(DEBIAN_RELEASE)
+
+
+@pytest.mark.anyio
 async def test_alpine_inventory_is_the_hand_read_database(peek, plain_registry, package_images):
     report = await read(peek, plain_registry.host, package_images.alpine)
     assert triples(report, "apk") == APK_EXPECTED
@@ -245,11 +297,12 @@ async def test_alpine_inventory_is_the_hand_read_database(peek, plain_registry, 
     assert report.bytes_read == len(layer.files["lib/apk/db/installed"]) + len(ALPINE_RELEASE)
 
 
+@PASSES
 @pytest.mark.anyio
 async def test_damaged_and_unread_databases_are_named_the_rest_answers(
-    peek, plain_registry, package_images: PackageImages
+    peek, plain_registry, package_images: PackageImages, stream_at
 ):
-    report = await read(peek, plain_registry.host, package_images.broken)
+    report = await read(peek, plain_registry.host, package_images.broken, stream_at=stream_at)
     assert {(p.name, p.version) for p in report.packages} == {("good", "1.0.0")}
     said = {p.path: p.message for p in report.databases}
     assert set(said) == {
@@ -266,6 +319,9 @@ async def test_damaged_and_unread_databases_are_named_the_rest_answers(
     layer = package_images.broken.layers[0]
     read_whole = ("usr/lib/sysimage/rpm/rpmdb.sqlite", "app/node_modules/bad/package.json")
     good = len(layer.files["app/node_modules/good/package.json"])
+    if stream_at == 1:
+        assert report.layers_streamed == [0]
+        return
     # the huge METADATA and the BerkeleyDB file are not read; the liar up to its lie (the
     # build information section of the binary it was made from)
     liar = elf_read_cost(package_images.trees.go_binary)

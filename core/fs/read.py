@@ -144,6 +144,26 @@ class FileReads:
                     break
         return bytes(data[:length])
 
+    async def files(
+        self, image: ResolvedImage, layer: int, want: Callable[[TarEntry], bool]
+    ) -> AsyncIterator[FileData]:
+        """The data of every regular file of layer ``layer`` that ``want`` accepts, in one
+        streaming pass (``Layerpeek.stream_files``)."""
+        events = scan_layer(self._blob(image, layer).chunks(), want=want)
+        try:
+            async for event in events:
+                if isinstance(event, FileData):
+                    yield event
+        finally:
+            await events.aclose()
+
+    def _blob(self, image: ResolvedImage, layer: int) -> BlobReader:
+        """Layer ``layer``'s blob, read in one pass that resumes after drops."""
+        descriptor = image.manifest.layers[layer]
+        return BlobReader(
+            self.client, image.reference, descriptor.digest, end=descriptor.size or None
+        )
+
     async def _layer_index(self, image: ResolvedImage, layer: int) -> LayerIndex:
         """The layer's complete index: remembered, cached, from its TOC, or scanned now."""
         descriptor = image.manifest.layers[layer]
@@ -158,11 +178,7 @@ class FileReads:
     ) -> AsyncIterator[bytes]:
         """One pass over a layer (resuming after drops), up to the data of its regular file
         ``path`` that follows ``copies`` others of that name, and no further."""
-        descriptor = image.manifest.layers[layer]
-        blob = BlobReader(
-            self.client, image.reference, descriptor.digest, end=descriptor.size or None
-        )
-        events = scan_layer(blob.chunks(), want=_nth_named(path, copies + 1))
+        events = scan_layer(self._blob(image, layer).chunks(), want=_nth_named(path, copies + 1))
         try:
             async for event in events:
                 if isinstance(event, FileData):

@@ -236,6 +236,88 @@ async def _at_address(
     raise PackageDataError(f"build information at {address:#x}, which no segment maps")
 
 
+def inline_strings(data: bytes) -> tuple[str, str] | None:
+    """The version and module information that follow a Go 1.18+ header, None while
+    ``data`` does not hold them whole yet."""
+    strings: list[bytes] = []
+    for _ in range(2):
+        try:
+            length, used = _uvarint(data)
+        except PackageDataError:
+            if len(data) < 10:
+                return None
+            raise
+        if length > MAX_INFO:
+            raise PackageDataError(f"a build information string of {length} bytes")
+        if len(data) < used + length:
+            return None
+        strings.append(data[used : used + length])
+        data = data[used + length :]
+    return strings[0].decode("utf-8", "replace"), _unframe(strings[1])
+
+
+class StreamScan:
+    """Build information found in a binary's bytes as they stream past, for a layer read in
+    one pass: the magic at a 16-byte aligned offset, then the inline strings; the rest of the
+    file is skipped. ``pointed`` is set for a binary of the older format, which needs the
+    ranges its pointers name (``read_buildinfo``)."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+        self.elf: bool | None = None
+        self.found: tuple[str, str] | None = None
+        self.pointed = False
+        self._carry = b""
+        self._info: bytearray | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.elf is False or self.found is not None or self.pointed
+
+    def feed(self, chunk: bytes, zeros: int = 0) -> None:
+        if self.done:
+            return
+        if zeros:
+            self.offset += zeros
+            self._carry = b""
+        if self.elf is None:
+            self._carry += chunk
+            if len(self._carry) < 4 and self.offset == 0:
+                return
+            self.elf = self._carry.startswith(b"\x7fELF")
+            chunk, self._carry = self._carry, b""
+        if self._info is not None:
+            self._take(chunk)
+        else:
+            self._search(chunk)
+        self.offset += len(chunk)
+
+    def _search(self, chunk: bytes) -> None:
+        data = self._carry + chunk
+        base = self.offset - len(self._carry)
+        at = data.find(MAGIC)
+        while at >= 0 and (base + at) % _ALIGN:
+            at = data.find(MAGIC, at + 1)
+        if at < 0:
+            self._carry = data[-(len(MAGIC) - 1) :]
+            return
+        self._carry = b""
+        self._info = bytearray()
+        self._take(data[at:])
+
+    def _take(self, chunk: bytes) -> None:
+        assert self._info is not None
+        self._info += chunk[: MAX_INFO + 64 - len(self._info)]
+        if len(self._info) < 32:
+            return
+        if not self._info[15] & 2:
+            self.pointed = True
+            return
+        self.found = inline_strings(bytes(self._info[32:]))
+        if self.found is None and len(self._info) >= MAX_INFO + 64:
+            raise PackageDataError("build information longer than its limit")
+
+
 def _uvarint(data: bytes) -> tuple[int, int]:
     value = shift = 0
     for i, byte in enumerate(data[:10]):

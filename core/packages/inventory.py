@@ -14,6 +14,7 @@ and the inventory holds at most ``MAX_PACKAGES``. A damaged or oversized databas
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
@@ -48,6 +49,10 @@ MAX_BINARIES = 5_000
 """Executables looked at for Go build information at most in one image."""
 PARALLEL = 8
 """Files read at once."""
+STREAM_AT = 8
+"""Files to read in one compressed layer from which that layer is read in one pass instead
+of a range a file: each range inflates from the checkpoint before it (up to 4 MiB away), so
+hundreds of small reads of one layer cost more than the layer."""
 
 Parser = Callable[[bytes], list[Found]]
 
@@ -72,9 +77,14 @@ class _Tally:
 
 
 async def inventory(
-    layerpeek: Layerpeek, image: ResolvedImage, kinds: Collection[Kind] = KINDS
+    layerpeek: Layerpeek,
+    image: ResolvedImage,
+    kinds: Collection[Kind] = KINDS,
+    *,
+    stream_at: int = STREAM_AT,
 ) -> PackageReport:
-    """Every package of ``kinds`` that ``image`` has installed."""
+    """Every package of ``kinds`` that ``image`` has installed; a compressed layer holding
+    ``stream_at`` files to read or more is read in one pass."""
     problems: list[LayerProblem] = []
     view = await layerpeek.merged(image, problems)
     tally = _Tally()
@@ -82,9 +92,12 @@ async def inventory(
     tally.problems.extend(skipped)
     distro = await _distro(layerpeek, image, view.overlay, tally)
     limiter = anyio.CapacityLimiter(PARALLEL)
+    ranged, passes = _plan(image, sources, stream_at)
     async with anyio.create_task_group() as group:
-        for source in sources:
+        for source in ranged:
             group.start_soon(_read_source, layerpeek, image, source, distro, tally, limiter)
+        for layer, group_sources in passes.items():
+            group.start_soon(_read_layer, layerpeek, image, layer, group_sources, distro, tally)
     tally.packages.sort(key=lambda p: (p.kind, p.name, p.version, p.arch, p.path))
     tally.problems.sort(key=lambda p: (p.kind, p.path))
     return PackageReport(
@@ -96,6 +109,7 @@ async def inventory(
         databases=tally.problems,
         files_read=tally.files,
         bytes_read=tally.bytes,
+        layers_streamed=sorted(passes),
         cut=tally.cut,
         **marks(problems),
     )
@@ -212,6 +226,125 @@ async def _read_source(
         except (PackageDataError, LayerError, FileNotInLayer) as exc:
             tally.problems.append(_problem(source, str(exc)))
         tally.files += 1
+    _add(tally, source, found, distro)
+
+
+def _plan(
+    image: ResolvedImage, sources: list[Source], stream_at: int
+) -> tuple[list[Source], dict[int, list[Source]]]:
+    """The sources read by ranges, and by layer those read in one pass of their layer."""
+    by_layer: dict[int, list[Source]] = defaultdict(list)
+    for source in sources:
+        by_layer[_file(source.node).layer].append(source)
+    passes = {
+        layer: group
+        for layer, group in by_layer.items()
+        if len(group) >= stream_at and _compressed(image.manifest.layers[layer].media_type)
+    }
+    ranged = [s for layer, group in by_layer.items() if layer not in passes for s in group]
+    return ranged, passes
+
+
+def _compressed(media_type: str) -> bool:
+    return not media_type.endswith((".tar", "tar"))
+
+
+def _file(node: Node) -> Node:
+    """The node whose bytes ``node`` has: the file a hard link shares, or itself."""
+    return node.linked if node.type == "hardlink" and node.linked is not None else node
+
+
+async def _read_layer(
+    layerpeek: Layerpeek,
+    image: ResolvedImage,
+    layer: int,
+    sources: list[Source],
+    distro: Distro,
+    tally: _Tally,
+) -> None:
+    """Read every source of one layer in one pass over it; a Go binary of the older format
+    is read by ranges after it."""
+    wanted: dict[str, list[Source]] = defaultdict(list)
+    for source in sources:
+        if source.parse is not None and _size(source.node) > source.limit:
+            tally.problems.append(_problem(source, _too_large(source)))
+            tally.files += 1
+        else:
+            wanted[_file(source.node).layer_path].append(source)
+    pending = {path: _Piece(group) for path, group in wanted.items()}
+    done: set[str] = set()
+    later: list[Source] = []
+    damage = f"layer {layer} ends before it"
+    try:
+        async for event in layerpeek.stream_files(image, layer, lambda e: e.path in wanted):
+            piece = pending[event.entry.path]
+            tally.bytes += piece.feed(event.data, event.zeros)
+            if event.last:
+                await _finish(piece, distro, tally, later)
+                done.add(event.entry.path)
+                pending[event.entry.path] = _Piece(piece.sources)
+    except (LayerError, FileNotInLayer) as exc:
+        damage = str(exc)
+    for path, group in wanted.items():
+        if path not in done:
+            tally.problems.extend(_problem(source, damage) for source in group)
+    for source in later:
+        await _read_source(layerpeek, image, source, distro, tally, anyio.CapacityLimiter(1))
+
+
+class _Piece:
+    """One file of a layer read in one pass: its bytes so far (a database or manifest) or
+    its Go scan (a binary)."""
+
+    def __init__(self, sources: list[Source]) -> None:
+        self.sources = sources
+        self.golang = sources[0].parse is None
+        self.scan = golang.StreamScan()
+        self.data = bytearray()
+        self.error: PackageDataError | None = None
+
+    def feed(self, data: bytes, zeros: int) -> int:
+        """Take the next piece; returns the bytes it used."""
+        if self.golang:
+            if self.scan.done or self.error is not None:
+                return 0
+            try:
+                self.scan.feed(data, zeros)
+            except PackageDataError as exc:
+                self.error = exc
+            return len(data)
+        self.data += bytes(min(zeros, MANIFEST_LIMIT)) + data
+        return len(data)
+
+
+async def _finish(piece: _Piece, distro: Distro, tally: _Tally, later: list[Source]) -> None:
+    for source in piece.sources:
+        found: list[Found] = []
+        try:
+            if piece.error is not None:
+                raise piece.error
+            if piece.golang and piece.scan.pointed:
+                later.append(source)
+                continue
+            if piece.golang:
+                info = piece.scan.found
+                found = golang.parse_modules(info[1]) if info else []
+            else:
+                found = await anyio.to_thread.run_sync(source.parse, bytes(piece.data))
+        except _Partly as exc:
+            found = exc.found
+            tally.problems.append(_problem(source, str(exc)))
+        except PackageDataError as exc:
+            tally.problems.append(_problem(source, str(exc)))
+        tally.files += 1
+        _add(tally, source, found, distro)
+
+
+def _too_large(source: Source) -> str:
+    return f"{_size(source.node)} bytes, past the {source.limit}-byte limit: not read"
+
+
+def _add(tally: _Tally, source: Source, found: list[Found], distro: Distro) -> None:
     room = MAX_PACKAGES - len(tally.packages)
     if len(found) > room:
         tally.cut = True
@@ -224,7 +357,7 @@ async def _found(source: Source, read_at: Callable[[int, int], Awaitable[bytes]]
         info = await golang.read_buildinfo(read_at, size)
         return golang.parse_modules(info[1]) if info else []
     if size > source.limit:
-        raise PackageDataError(f"{size} bytes, past the {source.limit}-byte limit: not read")
+        raise PackageDataError(_too_large(source))
     data = await read_at(0, size)
     return await anyio.to_thread.run_sync(source.parse, data)
 

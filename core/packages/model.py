@@ -88,6 +88,10 @@ class PackageReport(Partial):
     )
     files_read: int = Field(description="database files and binaries read")
     bytes_read: int = Field(description="bytes of those files read (ranges, not whole files)")
+    layers_streamed: list[int] = Field(
+        default_factory=list,
+        description="layers read in one pass (many files in one compressed layer), not by ranges",
+    )
     cut: bool = Field(default=False, description=f"true when past {MAX_PACKAGES} packages")
 
 
