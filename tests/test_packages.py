@@ -61,6 +61,10 @@ async def read(
     return await inventory(peek, resolved, kinds or every, stream_at=stream_at)
 
 
+# By ranges (a few files in their layer), and with the layer read in one pass instead.
+PASSES = pytest.mark.parametrize("stream_at", [STREAM_AT, 1], ids=["ranges", "one-pass"])
+
+
 def dpkg_installed(admin: Path) -> set[Triple]:
     """``dpkg-query``'s installed packages (state ``installed``) of an admindir."""
     out = _tool(
@@ -96,6 +100,27 @@ async def test_debian_inventory_is_what_dpkg_query_lists(peek, plain_registry, p
     status = (trees.dpkg_admin / "status").stat().st_size
     assert (report.files_read, report.bytes_read) == (2, status + len(DEBIAN_RELEASE))
     assert report.databases == [] and report.complete
+
+
+@PASSES
+@pytest.mark.anyio
+async def test_each_deb_has_the_layer_that_installed_it(
+    peek, plain_registry, package_images, stream_at
+):
+    """Three copies of dpkg's status, as dpkg left it after each layer's installs, upgrade
+    and purge: each package gets the layer that installed its version."""
+    trees = package_images.trees
+    truth = dpkg_installed(trees.dpkg_root / "var/lib/dpkg")
+    image = package_images.dpkg_layers
+    report = await read(peek, plain_registry.host, image, "deb", stream_at=stream_at)
+    assert triples(report, "deb") == truth
+    layers = {p.name: p.layer for p in report.packages}
+    assert "gone" not in layers and (layers["tiny"], layers["extra"]) == (2, 2)
+    assert {layer for name, layer in layers.items() if name not in ("tiny", "extra")} == {0}
+    assert {p.version for p in report.packages if p.name == "tiny"} == {"2.0"}
+    copies = sum(len(layer.files["var/lib/dpkg/status"]) for layer in image.layers)
+    assert report.bytes_read == copies + len(DEBIAN_RELEASE)
+    assert report.files_read == 4
 
 
 def test_debootstrap_rootfs_lists_exactly_what_dpkg_query_lists(
@@ -159,10 +184,6 @@ async def test_rpm_sqlite_inventory_is_what_rpm_lists(peek, plain_registry, pack
         assert ("epoch=" + epoch in package.purl) == (epoch != "0"), package.purl
         assert "distro=fedora-39" in package.purl
     assert report.bytes_read == (db / "rpmdb.sqlite").stat().st_size + len(FEDORA_RELEASE)
-
-
-# By ranges (a few files in their layer), and with the layer read in one pass instead.
-PASSES = pytest.mark.parametrize("stream_at", [STREAM_AT, 1], ids=["ranges", "one-pass"])
 
 
 @PASSES

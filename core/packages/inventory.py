@@ -15,7 +15,7 @@ and the inventory holds at most ``MAX_PACKAGES``. A damaged or oversized databas
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Hashable
 from dataclasses import dataclass, field
 
 import anyio
@@ -25,7 +25,7 @@ from layerpeek.core.errors import FileNotInLayer, LayerError, PackageDataError
 from layerpeek.core.fs.overlay import Node, Overlay
 from layerpeek.core.fs.triage import OS_RELEASE, parse_os_release
 from layerpeek.core.models import LayerProblem, marks
-from layerpeek.core.packages import apk, dpkg, golang, npm, python, rpm
+from layerpeek.core.packages import apk, dpkg, golang, history, npm, python, rpm
 from layerpeek.core.packages.model import (
     KINDS,
     MAX_PACKAGES,
@@ -74,6 +74,8 @@ class _Tally:
     files: int = 0
     bytes: int = 0
     cut: bool = False
+    databases: list[tuple[Source, list[Found]]] = field(default_factory=list)
+    """Databases of many packages, added once ``history`` says which layer installed each."""
 
 
 async def inventory(
@@ -98,6 +100,7 @@ async def inventory(
             group.start_soon(_read_source, layerpeek, image, source, distro, tally, limiter)
         for layer, group_sources in passes.items():
             group.start_soon(_read_layer, layerpeek, image, layer, group_sources, distro, tally)
+    await _add_databases(layerpeek, image, view.overlay, distro, tally)
     tally.packages.sort(key=lambda p: (p.kind, p.name, p.version, p.arch, p.path))
     tally.problems.sort(key=lambda p: (p.kind, p.path))
     return PackageReport(
@@ -344,11 +347,69 @@ def _too_large(source: Source) -> str:
     return f"{_size(source.node)} bytes, past the {source.limit}-byte limit: not read"
 
 
-def _add(tally: _Tally, source: Source, found: list[Found], distro: Distro) -> None:
+def _add(
+    tally: _Tally,
+    source: Source,
+    found: list[Found],
+    distro: Distro,
+    layers: dict[Hashable, int] | None = None,
+) -> None:
+    if layers is None and source.node.path in _DATABASES and found:
+        tally.databases.append((source, found))
+        return
     room = MAX_PACKAGES - len(tally.packages)
     if len(found) > room:
         tally.cut = True
-    tally.packages.extend(_package(source, f, distro) for f in found[: max(room, 0)])
+    tally.packages.extend(
+        _package(source, f, distro, (layers or {}).get(_key(f), source.node.layer))
+        for f in found[: max(room, 0)]
+    )
+
+
+_DATABASES = frozenset({dpkg.STATUS, *apk.INSTALLED, *rpm.SQLITE})
+"""Files that each list many packages (``history`` finds the layer of each)."""
+
+
+def _key(found: Found) -> Hashable:
+    return (found.name, found.version, found.arch, tuple(sorted(found.qualifiers.items())))
+
+
+async def _add_databases(
+    layerpeek: Layerpeek, image: ResolvedImage, overlay: Overlay, distro: Distro, tally: _Tally
+) -> None:
+    """Add the packages of each many-package database, each with the layer that installed
+    it: the lower copies of the database are read (by ranges) and compared."""
+    for source, found in tally.databases:
+        copies: list[tuple[int, set[Hashable]]] = []
+        lower = await anyio.to_thread.run_sync(history.lower_copies, overlay, source.node)
+        for node in lower:
+            listed = await _copy_keys(layerpeek, image, source, node, tally)
+            if listed is None:
+                break
+            copies.append((node.layer, listed))
+        keys = [_key(f) for f in found]
+        layers = history.install_layers(source.node.layer, keys, copies)
+        _add(tally, source, found, distro, layers)
+    tally.databases = []
+
+
+async def _copy_keys(
+    layerpeek: Layerpeek, image: ResolvedImage, source: Source, node: Node, tally: _Tally
+) -> set[Hashable] | None:
+    """The package keys of a lower copy of a database; None when it cannot be read (the
+    copies below it then say nothing)."""
+    if node.size > source.limit or source.parse is None:
+        return None
+    try:
+        data = await layerpeek.read_span(image, node, 0, node.size)
+        tally.bytes += len(data)
+        tally.files += 1
+        found = await anyio.to_thread.run_sync(source.parse, data)
+    except _Partly as exc:
+        found = exc.found
+    except (PackageDataError, LayerError, FileNotInLayer):
+        return None
+    return {_key(f) for f in found}
 
 
 async def _found(source: Source, read_at: Callable[[int, int], Awaitable[bytes]]) -> list[Found]:
@@ -368,14 +429,14 @@ def _problem(source: Source, message: str) -> DatabaseProblem:
     )
 
 
-def _package(source: Source, found: Found, distro: Distro) -> Package:
+def _package(source: Source, found: Found, distro: Distro, layer: int) -> Package:
     return Package(
         name=found.name,
         version=found.version,
         arch=found.arch,
         kind=source.kind,
         path=source.node.path,
-        layer=source.node.layer,
+        layer=layer,
         purl=purl_for(source.kind, found, distro),
     )
 

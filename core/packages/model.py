@@ -62,7 +62,10 @@ class Package(BaseModel):
     arch: str = Field(default="", description="the architecture where the database says it")
     kind: Kind
     path: str = Field(description="the database or manifest file it was read from")
-    layer: int = Field(description="the layer that added or last changed that file")
+    layer: int = Field(
+        description="the layer that installed it at this version: the file's layer, or for a "
+        "database of many packages, the lowest layer from which every copy lists it unchanged"
+    )
     purl: str = Field(description="its package URL")
 
 
