@@ -21,6 +21,7 @@ from layerpeek.server.common import AppState, CallLimit
 from layerpeek.server.cursor import KEY_FILE, CursorCodec
 from layerpeek.server.download import download_link
 from layerpeek.server.fstools import FS_TOOLS
+from layerpeek.server.packagetools import PACKAGE_TOOLS
 from layerpeek.server.settings import DEFAULT_CONCURRENT_CALLS
 from layerpeek.server.tools import TOOLS
 
@@ -103,7 +104,7 @@ def create_server(
         auth=auth,
         middleware=[CallLimit(concurrent_calls)],
     )
-    for tool in (*TOOLS, *FS_TOOLS):
+    for tool in (*TOOLS, *FS_TOOLS, *PACKAGE_TOOLS):
         server.add_tool(tool, annotations=READ_ONLY)
     if endpoint is not None:
         server.add_tool(download_link, annotations=READ_ONLY)

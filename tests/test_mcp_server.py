@@ -32,6 +32,7 @@ TOOL_NAMES = {
     "removed_files",
     "diff_images",
     "triage_image",
+    "list_packages",
 }
 BIG_REPO = "mcp/big"
 

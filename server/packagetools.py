@@ -1,0 +1,105 @@
+"""``list_packages``: what an image has installed, paged and filtered by name or kind.
+
+The core reads the inventory whole (its databases are few and small); the tool filters it
+and pages the packages, keeping on every page the inventory's problems and what it cost.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Annotated
+
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from layerpeek.core.packages.inventory import inventory
+from layerpeek.core.packages.model import KINDS, Kind, Package, PackageReport
+from layerpeek.core.text import human_size
+from layerpeek.server.common import (
+    CursorArg,
+    PlatformArg,
+    Reference,
+    onward,
+    page,
+    result,
+    resume,
+    state,
+)
+from layerpeek.server.cursor import query_hash
+from layerpeek.server.errors import tool_errors
+from layerpeek.server.models import NEXT_CURSOR
+from layerpeek.server.render import MAX_TEXT_ROWS, incomplete
+
+MAX_NAME = 200
+
+
+class PackagePage(BaseModel):
+    packages: PackageReport = Field(
+        description="this page's packages (those matching the filter, by kind and name), with "
+        "the whole inventory's problems and the bytes it read"
+    )
+    total: int = Field(description="packages matching the filter")
+    counts: dict[str, int] = Field(description="packages matching the filter, by kind")
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
+
+
+async def list_packages(
+    reference: Reference,
+    ctx: Context,
+    name: Annotated[
+        str | None,
+        Field(description="only packages whose name contains this (any case)", max_length=MAX_NAME),
+    ] = None,
+    kinds: Annotated[
+        list[Kind] | None, Field(description=f"only these kinds ({', '.join(KINDS)})")
+    ] = None,
+    platform: PlatformArg = None,
+    limit: Annotated[int, Field(ge=1, le=500, description="most packages in this page")] = 100,
+    cursor: CursorArg = None,
+) -> Annotated[CallToolResult, PackagePage]:
+    """Installed packages of an image (Debian/Ubuntu dpkg, Alpine apk, RPM, Python, Node,
+    Go binaries' modules), read from the package databases without pulling the image: name,
+    version, architecture, the layer that installed it, the database it came from, its
+    package URL. Databases that are damaged or not read (an old BerkeleyDB rpmdb) are named."""
+    app = state(ctx)
+    wanted = tuple(k for k in KINDS if k in (kinds or KINDS))
+    needle = (name or "").casefold()
+    with tool_errors():
+        image = await app.peek.resolve(reference, platform)
+        ref = image.reference
+        query = query_hash("packages", ref.registry, ref.repository, platform, needle, wanted)
+        at = resume(app.cursors, cursor, "packages", query, image.manifest.digest)
+        report = await inventory(app.peek, image, wanted)
+    matching = [p for p in report.packages if needle in p.name.casefold()]
+    shown, after = page(matching, int(at["s"]) if at else 0, limit)
+    answer = PackagePage(
+        packages=report.model_copy(update={"packages": shown}),
+        total=len(matching),
+        counts=dict(Counter(p.kind for p in matching)),
+        next_cursor=onward(app.cursors, "packages", query, image.manifest.digest, after),
+    )
+    return result(answer, packages_text(answer))
+
+
+def packages_text(answer: PackagePage) -> list[str]:
+    report = answer.packages
+    counts = ", ".join(f"{answer.counts[k]} {k}" for k in KINDS if k in answer.counts)
+    head = (
+        f"{answer.total} packages in {report.reference} ({counts or 'none'}); "
+        f"{human_size(report.bytes_read)} read from {report.files_read} files"
+    )
+    rows = [_row(p) for p in report.packages[:MAX_TEXT_ROWS]]
+    more = len(report.packages) - len(rows)
+    tail = [f"... {more} more packages in the structured content"] if more > 0 else []
+    unread = [f"NOT READ: {d.path} (layer {d.layer}): {d.message}" for d in report.databases]
+    following = "more: call again with cursor=next_cursor" if answer.next_cursor else "end"
+    return [*incomplete(report.problems), *unread, head, *rows, *tail, following]
+
+
+def _row(package: Package) -> str:
+    arch = f" {package.arch}" if package.arch else ""
+    return f"  {package.kind} {package.name} {package.version}{arch}  layer {package.layer}"
+
+
+PACKAGE_TOOLS = (list_packages,)
