@@ -31,7 +31,7 @@ from typing import Any
 
 import anyio
 
-from layerpeek.cli.packages import add_packages_command, packages_command
+from layerpeek.cli.packages import add_packages_command, diff_packages, packages_command
 from layerpeek.cli.progress import ProgressLine
 from layerpeek.core import raw
 from layerpeek.core.errors import LayerpeekError
@@ -389,6 +389,7 @@ def _add_filesystem_commands(command: Callable[[str, str], argparse.ArgumentPars
     diff.add_argument("reference", metavar="A")
     diff.add_argument("other", metavar="B", nargs="?", help="default: A again (with --platform-b)")
     diff.add_argument("--platform-b", metavar="OS/ARCH[/VARIANT]", help="platform of B")
+    diff.add_argument("--packages", action="store_true", help="installed packages, not files")
 
     triage = command("triage", "secrets, deleted secrets, setuid and writable paths, user, OS")
     triage.add_argument("reference", metavar="REF")
@@ -497,6 +498,8 @@ async def _diff(peek: Layerpeek, args: argparse.Namespace) -> Problems:
     other = args.other or args.reference
     if other == args.reference and args.platform_b is None:
         raise LayerpeekError("diff needs two images: A B, or A --platform P --platform-b Q")
+    if args.packages:
+        return await diff_packages(peek, args)
     a = await peek.resolve(args.reference, args.platform)
     b = await peek.resolve(other, args.platform_b or args.platform)
     report = await peek.diff(a, b)

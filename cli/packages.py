@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.models import LayerProblem
+from layerpeek.core.packages.changes import PackageChanges, package_changes
 from layerpeek.core.packages.inventory import inventory
 from layerpeek.core.packages.model import KINDS, Kind, PackageReport
 from layerpeek.core.packages.sbom import FORMATS, sbom
@@ -66,6 +67,41 @@ async def packages_command(peek: Layerpeek, args: argparse.Namespace) -> list[La
     for problem in report.databases:
         _note(f"warning: {problem.path} (layer {problem.layer}): {problem.message}")
     return report.problems
+
+
+async def diff_packages(peek: Layerpeek, args: argparse.Namespace) -> list[LayerProblem]:
+    """``diff A B --packages``: the package changes from A to B."""
+    other = args.other or args.reference
+    a = await peek.resolve(args.reference, args.platform)
+    b = await peek.resolve(other, args.platform_b or args.platform)
+    before, after = await inventory(peek, a), await inventory(peek, b)
+    changes = package_changes(before, after)
+    if args.json:
+        sys.stdout.write(json.dumps(changes.model_dump(), ensure_ascii=True) + "\n")
+    else:
+        render_changes(changes)
+    for report in (before, after):
+        for problem in report.databases:
+            _note(f"warning: {report.reference}: {problem.path}: {problem.message}")
+    return [*before.problems, *after.problems]
+
+
+_SIGNS = {"added": "+", "removed": "-", "upgraded": "^", "downgraded": "v", "changed": "~"}
+
+
+def render_changes(changes: PackageChanges) -> None:
+    """One line a change (``+`` added, ``-`` removed, ``^`` upgraded, ``v`` downgraded,
+    ``~`` changed), then the counts."""
+    _print(f"--- {changes.a}")
+    _print(f"+++ {changes.b}")
+    for change in changes.changes:
+        arch = f" {change.arch}" if change.arch else ""
+        versions = " -> ".join(v for v in (change.before, change.after) if v is not None)
+        layer = f"  (layer {change.layer})" if change.layer is not None else ""
+        _print(f"{_SIGNS[change.change]} {change.kind} {change.name}{arch} {versions}{layer}")
+    counts = Counter(c.change for c in changes.changes)
+    shown = ", ".join(f"{counts[c]} {c}" for c in _SIGNS)
+    _print(f"{shown}, {changes.unchanged} unchanged")
 
 
 def render_packages(report: PackageReport) -> None:

@@ -433,3 +433,27 @@ def test_cli_refuses_an_unknown_kind(capsys, layerpeek_env, plain_registry, pack
         err
         == "layerpeek: error: unknown package kind gem; kinds: deb, apk, rpm, pypi, npm, golang\n"
     )
+
+
+def test_cli_diff_packages_names_upgrades_additions_and_removals(
+    capsys, layerpeek_env, plain_registry, package_images
+):
+    """From the status dpkg left after layer 1 to the one after layer 2, and back."""
+    step1 = package_images.dpkg_step1.ref(plain_registry.host)
+    latest = package_images.dpkg_layers.ref(plain_registry.host)
+    base = len(dpkg_installed(package_images.trees.dpkg_admin))
+    status, out, err = run(capsys, "diff", step1, latest, "--packages")
+    assert (status, err) == (0, "")
+    assert out.splitlines()[2:] == [
+        "+ deb extra all 0.1  (layer 2)",
+        "- deb gone all 1.0",
+        "^ deb tiny all 1.0 -> 2.0  (layer 2)",
+        f"1 added, 1 removed, 1 upgraded, 0 downgraded, 0 changed, {base} unchanged",
+    ]
+    status, out, _ = run(capsys, "diff", latest, step1, "--packages", "--json")
+    changes = {c["name"]: c for c in json.loads(out)["changes"]}
+    assert changes["tiny"] | {"layer": None} == {
+        "kind": "deb", "name": "tiny", "arch": "all", "change": "downgraded",
+        "before": "2.0", "after": "1.0", "layer": None,
+    }  # fmt: skip
+    assert (changes["gone"]["change"], changes["extra"]["change"]) == ("added", "removed")
