@@ -20,6 +20,7 @@ import discord
 from discord import app_commands
 
 from layerpeek.bot import answers
+from layerpeek.bot import packages as package_answers
 from layerpeek.bot.app import LayerpeekBot, make_context
 from layerpeek.bot.commands import COMMANDS, message_for
 from layerpeek.bot.discord_limits import violations
@@ -40,6 +41,7 @@ ANSWERS: dict[str, Answer] = {
     "find": answers.find,
     "diff": answers.diff,
     "triage": answers.triage,
+    "packages": package_answers.packages,
 }
 PREVIEW_USER = 0
 

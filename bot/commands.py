@@ -21,6 +21,7 @@ from discord import app_commands
 
 from layerpeek.bot import answers
 from layerpeek.bot import discord_limits as limits
+from layerpeek.bot import packages as package_answers
 from layerpeek.bot.answers import BotContext
 from layerpeek.bot.render import layer_label, untrusted
 from layerpeek.bot.reply import fail, send
@@ -292,6 +293,27 @@ async def triage(
         await send(interaction, reply)
 
 
+@app_commands.command(name="packages", description="Installed packages of an image, by layer")
+@app_commands.describe(
+    image=IMAGE,
+    filter="only packages whose name contains this",
+    platform="os/arch[/variant] (default linux/amd64)",
+    private=PRIVATE,
+)
+@app_commands.autocomplete(image=complete_image, platform=complete_platform)
+async def packages(
+    interaction: discord.Interaction[Any],
+    image: str,
+    filter: app_commands.Range[str, 1, 100] | None = None,
+    platform: str | None = None,
+    private: bool = False,
+) -> None:
+    async with _working(interaction, private) as ctx:
+        user = interaction.user.id
+        reply = await package_answers.packages(ctx, user, image, filter, platform, private)
+        await send(interaction, reply)
+
+
 COMMANDS: tuple[app_commands.Command[Any, ..., Any], ...] = (
     peek,
     history,
@@ -300,6 +322,7 @@ COMMANDS: tuple[app_commands.Command[Any, ..., Any], ...] = (
     find,
     diff,
     triage,
+    packages,
 )
 
 

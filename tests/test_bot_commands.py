@@ -36,6 +36,7 @@ EXPECTED = {
     "find": ["image", "pattern", "regex", "every_layer", "private"],
     "diff": ["base", "target", "private"],
     "triage": ["image", "platform", "private"],
+    "packages": ["image", "filter", "platform", "private"],
 }
 
 
