@@ -16,8 +16,7 @@ from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.models import LayerProblem
 from layerpeek.core.packages.changes import PackageChanges, package_changes
 from layerpeek.core.packages.inventory import inventory
-from layerpeek.core.packages.model import KINDS, Kind, PackageReport
-from layerpeek.core.packages.sbom import FORMATS, sbom
+from layerpeek.core.packages.model import FORMATS, KINDS, Kind, PackageReport
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.text import human_size, printable
 
@@ -63,6 +62,9 @@ async def packages_command(peek: Layerpeek, args: argparse.Namespace) -> list[La
     elif output == "table":
         render_packages(report)
     else:
+        # The SBOM libraries (and their schemas) load only for an SBOM: ~14 MB at startup.
+        from layerpeek.core.packages.sbom import sbom
+
         sys.stdout.write(sbom(report, output) + "\n")
     for problem in report.databases:
         _note(f"warning: {problem.path} (layer {problem.layer}): {problem.message}")

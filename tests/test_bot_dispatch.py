@@ -188,4 +188,5 @@ async def test_setup_hook_syncs_a_dev_guild_or_globally_only_when_asked(
             "find",
             "diff",
             "triage",
+            "packages",
         }

@@ -168,6 +168,7 @@ def test_find_trace_removed_and_triage_answer_marked_incomplete(
         "trace": ["trace", ref, "f05.txt"],
         "removed": ["removed", ref],
         "triage": ["triage", ref],
+        "packages": ["packages", ref],
     }.items():
         status, out, err = run(capsys, *argv, "--json")
         assert status == 1, name

@@ -19,6 +19,9 @@ from layerpeek.core.models import Partial
 
 Kind = Literal["deb", "apk", "rpm", "pypi", "npm", "golang"]
 KINDS: tuple[Kind, ...] = ("deb", "apk", "rpm", "pypi", "npm", "golang")
+Format = Literal["cyclonedx-json", "spdx-json"]
+FORMATS: tuple[Format, ...] = ("cyclonedx-json", "spdx-json")
+"""The SBOM documents of an inventory (``sbom``, whose libraries load only when asked)."""
 
 MAX_PACKAGES = 200_000
 """Packages one inventory holds at most; past it the answer says it was cut."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import uuid
 from datetime import UTC, datetime
-from typing import Literal
 
 from cyclonedx.model import Property
 from cyclonedx.model.bom import Bom
@@ -36,10 +35,8 @@ from spdx_tools.spdx.model import Package as SpdxPackage
 from spdx_tools.spdx.writer.json.json_writer import write_document_to_stream
 
 from layerpeek.core.errors import LayerpeekError
-from layerpeek.core.packages.model import PackageReport
+from layerpeek.core.packages.model import Format, PackageReport
 
-Format = Literal["cyclonedx-json", "spdx-json"]
-FORMATS: tuple[Format, ...] = ("cyclonedx-json", "spdx-json")
 TOOL = "layerpeek"
 
 
