@@ -1,4 +1,5 @@
-"""``list_packages``: what an image has installed, paged and filtered by name or kind.
+"""``list_packages``: what an image has installed, paged and filtered by name or kind;
+``diff_packages``: what changed in them from one image to another.
 
 The core reads the inventory whole (its databases are few and small); the tool filters it
 and pages the packages, keeping on every page the inventory's problems and what it cost.
@@ -13,6 +14,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
+from layerpeek.core.packages.changes import PackageChanges, package_changes
 from layerpeek.core.packages.inventory import inventory
 from layerpeek.core.packages.model import KINDS, Kind, Package, PackageReport
 from layerpeek.core.text import human_size
@@ -82,6 +84,68 @@ async def list_packages(
     return result(answer, packages_text(answer))
 
 
+class PackageChangesPage(BaseModel):
+    changes: PackageChanges = Field(description="this page's share of the changes")
+    total: int = Field(description="changes in all")
+    counts: dict[str, int] = Field(description="changes by kind of change")
+    unread: list[str] = Field(
+        description="databases of either image not read (damaged, too large, old formats)"
+    )
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
+
+
+async def diff_packages(
+    a: Annotated[str, Field(description="the image to compare from (reference, as elsewhere)")],
+    b: Annotated[str, Field(description="the image to compare to")],
+    ctx: Context,
+    platform: Annotated[
+        str | None, Field(description="platform of a (and of b unless platform_b is given)")
+    ] = None,
+    platform_b: Annotated[str | None, Field(description="platform of b")] = None,
+    limit: Annotated[int, Field(ge=1, le=500, description="most changes in this page")] = 100,
+    cursor: CursorArg = None,
+) -> Annotated[CallToolResult, PackageChangesPage]:
+    """Installed packages that changed from image a to image b: added, removed, upgraded
+    and downgraded (versions ordered as each package manager orders them), with the
+    versions on both sides and the layer of b that installed each."""
+    app = state(ctx)
+    with tool_errors():
+        first = await app.peek.resolve(a, platform)
+        second = await app.peek.resolve(b, platform_b or platform)
+        digests = f"{first.manifest.digest} {second.manifest.digest}"
+        query = query_hash("package-diff", a, b, platform, platform_b)
+        at = resume(app.cursors, cursor, "package-diff", query, digests)
+        before, after = await inventory(app.peek, first), await inventory(app.peek, second)
+    changes = package_changes(before, after)
+    shown, following = page(changes.changes, int(at["s"]) if at else 0, limit)
+    answer = PackageChangesPage(
+        changes=changes.model_copy(update={"changes": shown}),
+        total=len(changes.changes),
+        counts=dict(Counter(c.change for c in changes.changes)),
+        unread=[
+            f"{r.reference}: {d.path} (layer {d.layer}): {d.message}"
+            for r in (before, after)
+            for d in r.databases
+        ],
+        next_cursor=onward(app.cursors, "package-diff", query, digests, following),
+    )
+    return result(answer, changes_text(answer))
+
+
+def changes_text(answer: PackageChangesPage) -> list[str]:
+    changes = answer.changes
+    counts = ", ".join(f"{n} {change}" for change, n in sorted(answer.counts.items()))
+    head = f"{changes.a} -> {changes.b}: {counts or 'no changes'}, {changes.unchanged} unchanged"
+    rows = [
+        f"  {c.change} {c.kind} {c.name} "
+        + " -> ".join(v for v in (c.before, c.after) if v is not None)
+        for c in changes.changes[:MAX_TEXT_ROWS]
+    ]
+    unread = [f"NOT READ: {line}" for line in answer.unread]
+    following = "more: call again with cursor=next_cursor" if answer.next_cursor else "end"
+    return [*unread, head, *rows, following]
+
+
 def packages_text(answer: PackagePage) -> list[str]:
     report = answer.packages
     counts = ", ".join(f"{answer.counts[k]} {k}" for k in KINDS if k in answer.counts)
@@ -102,4 +166,4 @@ def _row(package: Package) -> str:
     return f"  {package.kind} {package.name} {package.version}{arch}  layer {package.layer}"
 
 
-PACKAGE_TOOLS = (list_packages,)
+PACKAGE_TOOLS = (list_packages, diff_packages)

@@ -55,3 +55,20 @@ async def test_list_packages_refuses_an_unknown_kind(mcp, plain_registry, packag
     ref = package_images.alpine.ref(plain_registry.host)
     result = await mcp.call_tool("list_packages", {"reference": ref, "kinds": ["gem"]})
     assert result.is_error
+
+
+async def test_diff_packages_pages_through_the_changes(mcp, plain_registry, package_images):
+    step1 = package_images.dpkg_step1.ref(plain_registry.host)
+    latest = package_images.dpkg_layers.ref(plain_registry.host)
+    first = await call(mcp, "diff_packages", a=step1, b=latest, limit=2)
+    rest = await call(mcp, "diff_packages", a=step1, b=latest, cursor=first["next_cursor"])
+    changes = first["changes"]["changes"] + rest["changes"]["changes"]
+    assert [(c["change"], c["name"], c["before"], c["after"]) for c in changes] == [
+        ("added", "extra", None, "0.1"),
+        ("removed", "gone", "1.0", None),
+        ("upgraded", "tiny", "1.0", "2.0"),
+    ]
+    assert first["total"] == 3 and first["counts"] == {"added": 1, "removed": 1, "upgraded": 1}
+    assert rest["next_cursor"] is None and first["unread"] == []
+    base = len(dpkg_installed(package_images.trees.dpkg_admin))
+    assert first["changes"]["unchanged"] == base

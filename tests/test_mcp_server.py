@@ -33,6 +33,7 @@ TOOL_NAMES = {
     "diff_images",
     "triage_image",
     "list_packages",
+    "diff_packages",
 }
 BIG_REPO = "mcp/big"
 
