@@ -19,6 +19,7 @@ import uvicorn
 from layerpeek.bot import answers
 from layerpeek.bot.answers import EXPIRED, BotContext
 from layerpeek.bot.commands import LayerpeekTree, add_commands, message_for
+from layerpeek.bot.packages import PackagePageButton, packages_page
 from layerpeek.bot.ratelimit import RateLimits
 from layerpeek.bot.reply import NO_MENTIONS, edit, fail, send
 from layerpeek.bot.scope import Scope
@@ -74,7 +75,7 @@ class LayerpeekBot(discord.Client):
             open_service(self.core_settings, guarded=True)
         )
         self.ctx = make_context(peek, self.settings)
-        self.add_dynamic_items(PageButton, ScopeSelect, FindButton)
+        self.add_dynamic_items(PageButton, ScopeSelect, FindButton, PackagePageButton)
         if self.settings.links_enabled:
             await self._start_links()
         if self.settings.dev_guild is not None:
@@ -141,6 +142,21 @@ class LayerpeekBot(discord.Client):
                 user = interaction.user.id
                 reply = await answers.page(self.ctx, user, data, key, scope, page, nav)
                 await edit(interaction, reply)
+        except Exception as error:  # one line for the presser; message_for logs the unexpected
+            await fail(interaction, message_for(error))
+
+    async def turn_packages(
+        self, interaction: discord.Interaction[Any], key: str, page: int
+    ) -> None:
+        """A /packages page, as ``_navigate`` turns a /peek page."""
+        try:
+            with self.ctx.limits.working(interaction.user.id):
+                self.ctx.limits.check(interaction.user.id, interaction.guild_id)
+                data = await self._state(interaction, key)
+                if data is None:
+                    return
+                await interaction.response.defer()
+                await edit(interaction, await packages_page(self.ctx, data, key, page))
         except Exception as error:  # one line for the presser; message_for logs the unexpected
             await fail(interaction, message_for(error))
 

@@ -1,15 +1,26 @@
 """``/packages`` through ``layerpeek-bot preview``: the exact payload, within Discord's
-limits, with the packages the tools list and the layer that installed each."""
+limits, with the packages the tools list and the layer that installed each; its page
+buttons through discord.py's own dispatch, on a bot that never saw the message."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from test_bot_support import allow_local_registry, assert_within_limits
+from test_bot_commands import invoke, running_bot
+from test_bot_dispatch import click, component
+from test_bot_support import (
+    allow_local_registry,
+    assert_within_limits,
+    message_payload,
+    recorded_bot,
+    sent_payload,
+)
 from test_packages import dpkg_installed
 
+from layerpeek.bot import commands
 from layerpeek.bot.cli import main
+from layerpeek.bot.settings import BotSettings
 
 
 @pytest.fixture
@@ -47,7 +58,14 @@ def test_packages_summarises_by_kind_and_cuts_within_limits(
     assert description.startswith(
         f"**deb** {deb} packages\n**pypi** 3 packages\n**npm** 3 packages\n**golang** 4 packages"
     )
-    assert "more packages: narrow with filter" in description
+    total = deb + 3 + 3 + 4
+    title = message["embeds"][0]["title"]
+    assert title.endswith(f" · page 1 of {-(-total // 20)}")  # 20 a page by default
+    assert len(description.split("```")[1].strip().splitlines()) == 20
+    buttons = [c for row in message["components"] for c in row["components"]]
+    assert [(b["label"], b["disabled"]) for b in buttons] == [
+        ("⏮", True), ("◀", True), ("▶", False), ("⏭", False),
+    ]  # fmt: skip
 
 
 def test_packages_names_what_it_did_not_read(env, capsys, plain_registry, package_images):
@@ -57,3 +75,30 @@ def test_packages_names_what_it_did_not_read(env, capsys, plain_registry, packag
     assert lines[0].startswith("⚠️ not read: usr/local/bin/liar (layer 0): a build information")
     assert lines[3] == "… and 2 more not read"
     assert "npm    good 1.0.0 (layer 0)" in description
+
+
+@pytest.fixture
+def small_pages(layerpeek_env, monkeypatch):
+    allow_local_registry(monkeypatch, layerpeek_env)
+    return BotSettings(page_size=5)
+
+
+@pytest.mark.anyio
+async def test_page_buttons_turn_through_every_package(small_pages, plain_registry, package_images):
+    ref = package_images.dpkg_layers.ref(plain_registry.host)
+    async with running_bot(small_pages) as bot:
+        done = await invoke(bot, commands.packages, image=ref)
+    sent = sent_payload(done.named("edit_original")[0])
+    truth = dpkg_installed(package_images.trees.dpkg_root / "var/lib/dpkg")
+    pages = -(-len(truth) // 5)
+    async with recorded_bot(small_pages) as (bot, adapter):
+        await click(bot, component(sent, "▶"), message_payload(sent["components"]))
+        await click(bot, component(sent, "⏭"), message_payload(sent["components"]))
+    second, last = adapter.requests[1][2], adapter.requests[3][2]
+    assert second["embeds"][0]["title"].endswith(f" · page 2 of {pages}")
+    assert last["embeds"][0]["title"].endswith(f" · page {pages} of {pages}")
+    assert component(last, "▶")["disabled"] and not component(last, "◀")["disabled"]
+    names = sorted(name for name, _, _ in truth)
+    listed = second["embeds"][0]["description"].split("```")[1].strip().splitlines()
+    assert [line.split()[1] for line in listed] == names[5:10]
+    assert_within_limits(second)
