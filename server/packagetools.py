@@ -17,13 +17,13 @@ from pydantic import BaseModel, Field
 from layerpeek.core.packages.changes import PackageChanges, package_changes
 from layerpeek.core.packages.inventory import inventory
 from layerpeek.core.packages.model import KINDS, Kind, Package, PackageReport
+from layerpeek.core.paging import window
 from layerpeek.core.text import human_size
 from layerpeek.server.common import (
     CursorArg,
     PlatformArg,
     Reference,
     onward,
-    page,
     result,
     resume,
     state,
@@ -74,7 +74,7 @@ async def list_packages(
         at = resume(app.cursors, cursor, "packages", query, image.manifest.digest)
         report = await inventory(app.peek, image, wanted)
     matching = [p for p in report.packages if needle in p.name.casefold()]
-    shown, after = page(matching, int(at["s"]) if at else 0, limit)
+    shown, after = window(matching, int(at["s"]) if at else 0, limit)
     answer = PackagePage(
         packages=report.model_copy(update={"packages": shown}),
         total=len(matching),
@@ -117,7 +117,7 @@ async def diff_packages(
         at = resume(app.cursors, cursor, "package-diff", query, digests)
         before, after = await inventory(app.peek, first), await inventory(app.peek, second)
     changes = package_changes(before, after)
-    shown, following = page(changes.changes, int(at["s"]) if at else 0, limit)
+    shown, following = window(changes.changes, int(at["s"]) if at else 0, limit)
     answer = PackageChangesPage(
         changes=changes.model_copy(update={"changes": shown}),
         total=len(changes.changes),

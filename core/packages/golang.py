@@ -90,11 +90,12 @@ def parse_elf(head: bytes) -> Elf | None:
     end = "<" if little else ">"
     if wide:
         phoff, shoff = struct.unpack_from(end + "QQ", head, 32)
-        fields = struct.unpack_from(end + "HHHHH", head, 54)
+        at = 54
     else:
         phoff, shoff = struct.unpack_from(end + "II", head, 28)
-        fields = struct.unpack_from(end + "HHHHH", head, 42)
-    return Elf(little, wide, phoff, *fields[:2], shoff, *fields[2:])
+        at = 42
+    phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(end + "HHHHH", head, at)
+    return Elf(little, wide, phoff, phentsize, phnum, shoff, shentsize, shnum, shstrndx)
 
 
 async def _segments(read_at: ReadAt, elf: Elf) -> list[Segment]:

@@ -23,6 +23,7 @@ import anyio.to_thread
 from layerpeek.core.errors import FileNotInLayer, LayerError, PackageDataError
 from layerpeek.core.fs.overlay import Node, Overlay
 from layerpeek.core.fs.triage import OS_RELEASE, parse_os_release
+from layerpeek.core.image.resolve import ResolvedImage
 from layerpeek.core.models import LayerProblem, marks
 from layerpeek.core.packages import history
 from layerpeek.core.packages.collect import Tally, add, package_key
@@ -35,7 +36,7 @@ from layerpeek.core.packages.model import (
 )
 from layerpeek.core.packages.reads import read_layer, read_source
 from layerpeek.core.packages.sources import MANIFEST_LIMIT, Partly, Source, file_of, find_sources
-from layerpeek.core.service import Layerpeek, ResolvedImage
+from layerpeek.core.service import Layerpeek
 
 PARALLEL = 8
 """Files read at once."""

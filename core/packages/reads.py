@@ -11,6 +11,7 @@ import anyio
 import anyio.to_thread
 
 from layerpeek.core.errors import FileNotInLayer, LayerError, PackageDataError
+from layerpeek.core.image.resolve import ResolvedImage
 from layerpeek.core.packages import golang
 from layerpeek.core.packages.collect import Tally, add, problem
 from layerpeek.core.packages.model import (
@@ -25,7 +26,7 @@ from layerpeek.core.packages.sources import (
     size_of,
     too_large,
 )
-from layerpeek.core.service import Layerpeek, ResolvedImage
+from layerpeek.core.service import Layerpeek
 
 
 async def read_source(
@@ -132,7 +133,7 @@ async def _finish(piece: _Piece, distro: Distro, tally: Tally, later: list[Sourc
             if piece.golang:
                 info = piece.scan.found
                 found = golang.parse_modules(info[1]) if info else []
-            else:
+            elif source.parse is not None:
                 found = await anyio.to_thread.run_sync(source.parse, bytes(piece.data))
         except Partly as exc:
             found = exc.found
