@@ -12,6 +12,7 @@ from fixtures.bot import (
     allow_local_registry,
     assert_within_limits,
     click,
+    component,
     interaction_payload,
     invoke,
     message_payload,
@@ -38,14 +39,6 @@ async def first_message(settings: BotSettings, image: str) -> dict:
     async with running_bot(settings) as bot:
         done = await invoke(bot, commands.peek, image=image)
     return sent_payload(done.named("edit_original")[0])
-
-
-def component(message: dict, label_or_type) -> dict:
-    for row in message["components"]:
-        for item in row["components"]:
-            if item.get("label") == label_or_type or item["type"] == label_or_type:
-                return item
-    raise AssertionError(f"no component {label_or_type!r}")
 
 
 async def test_next_on_an_old_message_edits_it_to_page_two(settings, plain_registry, catalog):

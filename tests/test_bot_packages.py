@@ -7,17 +7,19 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_bot_commands import invoke, running_bot
-from test_bot_dispatch import click, component
-from test_bot_support import (
+
+from fixtures.bot import (
     allow_local_registry,
     assert_within_limits,
+    click,
+    component,
+    invoke,
     message_payload,
     recorded_bot,
+    running_bot,
     sent_payload,
 )
-from test_packages import dpkg_installed
-
+from fixtures.package_images import dpkg_installed
 from layerpeek.bot import commands
 from layerpeek.bot.cli import main
 from layerpeek.bot.settings import BotSettings

@@ -3,9 +3,9 @@ truth of the package tools (test_packages holds those comparisons)."""
 
 import pytest
 from mcp import Client
-from test_mcp_server import CURSOR_KEY, call
-from test_packages import dpkg_installed
 
+from fixtures.mcp import CURSOR_KEY, call
+from fixtures.package_images import dpkg_installed
 from layerpeek.server.app import create_server
 
 pytestmark = pytest.mark.anyio

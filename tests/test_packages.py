@@ -6,7 +6,6 @@ full name/version/architecture set and the bytes read."""
 from __future__ import annotations
 
 import json
-import subprocess
 from importlib.metadata import distributions
 from pathlib import Path
 
@@ -25,6 +24,9 @@ from fixtures.package_images import (
     REMOVED_WHEEL,
     RPM_SPECS,
     PackageImages,
+    Triple,
+    dpkg_installed,
+    run_tool,
 )
 from fixtures.tools import require_tool
 from layerpeek.cli.main import main
@@ -34,19 +36,11 @@ from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.text import human_size
 
-Triple = tuple[str, str, str]
-
 
 @pytest.fixture
 async def peek(layerpeek_env):
     async with RegistryClient() as client:
         yield Layerpeek(client)
-
-
-def _tool(*args: str | Path, cwd: Path | None = None) -> str:
-    done = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def triples(report: PackageReport, kind: str) -> set[Triple]:
@@ -63,18 +57,6 @@ async def read(
 
 # By ranges (a few files in their layer), and with the layer read in one pass instead.
 PASSES = pytest.mark.parametrize("stream_at", [STREAM_AT, 1], ids=["ranges", "one-pass"])
-
-
-def dpkg_installed(admin: Path) -> set[Triple]:
-    """``dpkg-query``'s installed packages (state ``installed``) of an admindir."""
-    out = _tool(
-        require_tool("dpkg-query"),
-        f"--admindir={admin}",
-        "-W",
-        "-f=${db:Status-Status}\\t${Package}\\t${Version}\\t${Architecture}\\n",
-    )
-    rows = [line.split("\t") for line in out.splitlines()]
-    return {(name, version, arch) for state, name, version, arch in rows if state == "installed"}
 
 
 @pytest.mark.anyio
@@ -166,7 +148,7 @@ async def test_distroless_status_d_is_what_dpkg_query_lists(peek, plain_registry
 async def test_rpm_sqlite_inventory_is_what_rpm_lists(peek, plain_registry, package_images):
     db = package_images.trees.rpm_db
     assert (db / "rpmdb.sqlite").read_bytes()[:16] == b"SQLite format 3\0"
-    out = _tool(
+    out = run_tool(
         require_tool("rpm"),
         "--dbpath",
         db,
@@ -220,7 +202,7 @@ def _npm_tree(node: dict, into: set[Triple]) -> set[Triple]:
 async def test_npm_inventory_is_what_npm_ls_lists(peek, plain_registry, package_images, stream_at):
     project = package_images.trees.npm_project
     truth = _npm_tree(
-        json.loads(_tool(require_tool("npm"), "ls", "--all", "--json", cwd=project)), set()
+        json.loads(run_tool(require_tool("npm"), "ls", "--all", "--json", cwd=project)), set()
     )
     assert len(truth) >= 3 and any(n.startswith("@") for n, _, _ in truth)
     report = await read(
@@ -242,7 +224,7 @@ async def test_npm_inventory_is_what_npm_ls_lists(peek, plain_registry, package_
 def go_modules(binary: Path) -> set[Triple]:
     """``go version -m``: the main module and dependencies (a replacement's version where it
     is a module's), with the binary's GOARCH."""
-    out = _tool(require_tool("go"), "version", "-m", binary)
+    out = run_tool(require_tool("go"), "version", "-m", binary)
     rows = [line.strip().split("\t") for line in out.splitlines()[1:]]
     arch = next(
         r[1].removeprefix("GOARCH=") for r in rows if r[:1] == ["build"] and "GOARCH=" in r[1]
@@ -262,12 +244,12 @@ def elf_read_cost(binary: Path) -> int:
     the first three)."""
     readelf = require_tool("readelf")
     header = dict(
-        line.strip().split(":", 1) for line in _tool(readelf, "-h", binary).splitlines()[1:]
+        line.strip().split(":", 1) for line in run_tool(readelf, "-h", binary).splitlines()[1:]
     )
     count = int(header["Number of section headers"])
     entry = int(header["Size of section headers"].split()[0])
     sizes = {}
-    for line in _tool(readelf, "-S", "-W", binary).splitlines():
+    for line in run_tool(readelf, "-S", "-W", binary).splitlines():
         words = line.replace("[ ", "[").split()
         if len(words) > 5 and words[1] in (".shstrtab", ".go.buildinfo"):
             sizes[words[1]] = int(words[5], 16)
