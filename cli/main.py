@@ -25,13 +25,16 @@ import stat
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import aclosing
+from dataclasses import replace
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import anyio
 
 from layerpeek.cli.progress import ProgressLine
+from layerpeek.cli.status import EPILOG, Exit, Outcome, UsageError
 from layerpeek.core import raw
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.fs.find import TYPES, FindSpec
@@ -68,18 +71,30 @@ _TYPE_BITS = {
 }
 
 
+_REF_HELP = "image reference: [REGISTRY/]REPO[:TAG][@DIGEST], e.g. alpine:3.20"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="layerpeek",
         description="Look inside container images straight from the registry, without pulling.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, description=help)
+        return sub.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
     inspect = command("inspect", "platforms, layers, build history and config of an image")
-    inspect.add_argument("reference", metavar="REF")
+    inspect.add_argument("reference", metavar="REF", help=_REF_HELP)
     inspect.add_argument(
         "--all-platforms",
         action="store_true",
@@ -87,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     ls = command("ls", "list the files of one layer or of every layer")
-    ls.add_argument("reference", metavar="REF")
+    ls.add_argument("reference", metavar="REF", help=_REF_HELP)
     ls.add_argument(
         "--layer", type=int, metavar="N", help="only layer N (negative counts from the top)"
     )
@@ -99,8 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     cat = command("cat", "write one file of the image to stdout")
-    cat.add_argument("reference", metavar="REF")
-    cat.add_argument("path", metavar="PATH")
+    cat.add_argument("reference", metavar="REF", help=_REF_HELP)
+    cat.add_argument("path", metavar="PATH", help="path in the image, e.g. etc/os-release")
     cat.add_argument("--layer", type=int, metavar="N", help="read the copy that layer N ships")
     cat.add_argument(
         "--no-follow",
@@ -110,12 +125,26 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     pull = command("pull", "save one layer blob to a file, digest verified")
-    pull.add_argument("reference", metavar="REF")
-    pull.add_argument("--layer", type=int, metavar="N", required=True)
-    pull.add_argument("-o", "--output", type=Path, metavar="FILE", required=True)
+    pull.add_argument("reference", metavar="REF", help=_REF_HELP)
+    pull.add_argument(
+        "--layer",
+        type=int,
+        metavar="N",
+        required=True,
+        help="the layer to save (0 is the base; negative counts from the top)",
+    )
+    pull.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        required=True,
+        help="where to write the compressed blob; - writes it to stdout",
+    )
 
     tags = command("tags", "list the tags of a repository")
-    tags.add_argument("reference", metavar="REPO")
+    tags.add_argument(
+        "reference", metavar="REPO", help="repository, e.g. alpine (a :TAG or @DIGEST is ignored)"
+    )
 
     _add_filesystem_commands(command)
     _add_raw_commands(command)
@@ -249,7 +278,7 @@ async def _inspect(peek: Layerpeek, args: argparse.Namespace) -> None:
 async def _ls(peek: Layerpeek, args: argparse.Namespace) -> Problems:
     image = await peek.resolve(args.reference, args.platform)
     if args.limit is not None and args.limit < 1:
-        raise LayerpeekError("--limit must be at least 1")
+        raise UsageError("--limit must be at least 1")
     if args.merged:
         return await _ls_merged(peek, image, args)
     progress = ProgressLine("listing")
@@ -295,9 +324,12 @@ async def _cat(peek: Layerpeek, args: argparse.Namespace) -> None:
 
 async def _pull(peek: Layerpeek, args: argparse.Namespace) -> None:
     image = await peek.resolve(args.reference, args.platform)
+    if args.output == "-":
+        await _pull_to_stdout(peek, image, args.layer)
+        return
     progress = ProgressLine("pulling")
     try:
-        result = await peek.pull_layer(image, args.layer, args.output, on_progress=progress)
+        result = await peek.pull_layer(image, args.layer, Path(args.output), on_progress=progress)
     finally:
         progress.close()
     if args.json:
@@ -306,8 +338,26 @@ async def _pull(peek: Layerpeek, args: argparse.Namespace) -> None:
         _print(f"{result.path}  {human_size(result.size)}  {result.digest} (verified)")
 
 
+async def _pull_to_stdout(peek: Layerpeek, image: Any, layer: int) -> None:
+    """``-o -``: the blob on stdout for a pipe (``| tar tz``); the digest is checked after the
+    last chunk, so a mismatch still ends in an error and a failing status."""
+    _refuse_terminal("a layer blob", "-o FILE")
+    out = sys.stdout.buffer
+    async for chunk in peek.stream_layer(image, layer):
+        out.write(chunk)
+    out.flush()
+
+
+def _refuse_terminal(what: str, instead: str) -> None:
+    """Binary bytes would garble a terminal; a pipe or a file takes them as they are."""
+    if sys.stdout.isatty():
+        raise UsageError(f"{what} is binary; not shown on a terminal (use {instead} or | cat)")
+
+
 async def _tags(peek: Layerpeek, args: argparse.Namespace) -> None:
-    tags = await peek.tags(args.reference)
+    # `tags alpine:3.20` lists alpine's tags: the tag or digest names the repository too.
+    ref = parse_reference(args.reference, default_tag=None)
+    tags = await peek.tags(replace(ref, tag=None, digest=None))
     if args.json:
         _dump({"repository": args.reference, "tags": tags})
     else:
@@ -331,7 +381,7 @@ def _add_raw_commands(command: Callable[[str, str], argparse.ArgumentParser]) ->
     }
     for name, help in described.items():
         child = command(name, help)
-        child.add_argument("reference", metavar="REF")
+        child.add_argument("reference", metavar="REF", help=_REF_HELP)
         child.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help=platforms[name])
 
 
@@ -358,15 +408,17 @@ def _write(data: bytes) -> None:
 
 def _add_filesystem_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     trace = command("trace", "the story of one path across the layers, with each build step")
-    trace.add_argument("reference", metavar="REF")
-    trace.add_argument("path", metavar="PATH")
+    trace.add_argument("reference", metavar="REF", help=_REF_HELP)
+    trace.add_argument("path", metavar="PATH", help="path in the image, e.g. etc/passwd")
 
     removed = command("removed", "files a later layer deleted or overwrote but a lower one ships")
-    removed.add_argument("reference", metavar="REF")
+    removed.add_argument("reference", metavar="REF", help=_REF_HELP)
 
     find = command("find", "find paths by glob (full path or basename) or regex")
-    find.add_argument("reference", metavar="REF")
-    find.add_argument("pattern", metavar="PATTERN")
+    find.add_argument("reference", metavar="REF", help=_REF_HELP)
+    find.add_argument(
+        "pattern", metavar="PATTERN", help="glob (*.pem, etc/**/*.conf) or, with --regex, a regex"
+    )
     find.add_argument("--regex", action="store_true", help="PATTERN is a regular expression")
     find.add_argument(
         "--merged", action="store_true", help="search the merged filesystem, not every layer"
@@ -379,12 +431,12 @@ def _add_filesystem_commands(command: Callable[[str, str], argparse.ArgumentPars
     find.add_argument("--limit", type=int, metavar="N", help="show the first N matches")
 
     diff = command("diff", "files added, removed and changed from image A to image B")
-    diff.add_argument("reference", metavar="A")
+    diff.add_argument("reference", metavar="A", help="the image before (a reference)")
     diff.add_argument("other", metavar="B", nargs="?", help="default: A again (with --platform-b)")
     diff.add_argument("--platform-b", metavar="OS/ARCH[/VARIANT]", help="platform of B")
 
     triage = command("triage", "secrets, deleted secrets, setuid and writable paths, user, OS")
-    triage.add_argument("reference", metavar="REF")
+    triage.add_argument("reference", metavar="REF", help=_REF_HELP)
     triage.add_argument("--largest", type=int, default=10, metavar="N", help="N largest files")
 
     for child in (trace, removed, find, diff, triage):
@@ -402,7 +454,7 @@ def _step(text: str, width: int = 60) -> str:
 
 async def _ls_merged(peek: Layerpeek, image: Any, args: argparse.Namespace) -> Problems:
     if args.layer is not None:
-        raise LayerpeekError("--merged shows every layer combined; drop --layer")
+        raise UsageError("--merged shows every layer combined; drop --layer")
     problems: Problems = []
     irregular: list[IrregularInfo] = []
     shown = 0
@@ -417,11 +469,12 @@ async def _ls_merged(peek: Layerpeek, image: Any, args: argparse.Namespace) -> P
     return problems
 
 
-async def _trace(peek: Layerpeek, args: argparse.Namespace) -> Problems:
+async def _trace(peek: Layerpeek, args: argparse.Namespace) -> Outcome:
     trace = await peek.trace(await peek.resolve(args.reference, args.platform), args.path)
+    outcome = Outcome(found=bool(trace.events), problems=trace.problems)
     if args.json:
         _dump(trace.model_dump())
-        return trace.problems
+        return outcome
     now = (
         f"present, {trace.entry.type} from layer {trace.entry.layer}"
         if trace.entry
@@ -437,7 +490,7 @@ async def _trace(peek: Layerpeek, args: argparse.Namespace) -> Problems:
     for layer, name in older.items():
         if layer != current:
             _print(f"older copy: layerpeek cat {args.reference} {name} --layer {layer}")
-    return trace.problems
+    return outcome
 
 
 def _event_row(event: PathEvent) -> list[str]:
@@ -474,31 +527,37 @@ async def _removed(peek: Layerpeek, args: argparse.Namespace) -> Problems:
     return report.problems
 
 
-async def _find(peek: Layerpeek, args: argparse.Namespace) -> Problems:
-    spec = FindSpec.parse(args.pattern, args.regex, args.type, args.min_size, args.max_size)
+async def _find(peek: Layerpeek, args: argparse.Namespace) -> Outcome:
+    try:
+        spec = FindSpec.parse(args.pattern, args.regex, args.type, args.min_size, args.max_size)
+    except LayerpeekError as exc:  # a pattern or size on the command line: usage
+        raise UsageError(str(exc)) from None
     image = await peek.resolve(args.reference, args.platform)
     result = await peek.find(image, spec, merged=args.merged, limit=args.limit)
+    outcome = Outcome(found=result.total > 0, problems=result.problems)
     if args.json:
         _dump(result.model_dump())
-        return result.problems
+        return outcome
     for match in result.matches:
         _print(_layered(match))
     shown = len(result.matches)
     more = f" (showing {shown}; --limit)" if shown < result.total else ""
     _print(f"{result.total} matches{more}")
-    return result.problems
+    return outcome
 
 
-async def _diff(peek: Layerpeek, args: argparse.Namespace) -> Problems:
+async def _diff(peek: Layerpeek, args: argparse.Namespace) -> Outcome:
     other = args.other or args.reference
     if other == args.reference and args.platform_b is None:
-        raise LayerpeekError("diff needs two images: A B, or A --platform P --platform-b Q")
+        raise UsageError("diff needs two images: A B, or A --platform P --platform-b Q")
     a = await peek.resolve(args.reference, args.platform)
     b = await peek.resolve(other, args.platform_b or args.platform)
     report = await peek.diff(a, b)
+    same = not (report.added or report.removed or report.changed)
+    outcome = Outcome(found=same, problems=report.problems)
     if args.json:
         _dump(report.model_dump())
-        return report.problems
+        return outcome
     _print(f"--- {report.a}  {short_digest(report.a_digest)}")
     _print(f"+++ {report.b}  {short_digest(report.b_digest)}")
     _print(f"shared layers: {', '.join(map(short_digest, report.shared_layers)) or 'none'}")
@@ -513,7 +572,7 @@ async def _diff(peek: Layerpeek, args: argparse.Namespace) -> Problems:
         f"{len(report.added)} added, {len(report.removed)} removed, {len(report.changed)} changed,"
         f" {report.unchanged} unchanged, {report.unverified} same metadata in other layer blobs"
     )
-    return report.problems
+    return outcome
 
 
 def _change(change: DiffChange, field: str) -> str:
@@ -567,12 +626,13 @@ _COMMANDS |= {
 }
 
 
-async def run(args: argparse.Namespace) -> Problems:
-    """Run one command with a client that lives as long as the command; returns the layers
-    its answer could not read to their end."""
+async def run(args: argparse.Namespace) -> Outcome:
+    """Run one command with a client that lives as long as the command; returns whether it
+    found anything and the layers its answer could not read to their end."""
     settings = _insecure(load_settings(Settings), args)
     async with RegistryClient(settings) as client, Layerpeek(client) as peek:
-        return await _COMMANDS[args.command](peek, args) or []
+        answer = await _COMMANDS[args.command](peek, args)
+    return answer if isinstance(answer, Outcome) else Outcome(problems=answer or [])
 
 
 def _insecure(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -590,7 +650,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     freeze_startup_objects()
     try:
-        problems = anyio.run(run, args)
+        outcome = anyio.run(run, args)
+    except UsageError as exc:
+        return _fail(str(exc), Exit.USAGE)
     except LayerpeekError as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
@@ -598,19 +660,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # `layerpeek ls … | head`: the reader left; that is not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return Exit.FOUND
     except Exception as exc:  # the promise: one line, never a traceback
         if os.environ.get("LAYERPEEK_DEBUG"):
             raise
         return _fail(f"internal error: {type(exc).__name__}: {exc} (LAYERPEEK_DEBUG=1 shows more)")
-    for problem in problems:
+    for problem in outcome.problems:
         _note(f"error: {problem.describe()}")
-    return 1 if problems else 0
+    return outcome.status
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, status: Exit = Exit.ERROR) -> int:
     _note(f"error: {message}")
-    return 1
+    return status
+
+
+def _version() -> str:
+    """The installed distribution's version, the one ``pip show layerpeek`` names."""
+    try:
+        return metadata.version("layerpeek")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ result; registries, HTTP, tar and caching stay behind this line.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -562,8 +562,7 @@ class Layerpeek:
         renamed, so a failed or interrupted pull leaves nothing behind."""
         descriptor = image.manifest.layers[image.layer(layer)]
         destination = destination.resolve()
-        fd, temp_name = tempfile.mkstemp(prefix=f".{destination.name}.", dir=destination.parent)
-        os.close(fd)
+        temp_name = _created_beside(destination)
         try:
             size = await self._download(image, descriptor.digest, Path(temp_name), on_progress)
             os.replace(temp_name, destination)
@@ -883,6 +882,20 @@ def _reporter(descriptor: Descriptor, on_progress: ProgressCallback | None) -> O
         callback(Progress(received, descriptor.size, entries))
 
     return report
+
+
+def _created_beside(destination: Path) -> str:
+    """A new, empty, uniquely named file next to ``destination``, created with mode 0o666 so
+    the umask decides what others may read, as cp and curl leave it (mkstemp's 0600 would
+    make every pulled layer private whatever the user's umask says)."""
+    for _ in range(100):
+        name = str(destination.with_name(f".{destination.name}.{secrets.token_hex(4)}"))
+        try:
+            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return name
+    raise FileExistsError(f"no free temporary name beside {destination}")
 
 
 def _problem(image: ResolvedImage, index: int, error: LayerError) -> LayerProblem:
