@@ -254,10 +254,17 @@ def render_platforms(report: PlatformsReport) -> None:
 def render_entry(entry: EntryInfo) -> str:
     """An ``ls -l``-like line: mode, owner, size, time, path (type-marked), link target."""
     mode = stat.filemode(_TYPE_BITS.get(entry.type, 0) | (entry.mode & 0o7777))
-    when = datetime.fromtimestamp(max(entry.mtime, 0), UTC).strftime("%Y-%m-%d %H:%M")
+    when = _when(entry.mtime)
     name = marked_name(entry.path, entry.type, entry.link, entry.cut)
     size = human_size(entry.size) if entry.type in ("file", "hardlink") else "-"
     return f"{mode}  {entry.uid:>5}/{entry.gid:<5}  {size:>10}  {when}  {name}"
+
+
+def _when(mtime: int | None) -> str:
+    """``2024-05-01 12:00``, or ``-`` (padded to the same width) for an implicit directory."""
+    if mtime is None:
+        return "-".ljust(16)
+    return datetime.fromtimestamp(max(mtime, 0), UTC).strftime("%Y-%m-%d %H:%M")
 
 
 # -- commands -------------------------------------------------------------------------------

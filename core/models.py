@@ -78,7 +78,10 @@ class EntryInfo(BaseModel):
     mode: int
     uid: int
     gid: int
-    mtime: int
+    mtime: int | None = Field(
+        description="seconds since the epoch; null for a directory no layer lists (an implicit "
+        "parent of a path), whose time no layer gives"
+    )
     link: str
     cut: bool = False
     """The path or link name was longer than 4096 bytes and is shown cut: no runtime can
