@@ -29,13 +29,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import anyio
 
 from layerpeek.cli.progress import ProgressLine
 from layerpeek.cli.status import EPILOG, Exit, Outcome, UsageError
-from layerpeek.core import raw
+from layerpeek.core import export, raw
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.fs.find import TYPES, FindSpec
 from layerpeek.core.models import (
@@ -51,7 +51,7 @@ from layerpeek.core.models import (
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.registry.reference import parse_reference
 from layerpeek.core.runtime import freeze_startup_objects
-from layerpeek.core.service import Layerpeek
+from layerpeek.core.service import Layerpeek, Progress
 from layerpeek.core.settings import Settings, load_settings
 from layerpeek.core.text import human_size, marked_name, printable, short_digest
 
@@ -148,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_filesystem_commands(command)
     _add_raw_commands(command)
+    _add_export_command(command)
 
     for child in (inspect, ls, cat, pull):
         child.add_argument(
@@ -410,6 +411,54 @@ def _write(data: bytes) -> None:
     sys.stdout.buffer.flush()
 
 
+# -- export: the merged filesystem as a tar ---------------------------------------------------
+
+
+def _add_export_command(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    export = command("export", "the merged filesystem, or one directory of it, as a tar stream")
+    export.add_argument("reference", metavar="REF", help=_REF_HELP)
+    export.add_argument(
+        "path", metavar="PATH", nargs="?", help="only this directory (default: everything)"
+    )
+    export.add_argument(
+        "-o", "--output", metavar="FILE", help="write the tar to FILE (default: stdout, - too)"
+    )
+    export.add_argument(
+        "--platform",
+        metavar="OS/ARCH[/VARIANT]",
+        help="platform of a multi-arch image (default linux/amd64)",
+    )
+
+
+async def _export(peek: Layerpeek, args: argparse.Namespace) -> None:
+    image = await peek.resolve(args.reference, args.platform)
+    if args.output in (None, "-"):
+        _refuse_terminal("a tar stream", "-o FILE")
+        await _export_to(peek, image, args.path, sys.stdout.buffer)
+        return
+    target = Path(args.output)
+    try:
+        with target.open("wb") as out:
+            await _export_to(peek, image, args.path, out)
+    except BaseException:
+        target.unlink(missing_ok=True)  # half an archive would look whole to tar -t
+        raise
+
+
+async def _export_to(peek: Layerpeek, image: Any, path: str | None, out: BinaryIO) -> None:
+    progress = ProgressLine("exporting")
+    written = 0
+    try:
+        async with aclosing(export.tar_stream(peek, image, path)) as stream:
+            async for chunk in stream:
+                out.write(chunk)
+                written += len(chunk)
+                progress(Progress(written, 0, 0))
+        out.flush()
+    finally:
+        progress.close()
+
+
 # -- the merged filesystem: ls --merged, trace, removed, find, diff, triage --------------------
 
 
@@ -623,7 +672,7 @@ def render_triage(report: TriageReport) -> None:
 
 
 _COMMANDS = {"inspect": _inspect, "ls": _ls, "cat": _cat, "pull": _pull, "tags": _tags}
-_COMMANDS |= {"manifest": _manifest, "config": _config, "digest": _digest}
+_COMMANDS |= {"manifest": _manifest, "config": _config, "digest": _digest, "export": _export}
 _COMMANDS |= {
     "trace": _trace,
     "removed": _removed,
