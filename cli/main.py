@@ -23,8 +23,8 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Callable, Sequence
-from contextlib import aclosing
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import aclosing, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import metadata
@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 
 import anyio
 
-from layerpeek.cli.progress import ProgressLine
+from layerpeek.cli.progress import ProgressLine, clear_progress
 from layerpeek.cli.status import EPILOG, Exit, Outcome, UsageError
 from layerpeek.core import export, raw
 from layerpeek.core.errors import LayerpeekError
@@ -123,6 +123,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="do not follow a symlink at PATH itself (links in its directories still are)",
     )
+    cat.add_argument(
+        "--binary",
+        action="store_true",
+        help="write a binary file to a terminal too (refused by default: it garbles the screen)",
+    )
 
     pull = command("pull", "save one layer blob to a file, digest verified")
     pull.add_argument("reference", metavar="REF", help=_REF_HELP)
@@ -171,16 +176,19 @@ def _parser() -> argparse.ArgumentParser:
 def _print(line: str = "") -> None:
     """One readable line on stdout, escaped for the terminal as a whole: a newline inside a
     field shows as ``\\n`` instead of starting a line of its own."""
+    clear_progress()
     sys.stdout.write(printable(line) + "\n")
 
 
 def _note(line: str) -> None:
     """One readable line on stderr, escaped as :func:`_print` escapes."""
+    clear_progress()
     sys.stderr.write(f"layerpeek: {printable(line)}\n")
 
 
 def _dump(data: Any) -> None:
     # ensure_ascii keeps undecodable names (surrogate escapes) representable in JSON.
+    clear_progress()
     sys.stdout.write(json.dumps(data, ensure_ascii=True) + "\n")
 
 
@@ -324,10 +332,33 @@ async def _cat(peek: Layerpeek, args: argparse.Namespace) -> None:
     copy = await peek.locate(image, args.path, args.layer, follow=args.follow)
     if copy.links:  # on stderr, so what is piped on is the file alone
         _note(f"read {copy.shown}")
-    out = sys.stdout.buffer
-    async for chunk in peek.read(image, copy):
-        out.write(chunk)
+    terminal = sys.stdout.isatty()
+    progress = ProgressLine("reading")
+    progress.enabled &= not terminal  # on a terminal the bytes themselves show the progress
+    out, written = sys.stdout.buffer, 0
+    try:
+        async with aclosing(peek.read(image, copy)) as chunks:
+            async for chunk in chunks:
+                if not written and terminal and not args.binary and _binary(chunk):
+                    raise UsageError(
+                        f"{copy.shown} is binary; not shown on a terminal "
+                        "(use --binary, > FILE or | cat)"
+                    )
+                out.write(chunk)
+                written += len(chunk)
+                progress(Progress(written, copy.size, 0))
+    finally:
+        progress.close()
     out.flush()
+
+
+_MAGIC = (b"\x7fELF", b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"PK\x03\x04", b"\x89PNG", b"MZ")
+"""ELF, gzip, zstd, zip, PNG and PE starts: binaries whose first bytes may hold no NUL."""
+
+
+def _binary(head: bytes) -> bool:
+    """A NUL in the first 8 KiB (as grep and git decide) or a known binary start."""
+    return b"\0" in head[:8192] or head.startswith(_MAGIC)
 
 
 async def _pull(peek: Layerpeek, args: argparse.Namespace) -> None:
@@ -514,6 +545,8 @@ async def _ls_merged(peek: Layerpeek, image: Any, args: argparse.Namespace) -> P
     problems: Problems = []
     irregular: list[IrregularInfo] = []
     shown = 0
+    with _progress(peek, "merging"):
+        await peek.merged(image, [])  # built and kept: the listing below pages through it
     async with aclosing(peek.merged_entries(image, problems, irregular)) as entries:
         async for entry in entries:
             if shown == args.limit:
@@ -589,7 +622,8 @@ async def _find(peek: Layerpeek, args: argparse.Namespace) -> Outcome:
     except LayerpeekError as exc:  # a pattern or size on the command line: usage
         raise UsageError(str(exc)) from None
     image = await peek.resolve(args.reference, args.platform)
-    result = await peek.find(image, spec, merged=args.merged, limit=args.limit)
+    with _progress(peek, "searching"):
+        result = await peek.find(image, spec, merged=args.merged, limit=args.limit)
     outcome = Outcome(found=result.total > 0, problems=result.problems)
     if args.json:
         _dump(result.model_dump())
@@ -640,7 +674,8 @@ def _change(change: DiffChange, field: str) -> str:
 
 async def _triage(peek: Layerpeek, args: argparse.Namespace) -> Problems:
     image = await peek.resolve(args.reference, args.platform)
-    report = await peek.triage(image, largest=args.largest)
+    with _progress(peek, "triaging"):
+        report = await peek.triage(image, largest=args.largest)
     if args.json:
         _dump(report.model_dump())
     else:
@@ -669,6 +704,18 @@ def render_triage(report: TriageReport) -> None:
     _print("Largest files")
     for entry in report.largest:
         _print(f"  {human_size(entry.size):>10}  {entry.path}  (layer {entry.layer})")
+
+
+@contextmanager
+def _progress(peek: Layerpeek, label: str) -> Iterator[None]:
+    """Progress on stderr while the command's layers are read for its merged view."""
+    progress = ProgressLine(label)
+    peek.on_progress = progress
+    try:
+        yield
+    finally:
+        peek.on_progress = None
+        progress.close()
 
 
 _COMMANDS = {"inspect": _inspect, "ls": _ls, "cat": _cat, "pull": _pull, "tags": _tags}

@@ -157,6 +157,9 @@ class Layerpeek:
         self._configs: Flights[tuple[str, ...], ImageConfig] = Flights()
         # One merge per image however many ask, kept so that its pages are slices.
         self._views = MergedViews()
+        # Told how far the layer reads behind a merged view (and find) have come: a front
+        # end with one user at a time (the CLI) shows it; shared front ends leave it None.
+        self.on_progress: ProgressCallback | None = None
 
     async def __aenter__(self) -> Layerpeek:
         return self
@@ -632,7 +635,8 @@ class Layerpeek:
         for index, descriptor in enumerate(image.manifest.layers):
             # The layer's own entries, not a model per entry: a million-entry layer would
             # hold ~0.5 GB of them beside the tree for nothing.
-            view = await self.indexes.view(image.reference, descriptor, None, whole=True)
+            report = _reporter(descriptor, self.on_progress)
+            view = await self.indexes.view(image.reference, descriptor, None, report, whole=True)
             await anyio.to_thread.run_sync(_apply, overlay, tally, index, view.entries)
             if view.problem is not None:
                 damage.append((index, view.problem))
@@ -751,7 +755,9 @@ class Layerpeek:
         found: list[EntryInfo] = []
         tally = Tally(IMAGE_LIMITS)
         for index in range(len(image.manifest.layers)):
-            entries = self.entries(image, index, whole=True, tally=tally, problems=[])
+            entries = self.entries(
+                image, index, self.on_progress, whole=True, tally=tally, problems=[]
+            )
             listing = [e async for e in entries]
             found += await anyio.to_thread.run_sync(fsreports.matching, spec, listing)
         return found
