@@ -46,6 +46,7 @@ from layerpeek.core.models import (
     LayerProblem,
     PathEvent,
     PlatformsReport,
+    RemovedFile,
     TriageReport,
 )
 from layerpeek.core.registry.client import RegistryClient
@@ -500,6 +501,9 @@ def _add_filesystem_commands(command: Callable[[str, str], argparse.ArgumentPars
 
     removed = command("removed", "files a later layer deleted or overwrote but a lower one ships")
     removed.add_argument("reference", metavar="REF", help=_REF_HELP)
+    removed.add_argument(
+        "--limit", type=int, metavar="N", help="show the N largest files (the total counts all)"
+    )
 
     find = command("find", "find paths by glob (full path or basename) or regex")
     find.add_argument("reference", metavar="REF", help=_REF_HELP)
@@ -598,22 +602,32 @@ def _size(type: str, size: int) -> str:
 
 async def _removed(peek: Layerpeek, args: argparse.Namespace) -> Problems:
     report = await peek.removed_files(await peek.resolve(args.reference, args.platform))
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    shown = report.files[: args.limit]
     if args.json:
-        _dump(report.model_dump())
+        _dump(report.model_copy(update={"files": shown}).model_dump())
         return report.problems
-    rows = [
-        [
-            _size(f.type, f.size),
-            str(f.layer),
-            f"{f.action} in {f.removed_in}",
-            _step(f.removed_by, 40),
-            f.path,
-        ]
-        for f in report.files
-    ]
-    _table(["SIZE", "SHIPPED IN", "REMOVED", "BY", "PATH"], rows)
-    _print(f"{len(report.files)} files, {human_size(report.total_size)} still shipped")
+    for removed_in, files in _by_removing_layer(shown).items():
+        size = human_size(sum(f.size for f in files))
+        _print(f"# removed in layer {removed_in}  {_step(files[0].removed_by, 80)}")
+        _print(f"# {len(files)} files, {size}")
+        rows = [[_size(f.type, f.size), str(f.layer), f.action, f.path] for f in files]
+        _table(["SIZE", "SHIPPED IN", "ACTION", "PATH"], rows)
+        _print()
+    more = f" (showing {len(shown)}; --limit)" if len(shown) < len(report.files) else ""
+    total = human_size(report.total_size)
+    _print(f"{len(report.files)} files, {total} still shipped{more}")
     return report.problems
+
+
+def _by_removing_layer(files: list[RemovedFile]) -> dict[int, list[RemovedFile]]:
+    """The files by the layer (and so the build step) that removed them: the step is shown
+    once for its group. Groups come in the order of their largest file, as the files do."""
+    groups: dict[int, list[RemovedFile]] = {}
+    for file in files:
+        groups.setdefault(file.removed_in, []).append(file)
+    return groups
 
 
 async def _find(peek: Layerpeek, args: argparse.Namespace) -> Outcome:

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import stat
 from collections.abc import Iterator
 
 import pytest
 
+from fixtures.fs_images import STEPS
 from layerpeek.cli.main import _parser, main
 
 
@@ -160,3 +162,33 @@ def test_tags_ignores_a_tag_or_digest(capsysbinary, layerpeek_env, plain_registr
     status, out, err = run(capsysbinary, "tags", repo + suffix)
     assert status == 0, err
     assert set(out.decode().split()) == set(catalog.tags.tags)
+
+
+# -- removed ------------------------------------------------------------------------------------
+
+
+def test_removed_shows_each_build_step_once_for_its_files(
+    capsysbinary, layerpeek_env, plain_registry, fs_images
+):
+    status, out, _ = run(capsysbinary, "removed", fs_images.overlay.ref(plain_registry.host))
+    text = out.decode()
+    assert status == 0
+    rows = [line for line in text.splitlines() if line.endswith("home/dev/.ssh/id_rsa")]
+    assert len(rows) == 1 and "rm -rf" not in rows[0]
+    assert text.count(STEPS[2][:40]) == 1
+    assert text.count("# removed in layer 2") == 1
+
+
+def test_removed_limit_shows_the_largest_and_counts_all(
+    capsysbinary, layerpeek_env, plain_registry, fs_images
+):
+    ref = fs_images.overlay.ref(plain_registry.host)
+    whole = json.loads(run(capsysbinary, "removed", ref, "--json")[1])
+    status, out, _ = run(capsysbinary, "removed", ref, "--limit", "1", "--json")
+    limited = json.loads(out)
+    assert status == 0 and limited["files"] == whole["files"][:1]
+    assert limited["total_size"] == whole["total_size"]
+    status, out, _ = run(capsysbinary, "removed", ref, "--limit", "1")
+    text = out.decode()
+    assert f"{len(whole['files'])} files" in text and "(showing 1; --limit)" in text
+    assert whole["files"][0]["path"] in text and whole["files"][1]["path"] not in text

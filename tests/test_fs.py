@@ -422,7 +422,7 @@ def test_trace_cli_shows_steps_and_how_to_read_the_old_copy(
 def test_removed_cli_lists_what_still_ships(capsys, layerpeek_env, plain_registry, fs_images):
     ref = fs_images.overlay.ref(plain_registry.host)
     status, out, _ = run(capsys, "removed", ref)
-    assert status == 0 and "home/dev/.ssh/id_rsa" in out and "deleted in 2" in out
+    assert status == 0 and "home/dev/.ssh/id_rsa" in out and "# removed in layer 2" in out
     status, out, _ = run(capsys, "removed", ref, "--json")
     report = json.loads(out)
     assert report["files"][0]["path"] == "home/dev/.ssh/id_rsa"  # largest first
