@@ -220,6 +220,7 @@ def render_report(report: ImageReport) -> None:
         ("Reference", report.reference),
         ("Digest", report.digest),
         ("Platform", report.platform + others),
+        ("Created", report.created or "-"),
         ("User", config.user or "root (default)"),
         ("Entrypoint", _command_line(config.entrypoint)),
         ("Cmd", _command_line(config.cmd)),
@@ -235,13 +236,15 @@ def render_report(report: ImageReport) -> None:
         [
             str(layer.index),
             human_size(layer.size),
+            layer.format,
             short_digest(layer.digest),
             printable(layer.created_by)[:100],
         ]
         for layer in report.layers
     ]
-    _table(["LAYER", "SIZE", "DIGEST", "CREATED BY"], rows)
-    _print(f"{len(report.layers)} layers, {human_size(sum(x.size for x in report.layers))}")
+    _table(["LAYER", "COMPRESSED", "FORMAT", "DIGEST", "CREATED BY"], rows)
+    total = human_size(sum(x.size for x in report.layers))
+    _print(f"{len(report.layers)} layers, {total} compressed (the registry's blob sizes)")
 
 
 def render_platforms(report: PlatformsReport) -> None:

@@ -21,8 +21,13 @@ if TYPE_CHECKING:
 class LayerInfo(BaseModel):
     index: int
     digest: str
-    size: int
+    size: int = Field(description="compressed: the blob's size in the registry")
     media_type: str
+    format: str = Field(
+        default="unknown",
+        description="gzip | zstd | eStargz | zstd:chunked | uncompressed | unknown, from the "
+        "media type and the TOC annotations",
+    )
     created_by: str = Field(description="the build step that made this layer, from the history")
 
 
@@ -51,6 +56,7 @@ class ImageReport(BaseModel):
     layers: list[LayerInfo]
     history: list[HistoryInfo]
     config: ConfigInfo
+    created: str = Field(default="", description="the config's creation time (RFC 3339), if set")
 
 
 class PlatformSummary(BaseModel):

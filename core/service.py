@@ -51,6 +51,7 @@ from layerpeek.core.image.documents import (
     parse_manifest,
 )
 from layerpeek.core.layers.entry import IMAGE_LIMITS, NAME_LIMIT, Tally, TarEntry, display_path
+from layerpeek.core.layers.format import layer_format
 from layerpeek.core.layers.index import LayerIndex, LayerIndexes, OnScan, ranged, read_ranged
 from layerpeek.core.layers.reader import BlobReader
 from layerpeek.core.layers.scan import FileData, scan_layer
@@ -1116,10 +1117,12 @@ def image_report(image: ResolvedImage) -> ImageReport:
                 digest=d.digest,
                 size=d.size,
                 media_type=d.media_type,
+                format=layer_format(d.media_type, d.annotations),
                 created_by=config.step_for_layer(i),
             )
             for i, d in enumerate(image.manifest.layers)
         ],
+        created=config.created,
         history=[
             HistoryInfo(created_by=h.created_by, empty_layer=h.empty_layer, layer=h.layer)
             for h in config.history

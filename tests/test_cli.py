@@ -22,8 +22,9 @@ INSPECT_KEYS = {
     "layers",
     "history",
     "config",
+    "created",
 }
-LAYER_KEYS = {"index", "digest", "size", "media_type", "created_by"}
+LAYER_KEYS = {"index", "digest", "size", "media_type", "format", "created_by"}
 HISTORY_KEYS = {"created_by", "empty_layer", "layer"}
 CONFIG_KEYS = {"env", "entrypoint", "cmd", "user", "working_dir", "labels", "exposed_ports"}
 ENTRY_KEYS = {"layer", "path", "type", "size", "mode", "uid", "gid", "mtime", "link", "cut"}

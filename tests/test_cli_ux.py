@@ -12,6 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from fixtures.fs_images import STEPS
+from fixtures.images import Member, Pusher
+from fixtures.toc_images import make_zstd_chunked, push_toc_image
+from fixtures.tree_images import push_tree_image
 from layerpeek.cli.main import _parser, main
 
 
@@ -192,3 +195,50 @@ def test_removed_limit_shows_the_largest_and_counts_all(
     text = out.decode()
     assert f"{len(whole['files'])} files" in text and "(showing 1; --limit)" in text
     assert whole["files"][0]["path"] in text and whole["files"][1]["path"] not in text
+
+
+# -- inspect --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def formats(plain_registry) -> dict[str, str]:
+    """References of images whose layers are in each format: gzip and eStargz (the tree
+    image), zstd, uncompressed, zstd:chunked."""
+    tree = push_tree_image(plain_registry.url)
+    with Pusher(plain_registry.url) as pusher:
+        push_toc_image(pusher, "fmt/chunked", "v1", make_zstd_chunked([Member("a", data=b"a\n")]))
+    return {
+        "tree": tree.ref(plain_registry.host),
+        "chunked": f"{plain_registry.host}/fmt/chunked:v1",
+    }
+
+
+def test_inspect_names_each_layers_format_and_the_creation_time(
+    capsysbinary, layerpeek_env, plain_registry, catalog, formats
+):
+    def inspected(ref: str) -> dict:
+        status, out, err = run(capsysbinary, "inspect", ref, "--json")
+        assert status == 0, err
+        return json.loads(out)
+
+    assert [x["format"] for x in inspected(formats["tree"])["layers"]] == ["gzip", "eStargz"]
+    assert [x["format"] for x in inspected(formats["chunked"])["layers"]] == ["zstd:chunked"]
+    assert [x["format"] for x in inspected(catalog.zstd.ref(plain_registry.host))["layers"]] == [
+        "zstd"
+    ]
+    plain = inspected(catalog.plain.ref(plain_registry.host))
+    assert [x["format"] for x in plain["layers"]] == ["uncompressed"]
+    assert plain["created"] == catalog.plain.config["created"]
+    docker = inspected(catalog.gzip.ref(plain_registry.host))  # Docker schema2 media types
+    assert [x["format"] for x in docker["layers"]] == ["gzip", "gzip"]
+
+
+def test_inspect_table_says_sizes_are_compressed(
+    capsysbinary, layerpeek_env, plain_registry, formats
+):
+    status, out, _ = run(capsysbinary, "inspect", formats["tree"])
+    text = out.decode()
+    assert status == 0
+    assert "COMPRESSED" in text and "FORMAT" in text and "compressed" in text.splitlines()[-1]
+    assert any(line.startswith("Created    20") for line in text.splitlines())
+    assert "eStargz" in text
