@@ -18,7 +18,15 @@ from functools import partial
 import anyio.to_thread
 
 from layerpeek.core.errors import FileNotInLayer, TruncatedLayer
-from layerpeek.core.fs.export import END, Member, header, members, padding, subtree
+from layerpeek.core.fs.export import (
+    END,
+    Member,
+    extraction_order,
+    header,
+    members,
+    padding,
+    subtree,
+)
 from layerpeek.core.fs.overlay import Node
 from layerpeek.core.layers.entry import display_path
 from layerpeek.core.service import FileCopy, Layerpeek, ResolvedImage
@@ -30,7 +38,8 @@ async def tar_stream(
     """The tar of ``path`` (a directory, or a file; symlinks on the way followed as in the
     image) or of the whole merged filesystem; ends with the archive's end blocks."""
     selected = await _selected(peek, image, path)
-    for member in await anyio.to_thread.run_sync(list, members(selected)):
+    ordered = await anyio.to_thread.run_sync(extraction_order, selected)
+    for member in await anyio.to_thread.run_sync(list, members(ordered)):
         yield header(member)
         if member.data is not None:
             async for chunk in _data(peek, image, member):

@@ -1,6 +1,7 @@
-"""``layerpeek export``: the merged filesystem as a tar, checked against ``umoci unpack`` of
-the same image (paths, types, modes, sizes, bytes, shared inodes), and one directory of an
-eStargz layer exported by range, counted at a proxy in front of the registry."""
+"""``layerpeek export``: the merged filesystem as a tar in containerd's order, checked against
+``umoci unpack`` of the same image (paths, types, modes, sizes, bytes, shared inodes), and one
+directory of an eStargz layer exported by range, counted at a proxy in front of the
+registry."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ from pathlib import Path
 import pytest
 from test_fs import unpack_with_umoci, unpacked_tree
 
+from fixtures.images import normalize
 from fixtures.toc_images import NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_NAME
 from fixtures.tools import require_tool
-from fixtures.tree_images import TreeImage, push_tree_image
+from fixtures.tree_images import TreeImage, base_members, push_tree_image, top_members
 from layerpeek.cli.main import main
+from layerpeek.core.fs.export import extraction_order, members
+from layerpeek.core.fs.overlay import merge
+from layerpeek.core.layers.entry import TarEntry
 
 TOC_ENTRIES = {TOC_NAME, PREFETCH_LANDMARK, NO_PREFETCH_LANDMARK}
 
@@ -84,7 +89,23 @@ def test_export_unpacks_to_what_umoci_unpacks(
     )
 
 
-def test_export_order_is_the_merged_order_with_links_after_their_file(
+def containerd_order(listing: dict[str, dict]) -> list[str]:
+    """The merged paths in the order containerd creates them applying the fixture's layers:
+    layer by layer in tar order, each parent no layer lists right before its first entry."""
+    order: list[str] = []
+    for index, layer in enumerate((base_members(), top_members())):
+        for member in layer:
+            path = normalize(member.path)
+            if path not in listing or listing[path]["layer"] != index or path in order:
+                continue
+            parts = path.split("/")
+            parents = ["/".join(parts[:n]) for n in range(1, len(parts))]
+            order += [p for p in parents if listing[p]["mtime"] is None and p not in order]
+            order.append(path)
+    return order
+
+
+def test_export_order_is_containerds_with_links_after_their_file(
     capsysbinary, layerpeek_env, plain_registry, tree
 ):
     ref = tree.ref(plain_registry.host)
@@ -92,11 +113,13 @@ def test_export_order_is_the_merged_order_with_links_after_their_file(
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         members = tar.getmembers()
     main(["ls", ref, "--merged", "--json"])
-    listed = capsysbinary.readouterr().out.decode().splitlines()
-    assert [m.name for m in members] == [json.loads(line)["path"] for line in listed]
+    lines = capsysbinary.readouterr().out.decode().splitlines()
+    listing = {entry["path"]: entry for entry in map(json.loads, lines)}
+    assert [m.name for m in members] == containerd_order(listing)
+    assert sorted(m.name for m in members) == sorted(listing)
     kinds = {m.name: (m.type, m.linkname) for m in members}
-    assert kinds["bin/ash"] == (tarfile.REGTYPE, "")  # named first: it carries the bytes
-    assert kinds["bin/sh"] == (tarfile.LNKTYPE, "bin/ash")
+    assert kinds["bin/sh"] == (tarfile.REGTYPE, "")
+    assert kinds["bin/ash"] == (tarfile.LNKTYPE, "bin/sh")
     assert not any(".wh." in m.name for m in members)
 
 
@@ -111,7 +134,7 @@ def test_export_of_one_directory_of_an_indexed_layer_reads_only_its_ranges(
         names = tar.getnames()
         one = tar.extractfile("small/one.txt").read()
         two = tar.extractfile("small/sub/two.txt").read()
-    assert names == ["small", "small/link", "small/one.txt", "small/sub", "small/sub/two.txt"]
+    assert names == ["small", "small/one.txt", "small/sub", "small/sub/two.txt", "small/link"]
     assert (one, two) == (
         tree.top.layer.files["small/one.txt"],
         tree.top.layer.files["small/sub/two.txt"],
@@ -132,3 +155,17 @@ def test_export_of_a_missing_path_is_one_line(
     assert (status, out) == (3, b"") and err.count("\n") == 1
     assert "etc/secret is not in the merged filesystem" in err
     assert not target.exists()
+
+
+def test_a_link_whose_file_was_replaced_carries_the_bytes_it_was_made_with():
+    def e(path: str, type: str = "file", size: int = 1, link: str = "") -> TarEntry:
+        return TarEntry(path, type, size, 0o644, 0, 0, 0, link)  # type: ignore[arg-type]
+
+    overlay = merge(
+        [[e("a"), e("b", "hardlink", 0, "a"), e("c", "hardlink", 0, "a")], [e("a", size=2)]]
+    )
+    planned = {m.node.path: m for m in members(extraction_order(overlay.listing()))}
+    assert [m.node.path for m in members(extraction_order(overlay.listing()))] == ["b", "c", "a"]
+    assert (planned["b"].data.layer, planned["b"].size, planned["b"].linked_to) == (0, 1, "")
+    assert (planned["c"].data, planned["c"].linked_to) == (None, "b")
+    assert (planned["a"].data.layer, planned["a"].size) == (1, 2)

@@ -1,12 +1,15 @@
-"""The merged filesystem as tar members: what ``layerpeek export`` writes, in the order an
-extractor needs.
+"""The merged filesystem as tar members: what ``layerpeek export`` writes, in the order
+containerd would extract it.
 
 The members are the merged view's nodes (whiteouts and opaque directories already applied,
-so the archive holds exactly what ``ls --merged`` shows), in its path order: a directory
-comes before what lies in it, so any extractor (containerd's, GNU tar, umoci's) recreates
-the tree in one pass. Files that share an inode (a hard link and the file it names, as the
-merged view resolves them) stay linked: the first of them in that order carries the bytes,
-the others are hard links to it, whichever name the layer's tar gave first.
+so the archive holds exactly what ``ls --merged`` shows), in the order containerd creates
+them when it applies the layers: layer by layer, each in its tar's order. So a file comes
+after the file it is a hard link to, as in the layer, and an extractor (containerd's, GNU
+tar, umoci's) recreates the tree in one pass. A directory no layer lists comes right before
+the first entry under it, with the mode the view gives it (0755 root). Files that share an
+inode (a hard link and the file it names, as the merged view resolves them) stay linked: the
+first of them carries the bytes, the others are hard links to it; a link whose file a later
+layer replaced carries the bytes it was made with.
 
 Pure: it plans members and writes headers; the caller reads the bytes of each member that
 carries data. Headers are PAX, so long names, large ids and undecodable bytes (kept as
@@ -64,6 +67,31 @@ def subtree(nodes: Sequence[Node], top: str) -> Sequence[Node]:
     while end < len(nodes) and nodes[end].path.startswith(below):
         end += 1
     return nodes[start:end]
+
+
+def extraction_order(nodes: Sequence[Node]) -> list[Node]:
+    """``nodes`` in the order containerd creates them: by layer, then by place in the
+    layer's tar; each implicit directory just before the first entry under it."""
+    implicit = {node.path: node for node in nodes if node.implicit}
+    ordered: list[Node] = []
+    for node in sorted((n for n in nodes if not n.implicit), key=_created):
+        for parent in _parents(node.path):
+            if parent in implicit:
+                ordered.append(implicit.pop(parent))
+        ordered.append(node)
+    return ordered + list(implicit.values())
+
+
+def _created(node: Node) -> tuple[int, int]:
+    return node.layer, node.position
+
+
+def _parents(path: str) -> Iterator[str]:
+    """``a``, ``a/b`` for ``a/b/c``: the directories above a path, from the top."""
+    at = path.find("/")
+    while at > 0:
+        yield path[:at]
+        at = path.find("/", at + 1)
 
 
 def members(nodes: Sequence[Node]) -> Iterator[Member]:
