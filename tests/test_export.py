@@ -20,9 +20,12 @@ from fixtures.toc_images import NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_NAM
 from fixtures.tools import require_tool
 from fixtures.tree_images import TreeImage, base_members, push_tree_image, top_members
 from layerpeek.cli.main import main
+from layerpeek.core.export import tar_stream
 from layerpeek.core.fs.export import extraction_order, members
 from layerpeek.core.fs.overlay import merge
 from layerpeek.core.layers.entry import TarEntry
+from layerpeek.core.registry.client import RegistryClient
+from layerpeek.core.service import Layerpeek
 
 TOC_ENTRIES = {TOC_NAME, PREFETCH_LANDMARK, NO_PREFETCH_LANDMARK}
 
@@ -169,3 +172,26 @@ def test_a_link_whose_file_was_replaced_carries_the_bytes_it_was_made_with():
     assert (planned["b"].data.layer, planned["b"].size, planned["b"].linked_to) == (0, 1, "")
     assert (planned["c"].data, planned["c"].linked_to) == (None, "b")
     assert (planned["a"].data.layer, planned["a"].size) == (1, 2)
+
+
+@pytest.fixture
+async def peek(layerpeek_env):
+    async with RegistryClient() as client, Layerpeek(client) as peek:
+        yield peek
+
+
+@pytest.mark.anyio
+async def test_many_files_of_a_plain_gzip_layer_come_from_one_pass(peek, fault_proxy, tree):
+    image = await peek.resolve(f"{fault_proxy.host}/{tree.repo}:{tree.tag}")
+    await peek.merged(image)
+
+    async def exported(stream_after: int) -> tuple[bytes, int]:
+        fault_proxy.reset()
+        chunks = [c async for c in tar_stream(peek, image, stream_after=stream_after)]
+        base = [r for r in fault_proxy.requests if tree.base.digest in r.path]
+        return b"".join(chunks), len(base)
+
+    by_file, requests_by_file = await exported(stream_after=10**9)
+    one_pass, requests_one_pass = await exported(stream_after=1)
+    assert one_pass == by_file
+    assert (requests_by_file, requests_one_pass) == (4, 1)  # bin/sh and three docs
