@@ -23,20 +23,24 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Callable, Sequence
-from contextlib import aclosing
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import aclosing, contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import anyio
 
 from layerpeek.cli.packages import add_packages_command, diff_packages, packages_command
-from layerpeek.cli.progress import ProgressLine
-from layerpeek.core import raw
+from layerpeek.cli.progress import ProgressLine, clear_progress
+from layerpeek.cli.status import EPILOG, Exit, Outcome, UsageError
+from layerpeek.core import export, raw
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.fs.find import TYPES, FindSpec
 from layerpeek.core.hints import with_hint
+from layerpeek.core.layers.progress import Progress
 from layerpeek.core.models import (
     DiffChange,
     EntryInfo,
@@ -45,6 +49,7 @@ from layerpeek.core.models import (
     LayerProblem,
     PathEvent,
     PlatformsReport,
+    RemovedFile,
     TriageReport,
 )
 from layerpeek.core.registry.reference import parse_reference
@@ -78,18 +83,30 @@ _TYPE_BITS = {
 }
 
 
+_REF_HELP = "image reference: [REGISTRY/]REPO[:TAG][@DIGEST], e.g. alpine:3.20"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="layerpeek",
         description="Look inside container images straight from the registry, without pulling.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, description=help)
+        return sub.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
     inspect = command("inspect", "platforms, layers, build history and config of an image")
-    inspect.add_argument("reference", metavar="REF")
+    inspect.add_argument("reference", metavar="REF", help=_REF_HELP)
     inspect.add_argument(
         "--all-platforms",
         action="store_true",
@@ -97,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     ls = command("ls", "list the files of one layer or of every layer")
-    ls.add_argument("reference", metavar="REF")
+    ls.add_argument("reference", metavar="REF", help=_REF_HELP)
     ls.add_argument(
         "--layer", type=int, metavar="N", help="only layer N (negative counts from the top)"
     )
@@ -109,8 +126,8 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     cat = command("cat", "write one file of the image to stdout")
-    cat.add_argument("reference", metavar="REF")
-    cat.add_argument("path", metavar="PATH")
+    cat.add_argument("reference", metavar="REF", help=_REF_HELP)
+    cat.add_argument("path", metavar="PATH", help="path in the image, e.g. etc/os-release")
     cat.add_argument("--layer", type=int, metavar="N", help="read the copy that layer N ships")
     cat.add_argument(
         "--no-follow",
@@ -118,18 +135,38 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="do not follow a symlink at PATH itself (links in its directories still are)",
     )
+    cat.add_argument(
+        "--binary",
+        action="store_true",
+        help="write a binary file to a terminal too (refused by default: it garbles the screen)",
+    )
 
     pull = command("pull", "save one layer blob to a file, digest verified")
-    pull.add_argument("reference", metavar="REF")
-    pull.add_argument("--layer", type=int, metavar="N", required=True)
-    pull.add_argument("-o", "--output", type=Path, metavar="FILE", required=True)
+    pull.add_argument("reference", metavar="REF", help=_REF_HELP)
+    pull.add_argument(
+        "--layer",
+        type=int,
+        metavar="N",
+        required=True,
+        help="the layer to save (0 is the base; negative counts from the top)",
+    )
+    pull.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        required=True,
+        help="where to write the compressed blob; - writes it to stdout",
+    )
 
     tags = command("tags", "list the tags of a repository")
-    tags.add_argument("reference", metavar="REPO")
+    tags.add_argument(
+        "reference", metavar="REPO", help="repository, e.g. alpine (a :TAG or @DIGEST is ignored)"
+    )
 
     _add_filesystem_commands(command)
     _add_raw_commands(command)
     add_packages_command(command)
+    _add_export_command(command)
 
     for child in (inspect, ls, cat, pull):
         child.add_argument(
@@ -152,16 +189,19 @@ def _parser() -> argparse.ArgumentParser:
 def _print(line: str = "") -> None:
     """One readable line on stdout, escaped for the terminal as a whole: a newline inside a
     field shows as ``\\n`` instead of starting a line of its own."""
+    clear_progress()
     sys.stdout.write(printable(line) + "\n")
 
 
 def _note(line: str) -> None:
     """One readable line on stderr, escaped as :func:`_print` escapes."""
+    clear_progress()
     sys.stderr.write(f"layerpeek: {printable(line)}\n")
 
 
 def _dump(data: Any) -> None:
     # ensure_ascii keeps undecodable names (surrogate escapes) representable in JSON.
+    clear_progress()
     sys.stdout.write(json.dumps(data, ensure_ascii=True) + "\n")
 
 
@@ -188,6 +228,7 @@ def render_report(report: ImageReport) -> None:
         ("Reference", report.reference),
         ("Digest", report.digest),
         ("Platform", report.platform + others),
+        ("Created", report.created or "-"),
         ("User", config.user or "root (default)"),
         ("Entrypoint", command_line(config.entrypoint)),
         ("Cmd", command_line(config.cmd)),
@@ -203,13 +244,15 @@ def render_report(report: ImageReport) -> None:
         [
             str(layer.index),
             human_size(layer.size),
+            layer.format,
             short_digest(layer.digest),
             one_line(layer.created_by),
         ]
         for layer in report.layers
     ]
-    _table(["LAYER", "SIZE", "DIGEST", "CREATED BY"], rows)
-    _print(f"{len(report.layers)} layers, {human_size(sum(x.size for x in report.layers))}")
+    _table(["LAYER", "COMPRESSED", "FORMAT", "DIGEST", "CREATED BY"], rows)
+    total = human_size(sum(x.size for x in report.layers))
+    _print(f"{len(report.layers)} layers, {total} compressed (the registry's blob sizes)")
 
 
 def render_platforms(report: PlatformsReport) -> None:
@@ -232,10 +275,17 @@ def render_platforms(report: PlatformsReport) -> None:
 def render_entry(entry: EntryInfo) -> str:
     """An ``ls -l``-like line: mode, owner, size, time, path (type-marked), link target."""
     mode = stat.filemode(_TYPE_BITS.get(entry.type, 0) | (entry.mode & 0o7777))
-    when = datetime.fromtimestamp(max(entry.mtime, 0), UTC).strftime("%Y-%m-%d %H:%M")
+    when = _when(entry.mtime)
     name = marked_name(entry.path, entry.type, entry.link, entry.cut)
     size = human_size(entry.size) if entry.type in ("file", "hardlink") else "-"
     return f"{mode}  {entry.uid:>5}/{entry.gid:<5}  {size:>10}  {when}  {name}"
+
+
+def _when(mtime: int | None) -> str:
+    """``2024-05-01 12:00``, or ``-`` (padded to the same width) for an implicit directory."""
+    if mtime is None:
+        return "-".ljust(16)
+    return datetime.fromtimestamp(max(mtime, 0), UTC).strftime("%Y-%m-%d %H:%M")
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -256,7 +306,7 @@ async def _inspect(peek: Layerpeek, args: argparse.Namespace) -> None:
 async def _ls(peek: Layerpeek, args: argparse.Namespace) -> Problems:
     image = await peek.resolve(args.reference, args.platform)
     if args.limit is not None and args.limit < 1:
-        raise LayerpeekError("--limit must be at least 1")
+        raise UsageError("--limit must be at least 1")
     if args.merged:
         return await _ls_merged(peek, image, args)
     progress = ProgressLine("listing")
@@ -294,17 +344,43 @@ async def _cat(peek: Layerpeek, args: argparse.Namespace) -> None:
     copy = await peek.locate(image, args.path, args.layer, follow=args.follow)
     if copy.links:  # on stderr, so what is piped on is the file alone
         _note(f"read {copy.shown}")
-    out = sys.stdout.buffer
-    async for chunk in peek.read(image, copy):
-        out.write(chunk)
+    terminal = sys.stdout.isatty()
+    progress = ProgressLine("reading")
+    progress.enabled &= not terminal  # on a terminal the bytes themselves show the progress
+    out, written = sys.stdout.buffer, 0
+    try:
+        async with aclosing(peek.read(image, copy)) as chunks:
+            async for chunk in chunks:
+                if not written and terminal and not args.binary and _binary(chunk):
+                    raise UsageError(
+                        f"{copy.shown} is binary; not shown on a terminal "
+                        "(use --binary, > FILE or | cat)"
+                    )
+                out.write(chunk)
+                written += len(chunk)
+                progress(Progress(written, copy.size, 0))
+    finally:
+        progress.close()
     out.flush()
+
+
+_MAGIC = (b"\x7fELF", b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"PK\x03\x04", b"\x89PNG", b"MZ")
+"""ELF, gzip, zstd, zip, PNG and PE starts: binaries whose first bytes may hold no NUL."""
+
+
+def _binary(head: bytes) -> bool:
+    """A NUL in the first 8 KiB (as grep and git decide) or a known binary start."""
+    return b"\0" in head[:8192] or head.startswith(_MAGIC)
 
 
 async def _pull(peek: Layerpeek, args: argparse.Namespace) -> None:
     image = await peek.resolve(args.reference, args.platform)
+    if args.output == "-":
+        await _pull_to_stdout(peek, image, args.layer)
+        return
     progress = ProgressLine("pulling")
     try:
-        result = await peek.pull_layer(image, args.layer, args.output, on_progress=progress)
+        result = await peek.pull_layer(image, args.layer, Path(args.output), on_progress=progress)
     finally:
         progress.close()
     if args.json:
@@ -313,8 +389,26 @@ async def _pull(peek: Layerpeek, args: argparse.Namespace) -> None:
         _print(f"{result.path}  {human_size(result.size)}  {result.digest} (verified)")
 
 
+async def _pull_to_stdout(peek: Layerpeek, image: Any, layer: int) -> None:
+    """``-o -``: the blob on stdout for a pipe (``| tar tz``); the digest is checked after the
+    last chunk, so a mismatch still ends in an error and a failing status."""
+    _refuse_terminal("a layer blob", "-o FILE")
+    out = sys.stdout.buffer
+    async for chunk in peek.stream_layer(image, layer):
+        out.write(chunk)
+    out.flush()
+
+
+def _refuse_terminal(what: str, instead: str) -> None:
+    """Binary bytes would garble a terminal; a pipe or a file takes them as they are."""
+    if sys.stdout.isatty():
+        raise UsageError(f"{what} is binary; not shown on a terminal (use {instead} or | cat)")
+
+
 async def _tags(peek: Layerpeek, args: argparse.Namespace) -> None:
-    tags = await peek.tags(args.reference)
+    # `tags alpine:3.20` lists alpine's tags: the tag or digest names the repository too.
+    ref = parse_reference(args.reference, default_tag=None)
+    tags = await peek.tags(replace(ref, tag=None, digest=None))
     if args.json:
         _dump({"repository": args.reference, "tags": tags})
     else:
@@ -338,7 +432,7 @@ def _add_raw_commands(command: Callable[[str, str], argparse.ArgumentParser]) ->
     }
     for name, help in described.items():
         child = command(name, help)
-        child.add_argument("reference", metavar="REF")
+        child.add_argument("reference", metavar="REF", help=_REF_HELP)
         child.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help=platforms[name])
 
 
@@ -360,20 +454,73 @@ def _write(data: bytes) -> None:
     sys.stdout.buffer.flush()
 
 
+# -- export: the merged filesystem as a tar ---------------------------------------------------
+
+
+def _add_export_command(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    export = command("export", "the merged filesystem, or one directory of it, as a tar stream")
+    export.add_argument("reference", metavar="REF", help=_REF_HELP)
+    export.add_argument(
+        "path", metavar="PATH", nargs="?", help="only this directory (default: everything)"
+    )
+    export.add_argument(
+        "-o", "--output", metavar="FILE", help="write the tar to FILE (default: stdout, - too)"
+    )
+    export.add_argument(
+        "--platform",
+        metavar="OS/ARCH[/VARIANT]",
+        help="platform of a multi-arch image (default linux/amd64)",
+    )
+
+
+async def _export(peek: Layerpeek, args: argparse.Namespace) -> None:
+    image = await peek.resolve(args.reference, args.platform)
+    if args.output in (None, "-"):
+        _refuse_terminal("a tar stream", "-o FILE")
+        await _export_to(peek, image, args.path, sys.stdout.buffer)
+        return
+    target = Path(args.output)
+    try:
+        with target.open("wb") as out:
+            await _export_to(peek, image, args.path, out)
+    except BaseException:
+        target.unlink(missing_ok=True)  # half an archive would look whole to tar -t
+        raise
+
+
+async def _export_to(peek: Layerpeek, image: Any, path: str | None, out: BinaryIO) -> None:
+    progress = ProgressLine("exporting")
+    written = 0
+    try:
+        async with aclosing(export.tar_stream(peek, image, path)) as stream:
+            async for chunk in stream:
+                out.write(chunk)
+                written += len(chunk)
+                progress(Progress(written, 0, 0))
+        out.flush()
+    finally:
+        progress.close()
+
+
 # -- the merged filesystem: ls --merged, trace, removed, find, diff, triage --------------------
 
 
 def _add_filesystem_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     trace = command("trace", "the story of one path across the layers, with each build step")
-    trace.add_argument("reference", metavar="REF")
-    trace.add_argument("path", metavar="PATH")
+    trace.add_argument("reference", metavar="REF", help=_REF_HELP)
+    trace.add_argument("path", metavar="PATH", help="path in the image, e.g. etc/passwd")
 
     removed = command("removed", "files a later layer deleted or overwrote but a lower one ships")
-    removed.add_argument("reference", metavar="REF")
+    removed.add_argument("reference", metavar="REF", help=_REF_HELP)
+    removed.add_argument(
+        "--limit", type=int, metavar="N", help="show the N largest files (the total counts all)"
+    )
 
     find = command("find", "find paths by glob (full path or basename) or regex")
-    find.add_argument("reference", metavar="REF")
-    find.add_argument("pattern", metavar="PATTERN")
+    find.add_argument("reference", metavar="REF", help=_REF_HELP)
+    find.add_argument(
+        "pattern", metavar="PATTERN", help="glob (*.pem, etc/**/*.conf) or, with --regex, a regex"
+    )
     find.add_argument("--regex", action="store_true", help="PATTERN is a regular expression")
     find.add_argument(
         "--merged", action="store_true", help="search the merged filesystem, not every layer"
@@ -386,13 +533,13 @@ def _add_filesystem_commands(command: Callable[[str, str], argparse.ArgumentPars
     find.add_argument("--limit", type=int, metavar="N", help="show the first N matches")
 
     diff = command("diff", "files added, removed and changed from image A to image B")
-    diff.add_argument("reference", metavar="A")
+    diff.add_argument("reference", metavar="A", help="the image before (a reference)")
     diff.add_argument("other", metavar="B", nargs="?", help="default: A again (with --platform-b)")
     diff.add_argument("--platform-b", metavar="OS/ARCH[/VARIANT]", help="platform of B")
     diff.add_argument("--packages", action="store_true", help="installed packages, not files")
 
     triage = command("triage", "secrets, deleted secrets, setuid and writable paths, user, OS")
-    triage.add_argument("reference", metavar="REF")
+    triage.add_argument("reference", metavar="REF", help=_REF_HELP)
     triage.add_argument("--largest", type=int, default=10, metavar="N", help="N largest files")
 
     for child in (trace, removed, find, diff, triage):
@@ -406,10 +553,12 @@ def _add_filesystem_commands(command: Callable[[str, str], argparse.ArgumentPars
 
 async def _ls_merged(peek: Layerpeek, image: Any, args: argparse.Namespace) -> Problems:
     if args.layer is not None:
-        raise LayerpeekError("--merged shows every layer combined; drop --layer")
+        raise UsageError("--merged shows every layer combined; drop --layer")
     problems: Problems = []
     irregular: list[IrregularInfo] = []
     shown = 0
+    with _progress(peek, "merging"):
+        await peek.merged(image, [])  # built and kept: the listing below pages through it
     async with aclosing(peek.merged_entries(image, problems, irregular)) as entries:
         async for entry in entries:
             if shown == args.limit:
@@ -421,11 +570,12 @@ async def _ls_merged(peek: Layerpeek, image: Any, args: argparse.Namespace) -> P
     return problems
 
 
-async def _trace(peek: Layerpeek, args: argparse.Namespace) -> Problems:
+async def _trace(peek: Layerpeek, args: argparse.Namespace) -> Outcome:
     trace = await peek.trace(await peek.resolve(args.reference, args.platform), args.path)
+    outcome = Outcome(found=bool(trace.events), problems=trace.problems)
     if args.json:
         _dump(trace.model_dump())
-        return trace.problems
+        return outcome
     now = (
         f"present, {trace.entry.type} from layer {trace.entry.layer}"
         if trace.entry
@@ -441,7 +591,7 @@ async def _trace(peek: Layerpeek, args: argparse.Namespace) -> Problems:
     for layer, name in older.items():
         if layer != current:
             _print(f"older copy: layerpeek cat {args.reference} {name} --layer {layer}")
-    return trace.problems
+    return outcome
 
 
 def _event_row(event: PathEvent) -> list[str]:
@@ -461,51 +611,68 @@ def _size(type: str, size: int) -> str:
 
 async def _removed(peek: Layerpeek, args: argparse.Namespace) -> Problems:
     report = await peek.removed_files(await peek.resolve(args.reference, args.platform))
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    shown = report.files[: args.limit]
     if args.json:
-        _dump(report.model_dump())
+        _dump(report.model_copy(update={"files": shown}).model_dump())
         return report.problems
-    rows = [
-        [
-            _size(f.type, f.size),
-            str(f.layer),
-            f"{f.action} in {f.removed_in}",
-            one_line(f.removed_by, 40),
-            f.path,
-        ]
-        for f in report.files
-    ]
-    _table(["SIZE", "SHIPPED IN", "REMOVED", "BY", "PATH"], rows)
-    _print(f"{len(report.files)} files, {human_size(report.total_size)} still shipped")
+    for removed_in, files in _by_removing_layer(shown).items():
+        size = human_size(sum(f.size for f in files))
+        _print(f"# removed in layer {removed_in}  {one_line(files[0].removed_by)}")
+        _print(f"# {len(files)} files, {size}")
+        rows = [[_size(f.type, f.size), str(f.layer), f.action, f.path] for f in files]
+        _table(["SIZE", "SHIPPED IN", "ACTION", "PATH"], rows)
+        _print()
+    more = f" (showing {len(shown)}; --limit)" if len(shown) < len(report.files) else ""
+    total = human_size(report.total_size)
+    _print(f"{len(report.files)} files, {total} still shipped{more}")
     return report.problems
 
 
-async def _find(peek: Layerpeek, args: argparse.Namespace) -> Problems:
-    spec = FindSpec.parse(args.pattern, args.regex, args.type, args.min_size, args.max_size)
+def _by_removing_layer(files: list[RemovedFile]) -> dict[int, list[RemovedFile]]:
+    """The files by the layer (and so the build step) that removed them: the step is shown
+    once for its group. Groups come in the order of their largest file, as the files do."""
+    groups: dict[int, list[RemovedFile]] = {}
+    for file in files:
+        groups.setdefault(file.removed_in, []).append(file)
+    return groups
+
+
+async def _find(peek: Layerpeek, args: argparse.Namespace) -> Outcome:
+    try:
+        spec = FindSpec.parse(args.pattern, args.regex, args.type, args.min_size, args.max_size)
+    except LayerpeekError as exc:  # a pattern or size on the command line: usage
+        raise UsageError(str(exc)) from None
     image = await peek.resolve(args.reference, args.platform)
-    result = await peek.find(image, spec, merged=args.merged, limit=args.limit)
+    with _progress(peek, "searching"):
+        result = await peek.find(image, spec, merged=args.merged, limit=args.limit)
+    outcome = Outcome(found=result.total > 0, problems=result.problems)
     if args.json:
         _dump(result.model_dump())
-        return result.problems
+        return outcome
     for match in result.matches:
         _print(_layered(match))
     shown = len(result.matches)
     more = f" (showing {shown}; --limit)" if shown < result.total else ""
     _print(f"{result.total} matches{more}")
-    return result.problems
+    return outcome
 
 
-async def _diff(peek: Layerpeek, args: argparse.Namespace) -> Problems:
+async def _diff(peek: Layerpeek, args: argparse.Namespace) -> Outcome:
     other = args.other or args.reference
     if other == args.reference and args.platform_b is None:
-        raise LayerpeekError("diff needs two images: A B, or A --platform P --platform-b Q")
+        raise UsageError("diff needs two images: A B, or A --platform P --platform-b Q")
     if args.packages:
         return await diff_packages(peek, args)
     a = await peek.resolve(args.reference, args.platform)
     b = await peek.resolve(other, args.platform_b or args.platform)
     report = await peek.diff(a, b)
+    same = not (report.added or report.removed or report.changed)
+    outcome = Outcome(found=same, problems=report.problems)
     if args.json:
         _dump(report.model_dump())
-        return report.problems
+        return outcome
     _print(f"--- {report.a}  {short_digest(report.a_digest)}")
     _print(f"+++ {report.b}  {short_digest(report.b_digest)}")
     _print(f"shared layers: {', '.join(map(short_digest, report.shared_layers)) or 'none'}")
@@ -520,7 +687,7 @@ async def _diff(peek: Layerpeek, args: argparse.Namespace) -> Problems:
         f"{len(report.added)} added, {len(report.removed)} removed, {len(report.changed)} changed,"
         f" {report.unchanged} unchanged, {report.unverified} same metadata in other layer blobs"
     )
-    return report.problems
+    return outcome
 
 
 def _change(change: DiffChange, field: str) -> str:
@@ -532,7 +699,8 @@ def _change(change: DiffChange, field: str) -> str:
 
 async def _triage(peek: Layerpeek, args: argparse.Namespace) -> Problems:
     image = await peek.resolve(args.reference, args.platform)
-    report = await peek.triage(image, largest=args.largest)
+    with _progress(peek, "triaging"):
+        report = await peek.triage(image, largest=args.largest)
     if args.json:
         _dump(report.model_dump())
     else:
@@ -563,8 +731,20 @@ def render_triage(report: TriageReport) -> None:
         _print(f"  {human_size(entry.size):>10}  {entry.path}  (layer {entry.layer})")
 
 
+@contextmanager
+def _progress(peek: Layerpeek, label: str) -> Iterator[None]:
+    """Progress on stderr while the command's layers are read for its merged view."""
+    progress = ProgressLine(label)
+    peek.on_progress = progress
+    try:
+        yield
+    finally:
+        peek.on_progress = None
+        progress.close()
+
+
 _COMMANDS = {"inspect": _inspect, "ls": _ls, "cat": _cat, "pull": _pull, "tags": _tags}
-_COMMANDS |= {"manifest": _manifest, "config": _config, "digest": _digest}
+_COMMANDS |= {"manifest": _manifest, "config": _config, "digest": _digest, "export": _export}
 _COMMANDS |= {
     "trace": _trace,
     "removed": _removed,
@@ -575,13 +755,15 @@ _COMMANDS |= {
 _COMMANDS["packages"] = packages_command
 
 
-async def run(args: argparse.Namespace) -> Problems:
-    """Run one command with a client that lives as long as the command; returns the layers
-    its answer could not read to their end. Settings come from the environment alone, not
-    from a ``.env`` in whatever directory the command runs in (``core.settings``)."""
+async def run(args: argparse.Namespace) -> Outcome:
+    """Run one command with a client that lives as long as the command; returns whether it
+    found anything and the layers its answer could not read to their end. Settings come from
+    the environment alone, not from a ``.env`` in whatever directory the command runs in
+    (``core.settings``)."""
     settings = _insecure(load_settings(Settings, dotenv=False), args)
     async with open_service(settings, guarded=False) as peek:
-        return await _COMMANDS[args.command](peek, args) or []
+        answer = await _COMMANDS[args.command](peek, args)
+    return answer if isinstance(answer, Outcome) else Outcome(problems=answer or [])
 
 
 def _insecure(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -599,7 +781,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         with tuned_process():
-            problems = anyio.run(run, args)
+            outcome = anyio.run(run, args)
+    except UsageError as exc:
+        return _fail(str(exc), Exit.USAGE)
     except LayerpeekError as exc:
         return _fail(with_hint(exc, _option))
     except KeyboardInterrupt:
@@ -607,14 +791,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # `layerpeek ls … | head`: the reader left; that is not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return Exit.FOUND
     except Exception as exc:  # the promise: one line, never a traceback
         if os.environ.get("LAYERPEEK_DEBUG"):
             raise
         return _fail(f"internal error: {type(exc).__name__}: {exc} (LAYERPEEK_DEBUG=1 shows more)")
-    for problem in problems:
+    for problem in outcome.problems:
         _note(f"error: {problem.describe()}")
-    return 1 if problems else 0
+    return outcome.status
 
 
 def _option(name: str, value: str | None = None) -> str:
@@ -622,9 +806,17 @@ def _option(name: str, value: str | None = None) -> str:
     return f"--{name}" if value is None else f"--{name} {value}"
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, status: Exit = Exit.ERROR) -> int:
     _note(f"error: {message}")
-    return 1
+    return status
+
+
+def _version() -> str:
+    """The installed distribution's version, the one ``pip show layerpeek`` names."""
+    try:
+        return metadata.version("layerpeek")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 
-from layerpeek.core.errors import LayerpeekError
+from layerpeek.cli.status import UsageError
 from layerpeek.core.models import LayerProblem
 from layerpeek.core.packages.changes import PackageChanges, package_changes
 from layerpeek.core.packages.inventory import inventory
@@ -25,7 +25,7 @@ OUTPUTS = ("table", "json", *FORMATS)
 
 def add_packages_command(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     packages = command("packages", "installed packages (deb, apk, rpm, pypi, npm, golang)")
-    packages.add_argument("reference", metavar="REF")
+    packages.add_argument("reference", metavar="REF", help="the image (a reference)")
     packages.add_argument(
         "--platform",
         metavar="OS/ARCH[/VARIANT]",
@@ -48,7 +48,7 @@ def parse_kinds(text: str | None) -> tuple[Kind, ...]:
     unknown = [word for word in asked if word not in KINDS]
     if unknown or not asked:
         named = ", ".join(unknown) or repr(text)
-        raise LayerpeekError(f"unknown package kind {named}; kinds: {', '.join(KINDS)}")
+        raise UsageError(f"unknown package kind {named}; kinds: {', '.join(KINDS)}")
     return tuple(k for k in KINDS if k in asked)
 
 

@@ -1,10 +1,15 @@
-"""A one-line progress display on stderr for long reads, silent when stderr is not a terminal."""
+"""A one-line progress display on stderr for long reads, silent when stderr is not a terminal.
+
+The line shares the terminal with what the command prints: :func:`clear_progress` erases it
+before each piece of output (the next report draws it again below), so a listing never reads
+``listing 96.0 KiB … 193 entries# layer 0``.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import ClassVar, TextIO
 
 from layerpeek.core.layers.progress import Progress
 from layerpeek.core.text import human_size
@@ -17,6 +22,9 @@ class ProgressLine:
 
     Used as the service's progress callback; ``close()`` erases the line.
     """
+
+    shown: ClassVar[ProgressLine | None] = None
+    """The line on the terminal now, if any: what :func:`clear_progress` erases."""
 
     def __init__(self, label: str, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
@@ -46,8 +54,22 @@ class ProgressLine:
         self.stream.write(f"\r{text}{padding}")
         self.stream.flush()
         self._width = len(text)
+        ProgressLine.shown = self
 
-    def close(self) -> None:
+    def erase(self) -> None:
+        """Blank the line and put the cursor back at its start."""
         if self.enabled and self._width:
             self.stream.write("\r" + " " * self._width + "\r")
             self.stream.flush()
+            self._width = 0
+        if ProgressLine.shown is self:
+            ProgressLine.shown = None
+
+    def close(self) -> None:
+        self.erase()
+
+
+def clear_progress() -> None:
+    """Erase the progress line, if one is drawn, before output reaches the terminal."""
+    if ProgressLine.shown is not None:
+        ProgressLine.shown.erase()

@@ -22,8 +22,13 @@ if TYPE_CHECKING:
 class LayerInfo(BaseModel):
     index: int
     digest: str
-    size: int
+    size: int = Field(description="compressed: the blob's size in the registry")
     media_type: str
+    format: str = Field(
+        default="unknown",
+        description="gzip | zstd | eStargz | zstd:chunked | uncompressed | unknown, from the "
+        "media type and the TOC annotations",
+    )
     created_by: str = Field(description="the build step that made this layer, from the history")
 
 
@@ -52,6 +57,7 @@ class ImageReport(BaseModel):
     layers: list[LayerInfo]
     history: list[HistoryInfo]
     config: ConfigInfo
+    created: str = Field(default="", description="the config's creation time (RFC 3339), if set")
 
 
 class PlatformSummary(BaseModel):
@@ -79,7 +85,10 @@ class EntryInfo(BaseModel):
     mode: int
     uid: int
     gid: int
-    mtime: int
+    mtime: int | None = Field(
+        description="seconds since the epoch; null for a directory no layer lists (an implicit "
+        "parent of a path), whose time no layer gives"
+    )
     link: str
     cut: bool = False
     """The path or link name was longer than 4096 bytes and is shown cut: no runtime can

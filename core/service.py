@@ -23,6 +23,7 @@ from layerpeek.core.fs.read import FileCopy, FileReads
 from layerpeek.core.image.resolve import ResolvedImage, Resolver, image_report
 from layerpeek.core.layers import listing, pull
 from layerpeek.core.layers.entry import Tally, TarEntry
+from layerpeek.core.layers.index.model import LayerIndex
 from layerpeek.core.layers.index.store import LayerIndexes
 from layerpeek.core.layers.progress import ProgressCallback
 from layerpeek.core.layers.scan import FileData
@@ -251,6 +252,28 @@ class Layerpeek:
         pass over the layer: where many small pieces of one compressed layer are needed,
         cheaper than a range each (each inflates from its nearest checkpoint)."""
         return self._reads.files(image, layer, want)
+
+    async def layer_index(self, image: ResolvedImage, layer: int) -> LayerIndex:
+        """Layer ``layer``'s complete index: remembered, cached, from its TOC, or scanned
+        now (a damaged layer raises its damage: a read needs the whole layer's word)."""
+        return await self._reads.layer_index(image, layer)
+
+    def layer_events(
+        self, image: ResolvedImage, layer: int, want: Callable[[TarEntry], bool]
+    ) -> AsyncIterator[TarEntry | FileData]:
+        """One streaming pass over layer ``layer``: its entries, and the data of the regular
+        files ``want`` accepts (an export of many files of one compressed layer)."""
+        return self._reads.events(image, layer, want)
+
+    @property
+    def on_progress(self) -> ProgressCallback | None:
+        """Told how far the layer reads behind a merged view (and find) have come: a front
+        end with one user at a time (the CLI) sets it; shared front ends leave it None."""
+        return self._merges.on_progress
+
+    @on_progress.setter
+    def on_progress(self, callback: ProgressCallback | None) -> None:
+        self._merges.on_progress = callback
 
     # -- the merged filesystem: provenance, removed files, find, diff, triage ----------------
 

@@ -237,7 +237,7 @@ def test_the_cli_reports_a_malformed_url_in_one_line(capsys, monkeypatch, layerp
     monkeypatch.setenv("LAYERPEEK_CACHE_URL", "redis://cache:port")
     status = main(["inspect", "127.0.0.1:1/some/image:1"])
     err = capsys.readouterr().err
-    assert status == 1
+    assert status == 3
     assert err.count("\n") == 1 and "invalid LAYERPEEK_CACHE_URL" in err
 
 

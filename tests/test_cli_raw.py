@@ -87,7 +87,7 @@ def test_digest_is_one_line_as_skopeo_names_it(
 def test_a_missing_tag_is_one_line_for_each(capsysbinary, layerpeek_env, plain_registry):
     for command in ("manifest", "config", "digest"):
         status, out, err = run(capsysbinary, command, f"{plain_registry.host}/test/gzip:nope")
-        assert (status, out) == (1, b"")
+        assert (status, out) == (3, b"")
         assert err.count(b"\n") == 1 and b"not found" in err
 
 

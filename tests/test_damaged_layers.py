@@ -84,7 +84,7 @@ def test_ls_prints_every_entry_read_then_the_error(
 ):
     image = getattr(damaged, kind)
     status, out, err = run(capsys, "ls", image.ref(plain_registry.host))
-    assert status == 1
+    assert status == 3
     assert listed(out) == FILES
     [line] = [line for line in err if "error" in line]
     assert line.startswith("layerpeek: error: " + problem_line(image))
@@ -97,7 +97,7 @@ def test_ls_json_prints_the_entries_and_the_error_on_stderr(
 ):
     image = getattr(damaged, kind)
     status, out, err = run(capsys, "ls", image.ref(plain_registry.host), "--json")
-    assert status == 1
+    assert status == 3
     assert [json.loads(line)["path"] for line in out.splitlines()] == FILES
     assert [line for line in err if line.startswith("layerpeek: error: ")] == [
         line for line in err if ERROR in line
@@ -127,7 +127,7 @@ def test_ls_of_the_broken_catalog_layers_prints_what_they_hold_before_the_break(
 ):
     image = getattr(catalog.bad, name)
     status, out, err = run(capsys, "ls", image.ref(plain_registry.host), "--json")
-    assert status == 1
+    assert status == 3
     assert [json.loads(line)["path"] for line in out.splitlines()] == read
     assert err[-1].startswith("layerpeek: error: " + problem_line(image)) and error in err[-1]
     assert f"({len(read)} entr" in err[-1]
@@ -138,7 +138,7 @@ def test_ls_of_every_layer_goes_on_past_the_damaged_one(
 ):
     image = damaged.two_layers
     status, out, err = run(capsys, "ls", image.ref(plain_registry.host), "--json")
-    assert status == 1
+    assert status == 3
     lines = [json.loads(line) for line in out.splitlines()]
     assert [(e["layer"], e["path"]) for e in lines] == [
         *((0, f) for f in FILES),
@@ -150,7 +150,7 @@ def test_ls_of_every_layer_goes_on_past_the_damaged_one(
 def test_ls_merged_answers_from_the_entries_read(capsys, layerpeek_env, plain_registry, damaged):
     image = damaged.two_layers
     status, out, err = run(capsys, "ls", image.ref(plain_registry.host), "--merged", "--json")
-    assert status == 1
+    assert status == 3
     merged = [json.loads(line) for line in out.splitlines()]
     assert [e["path"] for e in merged] == MERGED
     assert {e["path"]: e["layer"] for e in merged}["f10.txt"] == 1
@@ -171,7 +171,7 @@ def test_find_trace_removed_and_triage_answer_marked_incomplete(
         "packages": ["packages", ref],
     }.items():
         status, out, err = run(capsys, *argv, "--json")
-        assert status == 1, name
+        assert status == 3, name
         assert err[-1].startswith("layerpeek: error: " + problem_line(image)), name
         answers_[name] = json.loads(out)
     for answer in answers_.values():
@@ -195,7 +195,7 @@ def test_triage_names_a_key_its_damaged_layer_cannot_serve_by_name(
 ):
     image = damaged.key
     status, out, err = run(capsys, "triage", image.ref(plain_registry.host), "--json")
-    assert status == 1
+    assert status == 3
     triage = json.loads(out)
     [finding] = [f for f in triage["findings"] if f["kind"] == "secret"]
     assert (finding["path"], finding["layer"], finding["detail"]) == (
@@ -210,7 +210,7 @@ def test_triage_names_a_key_its_damaged_layer_cannot_serve_by_name(
 def test_text_answers_are_printed_before_the_error(capsys, layerpeek_env, plain_registry, damaged):
     image = damaged.two_layers
     status, out, err = run(capsys, "removed", image.ref(plain_registry.host))
-    assert status == 1
+    assert status == 3
     assert "f05.txt" in out and "2 files" in out
     assert err[-1].startswith("layerpeek: error: " + problem_line(image))
     assert err[-1].endswith("what was read before it is shown")

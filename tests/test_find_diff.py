@@ -123,7 +123,7 @@ def test_find_cli_json(capsys, layerpeek_env, plain_registry, fs_images):
 def test_find_cli_rejects_a_bad_size(capsys, layerpeek_env, plain_registry, fs_images):
     ref = fs_images.overlay.ref(plain_registry.host)
     status, _, err = run(capsys, "find", ref, "*", "--min-size", "lots")
-    assert status == 1 and "invalid size 'lots'" in err and "Traceback" not in err
+    assert status == 2 and "invalid size 'lots'" in err and "Traceback" not in err
 
 
 # -- diff -------------------------------------------------------------------------------------
@@ -159,26 +159,26 @@ def test_diff_cli_two_platforms_of_one_tag(capsys, layerpeek_env, plain_registry
     argv = ["diff", ref, "--platform", "linux/amd64", "--platform-b", "linux/arm64/v8"]
     status, out, _ = run(capsys, *argv, "--json")
     report = json.loads(out)
-    assert status == 0 and report["shared_layers"] == []
+    assert status == 1 and report["shared_layers"] == []  # they differ
     assert [e["path"] for e in report["added"]] == ["only-arm64v8.txt"]
     assert [e["path"] for e in report["removed"]] == ["only-amd64.txt"]
     assert [(c["path"], c["fields"]) for c in report["changed"]] == [("platform.txt", ["size"])]
     status, out, _ = run(capsys, *argv)
-    assert status == 0
+    assert status == 1
     assert "+ only-arm64v8.txt" in out and "- only-amd64.txt" in out
     assert "~ platform.txt  size 12->15" in out
 
 
 def test_diff_cli_needs_two_images(capsys, layerpeek_env, plain_registry, fs_images):
     status, _, err = run(capsys, "diff", fs_images.overlay.ref(plain_registry.host))
-    assert status == 1 and "diff needs two images" in err
+    assert status == 2 and "diff needs two images" in err
 
 
 def test_diff_cli_by_digest_table(capsys, layerpeek_env, plain_registry, fs_images):
     a = fs_images.overlay.digest_ref(plain_registry.host)
     b = fs_images.overlay_v2.digest_ref(plain_registry.host)
     status, out, _ = run(capsys, "diff", a, b)
-    assert status == 0
+    assert status == 1
     assert "~ app/app.py  size 12->21, mode 0644->0755" in out
     shared = ", ".join(short_digest(layer.digest) for layer in fs_images.overlay.layers[:3])
     assert f"shared layers: {shared}" in out

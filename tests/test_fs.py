@@ -333,7 +333,7 @@ def test_ls_merged_table_notes_irregular_names(capsys, layerpeek_env, plain_regi
     status, _, err = run(
         capsys, "ls", fs_images.hostile.ref(plain_registry.host), "--merged", "--layer", "0"
     )
-    assert status == 1 and "drop --layer" in err
+    assert status == 2 and "drop --layer" in err
 
 
 def test_trace_cli_shows_steps_and_how_to_read_the_old_copy(
@@ -348,13 +348,13 @@ def test_trace_cli_shows_steps_and_how_to_read_the_old_copy(
     trace = json.loads(out)
     assert trace["exists"] and [e["action"] for e in trace["events"]] == ["added", "changed"]
     status, out, _ = run(capsys, "trace", ref, "no/such/path")
-    assert status == 0 and "no layer has this path" in out
+    assert status == 1 and "no layer has this path" in out
 
 
 def test_removed_cli_lists_what_still_ships(capsys, layerpeek_env, plain_registry, fs_images):
     ref = fs_images.overlay.ref(plain_registry.host)
     status, out, _ = run(capsys, "removed", ref)
-    assert status == 0 and "home/dev/.ssh/id_rsa" in out and "deleted in 2" in out
+    assert status == 0 and "home/dev/.ssh/id_rsa" in out and "# removed in layer 2" in out
     status, out, _ = run(capsys, "removed", ref, "--json")
     report = json.loads(out)
     assert report["files"][0]["path"] == "home/dev/.ssh/id_rsa"  # largest first

@@ -62,7 +62,7 @@ def test_a_malformed_layer_digest_is_one_escaped_line_naming_the_field(capsys, h
     """Only sha256 and sha512 (lowercase hex, full length) pass; layers[0] is a sha512."""
     manifest_with_layer_digests(hostile, "bad", ["sha512:" + "f" * 128, digest])
     status, out, err = run(capsys, "inspect", f"{hostile.host}/{NAME}:bad")
-    assert (status, out) == (1, "")
+    assert (status, out) == (3, "")
     assert err.startswith("layerpeek: error: manifest sha256:")
     assert ": layers[1].digest is not a sha256 or sha512 digest: " in err
     assert err.count("\n") == 1 and not CONTROL.search(err)
@@ -72,7 +72,7 @@ def test_a_malformed_index_entry_digest_is_refused(capsys, hostile):
     entry = {"mediaType": OCI_MANIFEST, "digest": "sha256:" + RESET, "size": 1}
     hostile.index(NAME, "badindex", [entry])
     status, _, err = run(capsys, "inspect", f"{hostile.host}/{NAME}:badindex")
-    assert status == 1 and ": manifests[0].digest is not a sha256 or sha512 digest: " in err
+    assert status == 3 and ": manifests[0].digest is not a sha256 or sha512 digest: " in err
     assert not CONTROL.search(err)
     # The index is asked for by tag and read by its digest; no child is ever asked for.
     assert all(r.path.startswith(f"/v2/{NAME}/manifests/") for r in hostile.requests)

@@ -410,7 +410,7 @@ def test_cli_names_unread_databases_on_stderr(
 
 def test_cli_refuses_an_unknown_kind(capsys, layerpeek_env, plain_registry, package_images):
     status, out, err = run(capsys, "packages", "localhost/x", "--kind", "deb,gem")
-    assert (status, out) == (1, "")
+    assert (status, out) == (2, "")
     assert (
         err
         == "layerpeek: error: unknown package kind gem; kinds: deb, apk, rpm, pypi, npm, golang\n"

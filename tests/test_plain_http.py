@@ -97,7 +97,7 @@ def test_a_plain_registry_elsewhere_names_the_setting_and_the_flag(
 ):
     host = f"0.0.0.0:{port_of(plain_registry.host)}"
     done = cli("digest", catalog.gzip.ref(host))
-    assert done.returncode == 1
+    assert done.returncode == 3
     line = one_line(done.stderr)
     assert line.startswith(f"layerpeek: error: registry {host} did not answer in TLS (")
     assert line.endswith(f"set LAYERPEEK_PLAIN_HTTP={host} (the layerpeek command: --insecure)")
@@ -118,7 +118,7 @@ def test_a_plain_registry_elsewhere_answers_once_named(
 
 def test_an_http_url_is_refused_with_the_setting_to_use(capsys, no_plain_setting):
     status, out, err = run(capsys, "inspect", "http://reg.lan:5000/app:1")
-    assert (status, out) == (1, "")
+    assert (status, out) == (3, "")
     assert one_line(err) == (
         "layerpeek: error: image reference must not have a URL scheme: "
         "'http://reg.lan:5000/app:1'; write reg.lan:5000/app:1, and for plain HTTP set "
@@ -143,7 +143,7 @@ def test_an_invalid_plain_http_entry_stops_the_cli_with_one_line(
 ):
     monkeypatch.setenv("LAYERPEEK_PLAIN_HTTP", value)
     done = cli("tags", "localhost:5000/app")
-    assert (done.returncode, done.stdout) == (1, "")
+    assert (done.returncode, done.stdout) == (3, "")
     assert one_line(done.stderr).startswith(
         f"layerpeek: error: invalid LAYERPEEK_PLAIN_HTTP: {problem}"
     )

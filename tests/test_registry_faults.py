@@ -259,7 +259,7 @@ def closed_port() -> int:
 
 def test_a_network_failure_is_one_line_without_retry_logs(layerpeek_env):
     done = cli("inspect", f"127.0.0.1:{closed_port()}/app")
-    assert done.returncode == 1
+    assert done.returncode == 3
     assert one_line(done.stderr).startswith("layerpeek: error: registry 127.0.0.1:")
 
 

@@ -52,7 +52,7 @@ def hostile() -> Iterator[HostileRegistry]:
 def test_an_odd_registry_host_is_one_line_from_the_cli(layerpeek_env, reference, problem):
     host = reference.partition("/")[0]
     done = cli("inspect", reference)
-    assert done.returncode == 1
+    assert done.returncode == 3
     assert one_line(done.stderr) == (
         f"layerpeek: error: invalid registry host '{host}' in '{reference}': {problem}"
         + (" (four parts 0-255, no leading zeros)" if "dotted-quad" in problem else "")
@@ -75,7 +75,7 @@ def test_pull_refuses_an_md5_layer_digest_instead_of_saying_verified(
     out = tmp_path / "out"
     out.mkdir()
     done = cli("pull", f"{hostile.host}/x:md5", "--layer", "0", "-o", str(out / "layer.tar.gz"))
-    assert done.returncode == 1
+    assert done.returncode == 3
     assert "verified" not in done.stdout
     assert one_line(done.stderr).startswith("layerpeek: error: ")
     assert f"'{md5}'" in done.stderr

@@ -163,7 +163,7 @@ async def _layer_matches(merges: Merges, image: ResolvedImage, spec: FindSpec) -
     tally = Tally(IMAGE_LIMITS)
     for index in range(len(image.manifest.layers)):
         entries = listing.entries(
-            merges.indexes, image, index, whole=True, tally=tally, problems=[]
+            merges.indexes, image, index, merges.on_progress, whole=True, tally=tally, problems=[]
         )
         layer = [e async for e in entries]
         found += await anyio.to_thread.run_sync(reports.matching, spec, layer)

@@ -20,6 +20,7 @@ from layerpeek.core.image.resolve import ResolvedImage
 from layerpeek.core.layers.entry import IMAGE_LIMITS, Tally, TarEntry
 from layerpeek.core.layers.index.store import LayerIndexes
 from layerpeek.core.layers.listing import met
+from layerpeek.core.layers.progress import ProgressCallback, reporter
 from layerpeek.core.models import LayerProblem
 
 
@@ -29,6 +30,9 @@ class Merges:
     def __init__(self, indexes: LayerIndexes) -> None:
         self.indexes = indexes
         self._views = MergedViews()
+        # Told how far the layer reads behind a merged view (and find) have come: a front
+        # end with one user at a time (the CLI) shows it; shared front ends leave it None.
+        self.on_progress: ProgressCallback | None = None
 
     async def view(
         self, image: ResolvedImage, problems: list[LayerProblem] | None = None
@@ -56,7 +60,8 @@ class Merges:
         for index, descriptor in enumerate(image.manifest.layers):
             # The layer's own entries, not a model per entry: a million-entry layer would
             # hold ~0.5 GB of them beside the tree for nothing.
-            view = await self.indexes.view(image.reference, descriptor, None, whole=True)
+            report = reporter(descriptor, self.on_progress)
+            view = await self.indexes.view(image.reference, descriptor, None, report, whole=True)
             await anyio.to_thread.run_sync(_apply, overlay, tally, index, view.entries)
             if view.problem is not None:
                 damage.append((index, view.problem))

@@ -88,7 +88,7 @@ class Node:
     mode: int
     uid: int
     gid: int
-    mtime: int
+    mtime: int | None  # None: an implicit directory, whose time no layer gives
     link: str
     layer: int
     linked: Node | None = None
@@ -366,7 +366,7 @@ class Overlay:
         if name.node is not None:
             return name.node
         path = "/".join([*above, name.name]) if above is not None else _path_of(name)
-        return Node(path, "dir", 0, 0o755, 0, 0, 0, "", name.implicit, implicit=True)
+        return Node(path, "dir", 0, 0o755, 0, 0, None, "", name.implicit, implicit=True)
 
     def _entries(self) -> Iterator[Node]:
         """The explicit nodes present now, in no particular order (no path is built)."""
@@ -382,9 +382,12 @@ class Overlay:
         """Present names in path order, each with the names of its directories (one list,
         changed as the walk goes on: read it before the next step).
 
-        Sorted full paths are a depth-first walk when siblings are ordered by ``name`` for
-        the entry itself and ``name + "/"`` for what lies below it (``lib`` < ``lib.so`` <
-        ``lib/x``). Literal names hang off the root; each is ordered where its text falls."""
+        Path order compares paths component by component, as ``ls -R`` and ``find -s`` show
+        a tree: a directory's whole subtree comes right after it, before its next sibling
+        (``doc``, ``doc/x``, ``doc-base``), where comparing full strings would put
+        ``doc-base`` between ``doc`` and ``doc/x`` ('-' sorts before '/'). It is a
+        depth-first walk over siblings ordered by name. Literal names hang off the root;
+        each is ordered where its text falls."""
         strays = self._strays()
         above: list[str] = []
         stack = [iter(_ordered(self._root, strays))]
@@ -687,21 +690,22 @@ def _ordered(
 ) -> list[tuple[_Name, bool]]:
     """``directory``'s present children in path order: (name, False) for the entry itself,
     (name, True) for everything below it."""
-    keyed: list[tuple[str, _Name, bool]] = []
+    keyed: list[tuple[str, bool, _Name]] = []
     root = directory.parent is None
     for child in (directory.live or {}).values():
         if root and irregular_name(child.name):
             continue  # placed by its text, see Overlay._strays
-        keyed.append((child.name, child, False))
+        keyed.append((child.name, False, child))
         if child.live:
-            keyed.append((child.name + "/", child, True))
-    keyed += [(key, literal, False) for key, literal in strays.get(directory, ())]
+            keyed.append((child.name, True, child))
+    keyed += [(key, False, literal) for key, literal in strays.get(directory, ())]
     keyed.sort(key=_by_key)
-    return [(name, below) for _, name, below in keyed]
+    return [(name, below) for _, below, name in keyed]
 
 
-def _by_key(item: tuple[str, _Name, bool]) -> str:
-    return item[0]
+def _by_key(item: tuple[str, bool, _Name]) -> tuple[str, bool]:
+    """The name, then the entry itself before what lies below it."""
+    return item[0], item[1]
 
 
 def _by_name(name: _Name) -> str:

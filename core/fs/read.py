@@ -76,7 +76,7 @@ class FileReads:
         path = _normalise(path)
         if layer is not None:
             index = image.layer(layer)
-            entries = (await self._layer_index(image, index)).entries
+            entries = (await self.layer_index(image, index)).entries
             return await anyio.to_thread.run_sync(_layer_copy, image, index, path, entries)
         overlay = await self.merges.overlay(image)
         found = await anyio.to_thread.run_sync(partial(overlay.lookup, path, follow))
@@ -84,7 +84,7 @@ class FileReads:
 
     async def read(self, image: ResolvedImage, copy: FileCopy) -> AsyncIterator[bytes]:
         """Stream the bytes of a located copy (``Layerpeek.read``)."""
-        known = await self._layer_index(image, copy.layer)
+        known = await self.layer_index(image, copy.layer)
         entry = known.entries[copy.position] if copy.position < len(known.entries) else None
         if entry is None or entry.path != copy.layer_path or entry.type != "file":
             raise LayerpeekError(
@@ -123,7 +123,7 @@ class FileReads:
         if file is None or file.type != "file" or start >= file.size or length <= 0:
             return b""
         length = min(length, file.size - start)
-        known = await self._layer_index(image, file.layer)
+        known = await self.layer_index(image, file.layer)
         entry = known.entries[file.position] if 0 <= file.position < len(known.entries) else None
         toc = await self.indexes.toc(image.reference, image.manifest.layers[file.layer])
         if entry is not None and entry.type == "file" and toc is None:
@@ -144,12 +144,19 @@ class FileReads:
                     break
         return bytes(data[:length])
 
+    def events(
+        self, image: ResolvedImage, layer: int, want: Callable[[TarEntry], bool]
+    ) -> AsyncIterator[TarEntry | FileData]:
+        """One streaming pass over layer ``layer`` (resuming after drops): its entries, and
+        the data of the regular files ``want`` accepts."""
+        return scan_layer(self._blob(image, layer).chunks(), want=want)
+
     async def files(
         self, image: ResolvedImage, layer: int, want: Callable[[TarEntry], bool]
     ) -> AsyncIterator[FileData]:
         """The data of every regular file of layer ``layer`` that ``want`` accepts, in one
         streaming pass (``Layerpeek.stream_files``)."""
-        events = scan_layer(self._blob(image, layer).chunks(), want=want)
+        events = self.events(image, layer, want)
         try:
             async for event in events:
                 if isinstance(event, FileData):
@@ -164,7 +171,7 @@ class FileReads:
             self.client, image.reference, descriptor.digest, end=descriptor.size or None
         )
 
-    async def _layer_index(self, image: ResolvedImage, layer: int) -> LayerIndex:
+    async def layer_index(self, image: ResolvedImage, layer: int) -> LayerIndex:
         """The layer's complete index: remembered, cached, from its TOC, or scanned now."""
         descriptor = image.manifest.layers[layer]
         view = await self.indexes.view(image.reference, descriptor, None, whole=True)

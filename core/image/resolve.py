@@ -18,6 +18,7 @@ from layerpeek.core.errors import LayerpeekError, ManifestError, PlatformNotFoun
 from layerpeek.core.flight import Flights
 from layerpeek.core.image.config import ImageConfig, parse_config
 from layerpeek.core.image.manifest import Index, Manifest, parse_manifest
+from layerpeek.core.layers.format import layer_format
 from layerpeek.core.models import (
     ConfigInfo,
     HistoryInfo,
@@ -237,10 +238,12 @@ def image_report(image: ResolvedImage) -> ImageReport:
                 digest=d.digest,
                 size=d.size,
                 media_type=d.media_type,
+                format=layer_format(d.media_type, d.annotations),
                 created_by=config.step_for_layer(i),
             )
             for i, d in enumerate(image.manifest.layers)
         ],
+        created=config.created,
         history=[
             HistoryInfo(created_by=h.created_by, empty_layer=h.empty_layer, layer=h.layer)
             for h in config.history

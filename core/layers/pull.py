@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,8 +27,7 @@ async def pull_layer(
     renamed, so a failed or interrupted pull leaves nothing behind."""
     descriptor = image.manifest.layers[image.layer(layer)]
     destination = destination.resolve()
-    fd, temp_name = tempfile.mkstemp(prefix=f".{destination.name}.", dir=destination.parent)
-    os.close(fd)
+    temp_name = _created_beside(destination)
     try:
         blob = BlobReader(client, image.reference, descriptor.digest)
         size = await _download(blob, Path(temp_name), on_progress)
@@ -66,3 +65,17 @@ async def stream_layer(
     digest = image.manifest.layers[image.layer(layer)].digest
     async for chunk in BlobReader(client, image.reference, digest).chunks():
         yield chunk
+
+
+def _created_beside(destination: Path) -> str:
+    """A new, empty, uniquely named file next to ``destination``, created with mode 0o666 so
+    the umask decides what others may read, as cp and curl leave it (mkstemp's 0600 would
+    make every pulled layer private whatever the user's umask says)."""
+    for _ in range(100):
+        name = str(destination.with_name(f".{destination.name}.{secrets.token_hex(4)}"))
+        try:
+            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return name
+    raise FileExistsError(f"no free temporary name beside {destination}")
