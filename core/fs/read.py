@@ -9,7 +9,7 @@ layer's index: through the layer's TOC, with one range, or by streaming the laye
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from functools import partial
@@ -82,7 +82,7 @@ class FileReads:
         found = await anyio.to_thread.run_sync(partial(overlay.lookup, path, follow))
         return _merged_copy(image, overlay, path, found)
 
-    async def read(self, image: ResolvedImage, copy: FileCopy) -> AsyncIterator[bytes]:
+    async def read(self, image: ResolvedImage, copy: FileCopy) -> AsyncGenerator[bytes, None]:
         """Stream the bytes of a located copy (``Layerpeek.read``)."""
         known = await self._layer_index(image, copy.layer)
         entry = known.entries[copy.position] if copy.position < len(known.entries) else None
@@ -126,7 +126,7 @@ class FileReads:
 
     async def _streamed(
         self, image: ResolvedImage, layer: int, path: str, copies: int
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """One pass over a layer (resuming after drops), up to the data of its regular file
         ``path`` that follows ``copies`` others of that name, and no further."""
         descriptor = image.manifest.layers[layer]
@@ -303,20 +303,21 @@ def _copies(entries: Sequence[TarEntry], position: int) -> tuple[int, int]:
 
 def _readable(entry: TarEntry, index: int) -> None:
     """Nothing for a regular file; a clear error for what cannot be read as one."""
-    where = {"path": entry.path, "layer": index}
+    path = entry.path
     if entry.cut:
-        raise FileNotInLayer(_cut_message(entry.path, index), **where)
+        raise FileNotInLayer(_cut_message(path, index), path=path, layer=index)
     if entry.type == "file":
         return
     if entry.type == "symlink":
         raise FileNotInLayer(
-            f"{entry.path} is a symlink to {entry.link} in layer {index}; a layer's own copy "
+            f"{path} is a symlink to {entry.link} in layer {index}; a layer's own copy "
             "is read as shipped, not followed",
+            path=path,
+            layer=index,
             merged=True,
-            **where,
         )
     raise FileNotInLayer(
-        f"{entry.path} is a {entry.type} in layer {index}, not a regular file", **where
+        f"{path} is a {entry.type} in layer {index}, not a regular file", path=path, layer=index
     )
 
 
