@@ -52,6 +52,7 @@ from layerpeek.core.registry.auth import (
     TOKEN_PENDING,
     TOKEN_REQUEST,
     BoundedBody,
+    CredentialResolver,
     RegistryAuth,
     TokenCache,
     registry_host,
@@ -276,7 +277,7 @@ class RegistryClient:
         settings: Settings | None = None,
         *,
         guarded: bool = False,
-        credentials: Any = load_credentials,
+        credentials: CredentialResolver = load_credentials,
     ) -> None:
         self.settings = settings or Settings()
         _log_retries_at_debug()
