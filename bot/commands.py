@@ -38,7 +38,7 @@ PROGRESS_SECONDS = 3.0
 
 
 def context_of(interaction: discord.Interaction[Any]) -> BotContext:
-    ctx: BotContext = interaction.client.ctx  # type: ignore[attr-defined]
+    ctx: BotContext = interaction.client.ctx
     return ctx
 
 
@@ -172,7 +172,8 @@ PRIVATE = "show the answer only to you (default: the whole channel sees it)"
     layer="list only this layer (0 is the base; negative counts from the top)",
     private=PRIVATE,
 )
-@app_commands.autocomplete(image=complete_image, platform=complete_platform, layer=complete_layer)
+@app_commands.autocomplete(image=complete_image, platform=complete_platform)
+@app_commands.autocomplete(layer=complete_layer)  # int choices: one choice type a call
 async def peek(
     interaction: discord.Interaction[Any],
     image: str,
@@ -214,7 +215,8 @@ async def history(
     layer="read the copy this layer ships (default: the file as the image sees it)",
     private=PRIVATE,
 )
-@app_commands.autocomplete(image=complete_image, layer=complete_layer)
+@app_commands.autocomplete(image=complete_image)
+@app_commands.autocomplete(layer=complete_layer)  # int choices: one choice type a call
 async def cat(
     interaction: discord.Interaction[Any],
     image: str,

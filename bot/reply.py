@@ -51,7 +51,8 @@ def payload(reply: Reply) -> dict[str, Any]:
         if params.payload is not None:
             return params.payload
         assert params.multipart  # with files the JSON travels as the payload_json part
-        return json.loads(params.multipart[0]["value"])
+        payload: dict[str, Any] = json.loads(params.multipart[0]["value"])
+        return payload
 
 
 async def send(interaction: discord.Interaction[Any], reply: Reply) -> None:

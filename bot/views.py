@@ -44,7 +44,7 @@ class Navigator(Protocol):
 
 
 def _navigator(interaction: discord.Interaction[Any]) -> Navigator:
-    navigator: Navigator = interaction.client  # type: ignore[assignment]
+    navigator: Navigator = interaction.client
     return navigator
 
 

@@ -23,7 +23,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import aclosing, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -69,6 +69,9 @@ from layerpeek.core.text import (
 
 Problems = list[LayerProblem]
 """What a command returns: the layers it could not read to their end (printed last)."""
+
+Command = Callable[[Layerpeek, argparse.Namespace], Awaitable["Outcome | Problems | None"]]
+"""A subcommand: what it answered (``Outcome``), or only the layers it could not read."""
 
 _TYPE_BITS = {
     "file": stat.S_IFREG,
@@ -743,7 +746,13 @@ def _progress(peek: Layerpeek, label: str) -> Iterator[None]:
         progress.close()
 
 
-_COMMANDS = {"inspect": _inspect, "ls": _ls, "cat": _cat, "pull": _pull, "tags": _tags}
+_COMMANDS: dict[str, Command] = {
+    "inspect": _inspect,
+    "ls": _ls,
+    "cat": _cat,
+    "pull": _pull,
+    "tags": _tags,
+}
 _COMMANDS |= {"manifest": _manifest, "config": _config, "digest": _digest, "export": _export}
 _COMMANDS |= {
     "trace": _trace,

@@ -12,9 +12,9 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 
-from layerpeek.cli.status import UsageError
+from layerpeek.cli.status import Outcome, UsageError
 from layerpeek.core.models import LayerProblem
-from layerpeek.core.packages.changes import PackageChanges, package_changes
+from layerpeek.core.packages.changes import Change, PackageChanges, package_changes
 from layerpeek.core.packages.inventory import inventory
 from layerpeek.core.packages.model import FORMATS, KINDS, Kind, PackageReport
 from layerpeek.core.service import Layerpeek
@@ -65,14 +65,17 @@ async def packages_command(peek: Layerpeek, args: argparse.Namespace) -> list[La
         # The SBOM libraries (and their schemas) load only for an SBOM: ~14 MB at startup.
         from layerpeek.core.packages.sbom import sbom
 
-        sys.stdout.write(sbom(report, output) + "\n")
+        sys.stdout.write(
+            sbom(report, "spdx-json" if output == "spdx-json" else "cyclonedx-json") + "\n"
+        )
     for problem in report.databases:
         _note(f"warning: {problem.path} (layer {problem.layer}): {problem.message}")
     return report.problems
 
 
-async def diff_packages(peek: Layerpeek, args: argparse.Namespace) -> list[LayerProblem]:
-    """``diff A B --packages``: the package changes from A to B."""
+async def diff_packages(peek: Layerpeek, args: argparse.Namespace) -> Outcome:
+    """``diff A B --packages``: the package changes from A to B (found: none, as diff says
+    the images are the same)."""
     other = args.other or args.reference
     a = await peek.resolve(args.reference, args.platform)
     b = await peek.resolve(other, args.platform_b or args.platform)
@@ -85,10 +88,16 @@ async def diff_packages(peek: Layerpeek, args: argparse.Namespace) -> list[Layer
     for report in (before, after):
         for problem in report.databases:
             _note(f"warning: {report.reference}: {problem.path}: {problem.message}")
-    return [*before.problems, *after.problems]
+    return Outcome(found=not changes.changes, problems=[*before.problems, *after.problems])
 
 
-_SIGNS = {"added": "+", "removed": "-", "upgraded": "^", "downgraded": "v", "changed": "~"}
+_SIGNS: dict[Change, str] = {
+    "added": "+",
+    "removed": "-",
+    "upgraded": "^",
+    "downgraded": "v",
+    "changed": "~",
+}
 
 
 def render_changes(changes: PackageChanges) -> None:

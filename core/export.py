@@ -16,7 +16,7 @@ whole; a file whose bytes come short of its header's size does too.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from functools import partial
 
@@ -50,7 +50,7 @@ async def tar_stream(
     path: str | None = None,
     *,
     stream_after: int = STREAM_AFTER,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The tar of ``path`` (a directory, or a file; symlinks on the way followed as in the
     image) or of the whole merged filesystem; ends with the archive's end blocks."""
     selected = await _selected(peek, image, path)
@@ -104,9 +104,9 @@ class _LayerPass:
     ) -> None:
         self._peek, self._image, self._layer = peek, image, layer
         self._files = files
-        self._events: AsyncIterator[TarEntry | FileData] | None = None
+        self._events: AsyncGenerator[TarEntry | FileData, None] | None = None
 
-    async def _start(self) -> AsyncIterator[TarEntry | FileData]:
+    async def _start(self) -> AsyncGenerator[TarEntry | FileData, None]:
         known = await self._peek.layer_index(self._image, self._layer)
         positions = {m.data.position for m in self._files if m.data is not None}
         wanted = await anyio.to_thread.run_sync(_wanted, known.entries, positions)
@@ -119,7 +119,7 @@ class _LayerPass:
 
         return self._peek.layer_events(self._image, self._layer, want)
 
-    async def data(self, member: Member) -> AsyncIterator[bytes]:
+    async def data(self, member: Member) -> AsyncGenerator[bytes, None]:
         """The next wanted file's bytes, which must be ``member``'s."""
         if self._events is None:
             self._events = await self._start()
@@ -143,7 +143,7 @@ class _LayerPass:
 
     async def aclose(self) -> None:
         if self._events is not None:
-            await self._events.aclose()  # type: ignore[attr-defined]
+            await self._events.aclose()
 
 
 def _wanted(entries: Sequence[TarEntry], positions: set[int]) -> set[tuple[str, int]]:
@@ -171,7 +171,9 @@ async def _selected(peek: Layerpeek, image: ResolvedImage, path: str | None) -> 
     return await anyio.to_thread.run_sync(subtree, view.nodes, found.path)
 
 
-async def _data(peek: Layerpeek, image: ResolvedImage, member: Member) -> AsyncIterator[bytes]:
+async def _data(
+    peek: Layerpeek, image: ResolvedImage, member: Member
+) -> AsyncGenerator[bytes, None]:
     """The member's bytes, exactly its header's size of them."""
     file = member.data
     assert file is not None

@@ -6,7 +6,7 @@ Field names are part of the contract; add fields, never rename them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 from pydantic import BaseModel, Field
 
@@ -165,7 +165,14 @@ class Partial(BaseModel):
     )
 
 
-def marks(problems: list[LayerProblem]) -> dict[str, Any]:
+class Marks(TypedDict):
+    """The fields ``marks`` sets, by name and type, so that ``**marks(...)`` is checked."""
+
+    complete: bool
+    problems: list[LayerProblem]
+
+
+def marks(problems: list[LayerProblem]) -> Marks:
     """The ``complete`` and ``problems`` fields of a ``Partial`` answer, from its problems."""
     return {"complete": not problems, "problems": list(problems)}
 

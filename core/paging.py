@@ -18,7 +18,9 @@ from layerpeek.core.layers.index.model import LayerView
 from layerpeek.core.models import EntryInfo, EntryPage, LayerProblem
 
 if TYPE_CHECKING:
-    from layerpeek.core.service import Layerpeek, ProgressCallback, ResolvedImage
+    from layerpeek.core.image.resolve import ResolvedImage
+    from layerpeek.core.layers.progress import ProgressCallback
+    from layerpeek.core.service import Layerpeek
 
 T = TypeVar("T")
 Views = Callable[[int, int | None, bool], Awaitable[LayerView]]

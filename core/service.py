@@ -9,7 +9,7 @@ its blob), ``fs.read`` (one file), ``fs.analyses`` (questions of the merged file
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from pathlib import Path
 
@@ -109,7 +109,7 @@ class Layerpeek:
         tally: Tally | None = None,
         problems: list[LayerProblem] | None = None,
         start: int = 0,
-    ) -> AsyncIterator[EntryInfo]:
+    ) -> AsyncGenerator[EntryInfo, None]:
         """Entries of one layer, or of every layer bottom-up; stop iterating to stop reading.
 
         ``whole``: the caller will read every entry (a full listing, a count, the merged
@@ -177,7 +177,7 @@ class Layerpeek:
         renamed, so a failed or interrupted pull leaves nothing behind."""
         return await pull.pull_layer(self.client, image, layer, destination, on_progress)
 
-    def stream_layer(self, image: ResolvedImage, layer: int) -> AsyncIterator[bytes]:
+    def stream_layer(self, image: ResolvedImage, layer: int) -> AsyncGenerator[bytes, None]:
         """A layer blob's bytes as they arrive, for relaying (a download link); a digest
         mismatch raises after the last chunk, so the relay aborts."""
         return pull.stream_layer(self.client, image, layer)
@@ -191,7 +191,7 @@ class Layerpeek:
         layer: int | None = None,
         *,
         follow: bool = True,
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """The bytes of ``path`` as the image shows it, or as layer ``layer`` ships it
         (``locate`` says which copy that is; ``read`` streams it)."""
         copy = await self.locate(image, path, layer, follow=follow)
@@ -229,7 +229,7 @@ class Layerpeek:
         hard link read through the entry it names, earlier in the same layer."""
         return await self._reads.locate(image, path, layer, follow=follow)
 
-    def read(self, image: ResolvedImage, copy: FileCopy) -> AsyncIterator[bytes]:
+    def read(self, image: ResolvedImage, copy: FileCopy) -> AsyncGenerator[bytes, None]:
         """Stream the bytes of a located copy.
 
         From the layer's index: through its TOC's chunks when it has one, else with one
@@ -247,7 +247,7 @@ class Layerpeek:
 
     def stream_files(
         self, image: ResolvedImage, layer: int, want: Callable[[TarEntry], bool]
-    ) -> AsyncIterator[FileData]:
+    ) -> AsyncGenerator[FileData, None]:
         """The data of every regular file of layer ``layer`` that ``want`` accepts, in one
         pass over the layer: where many small pieces of one compressed layer are needed,
         cheaper than a range each (each inflates from its nearest checkpoint)."""
@@ -260,7 +260,7 @@ class Layerpeek:
 
     def layer_events(
         self, image: ResolvedImage, layer: int, want: Callable[[TarEntry], bool]
-    ) -> AsyncIterator[TarEntry | FileData]:
+    ) -> AsyncGenerator[TarEntry | FileData, None]:
         """One streaming pass over layer ``layer``: its entries, and the data of the regular
         files ``want`` accepts (an export of many files of one compressed layer)."""
         return self._reads.events(image, layer, want)
@@ -310,7 +310,7 @@ class Layerpeek:
         image: ResolvedImage,
         problems: list[LayerProblem],
         irregular: list[IrregularInfo],
-    ) -> AsyncIterator[EntryInfo]:
+    ) -> AsyncGenerator[EntryInfo, None]:
         """The whole merged filesystem sorted by path, one entry at a time: what a full
         listing prints, without a model of every path held at once (a million-entry image
         would hold ~1 GB of them beside the tree). A damaged layer is added to ``problems``,

@@ -13,7 +13,7 @@ headers a ``GET`` would, without a body and without spending the quota.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -169,24 +169,24 @@ def _check_size(descriptor: Descriptor, layer: int) -> None:
         )
 
 
-async def _nothing() -> AsyncIterator[bytes]:
+async def _nothing() -> AsyncGenerator[bytes, None]:
     """The body of a HEAD answer: the server sends headers only."""
     return
     yield
 
 
-async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _prepend(first: bytes, rest: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
     try:
         yield first
         async for chunk in rest:
             yield chunk
     finally:
-        await rest.aclose()  # type: ignore[attr-defined]
+        await rest.aclose()
 
 
 async def _relay(
-    chunks: AsyncIterator[bytes], limit: int, exact: bool = True
-) -> AsyncIterator[bytes]:
+    chunks: AsyncGenerator[bytes, None], limit: int, exact: bool = True
+) -> AsyncGenerator[bytes, None]:
     """``chunks`` one behind: each goes out when the next has arrived, and the last only once
     the source has ended without an error (``stream_layer`` checks the digest there), and,
     when ``exact``, after exactly ``limit`` bytes; never more than ``limit``.
@@ -211,7 +211,7 @@ async def _relay(
         if held:
             yield held
     finally:
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await chunks.aclose()
 
 
 def _too_long(limit: int, exact: bool) -> LayerpeekError:

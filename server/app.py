@@ -11,6 +11,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
+from pydantic import AnyHttpUrl
 
 from layerpeek.core.settings import Settings, load_settings
 from layerpeek.core.startup import open_service
@@ -94,7 +95,7 @@ def create_server(
                 endpoint.peek = peek  # the link route serves through this lifespan's core
             yield AppState(peek, cursors, links)
 
-    auth = AuthSettings(issuer_url=url, resource_server_url=None) if token else None
+    auth = AuthSettings(issuer_url=AnyHttpUrl(url), resource_server_url=None) if token else None
     server = MCPServer(
         "layerpeek",
         instructions=INSTRUCTIONS + (LINK_NOTE if links else ""),

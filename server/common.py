@@ -22,7 +22,7 @@ from layerpeek.server.cursor import RESTART, CursorCodec
 from layerpeek.server.render import text
 from layerpeek.server.settings import DEFAULT_CONCURRENT_CALLS
 
-T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 STEP_FIELDS = frozenset({"created_by", "removed_by"})
 DEFAULT_STEP_CHARS = 200
 
@@ -37,7 +37,11 @@ class AppState:
     """Set (and enabled) exactly when download_link is registered."""
 
 
-def state(ctx: Context) -> AppState:
+AppContext = Context[AppState]
+"""The context a tool is given: its lifespan's is the ``AppState`` the server's yields."""
+
+
+def state(ctx: AppContext) -> AppState:
     return ctx.request_context.lifespan_context
 
 
@@ -153,24 +157,31 @@ def _cut(text: str, limit: int) -> str:
     return f"{text[:limit]}... [{len(text) - limit} more chars]"
 
 
-def cut_steps(value: T, limit: int) -> T:
-    """``value`` with every build step (created_by, removed_by) cut to ``limit`` characters.
+def cut_steps(model: M, limit: int) -> M:
+    """``model`` with every build step (created_by, removed_by) cut to ``limit`` characters,
+    in it and in the models and lists it holds.
 
     RUN lines can run to kilobytes and repeat in every event of a path's history; they are
     most of an answer's size, and the start of one says what it did.
     """
-    if isinstance(value, list):
-        return [cut_steps(item, limit) for item in value]  # type: ignore[return-value]
-    if not isinstance(value, BaseModel):
-        return value
     updates: dict[str, Any] = {}
-    for name in type(value).model_fields:
-        field = getattr(value, name)
+    for name in type(model).model_fields:
+        field = getattr(model, name)
         if name in STEP_FIELDS and isinstance(field, str):
             updates[name] = _cut(field, limit)
         elif isinstance(field, BaseModel | list):
-            updates[name] = cut_steps(field, limit)
-    return value.model_copy(update=updates)
+            updates[name] = _cut_within(field, limit)
+    return model.model_copy(update=updates)
+
+
+def _cut_within(value: object, limit: int) -> object:
+    """``cut_steps`` for a field's value: a model, a list (of models, lists or others), or
+    anything else, returned as it is."""
+    if isinstance(value, BaseModel):
+        return cut_steps(value, limit)
+    if isinstance(value, list):
+        return [_cut_within(item, limit) for item in value]
+    return value
 
 
 def count_long_steps(value: object, limit: int) -> int:

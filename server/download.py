@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from mcp.server.auth.middleware.auth_context import get_access_token
-from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import Field
@@ -22,7 +21,7 @@ from layerpeek.core.fs.read import FileCopy
 from layerpeek.core.image.resolve import ResolvedImage
 from layerpeek.core.text import human_size
 from layerpeek.links.settings import LinkSettings
-from layerpeek.server.common import PlatformArg, Reference, result, state
+from layerpeek.server.common import AppContext, PlatformArg, Reference, result, state
 from layerpeek.server.errors import tool_errors
 from layerpeek.server.models import DownloadLink
 
@@ -41,7 +40,7 @@ def quota_owner(links: LinkSettings) -> str | None:
     return None if token is None else links.quota_key(token.token)
 
 
-async def _file(ctx: Context, image: ResolvedImage, layer: int | None, path: str) -> FileCopy:
+async def _file(ctx: AppContext, image: ResolvedImage, layer: int | None, path: str) -> FileCopy:
     """The file the link will serve, found now as the endpoint will find it (links followed
     in the merged view), so a missing file is refused here, not with a 404 later."""
     return await state(ctx).peek.locate(image, path, layer)
@@ -68,7 +67,7 @@ def _what(image: ResolvedImage, layer: int | None, path: str | None, size: int) 
 
 async def download_link(
     reference: Reference,
-    ctx: Context,
+    ctx: AppContext,
     layer: Annotated[
         int | None,
         Field(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import Field
 
@@ -19,6 +18,7 @@ from layerpeek.core.paging import window
 from layerpeek.server import render
 from layerpeek.server.common import (
     DEFAULT_STEP_CHARS,
+    AppContext,
     CursorArg,
     PlatformArg,
     Reference,
@@ -45,7 +45,7 @@ async def find_files(
             f"(RE2 syntax: no backreferences or lookaround); at most {MAX_PATTERN} characters"
         ),
     ],
-    ctx: Context,
+    ctx: AppContext,
     regex: Annotated[bool, Field(description="pattern is a regular expression")] = False,
     types: Annotated[
         list[EntryType] | None, Field(description="only entries of these types")
@@ -95,7 +95,7 @@ async def find_files(
 async def trace_path(
     reference: Reference,
     path: Annotated[str, Field(description="the path to trace, e.g. /etc/passwd")],
-    ctx: Context,
+    ctx: AppContext,
     platform: PlatformArg = None,
     max_step_chars: Annotated[
         int, Field(ge=40, le=20000, description="build steps longer than this are cut")
@@ -113,7 +113,7 @@ async def trace_path(
 
 async def removed_files(
     reference: Reference,
-    ctx: Context,
+    ctx: AppContext,
     platform: PlatformArg = None,
     limit: Limit = 30,
     cursor: CursorArg = None,
@@ -137,7 +137,7 @@ async def removed_files(
 
 async def diff_images(
     a: Annotated[str, Field(description="the image to compare from (reference, as elsewhere)")],
-    ctx: Context,
+    ctx: AppContext,
     b: Annotated[
         str | None, Field(description="the image to compare to; omit to compare a's platforms")
     ] = None,
@@ -184,7 +184,7 @@ async def diff_images(
 
 async def triage_image(
     reference: Reference,
-    ctx: Context,
+    ctx: AppContext,
     platform: PlatformArg = None,
     largest: Annotated[
         int, Field(ge=1, le=50, description="how many of the largest files to list")

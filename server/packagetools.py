@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Annotated
 
-from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
@@ -20,6 +19,7 @@ from layerpeek.core.packages.model import KINDS, Kind, Package, PackageReport
 from layerpeek.core.paging import window
 from layerpeek.core.text import human_size
 from layerpeek.server.common import (
+    AppContext,
     CursorArg,
     PlatformArg,
     Reference,
@@ -48,7 +48,7 @@ class PackagePage(BaseModel):
 
 async def list_packages(
     reference: Reference,
-    ctx: Context,
+    ctx: AppContext,
     name: Annotated[
         str | None,
         Field(description="only packages whose name contains this (any case)", max_length=MAX_NAME),
@@ -97,7 +97,7 @@ class PackageChangesPage(BaseModel):
 async def diff_packages(
     a: Annotated[str, Field(description="the image to compare from (reference, as elsewhere)")],
     b: Annotated[str, Field(description="the image to compare to")],
-    ctx: Context,
+    ctx: AppContext,
     platform: Annotated[
         str | None, Field(description="platform of a (and of b unless platform_b is given)")
     ] = None,

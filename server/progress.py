@@ -10,16 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mcp.server.mcpserver import Context
-
 from layerpeek.core.layers.progress import Progress, ProgressCallback
 from layerpeek.core.text import human_size
+from layerpeek.server.common import AppContext
 
 
 class ProgressRelay:
     """One tool call's progress over a sequence of layers (compressed bytes read of all)."""
 
-    def __init__(self, ctx: Context, sizes: Sequence[int]) -> None:
+    def __init__(self, ctx: AppContext, sizes: Sequence[int]) -> None:
         self._ctx = ctx
         self._total = sum(sizes)
         self._sizes = list(sizes)

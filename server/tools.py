@@ -13,7 +13,6 @@ import codecs
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import Field
@@ -24,6 +23,7 @@ from layerpeek.core.models import EntryInfo, LayerProblem, marks
 from layerpeek.core.paging import Match, Position, filtered_page
 from layerpeek.server import render
 from layerpeek.server.common import (
+    AppContext,
     CursorArg,
     PlatformArg,
     Reference,
@@ -55,7 +55,7 @@ LayerArg = Annotated[
 
 async def inspect_image(
     reference: Reference,
-    ctx: Context,
+    ctx: AppContext,
     platform: PlatformArg = None,
     all_platforms: Annotated[
         bool,
@@ -91,7 +91,7 @@ Listed = tuple[list[EntryInfo], At, list[LayerProblem]]
 
 
 async def _layer_page(
-    ctx: Context, image: ResolvedImage, layer: int | None, match: Match, limit: int, at: At
+    ctx: AppContext, image: ResolvedImage, layer: int | None, match: Match, limit: int, at: At
 ) -> Listed:
     """A page of one layer or all layers in tar order; the position is (layer, entry)."""
     layers = [image.layer(layer)] if layer is not None else list(range(len(image.manifest.layers)))
@@ -105,7 +105,7 @@ async def _layer_page(
 
 
 async def _merged_page(
-    ctx: Context, image: ResolvedImage, where: Callable[[str], bool] | None, limit: int, at: At
+    ctx: AppContext, image: ResolvedImage, where: Callable[[str], bool] | None, limit: int, at: At
 ) -> Listed:
     """A page of the merged filesystem (sorted by path), a slice of its kept view; the
     position is an index into the paths ``where`` accepts."""
@@ -117,7 +117,7 @@ async def _merged_page(
 
 async def list_files(
     reference: Reference,
-    ctx: Context,
+    ctx: AppContext,
     layer: LayerArg = None,
     merged: Annotated[
         bool,
@@ -200,7 +200,7 @@ async def read_file(
     path: Annotated[
         str, Field(description="absolute or relative path in the image, e.g. /etc/os-release")
     ],
-    ctx: Context,
+    ctx: AppContext,
     layer: Annotated[
         int | None,
         Field(
@@ -240,6 +240,7 @@ async def read_file(
     assert head.size is not None and head.sha256 is not None  # read whole
     size = head.size
     text = _as_text(head.data[:max_bytes], complete=size <= max_bytes)
+    encoding: Literal["utf-8", "hex", "base64"]
     if text is not None:
         returned, encoding, content = len(text.encode()), "utf-8", text
     else:
@@ -272,7 +273,7 @@ async def list_tags(
         str,
         Field(description="[REGISTRY/]REPOSITORY without tag, e.g. alpine or ghcr.io/org/app"),
     ],
-    ctx: Context,
+    ctx: AppContext,
     limit: Annotated[int, Field(ge=1, le=1000, description="most tags in this page")] = 200,
     cursor: CursorArg = None,
 ) -> Annotated[CallToolResult, TagPage]:

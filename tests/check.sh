@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the tests need (the docker-registry binary, the [test] extra), then lint, type-check
-# the core and run the whole suite. This is the project's one test command; .ci/run calls it.
+# the core and the front ends and run the whole suite. This is the project's one test command;
+# .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,12 +24,13 @@ python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 python3 -m ruff check .
 python3 -m ruff format --check .
 
-# mypy (strict on the core, pyproject.toml's [tool.mypy]) reads modules by their installed
-# names, layerpeek.core for core/: a directory of links gives it that layout.
+# mypy (strict, pyproject.toml's [tool.mypy]) reads modules by their installed names,
+# layerpeek.core for core/: a directory of links gives it that layout.
 typed="$(mktemp -d)"
 trap 'rm -rf "$typed"' EXIT
 mkdir "$typed/layerpeek"
 for dir in core cli server bot links; do ln -s "$PWD/$dir" "$typed/layerpeek/$dir"; done
-MYPYPATH="$typed" python3 -m mypy -p layerpeek.core
+MYPYPATH="$typed" python3 -m mypy -p layerpeek.core -p layerpeek.cli -p layerpeek.server \
+  -p layerpeek.bot -p layerpeek.links
 
 python3 -m pytest "$@"

@@ -33,8 +33,8 @@ import hashlib
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
-from typing import Concatenate, ParamSpec, TypeVar, cast
+from collections.abc import Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -69,7 +69,8 @@ _RELEASE = """if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1]) end return 0"""
 
 
-Method = Callable[Concatenate["RedisCache", P], Awaitable[T]]
+Method = Callable[Concatenate["RedisCache", P], Coroutine[Any, Any, T]]
+"""A coroutine method of ``RedisCache``: what ``CacheStore``'s ``async def``s are."""
 
 
 def _or_none(method: Method[P, T]) -> Method[P, T | None]:
@@ -175,9 +176,8 @@ class RedisCache:
     async def get(self, kind: Kind, digest: str) -> bytes | None:
         """The payload stored for ``digest``, or None (also when it failed its checksum)."""
         key = content_key(kind, digest)
-        # The client decodes nothing (no decode_responses), so a value is bytes.
-        value = cast(bytes | None, await self._redis.getex(key, px=_milliseconds(self.idle_ttl)))
-        if value is None:
+        value = await self._redis.getex(key, px=_milliseconds(self.idle_ttl))
+        if not isinstance(value, bytes):  # None; the client decodes nothing (no decode_responses)
             return None
         checksum, payload = value[:_CHECKSUM], value[_CHECKSUM:]
         if hashlib.sha256(payload).digest() != checksum:

@@ -226,20 +226,20 @@ class FileLeases:
 class AsyncCache:
     """``Cache`` for the event loop: the database is opened lazily, every call in a thread."""
 
-    def __init__(self, directory: Path, **options: float) -> None:
+    def __init__(self, directory: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.directory = directory
-        self._options = options
+        self._max_bytes = max_bytes
         self._cache: Cache | None = None
         self._opening = anyio.Lock()
         self._leases = FileLeases(directory / LOCKS)
 
     async def _store(self) -> Cache:
         async with self._opening:
-            if self._cache is None:
-                self._cache = await anyio.to_thread.run_sync(
-                    lambda: Cache(self.directory, **self._options)  # type: ignore[arg-type]
-                )
-        return self._cache
+            store = self._cache
+            if store is None:
+                opening = functools.partial(Cache, self.directory, max_bytes=self._max_bytes)
+                store = self._cache = await anyio.to_thread.run_sync(opening)
+        return store
 
     async def get(self, kind: Kind, digest: str) -> bytes | None:
         store = await self._store()

@@ -8,7 +8,7 @@ answer with the damaged layers it could not read to their end.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from functools import partial
 from itertools import islice
 
@@ -85,7 +85,7 @@ async def merged_entries(
     image: ResolvedImage,
     problems: list[LayerProblem],
     irregular: list[IrregularInfo],
-) -> AsyncIterator[EntryInfo]:
+) -> AsyncGenerator[EntryInfo, None]:
     """The whole merged filesystem sorted by path, one entry at a time, made in batches in
     a worker thread (``Layerpeek.merged_entries``)."""
     view = await merges.view(image, problems)

@@ -9,7 +9,7 @@ layer's index: through the layer's TOC, with one range, or by streaming the laye
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from functools import partial
@@ -82,7 +82,7 @@ class FileReads:
         found = await anyio.to_thread.run_sync(partial(overlay.lookup, path, follow))
         return _merged_copy(image, overlay, path, found)
 
-    async def read(self, image: ResolvedImage, copy: FileCopy) -> AsyncIterator[bytes]:
+    async def read(self, image: ResolvedImage, copy: FileCopy) -> AsyncGenerator[bytes, None]:
         """Stream the bytes of a located copy (``Layerpeek.read``)."""
         known = await self.layer_index(image, copy.layer)
         entry = known.entries[copy.position] if copy.position < len(known.entries) else None
@@ -146,14 +146,14 @@ class FileReads:
 
     def events(
         self, image: ResolvedImage, layer: int, want: Callable[[TarEntry], bool]
-    ) -> AsyncIterator[TarEntry | FileData]:
+    ) -> AsyncGenerator[TarEntry | FileData, None]:
         """One streaming pass over layer ``layer`` (resuming after drops): its entries, and
         the data of the regular files ``want`` accepts."""
         return scan_layer(self._blob(image, layer).chunks(), want=want)
 
     async def files(
         self, image: ResolvedImage, layer: int, want: Callable[[TarEntry], bool]
-    ) -> AsyncIterator[FileData]:
+    ) -> AsyncGenerator[FileData, None]:
         """The data of every regular file of layer ``layer`` that ``want`` accepts, in one
         streaming pass (``Layerpeek.stream_files``)."""
         events = self.events(image, layer, want)
@@ -182,7 +182,7 @@ class FileReads:
 
     async def _streamed(
         self, image: ResolvedImage, layer: int, path: str, copies: int
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """One pass over a layer (resuming after drops), up to the data of its regular file
         ``path`` that follows ``copies`` others of that name, and no further."""
         events = scan_layer(self._blob(image, layer).chunks(), want=_nth_named(path, copies + 1))
@@ -355,20 +355,21 @@ def _copies(entries: Sequence[TarEntry], position: int) -> tuple[int, int]:
 
 def _readable(entry: TarEntry, index: int) -> None:
     """Nothing for a regular file; a clear error for what cannot be read as one."""
-    where = {"path": entry.path, "layer": index}
+    path = entry.path
     if entry.cut:
-        raise FileNotInLayer(_cut_message(entry.path, index), **where)
+        raise FileNotInLayer(_cut_message(path, index), path=path, layer=index)
     if entry.type == "file":
         return
     if entry.type == "symlink":
         raise FileNotInLayer(
-            f"{entry.path} is a symlink to {entry.link} in layer {index}; a layer's own copy "
+            f"{path} is a symlink to {entry.link} in layer {index}; a layer's own copy "
             "is read as shipped, not followed",
+            path=path,
+            layer=index,
             merged=True,
-            **where,
         )
     raise FileNotInLayer(
-        f"{entry.path} is a {entry.type} in layer {index}, not a regular file", **where
+        f"{path} is a {entry.type} in layer {index}, not a regular file", path=path, layer=index
     )
 
 

@@ -196,7 +196,8 @@ def diff(
     unchanged = unverified = 0
     for a, b in _paired(old.iter_nodes(), new.iter_nodes()):
         if a is None:
-            added.append(entry_of(b))  # type: ignore[arg-type]  # _paired never gives two Nones
+            assert b is not None, "_paired never gives two Nones"
+            added.append(entry_of(b))
             continue
         if b is None:
             removed.append(entry_of(a))

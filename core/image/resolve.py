@@ -165,8 +165,10 @@ class Resolver:
         wanted = as_platform(platform)
         top = await self.manifest(ref)
         index = top if isinstance(top, Index) else None
-        manifest = await self._child(ref, top, wanted or DEFAULT_PLATFORM) if index else top
-        assert isinstance(manifest, Manifest)
+        if isinstance(top, Manifest):
+            manifest = top
+        else:
+            manifest = await self._child(ref, top, wanted or DEFAULT_PLATFORM)
         config = await self._config(ref, manifest)
         if index is None and wanted and config.platform != wanted:
             raise PlatformNotFound(

@@ -114,11 +114,15 @@ class _Inflate:
 
     def lend(self) -> Piece:
         """What ``run`` wrote since the last ``lend`` (empty when nothing was)."""
+        if self._pool is None:
+            return self.copy()
+        return b"" if self._buffer is None else self._pool.lend(self._buffer)
+
+    def copy(self) -> bytes:
+        """``lend`` for a stream without a pool, whose pieces are always copies: its one
+        buffer is written again from the start."""
         buffer = self._buffer
-        if buffer is None:
-            return b""
-        if self._pool is not None:
-            return self._pool.lend(buffer)
+        assert buffer is not None and self._pool is None, "a pool's stream lends its pieces"
         piece = bytes(buffer.view[: buffer.filled])
         buffer.filled = 0
         return piece
@@ -306,7 +310,7 @@ class Resume:
         self._point = point
         self._primed = False
 
-    def feed(self, data: bytes) -> Iterator[Piece]:
+    def feed(self, data: bytes) -> Iterator[bytes]:
         """Inflate the next blob bytes (the first call starts at ``point.fetch_from``)."""
         if not self._primed and data:
             self._prime(data[0])
@@ -314,7 +318,7 @@ class Resume:
         self._inflate.give(data)
         while True:
             code, _ = self._inflate.run(_Z_NO_FLUSH)
-            out = self._inflate.lend()
+            out = self._inflate.copy()
             if out:
                 yield out
             if code != _Z_OK or not out:

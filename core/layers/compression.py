@@ -80,7 +80,16 @@ class Decompressor(Protocol):
         ...
 
 
-def make_decompressor(kind: Compression) -> Decompressor:
+class CopyingDecompressor(Decompressor, Protocol):
+    """A ``Decompressor`` whose pieces are bytes of their own, never views lent from a
+    buffer: what a caller may keep or hand on (``make_decompressor``'s three formats)."""
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """Take more compressed bytes, yield bounded output pieces."""
+        ...
+
+
+def make_decompressor(kind: Compression) -> CopyingDecompressor:
     """A fresh decompressor for one blob of the given compression."""
     if kind == "gzip":
         return GzipDecompressor()

@@ -7,7 +7,7 @@ the damage as a ``LayerProblem`` (``met``), the others see it raised.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import anyio
 import anyio.lowlevel
@@ -51,7 +51,7 @@ async def entries(
     tally: Tally | None = None,
     problems: list[LayerProblem] | None = None,
     start: int = 0,
-) -> AsyncIterator[EntryInfo]:
+) -> AsyncGenerator[EntryInfo, None]:
     """Entries of one layer, or of every layer bottom-up (``Layerpeek.entries``)."""
     if start and layer is None:
         raise LayerpeekError("a listing starts past entry 0 only within one layer")

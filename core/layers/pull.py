@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import anyio
@@ -58,7 +58,7 @@ async def _download(blob: BlobReader, target: Path, on_progress: ProgressCallbac
 
 async def stream_layer(
     client: RegistryClient, image: ResolvedImage, layer: int
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """A layer blob's bytes as they arrive, for relaying (a download link). The reader
     checks the digest after the last chunk: a mismatch raises there, so the relay aborts
     instead of completing a response with bytes that are not the layer."""

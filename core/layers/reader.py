@@ -25,7 +25,7 @@ that host's worker threads, so a slow registry cannot take the threads others ne
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Protocol
 
 import anyio
@@ -170,7 +170,7 @@ class BlobReader:
             check.verify()
         return b""
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         """Every remaining chunk; the reader is closed when the iteration stops."""
         try:
             while chunk := await self.read():

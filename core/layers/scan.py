@@ -9,7 +9,7 @@ event so far: a consumer that stops early (``--limit``, a found file) stops the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterator
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -218,7 +218,7 @@ async def scan_layer(
     *,
     want: Want | None = None,
     on_progress: OnProgress | None = None,
-) -> AsyncIterator[ScanEvent]:
+) -> AsyncGenerator[ScanEvent, None]:
     """Yield the entries of a layer blob (and ``FileData`` of wanted files) as they arrive.
 
     The compression is detected from the blob's first bytes. ``on_progress(compressed_bytes,

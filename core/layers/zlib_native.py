@@ -115,7 +115,8 @@ def system_zlib() -> InflateApi:
     version, size = lib.zlibVersion(), ctypes.sizeof(_ZStream)
 
     def init(stream: object, wbits: int) -> int:
-        return lib.inflateInit2_(stream, wbits, version, size)
+        code: int = lib.inflateInit2_(stream, wbits, version, size)  # restype c_int
+        return code
 
     return InflateApi(
         "zlib",

@@ -277,7 +277,11 @@ class BulkReader:
         proxies = urllib.request.getproxies_environment()
         if not (proxies.get(url.scheme) or proxies.get("all")):
             return False
-        return not urllib.request.proxy_bypass_environment(url.host, proxies)
+        # Left out of typeshed (undocumented, on every platform). ``proxy_bypass``, which it
+        # declares, would also read macOS's or Windows' settings: only the environment's
+        # NO_PROXY applies, as only its proxies do (``getproxies_environment``).
+        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+        return not bypass(url.host, proxies)
 
 
 def content_range(value: str | None) -> tuple[int, int, int | None] | None:

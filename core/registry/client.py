@@ -52,6 +52,7 @@ from layerpeek.core.registry.auth import (
     TOKEN_PENDING,
     TOKEN_REQUEST,
     BoundedBody,
+    CredentialResolver,
     RegistryAuth,
     TokenCache,
     registry_host,
@@ -276,7 +277,7 @@ class RegistryClient:
         settings: Settings | None = None,
         *,
         guarded: bool = False,
-        credentials: Any = load_credentials,
+        credentials: CredentialResolver = load_credentials,
     ) -> None:
         self.settings = settings or Settings()
         _log_retries_at_debug()
@@ -382,7 +383,11 @@ class RegistryClient:
             release = _once(host.requests.release)
             try:
                 response = await self._reach(request, what)
-                response.stream = _Released(response.stream, release)
+                stream = response.stream
+                assert isinstance(stream, httpx.AsyncByteStream), (
+                    "httpx's AsyncClient asserts it too"
+                )
+                response.stream = _Released(stream, release)
                 if response.status_code >= 400:
                     try:
                         await response.aread()
@@ -531,7 +536,7 @@ class RegistryClient:
     @staticmethod
     def _tag_digest(response: httpx.Response, body: bytes, what: str) -> str:
         """The digest of a manifest fetched by tag: what the registry says, checked."""
-        claimed = response.headers.get("Docker-Content-Digest", "")
+        claimed: str = response.headers.get("Docker-Content-Digest", "")
         if claimed.startswith(("sha256:", "sha512:")):
             verify_digest(body, claimed, what)
             return claimed

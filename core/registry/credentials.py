@@ -136,9 +136,10 @@ def _auths_entry(config: dict[str, Any], registry: str, path: Path) -> dict[str,
     )
     if key is None:
         return None
-    if not isinstance(auths[key], dict):
+    entry = auths[key]
+    if not isinstance(entry, dict):
         raise LayerpeekError(f"cannot read docker config {path}: auths[{key!r}] is not an object")
-    return auths[key]
+    return entry
 
 
 def _from_auths(entry: dict[str, Any], registry: str, path: Path) -> Credentials | None:

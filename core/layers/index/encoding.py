@@ -23,17 +23,21 @@ import json
 import struct
 import zlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 from zlib_ng import zlib_ng
 
 from layerpeek.core.layers import checkpoints
 from layerpeek.core.layers.checkpoints import Checkpoint
+from layerpeek.core.layers.compression import Compression
 from layerpeek.core.layers.entry import TarEntry
 
 if TYPE_CHECKING:
     from layerpeek.core.layers.index.model import LayerIndex
+
+Decoded = tuple[Compression, list[TarEntry], list[Checkpoint], list[tuple[int, int]]]
+"""A ``LayerIndex``'s fields after its digest, as ``decode`` reads them back."""
 
 FORMAT_VERSION = 6
 """6: an entry's row ends with ``cut`` (indexes written before it hold uncut names), and the
@@ -87,7 +91,7 @@ class IndexEncoder:
         return b"".join((struct.pack("<I", len(listing)), listing, packed))
 
 
-def decode(data: bytes, digest: str) -> tuple[Any, ...] | None:
+def decode(data: bytes, digest: str) -> Decoded | None:
     """``(compression, entries, checkpoints, frames)`` from ``IndexEncoder.finish``'s bytes;
     None for anything unexpected: another format version or digest, or damage."""
     try:
@@ -101,7 +105,8 @@ def decode(data: bytes, digest: str) -> tuple[Any, ...] | None:
         points = checkpoints.decode(data[4 + length :])
     except (ValueError, KeyError, TypeError, zlib.error, struct.error):
         return None
-    return header["compression"], entries, points, frames
+    compression: Compression = header["compression"]  # as ``IndexEncoder.finish`` wrote it
+    return compression, entries, points, frames
 
 
 def _json_line(entries: Sequence[TarEntry]) -> bytes:

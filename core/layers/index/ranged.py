@@ -3,7 +3,7 @@ checkpoint or zstd frame start before it, or straight from a plain tar."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 import anyio
@@ -51,16 +51,15 @@ def _frame_for(frames: list[tuple[int, int]], start: int, stop: int) -> tuple[in
 
 async def read_ranged(
     client: RegistryClient, ref: Reference, index: LayerIndex, entry: TarEntry
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The data of a regular file ``entry`` of an indexed layer, with one Range request: the
     bytes themselves when the layer is a plain tar, else the compressed data from the nearest
     gzip checkpoint (or zstd frame start) to the first one past the file, decompressed in a
     worker thread."""
     if index.compression == "none":
-        start, end, window = entry.offset, entry.offset + entry.size, max(entry.size, 1)
-        async with aclosing(
-            BlobReader(client, ref, index.digest, start=start, end=end, window=window).chunks()
-        ) as chunks:
+        stop, window = entry.offset + entry.size, max(entry.size, 1)
+        plain = BlobReader(client, ref, index.digest, start=entry.offset, end=stop, window=window)
+        async with aclosing(plain.chunks()) as chunks:
             async for chunk in chunks:
                 yield chunk
         return

@@ -178,23 +178,25 @@ class LayerIndexes:
         scanning = key_for(ref, layer.digest) in self._live
         return None if scanning else await self.complete(ref, layer)
 
-    async def _stored_elsewhere(self, ref: Reference, layer: Descriptor, live: _Live) -> bool:
+    async def _stored_elsewhere(
+        self, ref: Reference, layer: Descriptor, live: _Live
+    ) -> LayerIndex | None:
         """Before a full scan starts, take the layer's lease in the cache, so that processes
-        sharing the cache scan it once (``interface.wait_for_lease``). True when the process we
-        waited for stored the index (now ``live.index``; the scan is dropped unread); else
-        the scan holds the lease until its index is stored or it ends without one. Called
-        under the scan's lock: this process's other callers wait for this scan, not for the
-        lease. A scan already begun (by a page) goes on unleased."""
+        sharing the cache scan it once (``interface.wait_for_lease``). The index when the
+        process we waited for stored it (now also ``live.index``; the scan is dropped unread);
+        else None, and the scan holds the lease until its index is stored or it ends without
+        one. Called under the scan's lock: this process's other callers wait for this scan,
+        not for the lease. A scan already begun (by a page) goes on unleased."""
         begun = live.leased or live.scan.scanned or live.scan.entries
         if begun or not await wait_for_lease(self.cache, scope := key_for(ref, layer.digest)):
-            return False
+            return None
         live.leased = True
-        live.index = await self.complete(ref, layer)
-        if live.index is None:
-            return False
+        index = live.index = await self.complete(ref, layer)
+        if index is None:
+            return None
         await self._drop(scope, live)
         await self.cache.release_lease(scope)
-        return True
+        return index
 
     async def _advance(
         self,
@@ -227,8 +229,8 @@ class LayerIndexes:
                     return self._whole_view(layer, live.index), live.index
                 if live.closed and live.failure is None:
                     continue  # closed while this caller waited (idle, surplus): a fresh one
-                if lease and await self._stored_elsewhere(ref, layer, live):
-                    return self._whole_view(layer, live.index), live.index
+                if lease and (stored := await self._stored_elsewhere(ref, layer, live)) is not None:
+                    return self._whole_view(layer, stored), stored
                 try:
                     if live.failure is not None:
                         raise live.failure
@@ -323,9 +325,9 @@ class LayerIndexes:
         idle = [k for k, live in self._live.items() if now - live.used > LIVE_TTL]
         surplus = sorted(self._live, key=lambda k: self._live[k].used)[: -LIVE_SCANS + 1]
         for key in dict.fromkeys([*idle, *surplus]):
-            live = self._live[key]
-            if key != scope and not live.lock.locked():
-                await self._drop(key, live)
+            old = self._live[key]
+            if key != scope and not old.lock.locked():
+                await self._drop(key, old)
         live = self._live.get(scope)
         if live is None:
             blob = BlobReader(self.client, ref, layer.digest, end=layer.size or None)

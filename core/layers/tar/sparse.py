@@ -78,7 +78,7 @@ class SparseFile:
         if fragments is not None:
             self._start(fragments, stored)
 
-    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+    def feed(self, data: bytes | memoryview) -> list[tuple[int, bytes]]:
         """The (zeros, data) pieces that ``data`` (the next stored bytes) completes."""
         pieces: list[tuple[int, bytes]] = []
         view = memoryview(data)

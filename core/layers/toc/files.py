@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 
 import anyio.to_thread
 
@@ -18,7 +18,7 @@ _STEP = 4 << 20  # decompressed bytes one worker-thread hop produces at most
 _COMPRESSION: dict[TocFormat, Compression] = {"estargz": "gzip", "zstd:chunked": "zstd"}
 
 
-async def read_toc_file(fetch: Fetch, toc: Toc, path: str) -> AsyncIterator[bytes]:
+async def read_toc_file(fetch: Fetch, toc: Toc, path: str) -> AsyncGenerator[bytes, None]:
     """Stream a regular file's bytes, fetching only its chunks.
 
     Chunks whose compressed spans touch share range requests of up to ``WINDOW`` bytes. Each
@@ -72,7 +72,7 @@ class _Windows:
 
 async def _chunk_bytes(
     windows: _Windows, chunk: TocChunk, kind: Compression, path: str
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Decompress one chunk's span, skip ``inner_offset``, yield its ``size`` bytes verified."""
     decompressor = make_decompressor(kind)
     check = Hash(

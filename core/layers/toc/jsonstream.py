@@ -15,7 +15,7 @@ from layerpeek.core.layers.entry import LAYER_LIMITS, Limits
 from layerpeek.core.layers.toc.checks import digesting
 from layerpeek.core.layers.toc.model import Toc, TocBuilder, TocFormat
 
-_BLANK = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
+_NOT_BLANK = re.compile(r"[^ \t\n\r]")  # anything but JSON's whitespace
 
 
 def parse_toc(
@@ -53,7 +53,9 @@ class _JsonText:
     def __init__(self, pieces: Iterable[bytes], format: TocFormat) -> None:
         self._pieces = iter(pieces)
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
-        self._scan = json.scanner.make_scanner(json.JSONDecoder())
+        # typeshed types the scanner's context as a scanner; it is a decoder, whose hooks
+        # (object_hook, parse_float, strict, ...) the C scanner reads.
+        self._scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
         self._format = format
         self._text = ""
         self._at = 0
@@ -63,7 +65,8 @@ class _JsonText:
     def peek(self) -> str:
         """The next character that is not blank, or "" at the end of the document."""
         while True:
-            self._at = _BLANK.match(self._text, self._at).end()
+            found = _NOT_BLANK.search(self._text, self._at)
+            self._at = len(self._text) if found is None else found.start()
             if self._at < len(self._text):
                 return self._text[self._at]
             if not self._more():
