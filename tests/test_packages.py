@@ -425,7 +425,7 @@ def test_cli_diff_packages_names_upgrades_additions_and_removals(
     latest = package_images.dpkg_layers.ref(plain_registry.host)
     base = len(dpkg_installed(package_images.trees.dpkg_admin))
     status, out, err = run(capsys, "diff", step1, latest, "--packages")
-    assert (status, err) == (0, "")
+    assert (status, err) == (1, "")  # the images differ, as diff says
     assert out.splitlines()[2:] == [
         "+ deb extra all 0.1  (layer 2)",
         "- deb gone all 1.0",
@@ -433,9 +433,11 @@ def test_cli_diff_packages_names_upgrades_additions_and_removals(
         f"1 added, 1 removed, 1 upgraded, 0 downgraded, 0 changed, {base} unchanged",
     ]
     status, out, _ = run(capsys, "diff", latest, step1, "--packages", "--json")
+    assert status == 1
     changes = {c["name"]: c for c in json.loads(out)["changes"]}
     assert changes["tiny"] | {"layer": None} == {
         "kind": "deb", "name": "tiny", "arch": "all", "change": "downgraded",
         "before": "2.0", "after": "1.0", "layer": None,
     }  # fmt: skip
     assert (changes["gone"]["change"], changes["extra"]["change"]) == ("added", "removed")
+    assert run(capsys, "diff", latest, latest, "--packages")[0] == 0  # nothing changed
