@@ -623,7 +623,7 @@ async def _removed(peek: Layerpeek, args: argparse.Namespace) -> Problems:
     for removed_in, files in _by_removing_layer(shown).items():
         size = human_size(sum(f.size for f in files))
         _print(f"# removed in layer {removed_in}  {one_line(files[0].removed_by)}")
-        _print(f"# {len(files)} files, {size}")
+        _print(f"# {len(files)} {'file' if len(files) == 1 else 'files'}, {size}")
         rows = [[_size(f.type, f.size), str(f.layer), f.action, f.path] for f in files]
         _table(["SIZE", "SHIPPED IN", "ACTION", "PATH"], rows)
         _print()
