@@ -6,19 +6,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from layerpeek.core.extras import install_hint
+from layerpeek.core.extras import launch
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        from layerpeek.bot.cli import main as run
-    except ModuleNotFoundError as error:
-        hint = install_hint(error, "bot")
-        if hint is None:
-            raise
-        sys.stderr.write(f"layerpeek-bot: {hint}\n")
-        return 1
-    return run(argv)
+    return launch("layerpeek-bot", "bot", "layerpeek.bot.cli", argv)
 
 
 if __name__ == "__main__":

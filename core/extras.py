@@ -7,6 +7,10 @@ each bring their own packages, imported only once the part that needs them start
 
 from __future__ import annotations
 
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
 EXTRAS: dict[str, frozenset[str]] = {
     "mcp": frozenset({"mcp", "starlette", "uvicorn"}),
     "bot": frozenset({"discord", "PIL", "starlette", "uvicorn"}),
@@ -22,3 +26,17 @@ def install_hint(error: ModuleNotFoundError, extra: str) -> str | None:
     if top not in EXTRAS[extra]:
         return None
     return f"install layerpeek[{extra}] ({top} is not installed)"
+
+
+def launch(command: str, extra: str, module: str, argv: Sequence[str] | None = None) -> int:
+    """Run ``module``'s ``main(argv)``, the entry point of a front end that ``extra`` brings:
+    without that extra installed, one line naming what to install instead of a traceback."""
+    try:
+        run: Callable[[Sequence[str] | None], int] = importlib.import_module(module).main
+    except ModuleNotFoundError as error:
+        hint = install_hint(error, extra)
+        if hint is None:
+            raise
+        sys.stderr.write(f"{command}: {hint}\n")
+        return 1
+    return run(argv)

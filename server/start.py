@@ -6,19 +6,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from layerpeek.core.extras import install_hint
+from layerpeek.core.extras import launch
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        from layerpeek.server.main import main as run
-    except ModuleNotFoundError as error:
-        hint = install_hint(error, "mcp")
-        if hint is None:
-            raise
-        sys.stderr.write(f"layerpeek-mcp: {hint}\n")
-        return 1
-    return run(argv)
+    return launch("layerpeek-mcp", "mcp", "layerpeek.server.main", argv)
 
 
 if __name__ == "__main__":
