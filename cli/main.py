@@ -1,7 +1,7 @@
 """The ``layerpeek`` command: a thin front end over :mod:`layerpeek.core.service`.
 
-Readable tables by default, ``--json`` for scripts (keys of DESIGN §3). Errors are one line on
-stderr and a non-zero exit, never a traceback.
+Readable tables by default, ``--json`` for scripts (the keys of ``core.models``). Errors are
+one line on stderr and a non-zero exit, never a traceback.
 
 A damaged layer does not stop an answer: ``ls`` prints every entry read before the damage
 and the merged commands (``ls --merged``, ``find``, ``trace``, ``removed``, ``triage``,

@@ -1,4 +1,4 @@
-"""What the core answers with: the JSON contract of DESIGN §3, shared by every front end.
+"""What the core answers with: the JSON contract of every answer, shared by every front end.
 
 The CLI prints these as JSON, the MCP server uses them as output schemas, the bot renders them.
 Field names are part of the contract; add fields, never rename them.

@@ -98,8 +98,8 @@ def open_cache(settings: Settings) -> CacheStore:
 
     Raises LayerpeekError naming LAYERPEEK_CACHE_URL when the URL cannot be used.
     """
-    # Backends are imported here: they depend on this module, not it on them. And redis
-    # costs ~0.2 s to import, which a CLI on SQLite should not pay.
+    # Backends are imported here: they depend on this module, not it on them. And importing
+    # redis costs a noticeable start-up time that a CLI on SQLite should not pay.
     if not settings.cache_url:
         from layerpeek.core.cache.sqlite import AsyncCache
 

@@ -1,8 +1,9 @@
 """The merged views of resolved images, built once and kept, so their pages are slices.
 
-A merge runs the overlay rules over every entry of every layer: ~0.8 s of CPU for a
-50,870-entry layer. Rebuilt for every call and every page, ten users paging one image at once
-held ten trees (808 MB against 215 MB for one) and paging through its 255 pages took minutes.
+A merge runs the overlay rules over every entry of every layer, which takes a noticeable
+time for a layer of tens of thousands of entries. Rebuilt for every call and every page, ten
+users paging one image at once held ten trees and paging through hundreds of pages took
+minutes.
 Here concurrent asks for one image share one build (``Flights``: a caller that goes away
 only stops waiting), and the finished view is kept, by the image's manifest digest within
 its registry (``cache.interface.key_for``, as its layers are), until newer views push it out.

@@ -19,7 +19,7 @@ from layerpeek.core.registry.platform import Platform
 # thousands of ENV lines stays far below this.
 MAX_HISTORY = 10_000
 # Each list or map of the run config (Env, Labels, ExposedPorts, Entrypoint, Cmd): real images
-# hold dozens; 1.5M labels fit in a 32 MiB config and cost 0.6 s to report.
+# hold dozens; a 32 MiB config could hold over a million labels, each a row to report.
 MAX_CONFIG_ENTRIES = 10_000
 
 

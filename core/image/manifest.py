@@ -27,13 +27,13 @@ DOCKER_SCHEMA1 = (
 )
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
 MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
-# Registries serve OCI types only when asked for them by name (RESEARCH §1): always send all four.
+# Registries serve OCI types only when asked for them by name: always send all four.
 MANIFEST_ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 # Docker refuses to build or run more than 127 layers and Linux's overlayfs stacks at most 500
 # lower directories (OVL_MAX_STACK), so no image that runs anywhere has more than 500 layers.
 MAX_LAYERS = 1000
 # Multi-platform indexes list a few dozen images and attestations; a 4 MiB index could list
-# 25,000, each a platform to parse (0.2 s of CPU).
+# 25,000, each a platform to parse.
 MAX_INDEX_ENTRIES = 1000
 
 

@@ -226,7 +226,7 @@ class Resolver:
 
 
 def image_report(image: ResolvedImage) -> ImageReport:
-    """The DESIGN §3 ``inspect`` answer for a resolved image."""
+    """The ``inspect`` answer for a resolved image."""
     config = image.config
     return ImageReport(
         reference=str(image.reference),

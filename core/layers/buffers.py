@@ -1,8 +1,8 @@
 """Output buffers an inflater lends to the tar scanner instead of copying its output out.
 
-Copying each piece of output out of the inflater's one buffer cost the inflater thread ~5 %
-of a full listing (49 ms of CPU for the bench layer's 427 MB), with the interpreter lock
-held, on the thread a listing waits for. With an ``OutputPool`` the inflater writes into a
+Copying each piece of output out of the inflater's one buffer cost the inflater thread a
+measurable part of a full listing, with the interpreter lock held, on the thread a listing
+waits for. With an ``OutputPool`` the inflater writes into a
 ``Buffer`` from the pool and lends out views of what it wrote; the scan gives each piece
 back once it has scanned it. A buffer is reused only once the inflater has moved on from it
 (``retire``) and every piece lent from it is back, so no piece is overwritten while it is

@@ -338,8 +338,8 @@ class Resume:
 
 
 def pack(point: Checkpoint) -> bytes:
-    """A checkpoint's window compressed for the cache (level 1: ~0.25 ms each, and a scan
-    packs one every ``SPACING`` bytes while it runs; see ``index.encoding.IndexEncoder``)."""
+    """A checkpoint's window compressed for the cache (level 1, the fastest: a scan packs
+    one every ``SPACING`` bytes while it runs; see ``index.encoding.IndexEncoder``)."""
     return zlib_ng.compress(point.window, 1)
 
 

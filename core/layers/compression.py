@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Literal, Protocol
 
 import zstandard
-from zlib_ng import zlib_ng as zlib  # the stdlib's API, ~1.4x faster to inflate
+from zlib_ng import zlib_ng as zlib  # the stdlib's API, faster to inflate
 
 from layerpeek.core.errors import CorruptLayer, TruncatedLayer
 
@@ -41,7 +41,7 @@ def detect_compression(head: bytes) -> Compression:
 
     Media types vary by writer (Docker's ``rootfs.diff.tar.gzip``, OCI's ``tar+gzip`` and
     ``tar+zstd``, non-distributable variants) and a mislabelled blob should still read, so
-    the magic bytes decide (RESEARCH section 2): a zstd stream may also start with a skippable
+    the magic bytes decide: a zstd stream may also start with a skippable
     frame. Anything else is taken as a plain tar stream,
     which the tar scanner then validates header by header.
     """

@@ -22,7 +22,7 @@ from layerpeek.core.models import EntryInfo, EntryPage, LayerProblem
 from layerpeek.core.paging import entry_page
 
 YIELD_EVERY = 1000
-"""Entries listed between two passes through the event loop (~5 ms of work)."""
+"""Entries listed between two passes through the event loop (a few milliseconds of work)."""
 
 
 def problem(image: ResolvedImage, index: int, error: LayerError) -> LayerProblem:

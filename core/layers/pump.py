@@ -1,10 +1,10 @@
 """Inflate a layer ahead of its tar scan, on a thread that never waits for the event loop.
 
-Inflating is the longest single job of a full scan (~1 s of CPU for a 180 MB gzip layer)
-and the only one that runs outside the interpreter lock, so a full listing is as fast as the
-inflater is kept busy. Handing it one step at a time from the event loop left it idle for a
-quarter of a listing: each next step waited for the scan of the previous one, for the entries
-to reach the consumer and for the next network batch. ``InflatePump`` decouples the two:
+Inflating is the longest single job of a full scan and the only one that runs outside the
+interpreter lock, so a full listing is as fast as the inflater is kept busy. Handing it one
+step at a time from the event loop left it idle for a quarter of a listing: each next step
+waited for the scan of the previous one, for the entries to reach the consumer and for the
+next network batch. ``InflatePump`` decouples the two:
 
 - the event loop ``give``s it compressed batches as they arrive, up to ``INPUT`` bytes ahead;
 - a job on the inflater executor inflates them into steps while it has input and fewer than
@@ -25,12 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 from layerpeek.core.layers.scan import Inflated, LayerReader
 
 INPUT = 2 << 20
-"""Compressed bytes queued for the inflater: enough work (~5 MB of output, ~12 ms) to carry
+"""Compressed bytes queued for the inflater: enough work (a few MB of output) to carry
 it through the gaps while the consumer handles entries and no one reads the network."""
 AHEAD = 4 << 20
 """Inflated bytes waiting to be scanned before the inflater pauses: bounds a scan's memory
-(they sit in the inflater's lent buffers, ``buffers.OutputPool``). Queues of 6, 8 and 16 MiB
-bought no speed on the bench layer."""
+(they sit in the inflater's lent buffers, ``buffers.OutputPool``). Longer queues bought no
+speed on the benchmark's layer."""
 THREADS = 8
 """Inflater threads, shared by all scans (a process keeps at most ``index.LIVE_SCANS``)."""
 
@@ -39,8 +39,9 @@ SWITCH_INTERVAL = 0.0001
 
 The inflater gives the interpreter lock up for every ``inflate`` call and must win it back
 from the scanner and the event loop, which hold it for the whole interval when busy. Beside
-a thread that always holds the lock, inflating the bench layer took 2.95 s at 5 ms, 1.41 s
-at 0.5 ms and 1.25 s at 0.1 ms (1.17 s alone), while the busy thread kept its pace at each.
+a thread that always holds the lock, inflating took more than twice as long at Python's
+default as at this interval (which comes close to inflating alone), while the busy thread
+kept its pace.
 A front end opts into it for its run (``core.runtime.tuned_process``), which restores the
 previous interval on exit."""
 

@@ -41,7 +41,7 @@ from layerpeek.core.registry.reference import Reference
 FIRST_WINDOW = 256 << 10
 GROWTH = 4
 MAX_WINDOW = 32 << 20
-"""Largest window: ~0.1 s of transfer on a local network, few requests for a full scan."""
+"""Largest window: a short transfer on a local network, few requests for a full scan."""
 ATTEMPTS = 4
 """Consecutive drops without a single new byte before the reader gives up."""
 

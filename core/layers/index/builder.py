@@ -42,7 +42,7 @@ PREFETCH_AFTER = 4 << 20
 """Blob bytes after which the scan inflates ahead on the pump (``pump.InflatePump``) and
 reads the network ahead of the scan: not before, so a first page reads no further than it
 must. A caller that reads the whole layer says so (``whole``), and the pump starts at once:
-stepping through the first 4 MiB cost a full listing ~50 ms more than inflating them ahead."""
+stepping through the first 4 MiB cost a full listing more than inflating them ahead."""
 
 
 class LayerScan:

@@ -113,7 +113,7 @@ class TocBuilder:
     ``TarEntry``), not four (with a ``TocFile``, a ``TocChunk`` and their tuple). Each object
     the garbage collector tracks lengthens its full collections, which run in whichever
     thread is allocating, holding the interpreter lock: with four per entry, a 24,000-entry
-    TOC set off two or three of them, each stalling the event loop for 50-100 ms.
+    TOC set off several of them, each stalling the event loop for a long moment.
     """
 
     def __init__(self, limits: Limits) -> None:
