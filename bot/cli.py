@@ -22,7 +22,7 @@ from discord import app_commands
 from layerpeek.bot import answers
 from layerpeek.bot import packages as package_answers
 from layerpeek.bot.app import LayerpeekBot, make_context
-from layerpeek.bot.commands import COMMANDS, message_for
+from layerpeek.bot.commands import COMMANDS, REFERENCE_OPTIONS, message_for
 from layerpeek.bot.discord_limits import violations
 from layerpeek.bot.reply import Reply, payload
 from layerpeek.bot.settings import BotSettings
@@ -103,22 +103,23 @@ def parse_line(line: str) -> tuple[str, dict[str, Any]]:
     return name, options
 
 
-async def preview(line: str) -> tuple[dict[str, Any], bool]:
-    """The payload the bot sends for ``line`` (an error is a one-line ephemeral message too),
+async def preview(line: str) -> tuple[Reply, bool]:
+    """The reply the bot sends for ``line`` (an error is a one-line ephemeral message too),
     and whether the command succeeded."""
     name, options = parse_line(line)
     async with open_service(BotSettings.core(), guarded=True) as peek:
         ctx = make_context(peek, load_settings(BotSettings))
         try:
-            reply = await ANSWERS[name](ctx, PREVIEW_USER, **options)
+            return await ANSWERS[name](ctx, PREVIEW_USER, **options), True
         except LayerpeekError as error:
-            return payload(Reply(content=message_for(error), ephemeral=True)), False
-    return payload(reply), True
+            typed = [v for k, v in options.items() if k in REFERENCE_OPTIONS]
+            return Reply(content=message_for(error, typed), ephemeral=True), False
 
 
 def _preview_main(line: str) -> int:
     try:
-        result, ok = anyio.run(preview, line)
+        reply, ok = anyio.run(preview, line)
+        result = payload(reply)
     except (LayerpeekError, ValueError) as error:
         return _fail(str(error))
     print(json.dumps(result, indent=2, ensure_ascii=False))
