@@ -2,7 +2,9 @@
 
 ``layerpeek-bot preview '/peek image:alpine:3.20 layer:0'`` needs no Discord token: it runs
 the same answer function as the slash command and prints discord.py's message payload
-(embeds, components, attachments), then checks it against Discord's limits.
+(embeds, components, attachments), then checks it against Discord's limits. With ``--out
+DIR`` it also writes the attachments the payload names (the layer chart, a file /cat
+attaches), so they can be looked at without Discord.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import shlex
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -59,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     preview = sub.add_parser("preview", help="print the message payload for a slash command")
     preview.add_argument("line", help="a slash command as typed, e.g. '/peek image:alpine:3.20'")
+    preview.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="also write the message's attachments (e.g. layers.png) into DIR",
+    )
     return parser
 
 
@@ -116,11 +125,22 @@ async def preview(line: str) -> tuple[Reply, bool]:
             return Reply(content=message_for(error, typed), ephemeral=True), False
 
 
-def _preview_main(line: str) -> int:
+def write_attachments(reply: Reply, out: Path) -> None:
+    """Each attachment of ``reply`` as a file in ``out`` under the name the message gives it
+    (names the bot made safe: ``links.endpoint.attachment_name`` or fixed ones)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in reply.files.items():
+        (out / name).write_bytes(data)
+        sys.stderr.write(f"layerpeek-bot: wrote {printable(str(out / name))}\n")
+
+
+def _preview_main(line: str, out: Path | None) -> int:
     try:
         reply, ok = anyio.run(preview, line)
         result = payload(reply)
-    except (LayerpeekError, ValueError) as error:
+        if out is not None:
+            write_attachments(reply, out)
+    except (LayerpeekError, ValueError, OSError) as error:
         return _fail(str(error))
     print(json.dumps(result, indent=2, ensure_ascii=False))
     broken = violations(result)
@@ -147,7 +167,7 @@ def _run_main(sync_global: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "preview":
-        return _preview_main(args.line)
+        return _preview_main(args.line, args.out)
     return _run_main(getattr(args, "sync_global", False))
 
 
