@@ -100,7 +100,7 @@ def result(model: BaseModel, lines: Iterable[str]) -> CallToolResult:
 
 Reference = Annotated[
     str,
-    Field(description="image, e.g. alpine:3.20 or ghcr.io/org/app@sha256:…"),
+    Field(description="e.g. alpine:3.20 or ghcr.io/org/app@sha256:…"),
 ]
 PlatformArg = Annotated[
     str | None,

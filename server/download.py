@@ -80,8 +80,8 @@ async def download_link(
     platform: PlatformArg = None,
 ) -> Annotated[CallToolResult, DownloadLink]:
     """An expiring link to a layer blob or one file, for the user to download what is too
-    big for an answer. Pass layer, path or both. Pinned to the image's digest. Cheap: checks
-    that the file exists; nothing is downloaded until the user opens the link."""
+    big for an answer; pass layer, path or both. Cost: a file is found by listing every
+    layer (cached); nothing is downloaded until the link is opened."""
     links = state(ctx).links
     assert links is not None  # registered only when links are configured
     if layer is None and path is None:

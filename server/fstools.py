@@ -91,7 +91,7 @@ async def trace_path(
     ctx: Context,
     platform: PlatformArg = None,
     max_step_chars: Annotated[
-        int, Field(ge=40, le=20000, description="build steps longer than this are cut")
+        int, Field(ge=40, le=20000, description="cut build steps longer than this")
     ] = 300,
 ) -> Annotated[CallToolResult, PathTrace]:
     """Where one path comes from: each layer that added, changed, deleted or hid it and the
@@ -142,8 +142,8 @@ async def diff_images(
     cursor: CursorArg = None,
 ) -> Annotated[CallToolResult, DiffPage]:
     """What changed from image a to image b (or between two platforms of a): paths added,
-    removed and changed (type, size, mode, owner, link) in the final filesystems, and the
-    layers both share. Cost: reads every layer of both whole (cached, shared layers once)."""
+    removed and changed (type, size, mode, owner, link), and the layers both share. Cost:
+    reads every layer of both whole (cached)."""
     app = state(ctx)
     with tool_errors():
         first = await app.peek.resolve(a, platform)
@@ -186,9 +186,9 @@ async def triage_image(
     limit: Limit = 50,
     cursor: CursorArg = None,
 ) -> Annotated[CallToolResult, TriagePage]:
-    """A first security look: secrets present or deleted but still shipped, setuid/setgid
-    and world-writable paths, root user, the OS, the largest files, bytes shipped for
-    deleted files; most severe first. Cost: reads every layer whole (cached)."""
+    """A first security look: secrets (also deleted but shipped), setuid/setgid and
+    world-writable paths, root user, OS, largest files, bytes shipped for deleted files.
+    Cost: reads every layer whole (cached)."""
     app = state(ctx)
     with tool_errors():
         image = await app.peek.resolve(reference, platform)

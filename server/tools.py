@@ -56,11 +56,11 @@ async def inspect_image(
     platform: PlatformArg = None,
     all_platforms: Annotated[
         bool,
-        Field(description="every platform of a multi-arch tag side by side instead"),
+        Field(description="every platform side by side instead"),
     ] = False,
     max_step_chars: Annotated[
         int,
-        Field(ge=40, le=20000, description="build steps (created_by) longer than this are cut"),
+        Field(ge=40, le=20000, description="cut build steps longer than this"),
     ] = 300,
 ) -> Annotated[CallToolResult, InspectResult]:
     """Start here: the digest a tag resolves to, platforms, each layer's index, size and
@@ -131,10 +131,9 @@ async def list_files(
     limit: Annotated[int, Field(ge=1, le=200, description="entries per page")] = 100,
     cursor: CursorArg = None,
 ) -> Annotated[CallToolResult, FilePage]:
-    """The files of one layer, or of every layer bottom-up, as shipped (whiteouts are
-    deletions), or with merged=true the final filesystem: to browse a directory
-    (path_prefix) or names (glob). Cost: a first page reads the start of a layer; filters,
-    later pages and merged may read every layer whole (cached)."""
+    """Browse the files of one layer, of every layer bottom-up (whiteouts are deletions),
+    or with merged=true of the final filesystem. Cost: a first page reads the start of a
+    layer; filters, later pages and merged may read every layer whole (cached)."""
     if merged and layer is not None:
         raise ToolError("merged lists the whole image: pass either merged or layer, not both")
     app = state(ctx)

@@ -17,7 +17,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from fixtures.catalog import LATE_TXT, TAG_NAMES
 from fixtures.images import Member, Pusher, image_config, make_layer, seeded_bytes
-from fixtures.mcp import CURSOR_KEY, call, error
+from fixtures.mcp import CURSOR_KEY, call, error, listed_bytes
 from layerpeek.server.app import create_server
 from layerpeek.server.cursor import CursorCodec
 from layerpeek.server.main import _parser, build, http_options
@@ -61,7 +61,7 @@ async def test_tools_are_read_only_described_and_have_output_schemas(mcp):
 
 async def test_the_tool_list_fits_in_16_kb_and_reads_as_plain_sentences(mcp):
     listed = await mcp.list_tools()
-    assert len(listed.model_dump_json(by_alias=True, exclude_none=True).encode()) <= 16 * 1024
+    assert listed_bytes(listed) <= 16 * 1024
     for tool in listed.tools:
         texts = [tool.description]
         texts += [p["description"] for p in tool.input_schema["properties"].values()]
