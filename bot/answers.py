@@ -20,7 +20,7 @@ from layerpeek.bot.reply import Reply
 from layerpeek.bot.scope import Scope
 from layerpeek.bot.settings import BotSettings
 from layerpeek.bot.state import StateStore
-from layerpeek.bot.views import links_view, peek_view
+from layerpeek.bot.views import links_view, peek_view, result_pages
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.filehead import read_head
 from layerpeek.core.fs.find import FindSpec
@@ -198,22 +198,19 @@ async def page(
 
 
 async def find_in(ctx: BotContext, data: dict[str, Any], scope: Scope, pattern: str) -> Reply:
-    """ "Find" under a listing: matches in the merged view, every layer, or just one layer."""
-    spec = FindSpec.parse(pattern)
+    """ "Find" under a listing: matches in the merged view, every layer, or just one layer,
+    in pages of their own."""
+    FindSpec.parse(pattern)  # a bad pattern is refused before anything is stored
     state = PeekState.load(data)
-    image = await ctx.peek.resolve(state.pinned)
-    result = await ctx.peek.find(image, spec, merged=scope.merged)
-    if scope.layer is not None:
-        matches = [m for m in result.matches if m.layer == scope.layer]
-        result = result.model_copy(update={"matches": matches, "total": len(matches)})
-    shown = result.model_copy(
-        update={
-            "reference": state.report.reference,
-            "matches": result.matches[:FIND_LIMIT],
-            "next_start": FIND_LIMIT if len(result.matches) > FIND_LIMIT else None,
-        }
-    )
-    return Reply(embeds=[render.find_embed(shown)])
+    search = {
+        "find": state.pinned,
+        "reference": state.report.reference,
+        "pattern": pattern,
+        "regex": False,
+        "merged": scope.merged,
+        "layer": scope.layer,
+    }
+    return await find_page(ctx, search, await ctx.state.put(search), 0)
 
 
 # -- the other commands -----------------------------------------------------------------------
@@ -263,7 +260,20 @@ async def _cat(
 
 # -- the merged filesystem: find, diff, triage ---------------------------------------------------
 
-FIND_LIMIT = 25
+
+def _searched(search: dict[str, Any]) -> str:
+    """What a find searched, in words: what its answer says it searched."""
+    if search["merged"]:
+        return "the merged filesystem"
+    return "every layer" if search.get("layer") is None else f"layer {search['layer']}"
+
+
+def _page_of(number: int, total: int, size: int) -> tuple[int, int, str]:
+    """The page to show (``number``, or the last one if past it), the last page, and how the
+    title names the page (nothing when there is only one)."""
+    last = max(0, (total - 1) // size)
+    number = min(number, last)
+    return number, last, f"page {number + 1} of {last + 1}" if last else ""
 
 
 async def find(
@@ -272,20 +282,68 @@ async def find(
     image: str,
     pattern: str,
     regex: bool = False,
-    every_layer: bool = False,
+    merged: bool = False,
     private: bool = False,
 ) -> Reply:
-    """The first matches of a glob or regex, in the merged view or in every layer."""
-    spec = FindSpec.parse(pattern, regex=regex)
+    """The first page of the matches of a glob or regex: in every layer, as the CLI and the
+    MCP tool search (a file deleted later but still shipped is found), or in the merged view."""
+    FindSpec.parse(pattern, regex=regex)  # a bad pattern is refused before the registry is asked
     resolved = await ctx.peek.resolve(image)
-    result = await ctx.peek.find(resolved, spec, merged=not every_layer, limit=FIND_LIMIT)
-    return Reply(embeds=[render.find_embed(result)], ephemeral=private)
+    search = {
+        "find": pinned(resolved),
+        "reference": str(resolved.reference),
+        "pattern": pattern,
+        "regex": regex,
+        "merged": merged,
+        "layer": None,
+    }
+    reply = await find_page(ctx, search, await ctx.state.put(search), 0)
+    reply.ephemeral = private
+    return reply
+
+
+async def find_page(ctx: BotContext, data: dict[str, Any], key: str, number: int) -> Reply:
+    """Page ``number`` of a stored search (a /find or a Find button's), with its buttons."""
+    if "find" not in data:
+        raise LayerpeekError("these buttons belong to another kind of message")
+    image = await ctx.peek.resolve(data["find"])
+    spec = FindSpec.parse(data["pattern"], regex=data["regex"])
+    found = await ctx.peek.find(image, spec, merged=data["merged"])
+    matches = [m for m in found.matches if data["layer"] in (None, m.layer)]
+    size = ctx.settings.page_size
+    number, last, page = _page_of(number, len(matches), size)
+    shown = found.model_copy(
+        update={
+            "reference": data["reference"],
+            "matches": matches[number * size : (number + 1) * size],
+            "total": len(matches),
+        }
+    )
+    embed = render.find_embed(shown, _searched(data), page)
+    return Reply(embeds=[embed], view=result_pages(key, number, last))
 
 
 async def diff(ctx: BotContext, user: int, base: str, target: str, private: bool = False) -> Reply:
-    """What changed from ``base`` to ``target`` in the merged filesystems."""
-    report = await ctx.peek.diff(await ctx.peek.resolve(base), await ctx.peek.resolve(target))
-    return Reply(embeds=[render.diff_embed(report)], ephemeral=private)
+    """The first page of what changed from ``base`` to ``target`` in the merged filesystems."""
+    first, second = await ctx.peek.resolve(base), await ctx.peek.resolve(target)
+    compared = {"diff": [pinned(first), pinned(second)], "names": [base, target]}
+    reply = await diff_page(ctx, compared, await ctx.state.put(compared), 0)
+    reply.ephemeral = private
+    return reply
+
+
+async def diff_page(ctx: BotContext, data: dict[str, Any], key: str, number: int) -> Reply:
+    """Page ``number`` of a stored diff: its counts, then a page of its paths."""
+    if "diff" not in data:
+        raise LayerpeekError("these buttons belong to another kind of message")
+    before, after = data["diff"]
+    report = await ctx.peek.diff(await ctx.peek.resolve(before), await ctx.peek.resolve(after))
+    report = report.model_copy(update=dict(zip("ab", data["names"], strict=True)))
+    size = ctx.settings.page_size
+    total = len(report.added) + len(report.removed) + len(report.changed)
+    number, last, page = _page_of(number, total, size)
+    embed = render.diff_embed(report, number * size, size, page)
+    return Reply(embeds=[embed], view=result_pages(key, number, last))
 
 
 async def triage(

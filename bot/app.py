@@ -19,13 +19,13 @@ import uvicorn
 from layerpeek.bot import answers
 from layerpeek.bot.answers import EXPIRED, BotContext
 from layerpeek.bot.commands import LayerpeekTree, add_commands, message_for
-from layerpeek.bot.packages import PackagePageButton, packages_page
+from layerpeek.bot.packages import packages_page
 from layerpeek.bot.ratelimit import RateLimits
 from layerpeek.bot.reply import NO_MENTIONS, edit, fail, send
 from layerpeek.bot.scope import Scope
 from layerpeek.bot.settings import BotSettings
 from layerpeek.bot.state import StateStore
-from layerpeek.bot.views import FindButton, FindModal, PageButton, ScopeSelect
+from layerpeek.bot.views import FindButton, FindModal, PageButton, ResultPageButton, ScopeSelect
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings
 from layerpeek.core.startup import open_service
@@ -33,6 +33,8 @@ from layerpeek.links.endpoint import LinkServer
 
 log = logging.getLogger(__name__)
 STATE_FILE = "bot-state.sqlite3"
+PAGES = {"packages": packages_page, "find": answers.find_page, "diff": answers.diff_page}
+"""The answers whose pages ResultPageButton turns, by the key their stored state has."""
 
 
 def make_context(peek: Layerpeek, settings: BotSettings) -> BotContext:
@@ -75,7 +77,7 @@ class LayerpeekBot(discord.Client):
             open_service(self.core_settings, guarded=True)
         )
         self.ctx = make_context(peek, self.settings)
-        self.add_dynamic_items(PageButton, ScopeSelect, FindButton, PackagePageButton)
+        self.add_dynamic_items(PageButton, ScopeSelect, FindButton, ResultPageButton)
         if self.settings.links_enabled:
             await self._start_links()
         if self.settings.dev_guild is not None:
@@ -145,10 +147,8 @@ class LayerpeekBot(discord.Client):
         except Exception as error:  # one line for the presser; message_for logs the unexpected
             await fail(interaction, message_for(error))
 
-    async def turn_packages(
-        self, interaction: discord.Interaction[Any], key: str, page: int
-    ) -> None:
-        """A /packages page, as ``_navigate`` turns a /peek page."""
+    async def turn_result(self, interaction: discord.Interaction[Any], key: str, page: int) -> None:
+        """A page of /packages, /find or /diff, as ``_navigate`` turns a /peek page."""
         try:
             with self.ctx.limits.working(interaction.user.id):
                 self.ctx.limits.check(interaction.user.id, interaction.guild_id)
@@ -156,7 +156,8 @@ class LayerpeekBot(discord.Client):
                 if data is None:
                     return
                 await interaction.response.defer()
-                await edit(interaction, await packages_page(self.ctx, data, key, page))
+                turn = next((PAGES[kind] for kind in PAGES if kind in data), packages_page)
+                await edit(interaction, await turn(self.ctx, data, key, page))
         except Exception as error:  # one line for the presser; message_for logs the unexpected
             await fail(interaction, message_for(error))
 

@@ -2,7 +2,9 @@
 
 ``layerpeek-bot preview '/peek image:alpine:3.20 layer:0'`` needs no Discord token: it runs
 the same answer function as the slash command and prints discord.py's message payload
-(embeds, components, attachments), then checks it against Discord's limits.
+(embeds, components, attachments), then checks it against Discord's limits. With ``--out
+DIR`` it also writes the attachments the payload names (the layer chart, a file /cat
+attaches), so they can be looked at without Discord.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import shlex
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -22,7 +25,7 @@ from discord import app_commands
 from layerpeek.bot import answers
 from layerpeek.bot import packages as package_answers
 from layerpeek.bot.app import LayerpeekBot, make_context
-from layerpeek.bot.commands import COMMANDS, message_for
+from layerpeek.bot.commands import COMMANDS, REFERENCE_OPTIONS, message_for
 from layerpeek.bot.discord_limits import violations
 from layerpeek.bot.reply import Reply, payload
 from layerpeek.bot.settings import BotSettings
@@ -59,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     preview = sub.add_parser("preview", help="print the message payload for a slash command")
     preview.add_argument("line", help="a slash command as typed, e.g. '/peek image:alpine:3.20'")
+    preview.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="also write the message's attachments (e.g. layers.png) into DIR",
+    )
     return parser
 
 
@@ -103,23 +112,35 @@ def parse_line(line: str) -> tuple[str, dict[str, Any]]:
     return name, options
 
 
-async def preview(line: str) -> tuple[dict[str, Any], bool]:
-    """The payload the bot sends for ``line`` (an error is a one-line ephemeral message too),
+async def preview(line: str) -> tuple[Reply, bool]:
+    """The reply the bot sends for ``line`` (an error is a one-line ephemeral message too),
     and whether the command succeeded."""
     name, options = parse_line(line)
     async with open_service(BotSettings.core(), guarded=True) as peek:
         ctx = make_context(peek, load_settings(BotSettings))
         try:
-            reply = await ANSWERS[name](ctx, PREVIEW_USER, **options)
+            return await ANSWERS[name](ctx, PREVIEW_USER, **options), True
         except LayerpeekError as error:
-            return payload(Reply(content=message_for(error), ephemeral=True)), False
-    return payload(reply), True
+            typed = [v for k, v in options.items() if k in REFERENCE_OPTIONS]
+            return Reply(content=message_for(error, typed), ephemeral=True), False
 
 
-def _preview_main(line: str) -> int:
+def write_attachments(reply: Reply, out: Path) -> None:
+    """Each attachment of ``reply`` as a file in ``out`` under the name the message gives it
+    (names the bot made safe: ``links.endpoint.attachment_name`` or fixed ones)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in reply.files.items():
+        (out / name).write_bytes(data)
+        sys.stderr.write(f"layerpeek-bot: wrote {printable(str(out / name))}\n")
+
+
+def _preview_main(line: str, out: Path | None) -> int:
     try:
-        result, ok = anyio.run(preview, line)
-    except (LayerpeekError, ValueError) as error:
+        reply, ok = anyio.run(preview, line)
+        result = payload(reply)
+        if out is not None:
+            write_attachments(reply, out)
+    except (LayerpeekError, ValueError, OSError) as error:
         return _fail(str(error))
     print(json.dumps(result, indent=2, ensure_ascii=False))
     broken = violations(result)
@@ -146,7 +167,7 @@ def _run_main(sync_global: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "preview":
-        return _preview_main(args.line)
+        return _preview_main(args.line, args.out)
     return _run_main(getattr(args, "sync_global", False))
 
 

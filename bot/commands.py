@@ -1,10 +1,11 @@
 """The slash commands: parse options, check rate limits, defer, call one answer, send it.
 
-Each callback defers first (Discord wants a response within 3 s and a registry may take
-longer), then replaces the thinking message with the answer; /peek writes how far its layer
-scan has come into that message meanwhile. Errors become one ephemeral line (tree.on_error).
-A command counts as one of its user's running ones from the limits check until its answer is
-sent, so a user whose commands wait on a slow registry cannot start more.
+Each callback checks the references typed, then defers (Discord wants a response within 3 s
+and a registry may take longer), then replaces the thinking message with the answer; /peek
+writes how far its layer scan has come into that message meanwhile. Errors become one
+ephemeral line (tree.on_error). A command counts as one of its user's running ones from the
+limits check until its answer is sent, so a user whose commands wait on a slow registry
+cannot start more.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.fs.find import MAX_PATTERN
 from layerpeek.core.hints import with_hint
 from layerpeek.core.layers.progress import Progress
-from layerpeek.core.registry.reference import parse_reference
+from layerpeek.core.registry.reference import DOCKER_HUB, parse_reference
 from layerpeek.core.text import human_size
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,16 @@ def context_of(interaction: discord.Interaction[Any]) -> BotContext:
 
 @contextlib.asynccontextmanager
 async def _working(
-    interaction: discord.Interaction[Any], private: bool
+    interaction: discord.Interaction[Any], private: bool, *references: str
 ) -> AsyncIterator[BotContext]:
-    """Limits first (a refusal is instant), then the defer that buys 15 minutes; the block
+    """Limits first and the ``references`` typed (a refusal is instant, and only the user
+    sees it: nothing public was posted yet), then the defer that buys 15 minutes; the block
     runs as one of the user's running commands."""
     ctx = context_of(interaction)
     with ctx.limits.working(interaction.user.id):
         ctx.limits.check(interaction.user.id, interaction.guild_id)
+        for reference in references:
+            parse_reference(reference, default_tag=None)
         await interaction.response.defer(thinking=True, ephemeral=private)
         yield ctx
 
@@ -181,7 +185,7 @@ async def peek(
     layer: int | None = None,
     private: bool = False,
 ) -> None:
-    async with _working(interaction, private) as ctx:
+    async with _working(interaction, private, image) as ctx:
         progress = ScanProgress(interaction)
         try:
             reply = await answers.peek(
@@ -203,7 +207,7 @@ async def history(
     platform: str | None = None,
     private: bool = False,
 ) -> None:
-    async with _working(interaction, private) as ctx:
+    async with _working(interaction, private, image) as ctx:
         reply = await answers.history(ctx, interaction.user.id, image, platform, private)
         await send(interaction, reply)
 
@@ -224,7 +228,7 @@ async def cat(
     layer: int | None = None,
     private: bool = False,
 ) -> None:
-    async with _working(interaction, private) as ctx:
+    async with _working(interaction, private, image) as ctx:
         reply = await answers.cat(ctx, interaction.user.id, image, path, layer, private)
         await send(interaction, reply)
 
@@ -235,7 +239,7 @@ async def cat(
 async def tags(
     interaction: discord.Interaction[Any], repository: str, private: bool = False
 ) -> None:
-    async with _working(interaction, private) as ctx:
+    async with _working(interaction, private, repository) as ctx:
         await send(interaction, await answers.tags(ctx, interaction.user.id, repository, private))
 
 
@@ -248,7 +252,7 @@ Pattern = app_commands.Range[str, 1, MAX_PATTERN]
     image=IMAGE,
     pattern="a glob (*.pem matches any directory, etc/*.conf only there) or a regex",
     regex="treat the pattern as a regular expression (RE2: no backreferences or lookaround)",
-    every_layer="search every layer (deleted files too), not just the final filesystem",
+    merged="search only the final filesystem (default: every layer, deleted files too)",
     private=PRIVATE,
 )
 @app_commands.autocomplete(image=complete_image)
@@ -257,12 +261,12 @@ async def find(
     image: str,
     pattern: Pattern,
     regex: bool = False,
-    every_layer: bool = False,
+    merged: bool = False,
     private: bool = False,
 ) -> None:
-    async with _working(interaction, private) as ctx:
+    async with _working(interaction, private, image) as ctx:
         user = interaction.user.id
-        reply = await answers.find(ctx, user, image, pattern, regex, every_layer, private)
+        reply = await answers.find(ctx, user, image, pattern, regex, merged, private)
         await send(interaction, reply)
 
 
@@ -274,7 +278,7 @@ async def find(
 async def diff(
     interaction: discord.Interaction[Any], base: str, target: str, private: bool = False
 ) -> None:
-    async with _working(interaction, private) as ctx:
+    async with _working(interaction, private, base, target) as ctx:
         reply = await answers.diff(ctx, interaction.user.id, base, target, private)
         await send(interaction, reply)
 
@@ -290,7 +294,7 @@ async def triage(
     platform: str | None = None,
     private: bool = False,
 ) -> None:
-    async with _working(interaction, private) as ctx:
+    async with _working(interaction, private, image) as ctx:
         reply = await answers.triage(ctx, interaction.user.id, image, platform, private)
         await send(interaction, reply)
 
@@ -310,7 +314,7 @@ async def packages(
     platform: str | None = None,
     private: bool = False,
 ) -> None:
-    async with _working(interaction, private) as ctx:
+    async with _working(interaction, private, image) as ctx:
         user = interaction.user.id
         reply = await package_answers.packages(ctx, user, image, filter, platform, private)
         await send(interaction, reply)
@@ -334,14 +338,42 @@ class LayerpeekTree(app_commands.CommandTree[Any]):
     async def on_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
     ) -> None:
-        await fail(interaction, message_for(error))
+        await fail(interaction, message_for(error, _typed(interaction)))
 
 
-def message_for(error: BaseException) -> str:
-    """The line a user sees: a LayerpeekError's own message, else a generic one (logged)."""
+REFERENCE_OPTIONS = ("image", "base", "target", "repository")
+
+
+def _typed(interaction: discord.Interaction[Any]) -> list[str]:
+    """The references the user typed into the command's options."""
+    values = (getattr(interaction.namespace, name, None) for name in REFERENCE_OPTIONS)
+    return [value for value in values if isinstance(value, str)]
+
+
+def as_typed(message: str, typed: list[str]) -> str:
+    """``message`` with the Docker Hub names the core spelled out in full
+    (``docker.io/library/alpine``) written as the user typed them (``alpine``)."""
+    for text in typed:
+        try:
+            ref = parse_reference(text, default_tag=None)
+        except LayerpeekError:
+            continue
+        if ref.registry != DOCKER_HUB:
+            continue
+        name = text.strip().partition("@")[0].partition(":")[0]  # a Docker Hub name has no port
+        for spelled in (f"{DOCKER_HUB}/{ref.repository}", ref.repository):
+            if spelled not in name:
+                message = message.replace(spelled, name)
+    return message
+
+
+def message_for(error: BaseException, typed: list[str] | None = None) -> str:
+    """The line a user sees: a LayerpeekError's own message, naming images as ``typed``,
+    else a generic one (logged)."""
     cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     if isinstance(cause, LayerpeekError):
-        return untrusted(with_hint(cause, _option), limits.CONTENT)
+        message = as_typed(with_hint(cause, _option), typed or [])
+        return untrusted(message, limits.CONTENT)
     if isinstance(cause, app_commands.AppCommandError):
         return untrusted(str(cause), limits.CONTENT)
     log.error("command failed", exc_info=cause)

@@ -1,14 +1,13 @@
 """``/packages image [filter]``: what an image has installed, a line a package with its
 version and the layer that installed it, and a summary line a kind, in pages like /peek's.
 
-The answer, its embed and its page buttons live here (``answers``, ``render`` and ``views``
-hold the other commands'): one core call, the inventory, filtered by a name fragment. The
-buttons carry a state key (the image pinned by digest, the filter), so any page is the same
-image's however much later, and after a restart."""
+The answer and its embed live here (``answers`` and ``render`` hold the other commands'):
+one core call, the inventory, filtered by a name fragment. Its page buttons are
+``views.ResultPageButton``s carrying a state key (the image pinned by digest, the filter), so
+any page is the same image's however much later, and after a restart."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from typing import Any
 
@@ -16,9 +15,18 @@ import discord
 
 from layerpeek.bot import discord_limits as limits
 from layerpeek.bot.answers import BotContext, pinned
-from layerpeek.bot.render import COLOUR, LINE, _footer, _lines_within, untrusted, warnings
+from layerpeek.bot.render import (
+    COLOUR,
+    LINE,
+    _footer,
+    _lines_within,
+    counted,
+    more_of,
+    untrusted,
+    warnings,
+)
 from layerpeek.bot.reply import Reply
-from layerpeek.bot.state import KEY_PATTERN
+from layerpeek.bot.views import result_pages
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.packages.inventory import inventory
 from layerpeek.core.packages.model import KINDS, Package, PackageReport
@@ -60,7 +68,7 @@ def _reply(ctx: BotContext, key: str, report: PackageReport, filter: str, number
     number = min(number, last)
     shown = matching[number * size : (number + 1) * size]
     embed = packages_embed(report, matching, filter, shown, f"page {number + 1} of {last + 1}")
-    return Reply(embeds=[embed], view=pages_view(key, number, last))
+    return Reply(embeds=[embed], view=result_pages(key, number, last))
 
 
 def packages_embed(
@@ -72,7 +80,7 @@ def packages_embed(
 ) -> discord.Embed:
     """Counts by kind first (they always fit), databases not read, then the page's lines."""
     counts = Counter(p.kind for p in matching)
-    summary = [f"**{kind}** {counts[kind]} packages" for kind in KINDS if counts[kind]]
+    summary = [f"**{kind}** {counted(counts[kind], 'package')}" for kind in KINDS if counts[kind]]
     head = "\n".join(summary) or "no packages found"
     if filter:
         head = f"names containing {untrusted(filter, 60)}:\n{head}"
@@ -85,7 +93,7 @@ def packages_embed(
     top = warnings(report.problems) + "".join(line + "\n" for line in unread)
     lines = [limits.clip(_line(p), LINE) for p in shown]
     budget = limits.EMBED_DESCRIPTION - len(top) - len(head) - 40
-    body = _lines_within(lines, budget, "… {} more on this page")
+    body = _lines_within(lines, budget, more_of("package", tail=" on this page"))
     listing = f"\n```\n{body}\n```" if body else ""
     cost = f"{human_size(report.bytes_read)} read from {report.files_read} files"
     footer = _footer(report.platform, report.digest) + untrusted(f" · {cost}", 80, "plain")
@@ -94,50 +102,6 @@ def packages_embed(
         description=f"{top}{head}{listing}",
         colour=COLOUR,
     ).set_footer(text=footer)
-
-
-class PackagePageButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=rf"lpk:(?P<key>{KEY_PATTERN}):(?P<page>\d{{1,7}}):(?P<nav>[fpnl])",
-):
-    """⏮ ◀ ▶ ⏭ of a /packages message; ``nav`` tells apart buttons aiming at one page."""
-
-    def __init__(self, key: str, page: int, nav: str, label: str = "", disabled: bool = False):
-        self.key, self.page = key, page
-        super().__init__(
-            discord.ui.Button(
-                label=label,
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"lpk:{key}:{page}:{nav}",
-                disabled=disabled,
-            )
-        )
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> PackagePageButton:
-        return cls(match["key"], int(match["page"]), match["nav"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        client: Any = interaction.client  # the bot (LayerpeekBot.turn_packages)
-        await client.turn_packages(interaction, self.key, self.page)
-
-
-def pages_view(key: str, page: int, last: int) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
-    for label, target, nav, disabled in (
-        ("⏮", 0, "f", page == 0),
-        ("◀", max(page - 1, 0), "p", page == 0),
-        ("▶", page + 1, "n", page >= last),
-        ("⏭", last, "l", page >= last),
-    ):
-        view.add_item(PackagePageButton(key, target, nav, label, disabled))
-    return view
 
 
 def _line(package: Package) -> str:

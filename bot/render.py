@@ -9,6 +9,7 @@ inside Discord's limits (discord_limits) however big or hostile the image is.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Literal
 
 import discord
@@ -106,8 +107,13 @@ def warnings(problems: list[LayerProblem]) -> str:
         for p in problems[:WARNINGS_SHOWN]
     ]
     if len(problems) > WARNINGS_SHOWN:
-        lines.append(f"… and {len(problems) - WARNINGS_SHOWN} more damaged layers")
+        lines.append(f"… and {counted(len(problems) - WARNINGS_SHOWN, 'more damaged layer')}")
     return "".join(line + "\n" for line in lines)
+
+
+def counted(count: int, noun: str, plural: str = "") -> str:
+    """``1 layer``, ``2 layers``: a count with its noun, singular for one."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 def inline(text: str, limit: int) -> str:
@@ -120,12 +126,30 @@ def _code(text: str, limit: int = limits.EMBED_DESCRIPTION) -> str:
     return untrusted(text, limit, "code")
 
 
-def _lines_within(lines: list[str], budget: int, more: str) -> str:
+def code_lines(text: str, limit: int) -> str:
+    """Untrusted multi-line text for a ``` block, its line breaks and tabs kept: the rest is
+    made inert piece by piece (:func:`untrusted`, so a backtick cannot close the block and
+    any other control character shows as an escape). A CRLF ending counts as a line break,
+    and the last line's break ends the block rather than leaving an empty line in it."""
+    shown = text[: limit + 1].removesuffix("\n")
+    lines = [line.removesuffix("\r").split("\t") for line in shown.split("\n")]
+    inert = ("\t".join(untrusted(part, limit, "code") for part in line) for line in lines)
+    return limits.clip("\n".join(inert), limit)
+
+
+def more_of(noun: str, plural: str = "", tail: str = "") -> Callable[[int], str]:
+    """The note under lines cut short: ``… 1 more layer``, ``… 3 more layers on this page``."""
+    return lambda count: (
+        f"… {counted(count, 'more ' + noun, 'more ' + (plural or noun + 's'))}{tail}"
+    )
+
+
+def _lines_within(lines: list[str], budget: int, more: Callable[[int], str]) -> str:
     """As many lines as fit in ``budget``, then a note of how many were left out."""
     kept: list[str] = []
     used = 0
     for i, line in enumerate(lines):
-        note = more.format(len(lines) - i)
+        note = more(len(lines) - i)
         if used + len(line) + 1 + len(note) + 1 > budget:
             return "\n".join([*kept, note])
         kept.append(line)
@@ -160,15 +184,17 @@ def summary_embed(report: ImageReport, chart: bool) -> discord.Embed:
         f"**digest** {inline(report.digest, 140)}",
         f"**platform** {untrusted(report.platform, 100)} (of {len(report.platforms)}: "
         f"{untrusted(', '.join(report.platforms), 300)})",
-        f"**{len(report.layers)} layers**, {human_size(total)} compressed · {_config_line(report)}",
+        f"**{counted(len(report.layers), 'layer')}**, {human_size(total)} compressed · "
+        + _config_line(report),
         "",
     ]
     layers = [
-        f"`#{layer.index:<2}` {human_size(layer.size):>9} {_step(layer.created_by)}"
+        f"`#{layer.index:<2}` {human_size(layer.size):>9} {inline(short_digest(layer.digest), 80)} "
+        + _step(layer.created_by)
         for layer in report.layers
     ]
     budget = SUMMARY_BUDGET - 300 - sum(len(line) + 1 for line in head)
-    description = "\n".join(head) + _lines_within(layers, budget, "… {} more layers")
+    description = "\n".join(head) + _lines_within(layers, budget, more_of("layer"))
     embed = discord.Embed(
         title=untrusted(report.reference, limits.EMBED_TITLE),
         description=description,
@@ -197,7 +223,7 @@ def listing_embed(
         lines = [f"[{e.layer}] {line}" for e, line in zip(page.entries, lines, strict=True)]
     warned = warnings(page.problems)
     budget = LISTING_BUDGET - 200 - len(warned)
-    body = _lines_within(lines, budget, "… {} more entries on this page")
+    body = _lines_within(lines, budget, more_of("entry", "entries", " on this page"))
     of = f" of {last + 1}" if last is not None else ("" if page.complete else "+")
     embed = discord.Embed(
         title=limits.clip(f"Files in {where}: page {number + 1}{of}", 256),
@@ -215,7 +241,7 @@ def history_embed(report: ImageReport) -> discord.Embed:
         f"{untrusted(step.created_by or '-', 300)}"
         for step in report.history
     ]
-    body = _lines_within(lines, limits.EMBED_DESCRIPTION - 100, "… {} more steps")
+    body = _lines_within(lines, limits.EMBED_DESCRIPTION - 100, more_of("step"))
     return discord.Embed(
         title="History of " + untrusted(report.reference, limits.EMBED_TITLE - 11),
         description=body or "(this image records no history)",
@@ -230,9 +256,9 @@ def _footer(platform: str, digest: str) -> str:
 
 def tags_embed(repository: str, tags: list[str]) -> discord.Embed:
     lines = [inline(tag, 128) for tag in tags]
-    body = _lines_within(lines, limits.EMBED_DESCRIPTION - 100, "… and {} more")
+    body = _lines_within(lines, limits.EMBED_DESCRIPTION - 100, more_of("tag"))
     return discord.Embed(
-        title=f"{len(tags)} tags of " + untrusted(repository, limits.EMBED_TITLE - 20),
+        title=f"{counted(len(tags), 'tag')} of " + untrusted(repository, limits.EMBED_TITLE - 20),
         description=body or "(no tags)",
         colour=COLOUR,
     )
@@ -242,7 +268,7 @@ def _preview(data: bytes, limit: int) -> str:
     """A text preview if the bytes are text, else a hex dump of the first bytes."""
     if b"\0" not in data[:8192]:
         try:
-            return _code(data.decode(), limit)
+            return code_lines(data.decode(), limit)
         except UnicodeDecodeError:
             pass
     return limits.clip(" ".join(f"{b:02x}" for b in data[:512]), limit)
@@ -265,46 +291,47 @@ def cat_embed(
 # -- find, diff, triage -----------------------------------------------------------------------
 
 
-def find_embed(result: FindResult) -> discord.Embed:
-    """The first matches (merged view or per layer) and how many there are in all."""
+def find_embed(result: FindResult, where: str, page: str = "") -> discord.Embed:
+    """A page of matches and how many there are in all; ``where`` says what was searched
+    (the merged filesystem, every layer, one layer), ``page`` which page this is."""
     lines = [
         f"[{m.layer}] {_entry_line(m)}{' (' + m.history[-1].action + ')' if m.history else ''}"
         for m in result.matches
     ]
     warned = warnings(result.problems)
-    body = _lines_within(lines, LISTING_BUDGET - len(warned), "… {} more matches on this page")
-    shown = len(result.matches)
-    more = (
-        f"; showing the first {shown}, narrow the pattern for the rest" if result.next_start else ""
+    body = _lines_within(
+        lines, LISTING_BUDGET - len(warned), more_of("match", "matches", " on this page")
     )
-    view = "the merged filesystem" if result.merged else "every layer"
+    title = f"{counted(result.total, 'match', 'matches')} for "
     return discord.Embed(
-        title=f"{result.total} matches for " + untrusted(result.pattern, 200),
+        title=title + untrusted(result.pattern, 200) + (f" · {page}" if page else ""),
         description=f"{warned}```\n{body or '(nothing matches)'}\n```",
         colour=COLOUR,
-    ).set_footer(text=untrusted(f"{result.reference} · in {view}{more}", 500, "plain"))
+    ).set_footer(text=untrusted(f"{result.reference} · in {where}", 500, "plain"))
 
 
 def _paths(entries: list[EntryInfo], mark: str) -> list[str]:
     return [f"{mark} {_code(e.path)}" for e in entries]
 
 
-def diff_embed(report: DiffReport) -> discord.Embed:
-    """Counts first (they fit whatever the size), then as many paths as fit."""
+def diff_embed(report: DiffReport, start: int, size: int, page: str = "") -> discord.Embed:
+    """Counts first (they fit whatever the size), then the page of ``size`` paths from
+    ``start`` (added, then removed, then changed), as many of them as fit."""
     head = (
         f"**{len(report.added)}** added · **{len(report.removed)}** removed · "
         f"**{len(report.changed)}** changed · {report.unchanged} unchanged · "
-        f"{len(report.shared_layers)} shared layers"
+        f"{counted(len(report.shared_layers), 'shared layer')}"
     )
     changed = [f"~ {_code(c.path)} ({', '.join(c.fields)})" for c in report.changed]
     digests = short_digest(report.a_digest), short_digest(report.b_digest)
     lines = [*_paths(report.added, "+"), *_paths(report.removed, "-"), *changed]
-    lines = [limits.clip(line, LINE) for line in lines]
+    lines = [limits.clip(line, LINE) for line in lines[start : start + size]]
     warned = warnings(report.problems)
     budget = limits.EMBED_DESCRIPTION - 400 - len(warned)
-    body = _lines_within(lines, budget, "… {} more paths")
+    body = _lines_within(lines, budget, more_of("path"))
     return discord.Embed(
-        title=f"{untrusted(report.a, 120)} → {untrusted(report.b, 120)}",
+        title=f"{untrusted(report.a, 110)} → {untrusted(report.b, 110)}"
+        + (f" · {page}" if page else ""),
         description=f"{warned}{head}\n```diff\n{body or '(no differences)'}\n```",
         colour=COLOUR,
     ).set_footer(text=untrusted(f"{digests[0]} → {digests[1]}", 200, "plain"))
@@ -326,7 +353,7 @@ def triage_embed(report: TriageReport) -> discord.Embed:
     ]
     largest = [f"{human_size(e.size):>9} {inline(e.path, 120)}" for e in report.largest]
     warned = warnings(report.problems)
-    shown = _lines_within(findings, 3000 - len(warned), "… {} more findings")
+    shown = _lines_within(findings, 3000 - len(warned), more_of("finding"))
     embed = discord.Embed(
         title="Triage of " + untrusted(report.reference, 240),
         description=warned + facts + "\n\n" + (shown or "no findings"),
@@ -334,6 +361,6 @@ def triage_embed(report: TriageReport) -> discord.Embed:
     )
     if largest:
         embed.add_field(
-            name="Largest files", value=_lines_within(largest, limits.FIELD_VALUE, "… {} more")
+            name="Largest files", value=_lines_within(largest, limits.FIELD_VALUE, more_of("file"))
         )
     return embed.set_footer(text=_footer(report.platform, report.digest))

@@ -42,6 +42,10 @@ class Navigator(Protocol):
         self, interaction: discord.Interaction[Any], key: str, scope: Scope, pattern: str
     ) -> None: ...
 
+    async def turn_result(
+        self, interaction: discord.Interaction[Any], key: str, page: int
+    ) -> None: ...
+
 
 def _navigator(interaction: discord.Interaction[Any]) -> Navigator:
     navigator: Navigator = interaction.client
@@ -204,6 +208,54 @@ def peek_view(
     view.add_item(select)
     for label, url in links.items():
         view.add_item(discord.ui.Button(label=label, url=url, row=2))
+    return view
+
+
+class ResultPageButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=rf"lpk:(?P<key>{KEY_PATTERN}):(?P<page>\d{{1,7}}):(?P<nav>[fpnl])",
+):
+    """⏮ ◀ ▶ ⏭ of an answer whose whole list is known when it is sent (/packages, /find,
+    /diff, a Find button's matches): the stored state says which, and ⏭ aims at the last
+    page directly. ``nav`` tells apart buttons aiming at one page."""
+
+    def __init__(self, key: str, page: int, nav: str, label: str = "", disabled: bool = False):
+        self.key, self.page = key, page
+        super().__init__(
+            discord.ui.Button(
+                label=label,
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"lpk:{key}:{page}:{nav}",
+                disabled=disabled,
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> ResultPageButton:
+        return cls(match["key"], int(match["page"]), match["nav"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await _navigator(interaction).turn_result(interaction, self.key, self.page)
+
+
+def result_pages(key: str, page: int, last: int) -> discord.ui.View | None:
+    """The page buttons of a result, or none when it fits on one page."""
+    if last == 0:
+        return None
+    view = discord.ui.View(timeout=None)
+    for label, target, nav, disabled in (
+        ("⏮", 0, "f", page == 0),
+        ("◀", max(page - 1, 0), "p", page == 0),
+        ("▶", page + 1, "n", page >= last),
+        ("⏭", last, "l", page >= last),
+    ):
+        view.add_item(ResultPageButton(key, target, nav, label, disabled))
     return view
 
 

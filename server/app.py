@@ -10,7 +10,6 @@ from importlib.metadata import PackageNotFoundError, version
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
-from mcp.types import ToolAnnotations
 from pydantic import AnyHttpUrl
 
 from layerpeek.core.settings import Settings, load_settings
@@ -23,6 +22,7 @@ from layerpeek.server.cursor import KEY_FILE, CursorCodec
 from layerpeek.server.download import download_link
 from layerpeek.server.fstools import FS_TOOLS
 from layerpeek.server.packagetools import PACKAGE_TOOLS
+from layerpeek.server.register import tool
 from layerpeek.server.settings import DEFAULT_CONCURRENT_CALLS
 from layerpeek.server.tools import TOOLS
 
@@ -30,16 +30,17 @@ INSTRUCTIONS = (
     "Look inside container images straight from their registry, without pulling them. "
     "inspect_image first (platforms, layers and the build step of each, config); then "
     "list_files for a layer's files and read_file for one file's contents; find_files, "
-    "trace_path, removed_files, diff_images and triage_image look across layers. Lists are paged: "
-    "pass next_cursor back as cursor. Registries on private networks are refused unless the "
-    "server's operator allowed them."
+    "trace_path, removed_files, diff_images and triage_image look across layers; "
+    "list_packages and diff_packages read the package databases. A reference is "
+    "[REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST] (Docker Hub when no registry is named); a "
+    "platform is os/arch[/variant], linux/amd64 by default. Lists are paged: pass next_cursor "
+    "back as cursor, with the other arguments unchanged. A layer is read once and then "
+    "cached, so the first call that reads every layer of a large image is the slow one. "
+    "Registries on private networks are refused unless the server's operator allowed them."
 )
 LINK_NOTE = (
     " download_link makes an expiring URL for a layer blob or one file: give it to the user "
     "when they want the bytes themselves."
-)
-READ_ONLY = ToolAnnotations(
-    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
 )
 
 
@@ -96,6 +97,7 @@ def create_server(
             yield AppState(peek, cursors, links)
 
     auth = AuthSettings(issuer_url=AnyHttpUrl(url), resource_server_url=None) if token else None
+    functions = (*TOOLS, *FS_TOOLS, *PACKAGE_TOOLS, *((download_link,) if endpoint else ()))
     server = MCPServer(
         "layerpeek",
         instructions=INSTRUCTIONS + (LINK_NOTE if links else ""),
@@ -104,11 +106,9 @@ def create_server(
         token_verifier=StaticToken(token) if token else None,
         auth=auth,
         middleware=[CallLimit(concurrent_calls)],
+        tools=[tool(function) for function in functions],
     )
-    for tool in (*TOOLS, *FS_TOOLS, *PACKAGE_TOOLS):
-        server.add_tool(tool, annotations=READ_ONLY)
     if endpoint is not None:
-        server.add_tool(download_link, annotations=READ_ONLY)
         # Links are their own credential (signed, expiring): the route needs no bearer token.
         server.custom_route(ROUTE, methods=["GET"])(endpoint.download)
     return server

@@ -104,24 +104,15 @@ def result(model: BaseModel, lines: Iterable[str]) -> CallToolResult:
 
 Reference = Annotated[
     str,
-    Field(
-        description="image reference: [REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST], e.g. "
-        "alpine:3.20 or ghcr.io/org/app:1.2 (Docker Hub when no registry is named)"
-    ),
+    Field(description="e.g. alpine:3.20 or ghcr.io/org/app@sha256:…"),
 ]
 PlatformArg = Annotated[
     str | None,
-    Field(
-        description="OS/ARCH[/VARIANT] of a multi-platform image, e.g. linux/arm64; "
-        "default linux/amd64"
-    ),
+    Field(description="e.g. linux/arm64 (default linux/amd64)"),
 ]
 CursorArg = Annotated[
     str | None,
-    Field(
-        description="next_cursor from the previous page of the same call (same arguments); "
-        "omit for the first page"
-    ),
+    Field(description="the previous page's next_cursor"),
 ]
 
 

@@ -70,23 +70,17 @@ async def download_link(
     ctx: AppContext,
     layer: Annotated[
         int | None,
-        Field(
-            description="layer index from inspect_image (negative counts from the top); alone, "
-            "the link serves that layer's blob; with path, that layer's copy of the file"
-        ),
+        Field(description="layer index (-1 is the top): alone, its blob; with path, its copy"),
     ] = None,
     path: Annotated[
         str | None,
-        Field(
-            description="a file in the image, e.g. /etc/os-release; without layer, the copy "
-            "the image shows (the topmost)"
-        ),
+        Field(description="a file, e.g. /etc/os-release (without layer: the image's own copy)"),
     ] = None,
     platform: PlatformArg = None,
 ) -> Annotated[CallToolResult, DownloadLink]:
-    """Make an expiring download link for a layer blob or one file of an image, to give the
-    person (a layer or a large file is too big for a tool answer). Pass layer, path, or both.
-    The link is pinned to the image digest it was made for and expires after a while."""
+    """An expiring link to a layer blob or one file, for the user to download what is too
+    big for an answer; pass layer, path or both. Cost: a file is found by listing every
+    layer (cached); nothing is downloaded until the link is opened."""
     links = state(ctx).links
     assert links is not None  # registered only when links are configured
     if layer is None and path is None:

@@ -11,7 +11,7 @@ from typing import Annotated
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from layerpeek.core.fs.find import MAX_PATTERN, FindSpec
+from layerpeek.core.fs.find import FindSpec
 from layerpeek.core.layers.entry import EntryType
 from layerpeek.core.models import PathTrace
 from layerpeek.core.paging import window
@@ -32,42 +32,35 @@ from layerpeek.server.cursor import query_hash
 from layerpeek.server.errors import tool_errors
 from layerpeek.server.models import DiffPage, FindPage, RemovedPage, TriagePage
 
-Limit = Annotated[int, Field(ge=1, le=200, description="most items in this page")]
+Limit = Annotated[int, Field(ge=1, le=200, description="items per page")]
 
 
 async def find_files(
     reference: Reference,
     pattern: Annotated[
         str,
-        Field(
-            description="shell glob matched against the full path or the file name ('*.pem', "
-            "'etc/ssl/*'), or a regular expression searched in the path when regex is true "
-            f"(RE2 syntax: no backreferences or lookaround); at most {MAX_PATTERN} characters"
-        ),
+        Field(description="glob on the path or name ('*.pem', 'etc/ssl/*'), or RE2 with regex"),
     ],
     ctx: AppContext,
     regex: Annotated[bool, Field(description="pattern is a regular expression")] = False,
-    types: Annotated[
-        list[EntryType] | None, Field(description="only entries of these types")
-    ] = None,
+    types: Annotated[list[EntryType] | None, Field(description="only these entry types")] = None,
     min_size: Annotated[
-        str | None, Field(description="at least this size: bytes or 512, 10K, 1.5M, 2G")
+        str | None, Field(description="at least this size, e.g. 512, 10K, 1.5M, 2G")
     ] = None,
     max_size: Annotated[str | None, Field(description="at most this size")] = None,
     merged: Annotated[
         bool,
         Field(
-            description="search only the final filesystem; by default every layer is searched, "
-            "so files a later layer deleted are found too"
+            description="search the final filesystem only (default: every layer, deleted files too)"
         ),
     ] = False,
     platform: PlatformArg = None,
     limit: Limit = 30,
     cursor: CursorArg = None,
 ) -> Annotated[CallToolResult, FindPage]:
-    """Find files in an image by name or pattern, with size and type filters. Each match
-    says which layer ships it and its story across the layers (added, changed, deleted by
-    which build step), so a secret deleted in a later layer but still shipped shows up."""
+    """Search every layer for paths by glob or regex, type and size; each match names the
+    layer shipping it and its story (added, changed, deleted by which step), so files
+    deleted later but still shipped are found. Cost: reads every layer whole (cached)."""
     app = state(ctx)
     with tool_errors():
         spec = FindSpec.parse(pattern, regex, list(types or []), min_size, max_size)
@@ -98,12 +91,12 @@ async def trace_path(
     ctx: AppContext,
     platform: PlatformArg = None,
     max_step_chars: Annotated[
-        int, Field(ge=40, le=20000, description="build steps longer than this are cut")
+        int, Field(ge=40, le=20000, description="cut build steps longer than this")
     ] = 300,
 ) -> Annotated[CallToolResult, PathTrace]:
-    """Provenance of one path: every layer that added, changed, deleted or hid it, with the
-    build step that did, whether the image still has it, and which layers ship a readable
-    copy (read_file with that layer reads it, even after a deletion)."""
+    """Where one path comes from: each layer that added, changed, deleted or hid it and the
+    build step that did, whether the image still has it, and the layers whose copy
+    read_file can read. Cost: reads every layer whole (cached)."""
     app = state(ctx)
     with tool_errors():
         image = await app.peek.resolve(reference, platform)
@@ -118,9 +111,9 @@ async def removed_files(
     limit: Limit = 30,
     cursor: CursorArg = None,
 ) -> Annotated[CallToolResult, RemovedPage]:
-    """Files a later layer deleted or overwrote that a lower layer still ships (anyone who
-    pulls the image gets their bytes), largest first, with the steps that made and removed
-    them. read_file with the layer given reads any of them."""
+    """Files a later layer deleted or overwrote that a lower layer still ships (every pull
+    downloads them), largest first, with the steps that made and removed them; read_file
+    with their layer reads them. Cost: reads every layer whole (cached)."""
     app = state(ctx)
     with tool_errors():
         image = await app.peek.resolve(reference, platform)
@@ -136,21 +129,21 @@ async def removed_files(
 
 
 async def diff_images(
-    a: Annotated[str, Field(description="the image to compare from (reference, as elsewhere)")],
+    a: Annotated[str, Field(description="the image before")],
     ctx: AppContext,
     b: Annotated[
-        str | None, Field(description="the image to compare to; omit to compare a's platforms")
+        str | None, Field(description="the image after; omit to compare a's platforms")
     ] = None,
     platform: Annotated[
-        str | None, Field(description="platform of a (and of b unless platform_b is given)")
+        str | None, Field(description="platform of a (and of b by default)")
     ] = None,
     platform_b: Annotated[str | None, Field(description="platform of b")] = None,
     limit: Limit = 100,
     cursor: CursorArg = None,
 ) -> Annotated[CallToolResult, DiffPage]:
-    """What changed from image a to image b in the final filesystems: paths added, removed
-    and changed (type, size, mode, owner, link), and the layers both share. Pages go
-    through added, then removed, then changed."""
+    """What changed from image a to image b (or between two platforms of a): paths added,
+    removed and changed (type, size, mode, owner, link), and the layers both share. Cost:
+    reads every layer of both whole (cached)."""
     app = state(ctx)
     with tool_errors():
         first = await app.peek.resolve(a, platform)
@@ -179,7 +172,8 @@ async def diff_images(
         total_changed=len(report.changed),
         next_cursor=next_cursor,
     )
-    return result(answer, render.diff_text(answer))
+    platforms = (str(first.platform), str(second.platform))
+    return result(answer, render.diff_text(answer, platforms))
 
 
 async def triage_image(
@@ -192,9 +186,9 @@ async def triage_image(
     limit: Limit = 50,
     cursor: CursorArg = None,
 ) -> Annotated[CallToolResult, TriagePage]:
-    """A first security look at an image: secrets present or deleted-but-still-shipped,
-    setuid/setgid and world-writable paths, whether it runs as root, its OS, the largest
-    files and the bytes shipped for deleted files. Findings come most severe first."""
+    """A first security look: secrets (also deleted but shipped), setuid/setgid and
+    world-writable paths, root user, OS, largest files, bytes shipped for deleted files.
+    Cost: reads every layer whole (cached)."""
     app = state(ctx)
     with tool_errors():
         image = await app.peek.resolve(reference, platform)

@@ -51,19 +51,18 @@ async def list_packages(
     ctx: AppContext,
     name: Annotated[
         str | None,
-        Field(description="only packages whose name contains this (any case)", max_length=MAX_NAME),
+        Field(description="only names containing this (any case)", max_length=MAX_NAME),
     ] = None,
     kinds: Annotated[
         list[Kind] | None, Field(description=f"only these kinds ({', '.join(KINDS)})")
     ] = None,
     platform: PlatformArg = None,
-    limit: Annotated[int, Field(ge=1, le=500, description="most packages in this page")] = 100,
+    limit: Annotated[int, Field(ge=1, le=500, description="packages per page")] = 100,
     cursor: CursorArg = None,
 ) -> Annotated[CallToolResult, PackagePage]:
-    """Installed packages of an image (Debian/Ubuntu dpkg, Alpine apk, RPM, Python, Node,
-    Go binaries' modules), read from the package databases without pulling the image: name,
-    version, architecture, the layer that installed it, the database it came from, its
-    package URL. Databases that are damaged or not read (an old BerkeleyDB rpmdb) are named."""
+    """Installed packages (dpkg, apk, rpm, Python, Node, Go modules): name, version, arch,
+    the layer that installed it, package URL; databases not read are named. Cost: lists
+    every layer (cached), then reads only the package databases."""
     app = state(ctx)
     wanted = tuple(k for k in KINDS if k in (kinds or KINDS))
     needle = (name or "").casefold()
@@ -95,19 +94,19 @@ class PackageChangesPage(BaseModel):
 
 
 async def diff_packages(
-    a: Annotated[str, Field(description="the image to compare from (reference, as elsewhere)")],
-    b: Annotated[str, Field(description="the image to compare to")],
+    a: Annotated[str, Field(description="the image before")],
+    b: Annotated[str, Field(description="the image after")],
     ctx: AppContext,
     platform: Annotated[
-        str | None, Field(description="platform of a (and of b unless platform_b is given)")
+        str | None, Field(description="platform of a (and of b by default)")
     ] = None,
     platform_b: Annotated[str | None, Field(description="platform of b")] = None,
-    limit: Annotated[int, Field(ge=1, le=500, description="most changes in this page")] = 100,
+    limit: Annotated[int, Field(ge=1, le=500, description="changes per page")] = 100,
     cursor: CursorArg = None,
 ) -> Annotated[CallToolResult, PackageChangesPage]:
-    """Installed packages that changed from image a to image b: added, removed, upgraded
-    and downgraded (versions ordered as each package manager orders them), with the
-    versions on both sides and the layer of b that installed each."""
+    """Packages added, removed, upgraded and downgraded from image a to image b (each
+    package manager's version order), with both versions and the layer of b that installed
+    each. Cost: as list_packages, for both images."""
     app = state(ctx)
     with tool_errors():
         first = await app.peek.resolve(a, platform)

@@ -89,7 +89,8 @@ def entry_line(entry: EntryInfo) -> str:
 
 
 def file_page_text(page: FilePage) -> Lines:
-    where = f"layer {page.layer}" if page.layer is not None else "all layers"
+    where = "merged" if page.merged else "all layers"
+    where = f"layer {page.layer}" if page.layer is not None else where
     head = f"{len(page.entries)} entries of {page.reference} ({page.platform}, {where})"
     tail = "more: call again with cursor=next_cursor" if page.next_cursor else "end of listing"
     rows = [entry_line(e) for e in page.entries[:MAX_TEXT_ROWS]]
@@ -162,10 +163,13 @@ def removed_text(result: RemovedPage) -> Lines:
     return [*incomplete(report.problems), head, *rows, _next(result.next_cursor)]
 
 
-def diff_text(result: DiffPage) -> Lines:
+def diff_text(result: DiffPage, platforms: tuple[str, str]) -> Lines:
+    """The head names each side's platform: two platforms of one tag read ``app:1 -> app:1``
+    otherwise."""
     diff = result.diff
+    a, b = f"{diff.a} ({platforms[0]})", f"{diff.b} ({platforms[1]})"
     head = (
-        f"{diff.a} -> {diff.b}: {result.total_added} added, {result.total_removed} removed, "
+        f"{a} -> {b}: {result.total_added} added, {result.total_removed} removed, "
         f"{result.total_changed} changed, {diff.unchanged} unchanged, "
         f"{len(diff.shared_layers)} shared layers"
     )

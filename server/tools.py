@@ -43,10 +43,7 @@ At = dict[str, Any] | None
 """A decoded cursor's position (None: the first page)."""
 LayerArg = Annotated[
     int | None,
-    Field(
-        description="layer index from inspect_image (negative counts from the top: -1 is "
-        "the last); omit for every layer"
-    ),
+    Field(description="layer index from inspect_image (-1 is the top); omit for every layer"),
 ]
 
 
@@ -59,17 +56,16 @@ async def inspect_image(
     platform: PlatformArg = None,
     all_platforms: Annotated[
         bool,
-        Field(description="compare every platform of a multi-arch tag side by side instead"),
+        Field(description="every platform side by side instead"),
     ] = False,
     max_step_chars: Annotated[
         int,
-        Field(ge=40, le=20000, description="build steps (created_by) longer than this are cut"),
+        Field(ge=40, le=20000, description="cut build steps longer than this"),
     ] = 300,
 ) -> Annotated[CallToolResult, InspectResult]:
-    """What an image is, without pulling it: the digest a tag resolves to, its platforms, the
-    layers with their sizes and the build step that made each, the history, and the config
-    (env, entrypoint, cmd, user, workdir, labels, ports). Start here: the layer indexes are
-    what list_files and read_file take."""
+    """Start here: the digest a tag resolves to, platforms, each layer's index, size and
+    build step, history and config (env, entrypoint, cmd, user, ports, labels). Cheap:
+    reads the manifest and config, no layer."""
     peek = state(ctx).peek
     with tool_errors():
         if all_platforms:
@@ -121,35 +117,23 @@ async def list_files(
     layer: LayerArg = None,
     merged: Annotated[
         bool,
-        Field(
-            description="list the filesystem the container sees instead: every layer applied "
-            "with its deletions, sorted by path; each entry's layer is the one providing it"
-        ),
+        Field(description="the filesystem the container sees (deletions applied, by path) instead"),
     ] = False,
     platform: PlatformArg = None,
     path_prefix: Annotated[
         str,
-        Field(
-            description="only paths starting with this, e.g. 'etc/' for everything in /etc "
-            "or 'usr/lib/libssl' for names that start so (a leading / is ignored)"
-        ),
+        Field(description="only paths starting with this, e.g. 'etc/' or 'usr/lib/libssl'"),
     ] = "",
     glob: Annotated[
         str | None,
-        Field(
-            description="only paths matching this shell pattern on the whole path; '*' "
-            "also matches '/', so '*.conf' finds .conf files at any depth"
-        ),
+        Field(description="shell pattern on the whole path ('*' matches '/' too: '*.conf')"),
     ] = None,
-    limit: Annotated[int, Field(ge=1, le=200, description="most entries in this page")] = 100,
+    limit: Annotated[int, Field(ge=1, le=200, description="entries per page")] = 100,
     cursor: CursorArg = None,
 ) -> Annotated[CallToolResult, FilePage]:
-    """List the files of one layer, or of every layer bottom-up, as the tar streams ship them:
-    path, type (file, dir, symlink, hardlink, whiteout, opaque...), size, mode, owner, mtime
-    and link target. Whiteouts show what a layer deletes; merged=true lists the final
-    filesystem instead. Paged: pass next_cursor back as cursor for more; filter with
-    path_prefix and glob to skip the rest. A layer that cannot be read to its end (damaged)
-    is listed up to the damage: that page says complete=false and names the problem."""
+    """Browse the files of one layer, of every layer bottom-up (whiteouts are deletions),
+    or with merged=true of the final filesystem. Cost: a first page reads the start of a
+    layer; filters, later pages and merged may read every layer whole (cached)."""
     if merged and layer is not None:
         raise ToolError("merged lists the whole image: pass either merged or layer, not both")
     app = state(ctx)
@@ -197,40 +181,32 @@ def _as_text(data: bytes, complete: bool) -> str | None:
 
 async def read_file(
     reference: Reference,
-    path: Annotated[
-        str, Field(description="absolute or relative path in the image, e.g. /etc/os-release")
-    ],
+    path: Annotated[str, Field(description="path in the image, e.g. /etc/os-release")],
     ctx: AppContext,
     layer: Annotated[
         int | None,
         Field(
-            description="read the copy this layer ships (also one a later layer deleted); "
-            "omit to read what the image shows (the topmost copy)"
+            description="read this layer's copy (even one deleted later); omit for the image's own"
         ),
     ] = None,
     platform: PlatformArg = None,
     max_bytes: Annotated[
-        int, Field(ge=1, le=65536, description="most bytes of a text file returned")
+        int, Field(ge=1, le=65536, description="text bytes returned at most")
     ] = 16384,
     binary_preview_bytes: Annotated[
-        int, Field(ge=0, le=8192, description="most bytes of a binary file returned, encoded")
+        int, Field(ge=0, le=8192, description="binary bytes previewed at most")
     ] = 256,
     binary_encoding: Annotated[
-        Literal["hex", "base64"], Field(description="how the binary preview is written")
+        Literal["hex", "base64"], Field(description="encoding of a binary preview")
     ] = "hex",
     follow: Annotated[
         bool,
-        Field(
-            description="follow a symlink at the path itself (links in its directories are "
-            "always followed); false reads the link, whose target the error names"
-        ),
+        Field(description="follow a symlink at path itself"),
     ] = True,
 ) -> Annotated[CallToolResult, FileContent]:
-    """Read one file of an image: text comes back as text (up to max_bytes), a binary file
-    as a short hex or base64 preview; always with the whole file's size and sha256.
-    Symlinks are followed inside the image as in a chroot (/bin/true through bin ->
-    usr/bin); read_path names the file read. A layer's own copy is read as that layer
-    ships it, links not followed."""
+    """One file's contents: text (up to max_bytes) or a hex/base64 preview of a binary,
+    with its size and sha256; symlinks followed inside the image (read_path). Cost: reads
+    the layer holding the file up to it, after listing every layer (cached)."""
     peek = state(ctx).peek
     with tool_errors():
         image = await peek.resolve(reference, platform)
@@ -271,13 +247,13 @@ async def read_file(
 async def list_tags(
     repository: Annotated[
         str,
-        Field(description="[REGISTRY/]REPOSITORY without tag, e.g. alpine or ghcr.io/org/app"),
+        Field(description="repository without tag, e.g. alpine or ghcr.io/org/app"),
     ],
     ctx: AppContext,
-    limit: Annotated[int, Field(ge=1, le=1000, description="most tags in this page")] = 200,
+    limit: Annotated[int, Field(ge=1, le=1000, description="tags per page")] = 200,
     cursor: CursorArg = None,
 ) -> Annotated[CallToolResult, TagPage]:
-    """List a repository's tags, sorted, a page at a time."""
+    """A repository's tags, sorted, to find the tag to inspect. Cheap: one registry call."""
     app = state(ctx)
     query = query_hash("tags", repository.strip())
     after = str(app.cursors.decode(cursor, "tags", query)["a"]) if cursor else None

@@ -19,6 +19,7 @@ from fixtures.bot import (
     tree_payload,
 )
 from fixtures.catalog import LATE_TXT, TAG_NAMES
+from fixtures.fs_images import OS_RELEASE
 from layerpeek.bot import commands
 from layerpeek.bot import discord_limits as limits
 from layerpeek.bot.answers import EXPIRED
@@ -33,7 +34,7 @@ EXPECTED = {
     "history": ["image", "platform", "private"],
     "cat": ["image", "path", "layer", "private"],
     "tags": ["repository", "private"],
-    "find": ["image", "pattern", "regex", "every_layer", "private"],
+    "find": ["image", "pattern", "regex", "merged", "private"],
     "diff": ["base", "target", "private"],
     "triage": ["image", "platform", "private"],
     "packages": ["image", "filter", "platform", "private"],
@@ -223,9 +224,7 @@ async def test_find_diff_and_triage_answer_from_the_merged_filesystem(
     whiteouts = catalog.whiteouts.ref(host)
     async with running_bot(bot_settings) as bot:
         found = await invoke(bot, commands.find, image=catalog.gzip.ref(host), pattern="*.bin")
-        deleted = await invoke(
-            bot, commands.find, image=whiteouts, pattern="*.key", every_layer=True
-        )
+        deleted = await invoke(bot, commands.find, image=whiteouts, pattern="*.key")
         diff = await invoke(bot, commands.diff, base=catalog.gzip.ref(host), target=whiteouts)
         triage = await invoke(bot, commands.triage, image=whiteouts)
         bad = await invoke(bot, commands.find, image=whiteouts, pattern="(", regex=True)
@@ -271,3 +270,73 @@ async def test_peek_shows_scan_progress_before_the_answer_replaces_it(
     *progress, answer = done.named("edit_original")
     assert progress and all(e["content"].startswith("reading the layer: ") for e in progress)
     assert answer["content"] is None and len(answer["embeds"]) == 2
+
+
+async def test_cat_shows_a_text_file_line_by_line(bot_settings, plain_registry, fs_images):
+    async with running_bot(bot_settings) as bot:
+        done = await invoke(
+            bot,
+            commands.cat,
+            image=fs_images.overlay.ref(plain_registry.host),
+            path="/etc/os-release",
+        )
+    description = sent_payload(done.named("edit_original")[0])["embeds"][0]["description"]
+    assert description == "```\n" + OS_RELEASE.decode() + "```"  # its last line ends the block
+
+
+async def test_peek_names_each_layers_short_digest(bot_settings, plain_registry, catalog):
+    async with running_bot(bot_settings) as bot:
+        done = await invoke(bot, commands.peek, image=catalog.gzip.ref(plain_registry.host))
+    summary = sent_payload(done.named("edit_original")[0])["embeds"][0]["description"]
+    for layer in catalog.gzip.layers:
+        assert f"`{layer.digest[:19]}`" in summary  # sha256: and 12 hex digits
+
+
+async def test_find_searches_every_layer_by_default_as_the_cli_does(
+    bot_settings, plain_registry, catalog
+):
+    whiteouts = catalog.whiteouts.ref(plain_registry.host)
+    async with running_bot(bot_settings) as bot:
+        shipped = await invoke(bot, commands.find, image=whiteouts, pattern="etc/secret.key")
+        merged = await invoke(
+            bot, commands.find, image=whiteouts, pattern="etc/secret.key", merged=True
+        )
+    shipped_, merged_ = (
+        sent_payload(d.named("edit_original")[0])["embeds"][0] for d in (shipped, merged)
+    )
+    assert shown(shipped_["title"]) == "1 match for etc/secret.key"
+    assert "etc/secret.key" in shipped_["description"]
+    assert shipped_["footer"]["text"].endswith(" · in every layer")
+    assert shown(merged_["title"]) == "0 matches for etc/secret.key"
+    assert merged_["footer"]["text"].endswith(" · in the merged filesystem")
+
+
+async def test_a_bad_reference_is_refused_privately_before_anything_is_posted(bot_settings):
+    async with running_bot(bot_settings) as bot:
+        done = await invoke(bot, commands.peek, image="Alpine:3.20")
+    assert [name for name, _ in done.calls] == ["send_message"]
+    sent = done.named("send_message")[0]
+    assert sent["ephemeral"] is True
+    assert "'Alpine:3.20'" in shown(sent["content"]) and "library" not in sent["content"]
+
+
+@pytest.mark.parametrize(
+    ("message", "typed", "said"),
+    [
+        (
+            "manifest docker.io/library/alpine:3.20 not found",
+            ["alpine:3.20"],
+            "manifest alpine:3.20 not found",
+        ),
+        ("library/alpine: denied", ["alpine"], "alpine: denied"),
+        ("docker.io/bitnami/redis: denied", ["bitnami/redis:7"], "bitnami/redis: denied"),
+        (
+            "docker.io/library/alpine: denied",
+            ["docker.io/library/alpine"],
+            "docker.io/library/alpine: denied",
+        ),
+        ("ghcr.io/o/app: denied", ["ghcr.io/o/app"], "ghcr.io/o/app: denied"),
+    ],
+)
+def test_errors_name_docker_hub_images_as_the_user_typed_them(message, typed, said):
+    assert commands.as_typed(message, typed) == said

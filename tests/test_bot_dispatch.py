@@ -4,6 +4,7 @@ discord.py's own dispatch (DynamicItem templates) to a bot that never saw that m
 from __future__ import annotations
 
 import asyncio
+import re
 
 import discord
 import pytest
@@ -142,6 +143,7 @@ async def test_find_in_this_layer_asks_for_a_pattern_and_answers_in_the_channel(
     assert thinking[2] == {"type": 5}
     found = answer[2]["embeds"][0]
     assert shown(found["title"]) == "2 matches for *.txt"
+    assert found["footer"]["text"].endswith(" · in layer 1")
     assert "app/data/early.txt" in found["description"]
     assert "app/data/late.txt" in found["description"]
     assert "longer.txt" not in found["description"]  # a .txt of layer 0, not this layer
@@ -183,3 +185,46 @@ async def test_setup_hook_syncs_a_dev_guild_or_globally_only_when_asked(
             "triage",
             "packages",
         }
+
+
+async def sent_answer(settings: BotSettings, command, **options) -> dict:
+    """A command answered by a first bot process, as the message Discord stored."""
+    async with running_bot(settings) as bot:
+        done = await invoke(bot, command, **options)
+    return sent_payload(done.named("edit_original")[0])
+
+
+async def test_find_pages_through_every_match_after_a_restart(settings, plain_registry, catalog):
+    sent = await sent_answer(
+        settings, commands.find, image=catalog.gzip.ref(plain_registry.host), pattern="*"
+    )
+    total = int(shown(sent["embeds"][0]["title"]).split()[0])
+    pages = -(-total // settings.page_size)
+    assert pages > 2 and sent["embeds"][0]["title"].endswith(f" · page 1 of {pages}")
+    async with recorded_bot(settings) as (bot, adapter):
+        await click(bot, component(sent, "▶"), message_payload(sent["components"]))
+        await click(bot, component(sent, "⏭"), message_payload(sent["components"]))
+    second, last = adapter.requests[1][2], adapter.requests[3][2]
+    assert second["embeds"][0]["title"].endswith(f" · page 2 of {pages}")
+    assert last["embeds"][0]["title"].endswith(f" · page {pages} of {pages}")
+    assert component(last, "▶")["disabled"] and not component(last, "◀")["disabled"]
+    listed = [line for line in second["embeds"][0]["description"].splitlines() if "[" in line]
+    assert len(listed) == settings.page_size
+    assert_within_limits(second)
+
+
+async def test_diff_pages_through_every_path_after_a_restart(settings, plain_registry, catalog):
+    base, target = catalog.gzip.ref(plain_registry.host), catalog.whiteouts.ref(plain_registry.host)
+    sent = await sent_answer(settings, commands.diff, base=base, target=target)
+    description = sent["embeds"][0]["description"]
+    total = sum(int(n) for n in re.findall(r"\*\*(\d+)\*\* (?:added|removed|changed)", description))
+    pages = -(-total // settings.page_size)
+    listed = [line for line in description.splitlines() if line[:2] in ("+ ", "- ", "~ ")]
+    assert len(listed) == settings.page_size
+    assert sent["embeds"][0]["title"].endswith(f" · page 1 of {pages}")
+    async with recorded_bot(settings) as (bot, adapter):
+        await click(bot, component(sent, "⏭"), message_payload(sent["components"]))
+    last = adapter.requests[-1][2]["embeds"][0]
+    assert last["title"].endswith(f" · page {pages} of {pages}")
+    tail = [line for line in last["description"].splitlines() if line[:2] in ("+ ", "- ", "~ ")]
+    assert len(tail) == total - (pages - 1) * settings.page_size

@@ -84,6 +84,19 @@ def test_options_are_converted_as_discord_would(capsys):
     )
 
 
+def test_preview_out_writes_the_attachments_the_payload_names(
+    env, capsys, plain_registry, catalog, tmp_path
+):
+    line = f"/peek image:{catalog.gzip.ref(plain_registry.host)}"
+    status = main(["preview", line, "--out", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    named = [a["filename"] for a in json.loads(out)["attachments"]]
+    assert status == 0 and named == ["layers.png"]
+    chart = (tmp_path / "out" / "layers.png").read_bytes()
+    assert chart.startswith(b"\x89PNG\r\n\x1a\n")
+    assert err == f"layerpeek-bot: wrote {tmp_path / 'out' / 'layers.png'}\n"
+
+
 def test_the_console_script_runs_without_a_token(env, plain_registry, catalog):
     ref = catalog.history.ref(plain_registry.host)
     done = subprocess.run(

@@ -67,6 +67,19 @@ def test_the_listing_escapes_names_and_keeps_its_code_block():
     assert text.startswith("```\n") and text.endswith("\n```")
 
 
+def test_cat_keeps_a_files_lines_and_nothing_that_could_close_its_block():
+    data = b"first line\r\n```\n@everyone [x](https://evil.example)\n\x1b[2Jred\tcell\rback\n"
+    text = render.cat_embed("ref", "notes.txt", None, data, True).description
+    body = text.removeprefix("```\n").removesuffix("\n```")
+    assert body.splitlines() == [
+        "first line",
+        render.LOOKALIKE_BACKTICK * 3,
+        "@everyone [x](https://evil.example)",  # a code block shows these as written
+        "\\x1b[2Jred\tcell\\rback",
+    ]
+    assert text.count("```") == 2
+
+
 def test_history_tags_and_cat_embeds_stay_within_limits():
     big = report(400, step="RUN " + "z" * 400)
     embeds = [
@@ -78,7 +91,7 @@ def test_history_tags_and_cat_embeds_stay_within_limits():
     for embed in embeds:
         assert_within_limits(payload(Reply(embeds=[embed])))
     assert "more steps" in embeds[0].description
-    assert "and 4" in embeds[1].description  # "… and N more"
+    assert "more tags" in embeds[1].description  # "… N more tags"
 
 
 def test_the_layer_select_holds_at_most_25_options_around_the_current_layer():
@@ -184,10 +197,14 @@ def test_find_diff_and_triage_embeds_stay_within_limits_when_huge_and_hostile():
         largest=many[:100],
         removed_size=10,
     )
-    embeds = [render.find_embed(find), render.diff_embed(diff), render.triage_embed(triage)]
+    embeds = [
+        render.find_embed(find, "every layer", "page 1 of 9"),
+        render.diff_embed(diff, 0, 5000, "page 1 of 2"),
+        render.triage_embed(triage),
+    ]
     for embed in embeds:
         assert_within_limits(payload(Reply(embeds=[embed])))
-    assert "narrow the pattern" in embeds[0].footer.text
+    assert embeds[0].title.endswith(" · page 1 of 9")
     assert "more paths" in embeds[1].description
     assert "more findings" in embeds[2].description
     assert "`evil`" not in embeds[2].description  # a backtick cannot end the inline code

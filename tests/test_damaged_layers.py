@@ -406,7 +406,9 @@ async def test_merged_bot_answers_warn_and_answer_from_what_was_read(
         first = sent_payload(peeked.named("edit_original")[-1])
         key = first["components"][0]["components"][0]["custom_id"].split(":")[1]
         merged = await turn(bot, key, Scope(merged=True), 0, "f")
-        found = await invoke(bot, commands.find, image=ref, pattern="f1*.txt", every_layer=True)
+    # Every match and path on one page: find and diff page as a listing does.
+    async with running_bot(bot_settings.model_copy(update={"page_size": 50})) as bot:
+        found = await invoke(bot, commands.find, image=ref, pattern="f1*.txt")
         triage = await invoke(bot, commands.triage, image=ref)
         diff = await invoke(bot, commands.diff, base=damaged.gzip.ref(host), target=ref)
     answers_ = [sent_payload(d.named("edit_original")[-1]) for d in (found, triage, diff)]

@@ -14,7 +14,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from fixtures.catalog import LATE_TXT
 from fixtures.hostile import HostileRegistry, layer_tar, sized_image
-from fixtures.mcp import PUBLIC, deployment, error, link_call
+from fixtures.mcp import PUBLIC, deployment, error, link_call, listed_bytes
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings
@@ -38,9 +38,16 @@ async def test_the_tool_is_read_only_described_and_has_an_output_schema(link_env
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     tool = tools["download_link"]
     assert tool.annotations.read_only_hint and not tool.annotations.destructive_hint
-    assert set(tool.output_schema["required"]) == {"url", "expires_at", "size", "digest", "what"}
+    assert set(tool.output_schema["properties"]) == {"url", "expires_at", "size", "digest", "what"}
     assert set(tool.input_schema["properties"]) == {"reference", "layer", "path", "platform"}
     assert all(p.get("description") for p in tool.input_schema["properties"].values())
+
+
+async def test_the_tool_list_with_download_link_still_fits_in_16_kb(link_env, mode):
+    async with Client(create_server(links=LinkSettings()), mode=mode) as client:
+        listed = await client.list_tools()
+    assert "download_link" in {tool.name for tool in listed.tools}
+    assert listed_bytes(listed) <= 16 * 1024
 
 
 @pytest.mark.parametrize("argv", [[], ["--http"]])

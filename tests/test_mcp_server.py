@@ -17,7 +17,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from fixtures.catalog import LATE_TXT, TAG_NAMES
 from fixtures.images import Member, Pusher, image_config, make_layer, seeded_bytes
-from fixtures.mcp import CURSOR_KEY, call, error
+from fixtures.mcp import CURSOR_KEY, call, error, listed_bytes
 from layerpeek.server.app import create_server
 from layerpeek.server.cursor import CursorCodec
 from layerpeek.server.main import _parser, build, http_options
@@ -57,6 +57,28 @@ async def test_tools_are_read_only_described_and_have_output_schemas(mcp):
         assert tool.annotations.read_only_hint and not tool.annotations.destructive_hint
         for name, schema in tool.input_schema["properties"].items():
             assert schema.get("description"), f"{tool.name}.{name} has no description"
+
+
+async def test_the_tool_list_fits_in_16_kb_and_reads_as_plain_sentences(mcp):
+    listed = await mcp.list_tools()
+    assert listed_bytes(listed) <= 16 * 1024
+    for tool in listed.tools:
+        texts = [tool.description]
+        texts += [p["description"] for p in tool.input_schema["properties"].values()]
+        for text in texts:
+            assert "\n" not in text and "  " not in text, f"{tool.name}: {text!r}"
+
+
+async def test_structured_results_validate_against_the_compact_schemas(
+    mcp, plain_registry, catalog
+):
+    """The SDK's client checks every structured result against the tool's listed schema
+    (``ClientSession.validate_tool_result``), so each successful call here is that check."""
+    ref = catalog.whiteouts.ref(plain_registry.host)
+    schemas = {tool.name: tool.output_schema for tool in (await mcp.list_tools()).tools}
+    found = await call(mcp, "find_files", reference=ref, pattern="*.key")
+    assert found["find"]["matches"][0]["history"][0]["action"] == "added"
+    assert {"matches", "total"} <= set(schemas["find_files"]["properties"]["find"]["properties"])
 
 
 # -- inspect_image ---------------------------------------------------------------------------
@@ -407,6 +429,20 @@ async def test_diff_images_compares_the_platforms_of_one_tag(mcp, plain_registry
     assert [e["path"] for e in page["diff"]["removed"]] == ["only-amd64.txt"]
 
 
+async def test_the_diff_text_names_the_platform_of_each_side(mcp, plain_registry, catalog):
+    ref = catalog.multi.ref(plain_registry.host)
+    result = await mcp.call_tool("diff_images", {"a": ref, "platform_b": "linux/arm64/v8"})
+    head = result.content[0].text.splitlines()[0]
+    assert head.startswith(f"{ref} (linux/amd64) -> {ref} (linux/arm64/v8): ")
+
+
+async def test_the_merged_listing_text_says_merged(mcp, plain_registry, catalog):
+    ref = catalog.whiteouts.ref(plain_registry.host)
+    result = await mcp.call_tool("list_files", {"reference": ref, "merged": True})
+    head = result.content[0].text.splitlines()[0]
+    assert head.endswith(f"of {ref} (linux/amd64, merged)")
+
+
 async def test_triage_image_flags_a_deleted_secret(mcp, plain_registry, catalog):
     ref = catalog.whiteouts.ref(plain_registry.host)
     triage = await call(mcp, "triage_image", reference=ref)
@@ -459,6 +495,24 @@ async def test_wrong_credentials_name_the_user_and_where_they_came_from(
 async def test_invalid_arguments_are_tool_errors(mcp, plain_registry, catalog):
     ref = catalog.gzip.ref(plain_registry.host)
     assert "limit" in await error(mcp, "list_files", reference=ref, limit=0)
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "message"),
+    [
+        ("list_files", {"limit": 500}, "limit=500 is out of range: limit takes 1 to 200"),
+        ("list_tags", {"limit": 0}, "limit=0 is out of range: limit takes 1 to 1000"),
+        ("read_file", {"path": "a", "binary_encoding": "b64"}, 'binary_encoding="b64": '),
+        ("find_files", {}, "pattern is required"),
+    ],
+)
+async def test_a_refused_argument_is_one_line_naming_it_and_what_it_takes(
+    mcp, tool, arguments, message
+):
+    arguments = {"reference": "alpine", "repository": "alpine", **arguments}
+    text = await error(mcp, tool, **arguments)
+    assert text.startswith(message)
+    assert "\n" not in text and "pydantic" not in text and "Error executing" not in text
 
 
 # -- the network guard -------------------------------------------------------------------------

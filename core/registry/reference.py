@@ -119,7 +119,7 @@ def _check_repository(repository: str, original: str) -> str:
     if not repository:
         raise InvalidReference(f"missing repository name in {original!r}")
     if repository != repository.lower():
-        raise InvalidReference(f"repository name must be lowercase: {repository!r}")
+        raise InvalidReference(f"repository name must be lowercase: {original!r}")
     for component in repository.split("/"):
         if not _PATH_COMPONENT_RE.fullmatch(component):
             raise InvalidReference(
