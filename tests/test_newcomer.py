@@ -13,7 +13,7 @@ import argparse
 import re
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import pytest
 
@@ -27,9 +27,6 @@ from fixtures.commands import (
 )
 from layerpeek.cli.main import _parser
 from layerpeek.core.text import short_digest
-
-if TYPE_CHECKING:
-    from conftest import SeededRegistry
 
 # A guard against a hung install, not a measure: the installs take well under a minute.
 INSTALL_TIMEOUT = 900
@@ -51,7 +48,7 @@ def run(
 
 @pytest.mark.slow
 def test_try_answers_from_a_fresh_clone(
-    plain_registry: SeededRegistry, catalog: Catalog, tmp_path: Path
+    plain_registry: Any, catalog: Catalog, tmp_path: Path
 ) -> None:
     project = project_copy(tmp_path / "clone")
     home = tmp_path / "user"
