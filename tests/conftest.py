@@ -7,6 +7,8 @@ Only a missing Debian tool may skip (``fixtures.tools.require_tool``), and only 
 Every test is marked by what it runs against (``pytest -m unit`` needs no Debian tool):
 ``registry`` if it uses a registry process, ``redis`` a redis-server, ``tools`` another Debian
 tool (marked by hand where the test calls ``require_tool`` itself), and ``unit`` if none.
+``slow`` (by hand) marks a test that pip-installs the project into a fresh virtual environment:
+it runs by default, is never ``unit``, and ``-m "not slow"`` leaves it out.
 Coroutine tests run on asyncio without a mark (``anyio_mode = "auto"`` in pyproject.toml).
 """
 
@@ -43,7 +45,7 @@ pytest_plugins = ("fixtures.bot", "fixtures.mcp")
 # The fixture whose use puts a test under each marker (every registry fixture requests
 # ``docker_registry``); a test marked by hand keeps its mark.
 NEEDS = {"registry": "docker_registry", "redis": "redis_server"}
-BY_HAND = ("tools",)
+BY_HAND = ("tools", "slow")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
