@@ -20,7 +20,6 @@ from layerpeek.bot.render import (
     LINE,
     _footer,
     _lines_within,
-    counted,
     more_of,
     untrusted,
     warnings,
@@ -30,7 +29,7 @@ from layerpeek.bot.views import result_pages
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.packages.inventory import inventory
 from layerpeek.core.packages.model import KINDS, Package, PackageReport
-from layerpeek.core.text import human_size
+from layerpeek.core.text import counted, human_size
 
 UNREAD_SHOWN = 3
 

@@ -27,6 +27,7 @@ from layerpeek.core.models import (
 from layerpeek.core.text import (
     CUT_MARK,
     STEP_WIDTH,
+    counted,
     human_size,
     printable,
     short_digest,
@@ -109,11 +110,6 @@ def warnings(problems: list[LayerProblem]) -> str:
     if len(problems) > WARNINGS_SHOWN:
         lines.append(f"… and {counted(len(problems) - WARNINGS_SHOWN, 'more damaged layer')}")
     return "".join(line + "\n" for line in lines)
-
-
-def counted(count: int, noun: str, plural: str = "") -> str:
-    """``1 layer``, ``2 layers``: a count with its noun, singular for one."""
-    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 def inline(text: str, limit: int) -> str:

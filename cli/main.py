@@ -59,6 +59,7 @@ from layerpeek.core.settings import Settings, load_settings
 from layerpeek.core.startup import open_service
 from layerpeek.core.text import (
     command_line,
+    counted,
     human_size,
     marked_name,
     one_line,
@@ -255,7 +256,9 @@ def render_report(report: ImageReport) -> None:
     ]
     _table(["LAYER", "COMPRESSED", "FORMAT", "DIGEST", "CREATED BY"], rows)
     total = human_size(sum(x.size for x in report.layers))
-    _print(f"{len(report.layers)} layers, {total} compressed (the registry's blob sizes)")
+    _print(
+        f"{counted(len(report.layers), 'layer')}, {total} compressed (the registry's blob sizes)"
+    )
 
 
 def render_platforms(report: PlatformsReport) -> None:
@@ -623,13 +626,13 @@ async def _removed(peek: Layerpeek, args: argparse.Namespace) -> Problems:
     for removed_in, files in _by_removing_layer(shown).items():
         size = human_size(sum(f.size for f in files))
         _print(f"# removed in layer {removed_in}  {one_line(files[0].removed_by)}")
-        _print(f"# {len(files)} {'file' if len(files) == 1 else 'files'}, {size}")
+        _print(f"# {counted(len(files), 'file')}, {size}")
         rows = [[_size(f.type, f.size), str(f.layer), f.action, f.path] for f in files]
         _table(["SIZE", "SHIPPED IN", "ACTION", "PATH"], rows)
         _print()
     more = f" (showing {len(shown)}; --limit)" if len(shown) < len(report.files) else ""
     total = human_size(report.total_size)
-    _print(f"{len(report.files)} files, {total} still shipped{more}")
+    _print(f"{counted(len(report.files), 'file')}, {total} still shipped{more}")
     return report.problems
 
 
@@ -658,7 +661,7 @@ async def _find(peek: Layerpeek, args: argparse.Namespace) -> Outcome:
         _print(_layered(match))
     shown = len(result.matches)
     more = f" (showing {shown}; --limit)" if shown < result.total else ""
-    _print(f"{result.total} matches{more}")
+    _print(f"{counted(result.total, 'match', 'matches')}{more}")
     return outcome
 
 

@@ -57,6 +57,11 @@ def user_or_root(user: str | None) -> str:
     return user or "root"
 
 
+def counted(count: int, noun: str, plural: str = "") -> str:
+    """``1 layer``, ``2 layers``: a count with its noun, singular for one (every front end)."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
 def human_size(size: int) -> str:
     """1536 → '1.5 KiB': binary units, as `ls -h` and registries' UIs show them."""
     value = float(size)

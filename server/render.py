@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from layerpeek.core.models import EntryInfo, ImageReport, LayerProblem, PathTrace, PlatformsReport
 from layerpeek.core.text import (
     command_line,
+    counted,
     human_size,
     marked_name,
     one_line,
@@ -62,7 +63,7 @@ def image_text(report: ImageReport) -> Lines:
     if config.exposed_ports:
         lines.append(f"ports {', '.join(config.exposed_ports)}")
     total = sum(layer.size for layer in report.layers)
-    lines.append(f"{len(report.layers)} layers, {human_size(total)}:")
+    lines.append(f"{counted(len(report.layers), 'layer')}, {human_size(total)}:")
     for layer in report.layers[:MAX_TEXT_ROWS]:
         size, digest = human_size(layer.size), short_digest(layer.digest)
         step = one_line(layer.created_by)
@@ -91,7 +92,8 @@ def entry_line(entry: EntryInfo) -> str:
 def file_page_text(page: FilePage) -> Lines:
     where = "merged" if page.merged else "all layers"
     where = f"layer {page.layer}" if page.layer is not None else where
-    head = f"{len(page.entries)} entries of {page.reference} ({page.platform}, {where})"
+    shown = counted(len(page.entries), "entry", "entries")
+    head = f"{shown} of {page.reference} ({page.platform}, {where})"
     tail = "more: call again with cursor=next_cursor" if page.next_cursor else "end of listing"
     rows = [entry_line(e) for e in page.entries[:MAX_TEXT_ROWS]]
     more = _more(len(page.entries), MAX_TEXT_ROWS, "entries")
@@ -122,7 +124,8 @@ def _next(cursor: str | None) -> str:
 def find_text(result: FindPage) -> Lines:
     found = result.find
     where = "the merged filesystem" if found.merged else "every layer"
-    head = f"{found.total} matches for {found.pattern} in {where} of {found.reference}"
+    matches = counted(found.total, "match", "matches")
+    head = f"{matches} for {found.pattern} in {where} of {found.reference}"
     rows = []
     for match in found.matches[:MAX_TEXT_ROWS]:
         story = "; ".join(f"{e.action} in layer {e.layer}" for e in match.history)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from layerpeek.cli.main import render_platforms
 from layerpeek.core.models import PlatformsReport, PlatformSummary
-from layerpeek.core.text import STEP_WIDTH, clip, command_line, one_line, user_or_root
+from layerpeek.core.text import STEP_WIDTH, clip, command_line, counted, one_line, user_or_root
 from layerpeek.server.render import platforms_text
 
 
@@ -41,3 +41,10 @@ def test_the_cli_and_the_mcp_text_cut_a_command_line_alike(capsys):
     expected = one_line("/bin/sh -c echo " + "y" * 200)
     assert expected in capsys.readouterr().out
     assert expected in "\n".join(platforms_text(report))
+
+
+def test_a_count_takes_the_singular_for_one_in_every_front_end():
+    assert counted(1, "match", "matches") == "1 match"
+    assert counted(0, "match", "matches") == "0 matches"
+    assert counted(2, "layer") == "2 layers"
+    assert counted(1200, "entry", "entries") == "1,200 entries"
