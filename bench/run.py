@@ -1,6 +1,6 @@
 """The range engine's benchmark: one command, one local registry, ratios against baselines.
 
-    python bench/run.py [--files N] [--work DIR] [--repeat N]
+    python bench/run.py [--files N] [--work DIR] [--repeat N] [--layers WHICH] [--before DIR]
 
 Builds a deterministic gzip layer (a few hundred MB of tar: many small text-like files and
 some incompressible ones), starts Debian's ``docker-registry`` (the test fixtures' own
@@ -15,6 +15,13 @@ The goal (a full listing in at most 0.35x of ``tar -tzf``) is a ratio on a machi
 speed drifts, so the full listing runs ``--repeat`` times, each right after a ``tar -tzf``
 run that saw the same load; the median of those pairs is the figure, their range is printed
 with it, and the median ``tar -tzf`` is every row's baseline.
+
+The real layer (``real.py``: ~50,000 files of this machine's ``/usr``) is listed the same
+way, each run next to a ``tar -tzf`` of that file: through the whole ``layerpeek ls REF
+--json > /dev/null`` process (start-up and output included, ``cli.py``) and by the engine
+alone (``measure.py``), with entries and bytes per second beside the ratios. ``--before DIR``
+lists it also with the ``layerpeek`` package found in DIR (an older tree), interleaved in
+the same pairs, so a change is measured against the code before it under the same load.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+import real  # noqa: E402
+
 from fixtures.images import OCI_LAYER_GZIP, Member, Pusher, sha256_digest  # noqa: E402
 from fixtures.proxy import FaultProxy  # noqa: E402
 from fixtures.registry import RegistryProcess  # noqa: E402
@@ -48,6 +57,7 @@ from fixtures.toc_images import (  # noqa: E402
 )
 
 REPO = "bench/big"
+SIDE_REPO = "bench/side"
 MTIME = 1_700_000_000
 
 
@@ -112,8 +122,19 @@ def _content(rng: random.Random, corpus: bytes, i: int) -> bytes:
     return corpus[start : start + size]
 
 
-def measure(step: str, ref: str, path: str, cache: Path, plain: str) -> dict:
+def _env(cache: Path, plain: str, source: Path | None = None) -> dict[str, str]:
+    """The environment of a measured process; ``source``: a tree whose ``layerpeek`` package
+    it imports instead of the installed one."""
     env = {**os.environ, "LAYERPEEK_CACHE_DIR": str(cache), "LAYERPEEK_PLAIN_HTTP": plain}
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    return env
+
+
+def measure(
+    step: str, ref: str, path: str, cache: Path, plain: str, source: Path | None = None
+) -> dict:
+    env = _env(cache, plain, source)
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "measure.py"), step, ref, path],
         env=env,
@@ -124,6 +145,23 @@ def measure(step: str, ref: str, path: str, cache: Path, plain: str) -> dict:
     if done.returncode:
         raise SystemExit(f"step {step} failed:\n{done.stderr}")
     return json.loads(done.stdout)
+
+
+def cli_listing(ref: str, cache: Path, plain: str, source: Path | None = None) -> dict:
+    """``layerpeek ls REF --json > /dev/null`` in a fresh process, timed whole."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "cli.py"), "ls", ref, "--json"],
+        env=_env(cache, plain, source),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"ls {ref} failed:\n{done.stderr}")
+    return {"seconds": seconds, **json.loads(done.stderr.splitlines()[-1])}
 
 
 def main() -> None:
@@ -138,8 +176,41 @@ def main() -> None:
         default=5,
         help="full listings, each next to a tar -tzf run, whose median is reported",
     )
+    parser.add_argument(
+        "--layers",
+        choices=("both", "generated", "real"),
+        default="both",
+        help="the generated layer's rows, the real layer's, or both (default)",
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="DIR",
+        help="also list the real layer with the layerpeek package in DIR, interleaved",
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if args.layers != "generated":
+        real_path = args.work / f"real-{real.ENTRIES}.tar.gz"
+        entries = real.build(real_path)
+        print(
+            f"real layer: {entries:,} entries, {_tar_size(real_path) / 1e6:.0f} MB tar, "
+            f"{real_path.stat().st_size / 1e6:.0f} MB gzip ({time.perf_counter() - started:.0f} s)"
+        )
+        with tempfile.TemporaryDirectory(prefix="layerpeek-bench-") as scratch:
+            side_by_side(Path(scratch), "real layer", real_path, entries, args.repeat, args.before)
+    if args.layers != "real":
+        blob_path = generated(args)
+        entries = _entry_count(blob_path)
+        with tempfile.TemporaryDirectory(prefix="layerpeek-bench-") as scratch:
+            title = "generated layer"
+            side_by_side(Path(scratch), title, blob_path, entries, args.repeat, args.before)
+    print(f"\nwhole run: {time.perf_counter() - started:.0f} s")
+
+
+def generated(args: argparse.Namespace) -> Path:
+    """The generated layer's rows (and its TOC forms); returns the layer's path."""
     blob_path = args.work / f"layer-{args.files}.tar.gz"
     started = time.perf_counter()
     names = build_layer(blob_path, args.files)
@@ -153,6 +224,12 @@ def main() -> None:
     tocs = toc_layers(args.files)
     with tempfile.TemporaryDirectory(prefix="layerpeek-bench-") as scratch:
         run_all(Path(scratch), blob, names, blob_path, tocs, args.repeat)
+    return blob_path
+
+
+def _entry_count(path: Path) -> int:
+    with gzip.open(path, "rb") as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        return sum(1 for _ in tar)
 
 
 def _tar_size(path: Path) -> int:
@@ -210,6 +287,72 @@ def run_all(
             rows.append((f"{tag} listing (TOC)", result))
         naive = step("baseline: download + tarfile", "naive", direct, "c5")
         report(rows, len(blob), naive, full, pairs)
+
+
+def side_by_side(
+    scratch: Path, title: str, blob_path: Path, entries: int, repeat: int, before: Path | None
+) -> None:
+    """A layer's full listing, through the CLI and by the engine alone, each run next to a
+    ``tar -tzf`` of the same file; with ``before``, the older code's in the same pairs (in
+    alternating order, so neither always runs first)."""
+    blob = blob_path.read_bytes()
+    variants: list[tuple[str, Path | None]] = [("", None)]
+    if before is not None:
+        variants.append(("before", before.resolve()))
+    with RegistryProcess(scratch / "storage") as registry:
+        with Pusher(registry.url) as pusher:
+            config = {
+                "architecture": "amd64",
+                "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": []},
+            }
+            pusher.image(SIDE_REPO, ["latest"], [(blob, OCI_LAYER_GZIP)], config)
+        del blob
+        ref = f"{registry.host}/{SIDE_REPO}:latest"
+        runs: dict[str, list[tuple[float, dict]]] = {}
+        for i in range(repeat):
+            tar_seconds = _gnu_tar(blob_path)
+            for name, source in variants if i % 2 == 0 else variants[::-1]:
+                cache = scratch / f"real-{name or 'this'}-{i}"
+                run = cli_listing(ref, cache / "cli", registry.host, source)
+                runs.setdefault(f"ls --json (CLI) {name}", []).append((tar_seconds, run))
+                run = measure("full-listing", ref, "", cache / "engine", registry.host, source)
+                runs.setdefault(f"engine alone {name}", []).append((tar_seconds, run))
+    report_pairs(title, runs, entries, blob_path.stat().st_size, _tar_size(blob_path))
+
+
+def report_pairs(
+    title: str,
+    runs: dict[str, list[tuple[float, dict]]],
+    entries: int,
+    gzip_size: int,
+    tar_size: int,
+) -> None:
+    """Each way's median ratio to the ``tar -tzf`` run next to it, with their range, and
+    its median time as entries and bytes per second; the worst peak RSS and stall."""
+    tars = [seconds for seconds, _ in next(iter(runs.values()))]
+    tar_median = statistics.median(tars)
+    print(
+        f"\n{title}: {entries:,} entries, {gzip_size / 1e6:.0f} MB gzip, "
+        f"{tar_size / 1e6:.0f} MB tar; tar -tzf {min(tars):.2f}-{max(tars):.2f} s "
+        f"(median {tar_median:.2f} s, {entries / tar_median:,.0f} entries/s)"
+    )
+    columns = ("x tar -tzf", "range", "seconds", "entries/s", "gzip MB/s", "RSS MB", "lag ms")
+    print(f"{'full listing':26} " + " ".join(f"{c:>11}" for c in columns))
+    for label, pairs in runs.items():
+        ratios = sorted(run["seconds"] / seconds for seconds, run in pairs)
+        seconds = statistics.median(run["seconds"] for _, run in pairs)
+        lags = [run["loop_lag_ms"] for _, run in pairs if "loop_lag_ms" in run]
+        cells = (
+            f"{statistics.median(ratios):.2f}",
+            f"{ratios[0]:.2f}-{ratios[-1]:.2f}",
+            f"{seconds:.3f}",
+            f"{entries / seconds:,.0f}",
+            f"{gzip_size / 1e6 / seconds:.0f}",
+            f"{max(run['rss_mb'] for _, run in pairs):.0f}",
+            f"{max(lags):.1f}" if lags else "-",
+        )
+        print(f"{label:26} " + " ".join(f"{c:>11}" for c in cells))
 
 
 def _gnu_tar(path: Path) -> float:
