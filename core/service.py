@@ -22,7 +22,7 @@ from layerpeek.core.fs.overlay import Overlay
 from layerpeek.core.fs.read import FileCopy, FileReads
 from layerpeek.core.image.resolve import ResolvedImage, Resolver, image_report
 from layerpeek.core.layers import listing, pull
-from layerpeek.core.layers.entry import Tally
+from layerpeek.core.layers.entry import Tally, TarEntry
 from layerpeek.core.layers.index.store import LayerIndexes
 from layerpeek.core.layers.progress import ProgressCallback
 from layerpeek.core.models import (
@@ -132,6 +132,22 @@ class Layerpeek:
             tally=tally,
             problems=problems,
             start=start,
+        )
+
+    def entry_batches(
+        self,
+        image: ResolvedImage,
+        layer: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        *,
+        whole: bool = False,
+        problems: list[LayerProblem] | None = None,
+    ) -> AsyncIterator[tuple[int, list[TarEntry]]]:
+        """``entries`` as batches of the layers' own tar entries, each with its layer's index:
+        for a caller that writes out thousands of entries and needs no model of each (``ls
+        --json``). The same entries, limits and damage as ``entries``."""
+        return listing.batches(
+            self.indexes, image, layer, on_progress, whole=whole, problems=problems
         )
 
     async def count(self, image: ResolvedImage, layer: int | None = None) -> int:
