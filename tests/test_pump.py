@@ -6,6 +6,8 @@ from __future__ import annotations
 import gc
 import gzip
 import io
+import platform
+import subprocess
 import sys
 import tarfile
 import threading
@@ -188,6 +190,36 @@ def test_the_switch_interval_is_short_while_a_front_end_runs_and_restored_after(
         assert gc.get_freeze_count() > 0
     assert sys.getswitchinterval() == before
     assert gc.get_freeze_count() == 0
+
+
+FREED_SOURCE = """
+from layerpeek.core.runtime import tuned_process
+
+def rss_kib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+with tuned_process():
+    big = bytearray(16 << 20)
+    del big  # a large block freed: glibc would raise its threshold to its size
+    held, pins = [], []
+    for _ in range(64):  # 1 MiB blocks, each followed by one below the threshold that stays
+        held.append(bytearray(1 << 20))
+        pins.append(bytearray(100 << 10))
+    before = rss_kib()
+    del held
+    print(before - rss_kib())
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator")
+def test_large_blocks_freed_while_a_front_end_runs_go_back_to_the_system():
+    """A scan frees megabyte blocks all along: they must not stay in the allocator's heaps,
+    held between the small blocks that outlive them, and counted in the process's RSS."""
+    done = subprocess.run(
+        [sys.executable, "-c", FREED_SOURCE], capture_output=True, text=True, check=True
+    )
+    assert int(done.stdout) > 48 << 10  # KiB of the 64 MiB freed
 
 
 def test_no_batch_is_left_behind_when_input_arrives_as_the_inflater_stops():
