@@ -285,6 +285,8 @@ def run_all(
             result["bytes_read"] = proxy.body_bytes(f"/blobs/{toc.layer.digest}$")
             result["blob_size"] = toc.layer.size
             rows.append((f"{tag} listing (TOC)", result))
+            result = cli_listing(f"{registry.host}/{REPO}:{tag}", scratch / f"{tag}-cli", plain)
+            rows.append((f"{tag} ls --json (CLI)", {**result, "bytes_read": None}))
         naive = step("baseline: download + tarfile", "naive", direct, "c5")
         report(rows, len(blob), naive, full, pairs)
 
@@ -385,7 +387,7 @@ def report(
             f"{r['seconds']:.3f}",
             f"{r['seconds'] / tar_seconds:.2f}",
             f"{r['rss_mb']:.0f}",
-            f"{r['loop_lag_ms']:.1f}",
+            f"{r['loop_lag_ms']:.1f}" if "loop_lag_ms" in r else "-",
         )
         print(f"{label:34} " + " ".join(f"{c:>11}" for c in cells))
     tar_cells = ("-", "-", f"{tar_seconds:.3f}", "1.00", "-", "-")
