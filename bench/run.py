@@ -32,6 +32,7 @@ import io
 import json
 import os
 import random
+import resource
 import stat
 import statistics
 import subprocess
@@ -196,6 +197,7 @@ def measure(
     step: str, ref: str, path: str, cache: Path, plain: str, source: Path | None = None
 ) -> dict:
     env = _env(cache, plain, source)
+    cpu = _children_cpu()
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "measure.py"), step, ref, path],
         env=env,
@@ -205,12 +207,20 @@ def measure(
     )
     if done.returncode:
         raise SystemExit(f"step {step} failed:\n{done.stderr}")
-    return json.loads(done.stdout)
+    return {**json.loads(done.stdout), "cpu_seconds": _children_cpu() - cpu}
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user and system) of the child processes waited for so far: a measured
+    process's own, start-up included, as a difference. Less shifted by the machine's load
+    than wall time, though not free of it (cache misses, the interpreter lock's hand-overs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def cli_listing(ref: str, cache: Path, plain: str, source: Path | None = None) -> dict:
     """``layerpeek ls REF --json > /dev/null`` in a fresh process, timed whole."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _children_cpu()
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "cli.py"), "ls", ref, "--json"],
         env=_env(cache, plain, source),
@@ -222,7 +232,8 @@ def cli_listing(ref: str, cache: Path, plain: str, source: Path | None = None) -
     seconds = time.perf_counter() - started
     if done.returncode:
         raise SystemExit(f"ls {ref} failed:\n{done.stderr}")
-    return {"seconds": seconds, **json.loads(done.stderr.splitlines()[-1])}
+    result = json.loads(done.stderr.splitlines()[-1])
+    return {"seconds": seconds, "cpu_seconds": _children_cpu() - cpu, **result}
 
 
 def main() -> None:
@@ -378,9 +389,9 @@ def side_by_side(
             for name, source in variants if i % 2 == 0 else variants[::-1]:
                 cache = scratch / f"real-{name or 'this'}-{i}"
                 run = cli_listing(ref, cache / "cli", registry.host, source)
-                runs.setdefault(f"ls --json (CLI) {name}", []).append((tar_seconds, run))
+                runs.setdefault(f"ls --json (CLI) {name}".rstrip(), []).append((tar_seconds, run))
                 run = measure("full-listing", ref, "", cache / "engine", registry.host, source)
-                runs.setdefault(f"engine alone {name}", []).append((tar_seconds, run))
+                runs.setdefault(f"engine alone {name}".rstrip(), []).append((tar_seconds, run))
     report_pairs(title, runs, entries, blob_path.stat().st_size, _tar_size(blob_path))
 
 
@@ -392,7 +403,8 @@ def report_pairs(
     tar_size: int,
 ) -> None:
     """Each way's median ratio to the ``tar -tzf`` run next to it, with their range, and
-    its median time as entries and bytes per second; the worst peak RSS and stall."""
+    its median time as entries and bytes per second, its median CPU time; the worst peak
+    RSS and event-loop stall; with the older code's runs, each way against them."""
     tars = [seconds for seconds, _ in next(iter(runs.values()))]
     tar_median = statistics.median(tars)
     print(
@@ -400,31 +412,35 @@ def report_pairs(
         f"{tar_size / 1e6:.0f} MB tar; tar -tzf {min(tars):.2f}-{max(tars):.2f} s "
         f"(median {tar_median:.2f} s, {entries / tar_median:,.0f} entries/s)"
     )
-    columns = ("x tar -tzf", "range", "seconds", "entries/s", "gzip MB/s", "RSS MB", "lag ms")
+    columns = ("x tar -tzf", "range", "seconds", "entries/s", "gzip MB/s", "CPU s", "RSS MB")
     print(f"{'full listing':26} " + " ".join(f"{c:>11}" for c in columns))
     for label, pairs in runs.items():
         ratios = sorted(run["seconds"] / seconds for seconds, run in pairs)
         seconds = statistics.median(run["seconds"] for _, run in pairs)
-        lags = [run["loop_lag_ms"] for _, run in pairs if "loop_lag_ms" in run]
         cells = (
             f"{statistics.median(ratios):.2f}",
             f"{ratios[0]:.2f}-{ratios[-1]:.2f}",
             f"{seconds:.3f}",
             f"{entries / seconds:,.0f}",
             f"{gzip_size / 1e6 / seconds:.0f}",
+            f"{statistics.median(run['cpu_seconds'] for _, run in pairs):.2f}",
             f"{max(run['rss_mb'] for _, run in pairs):.0f}",
-            f"{max(lags):.1f}" if lags else "-",
         )
         print(f"{label:26} " + " ".join(f"{c:>11}" for c in cells))
     for label, pairs in runs.items():
         older = runs.get(f"{label} before")
         if older is not None:
-            runs_by_round = zip(pairs, older, strict=True)
-            ratios = sorted(a["seconds"] / b["seconds"] for (_, a), (_, b) in runs_by_round)
-            print(
-                f"{label} / before, run by run: median {statistics.median(ratios):.2f} "
-                f"({ratios[0]:.2f}-{ratios[-1]:.2f})"
-            )
+            rounds = list(zip(pairs, older, strict=True))
+            for key, what in (("seconds", "time"), ("cpu_seconds", "CPU")):
+                ratios = sorted(a[key] / b[key] for (_, a), (_, b) in rounds)
+                print(
+                    f"{label}, {what} / before's, round by round: median "
+                    f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+                )
+    for label, pairs in runs.items():
+        lags = [run["loop_lag_ms"] for _, run in pairs if "loop_lag_ms" in run]
+        if lags:
+            print(f"{label}: longest event-loop stall {max(lags):.1f} ms")
 
 
 def _gnu_tar(path: Path) -> float:
