@@ -33,6 +33,7 @@ from typing import Any, BinaryIO
 
 import anyio
 
+from layerpeek.cli import jsonl
 from layerpeek.cli.packages import add_packages_command, diff_packages, packages_command
 from layerpeek.cli.progress import ProgressLine, clear_progress
 from layerpeek.cli.status import EPILOG, Exit, Outcome, UsageError
@@ -319,6 +320,9 @@ async def _ls(peek: Layerpeek, args: argparse.Namespace) -> Problems:
     current, count = None, 0
     problems: Problems = []
     try:
+        if args.json:
+            await _ls_json(peek, image, args, progress, problems)
+            return problems
         listing = peek.entries(
             image,
             args.layer,
@@ -327,16 +331,40 @@ async def _ls(peek: Layerpeek, args: argparse.Namespace) -> Problems:
             problems=problems,
         )
         async for entry in listing:
-            if not args.json and entry.layer != current:
+            if entry.layer != current:
                 current = entry.layer
                 _layer_heading(image, entry.layer)
-            _dump(entry.model_dump()) if args.json else _print(render_entry(entry))
+            _print(render_entry(entry))
             count += 1
             if args.limit is not None and count >= args.limit:
                 break
     finally:
         progress.close()
     return problems
+
+
+async def _ls_json(
+    peek: Layerpeek,
+    image: Any,
+    args: argparse.Namespace,
+    progress: ProgressLine,
+    problems: Problems,
+) -> None:
+    """``ls --json``: one JSON object a line, written a batch of entries at a time
+    (``jsonl``), the same lines ``_dump`` writes of each ``EntryInfo``."""
+    left = args.limit
+    listing = peek.entry_batches(
+        image, args.layer, on_progress=progress, whole=left is None, problems=problems
+    )
+    async with aclosing(listing):
+        async for layer, batch in listing:
+            if left is not None:
+                batch = batch[:left]
+                left -= len(batch)
+            clear_progress()
+            sys.stdout.write(jsonl.lines(layer, batch))
+            if left == 0:
+                break
 
 
 def _layer_heading(image: Any, index: int) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from layerpeek.core.layers.pump import SWITCH_INTERVAL
+from layerpeek.core.malloc import one_arena
 
 
 @contextmanager
@@ -27,9 +28,14 @@ def tuned_process() -> Iterator[None]:
 
     ``sys.setswitchinterval``: the inflater threads win the interpreter lock back sooner
     (``pump.SWITCH_INTERVAL`` says what it buys). Both are undone on exit.
+
+    ``malloc.one_arena``: the threads share glibc's one heap, so space one of them freed
+    is not kept for it alone. glibc cannot hand existing threads their own heaps again, so
+    this one stays for the rest of the process.
     """
     interval, frozen_before = sys.getswitchinterval(), gc.get_freeze_count()
     gc.freeze()
+    one_arena()
     sys.setswitchinterval(min(interval, SWITCH_INTERVAL))
     try:
         yield

@@ -136,6 +136,22 @@ class Layerpeek:
             start=start,
         )
 
+    def entry_batches(
+        self,
+        image: ResolvedImage,
+        layer: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        *,
+        whole: bool = False,
+        problems: list[LayerProblem] | None = None,
+    ) -> AsyncGenerator[tuple[int, list[TarEntry]], None]:
+        """``entries`` as batches of the layers' own tar entries, each with its layer's index:
+        for a caller that writes out thousands of entries and needs no model of each (``ls
+        --json``). The same entries, limits and damage as ``entries``."""
+        return listing.batches(
+            self.indexes, image, layer, on_progress, whole=whole, problems=problems
+        )
+
     async def count(self, image: ResolvedImage, layer: int | None = None) -> int:
         """Entries of one layer, or of every layer: a damaged layer's up to its damage (the
         page that reaches it names it). Read from the layers' indexes, no model made."""

@@ -20,10 +20,13 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from fixtures.images import OCI_LAYER_GZIP, Layer, image_config, push_image
 from fixtures.peak import PEAK_SOURCE
 from layerpeek.cli.main import main
 from layerpeek.core.fs import merge
+from layerpeek.core.layers import listing
 from layerpeek.core.layers.entry import IMAGE_LIMITS
 from layerpeek.core.layers.index import store as index_store
 from layerpeek.core.registry.client import RegistryClient
@@ -172,6 +175,37 @@ def test_a_whole_image_listing_past_the_image_limits_is_refused(
         "layerpeek: error: image has more than 5 entries (5 entries read)\n"
     )
     assert main(["ls", ref, "--layer", "1"]) == 0  # one layer is not the whole image
+
+
+@pytest.mark.parametrize("json_lines", [True, False])
+def test_a_listing_past_the_image_limits_ends_at_the_first_entry_past_them(
+    capsys, monkeypatch, layerpeek_env, plain_registry, json_lines
+):
+    layers = [layer_of(tar_of([regular(f"l{n}/f{i}") for i in range(3)])) for n in range(2)]
+    blobs = [(layer.blob, layer.media_type) for layer in layers]
+    push_image(f"http://{plain_registry.host}", "bounds/ls", "latest", blobs, image_config(layers))
+    monkeypatch.setattr(listing, "IMAGE_LIMITS", IMAGE_LIMITS._replace(entries=5))
+    ref = f"{plain_registry.host}/bounds/ls:latest"
+    assert main(["ls", ref, *(["--json"] if json_lines else [])]) == 1
+    out, err = capsys.readouterr()
+    assert err == "layerpeek: error: image has more than 5 entries (5 entries read)\n"
+    listed = out.splitlines()
+    if json_lines:
+        assert [json.loads(line)["path"] for line in listed] == [
+            "l0/f0",
+            "l0/f1",
+            "l0/f2",
+            "l1/f0",
+            "l1/f1",
+        ]
+    else:
+        assert [line.rsplit(" ", 1)[-1] for line in listed if not line.startswith("#")] == [
+            "l0/f0",
+            "l0/f1",
+            "l0/f2",
+            "l1/f0",
+            "l1/f1",
+        ]
 
 
 async def test_indexes_kept_in_memory_are_bounded_by_their_entries(

@@ -10,7 +10,9 @@ import sys
 import pytest
 
 from fixtures.catalog import LATE_TXT
+from layerpeek.cli import jsonl
 from layerpeek.cli.main import main, render_entry
+from layerpeek.core.layers.entry import TarEntry
 from layerpeek.core.models import EntryInfo
 
 INSPECT_KEYS = {
@@ -120,6 +122,26 @@ def test_render_entry_is_ls_like():
     )
     assert render_entry(entry).startswith("lrwxrwxrwx")
     assert render_entry(entry).endswith("bin/sh@ -> busybox")
+
+
+def test_ls_json_lines_are_the_models_dumped():
+    """``ls --json`` writes its lines straight from the tar entries: the same text as
+    ``json.dumps`` of each ``EntryInfo``, whatever the names hold."""
+    entries = [
+        TarEntry("usr/bin/ls", "file", 142_144, 0o755, 0, 0, 1_700_000_000),
+        TarEntry("bin/sh", "symlink", 0, 0o777, 1000, 1000, -1, link="busybox"),
+        TarEntry('caf\u00e9/"quoted"\\back\nline\ttab', "dir", 0, 0o700, 0, 0, 0),
+        TarEntry("bad/\udcff\udcfe", "hardlink", 0, 0o644, 0, 0, 0, link="\u2603/\U0001f600"),
+        TarEntry("a/.wh..wh..opq", "opaque", 0, 0, 0, 0, 0),
+        TarEntry("x" * 4096, "file", 2**62, 0o7777, 2**31, 2**31, 2**40, cut=True),
+        TarEntry("\x00\x1b[2J\x7f", "fifo", 0, 0o600, 0, 0, 0),
+    ]
+    expected = "".join(
+        json.dumps(EntryInfo.of(3, entry).model_dump(), ensure_ascii=True) + "\n"
+        for entry in entries
+    )
+    assert jsonl.lines(3, entries) == expected
+    assert jsonl.lines(0, []) == ""
 
 
 def test_cat_writes_the_file_bytes(capfdbinary, layerpeek_env, plain_registry, catalog):

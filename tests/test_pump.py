@@ -6,6 +6,8 @@ from __future__ import annotations
 import gc
 import gzip
 import io
+import platform
+import subprocess
 import sys
 import tarfile
 import threading
@@ -188,6 +190,52 @@ def test_the_switch_interval_is_short_while_a_front_end_runs_and_restored_after(
         assert gc.get_freeze_count() > 0
     assert sys.getswitchinterval() == before
     assert gc.get_freeze_count() == 0
+
+
+SHARED_HEAP_SOURCE = """
+import threading
+from layerpeek.core.runtime import tuned_process
+
+def rss_kib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+pins, done = [], threading.Event()
+
+def churn(churned):
+    big = bytearray(4 << 20)
+    del big  # a large block freed: glibc raises its threshold, the 1 MiB blocks use heaps
+    held = []
+    for _ in range(32):  # 1 MiB blocks, each followed by one that stays
+        held.append(bytearray(1 << 20))
+        pins.append(bytearray(100 << 10))
+    del held
+    churned.set()
+    done.wait()
+
+with tuned_process():
+    before, threads = rss_kib(), []
+    for _ in range(4):  # one after the other, each alive (holding its heap) until the end
+        churned = threading.Event()
+        threads.append(threading.Thread(target=churn, args=(churned,)))
+        threads[-1].start()
+        churned.wait()
+    grown = rss_kib() - before
+    done.set()
+    for thread in threads:
+        thread.join()
+print(grown >> 10)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator")
+def test_space_one_thread_freed_is_reused_by_the_next_while_a_front_end_runs():
+    """A scan frees megabyte blocks on several threads: what one frees must serve the next
+    blocks of another, not stay in a heap of its own, counted in the process's RSS."""
+    done = subprocess.run(
+        [sys.executable, "-c", SHARED_HEAP_SOURCE], capture_output=True, text=True, check=True
+    )
+    assert int(done.stdout) < 80  # MiB: 4 x 32 MiB freed, 12.5 MiB kept
 
 
 def test_no_batch_is_left_behind_when_input_arrives_as_the_inflater_stops():

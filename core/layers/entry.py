@@ -3,6 +3,7 @@ and the caps on what a layer's listing may hold."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from layerpeek.core.errors import ImageTooLarge, LayerTooLarge
@@ -102,6 +103,23 @@ class Tally:
             raise self.limits.error(f"{refusal} ({self.entries:,} {noun} read)")
         self.entries += 1
         self.names = names
+
+    def fit(self, entries: Sequence[TarEntry]) -> int:
+        """Count the leading ``entries`` that fit, as ``add`` counts each; returns how many.
+        One check for all of them while they fit; the caller then ``add``s the first that
+        does not, which raises the error ``add`` raises."""
+        names = self.names + sum(len(entry.path) + len(entry.link) for entry in entries)
+        if self.limits.refusal(self.entries + len(entries), names) is None:
+            self.entries += len(entries)
+            self.names = names
+            return len(entries)
+        for fitted, entry in enumerate(entries):
+            names = self.names + len(entry.path) + len(entry.link)
+            if self.limits.refusal(self.entries + 1, names) is not None:
+                return fitted
+            self.entries += 1
+            self.names = names
+        return len(entries)
 
 
 def cut_name(raw: bytes) -> bytes:

@@ -8,13 +8,14 @@ the damage as a ``LayerProblem`` (``met``), the others see it raised.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 
 import anyio
 import anyio.lowlevel
 
 from layerpeek.core.errors import LayerError, LayerpeekError
 from layerpeek.core.image.resolve import ResolvedImage
-from layerpeek.core.layers.entry import IMAGE_LIMITS, Tally
+from layerpeek.core.layers.entry import IMAGE_LIMITS, Tally, TarEntry
 from layerpeek.core.layers.index.model import LayerView
 from layerpeek.core.layers.index.store import LayerIndexes
 from layerpeek.core.layers.progress import ProgressCallback, reporter
@@ -53,6 +54,40 @@ async def entries(
     start: int = 0,
 ) -> AsyncGenerator[EntryInfo, None]:
     """Entries of one layer, or of every layer bottom-up (``Layerpeek.entries``)."""
+    listed = batches(
+        indexes,
+        image,
+        layer,
+        on_progress,
+        whole=whole,
+        tally=tally,
+        problems=problems,
+        start=start,
+    )
+    async with aclosing(listed):
+        async for index, batch in listed:
+            for entry in batch:
+                yield EntryInfo.of(index, entry)
+
+
+async def batches(
+    indexes: LayerIndexes,
+    image: ResolvedImage,
+    layer: int | None = None,
+    on_progress: ProgressCallback | None = None,
+    *,
+    whole: bool = False,
+    tally: Tally | None = None,
+    problems: list[LayerProblem] | None = None,
+    start: int = 0,
+) -> AsyncGenerator[tuple[int, list[TarEntry]], None]:
+    """``entries`` as the layers' own tar entries, up to ``YIELD_EVERY`` at a time, each
+    batch with its layer's index (``Layerpeek.entry_batches``).
+
+    For a caller that handles thousands of entries and needs no model of each: a full
+    listing's entries cost more to make into models, and to pass one by one through an
+    async generator, than to scan.
+    """
     if start and layer is None:
         raise LayerpeekError("a listing starts past entry 0 only within one layer")
     layers = image.layers(layer)
@@ -63,14 +98,18 @@ async def entries(
         seen = start
         while True:
             view = await indexes.view(image.reference, descriptor, seen + 1, report, whole=whole)
-            fresh = view.entries[seen:]
-            seen += len(fresh)
-            for position, entry in enumerate(fresh, 1):
-                tally.add(entry)
-                yield EntryInfo.of(index, entry)
-                if position % YIELD_EVERY == 0:
+            known = len(view.entries)
+            for at in range(seen, known, YIELD_EVERY):
+                if at > seen:
                     # A cached layer arrives whole: let other tasks run while it is listed.
                     await anyio.lowlevel.checkpoint()
+                batch = view.entries[at : min(at + YIELD_EVERY, known)]
+                fitted = tally.fit(batch)
+                if fitted:
+                    yield index, batch[:fitted] if fitted < len(batch) else batch
+                if fitted < len(batch):
+                    tally.add(batch[fitted])  # past the limits: raises
+            seen = max(seen, known)
             if view.problem is not None:
                 met(image, index, view.problem, problems)
                 break
