@@ -19,7 +19,7 @@ import uvicorn
 from layerpeek.bot import answers
 from layerpeek.bot.answers import EXPIRED, BotContext
 from layerpeek.bot.commands import LayerpeekTree, add_commands, message_for
-from layerpeek.bot.packages import packages_page
+from layerpeek.bot.packages import changes_page, packages_page
 from layerpeek.bot.ratelimit import RateLimits
 from layerpeek.bot.reply import NO_MENTIONS, edit, fail, send
 from layerpeek.bot.scope import Scope
@@ -33,7 +33,12 @@ from layerpeek.links.endpoint import LinkServer
 
 log = logging.getLogger(__name__)
 STATE_FILE = "bot-state.sqlite3"
-PAGES = {"packages": packages_page, "find": answers.find_page, "diff": answers.diff_page}
+PAGES = {
+    "packages": packages_page,
+    "find": answers.find_page,
+    "diff": answers.diff_page,
+    "package-diff": changes_page,
+}
 """The answers whose pages ResultPageButton turns, by the key their stored state has."""
 
 
@@ -148,7 +153,8 @@ class LayerpeekBot(discord.Client):
             await fail(interaction, message_for(error))
 
     async def turn_result(self, interaction: discord.Interaction[Any], key: str, page: int) -> None:
-        """A page of /packages, /find or /diff, as ``_navigate`` turns a /peek page."""
+        """A page of /packages, /find or /diff (files or packages), as ``_navigate`` turns a
+        /peek page."""
         try:
             with self.ctx.limits.working(interaction.user.id):
                 self.ctx.limits.check(interaction.user.id, interaction.guild_id)

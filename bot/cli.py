@@ -42,7 +42,7 @@ ANSWERS: dict[str, Answer] = {
     "cat": answers.cat,
     "tags": answers.tags,
     "find": answers.find,
-    "diff": answers.diff,
+    "diff": package_answers.diff,
     "triage": answers.triage,
     "packages": package_answers.packages,
 }

@@ -270,16 +270,26 @@ async def find(
         await send(interaction, reply)
 
 
-@app_commands.command(name="diff", description="Files added, removed and changed between images")
+@app_commands.command(
+    name="diff", description="Files or packages added, removed and changed between images"
+)
 @app_commands.describe(
-    base="the image before, e.g. app:1.0", target="the image after", private=PRIVATE
+    base="the image before, e.g. app:1.0",
+    target="the image after",
+    packages="compare the installed packages instead of the files (reads both inventories)",
+    private=PRIVATE,
 )
 @app_commands.autocomplete(base=complete_image, target=complete_image)
 async def diff(
-    interaction: discord.Interaction[Any], base: str, target: str, private: bool = False
+    interaction: discord.Interaction[Any],
+    base: str,
+    target: str,
+    packages: bool = False,
+    private: bool = False,
 ) -> None:
     async with _working(interaction, private, base, target) as ctx:
-        reply = await answers.diff(ctx, interaction.user.id, base, target, private)
+        user = interaction.user.id
+        reply = await package_answers.diff(ctx, user, base, target, packages, private)
         await send(interaction, reply)
 
 

@@ -1,10 +1,12 @@
 """``/packages image [filter]``: what an image has installed, a line a package with its
-version and the layer that installed it, and a summary line a kind, in pages like /peek's.
+version and the layer that installed it, and a summary line a kind, in pages like /peek's;
+``/diff base target packages:true``: what changed in them, a line a change.
 
-The answer and its embed live here (``answers`` and ``render`` hold the other commands'):
-one core call, the inventory, filtered by a name fragment. Its page buttons are
-``views.ResultPageButton``s carrying a state key (the image pinned by digest, the filter), so
-any page is the same image's however much later, and after a restart."""
+The answers and their embeds live here (``answers`` and ``render`` hold the other commands'):
+one core call, the inventory (filtered by a name fragment), or two and their changes. Their
+page buttons are ``views.ResultPageButton``s carrying a state key (the images pinned by
+digest, the filter), so any page is the same images' however much later, and after a
+restart."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from typing import Any
 
 import discord
 
+from layerpeek.bot import answers
 from layerpeek.bot import discord_limits as limits
-from layerpeek.bot.answers import BotContext, pinned
+from layerpeek.bot.answers import BotContext, _page_of, pinned
 from layerpeek.bot.render import (
     COLOUR,
     LINE,
@@ -27,9 +30,10 @@ from layerpeek.bot.render import (
 from layerpeek.bot.reply import Reply
 from layerpeek.bot.views import result_pages
 from layerpeek.core.errors import LayerpeekError
+from layerpeek.core.packages.changes import PackageChanges, change_line, package_changes, summary
 from layerpeek.core.packages.inventory import inventory
-from layerpeek.core.packages.model import KINDS, Package, PackageReport
-from layerpeek.core.text import counted, human_size
+from layerpeek.core.packages.model import KINDS, DatabaseProblem, Package, PackageReport
+from layerpeek.core.text import counted, human_size, short_digest
 
 UNREAD_SHOWN = 3
 
@@ -83,13 +87,7 @@ def packages_embed(
     head = "\n".join(summary) or "no packages found"
     if filter:
         head = f"names containing {untrusted(filter, 60)}:\n{head}"
-    unread = [
-        f"⚠️ not read: {untrusted(d.path, 120)} (layer {d.layer}): {untrusted(d.message, 160)}"
-        for d in report.databases[:UNREAD_SHOWN]
-    ]
-    if len(report.databases) > UNREAD_SHOWN:
-        unread.append(f"… and {len(report.databases) - UNREAD_SHOWN} more not read")
-    top = warnings(report.problems) + "".join(line + "\n" for line in unread)
+    top = warnings(report.problems) + _unread([("", d) for d in report.databases])
     lines = [limits.clip(_line(p), LINE) for p in shown]
     budget = limits.EMBED_DESCRIPTION - len(top) - len(head) - 40
     body = _lines_within(lines, budget, more_of("package", tail=" on this page"))
@@ -107,3 +105,79 @@ def _line(package: Package) -> str:
     arch = f" {package.arch}" if package.arch else ""
     text = f"{package.kind:6} {package.name} {package.version}{arch} (layer {package.layer})"
     return untrusted(text, LINE, "code")
+
+
+def _unread(databases: list[tuple[str, DatabaseProblem]]) -> str:
+    """A warning line per database not read (the first few), each after where it is."""
+    lines = [
+        f"⚠️ not read{where}: {untrusted(d.path, 120)} (layer {d.layer}): "
+        f"{untrusted(d.message, 160)}"
+        for where, d in databases[:UNREAD_SHOWN]
+    ]
+    if len(databases) > UNREAD_SHOWN:
+        lines.append(f"… and {len(databases) - UNREAD_SHOWN} more not read")
+    return "".join(line + "\n" for line in lines)
+
+
+# -- /diff packages:true ------------------------------------------------------------------------
+
+
+async def diff(
+    ctx: BotContext,
+    user: int,
+    base: str,
+    target: str,
+    packages: bool = False,
+    private: bool = False,
+) -> Reply:
+    """The /diff answer: what changed in the files (``answers.diff``) or, with ``packages``,
+    in the installed packages, as ``layerpeek diff A B --packages`` answers (it costs the two
+    inventories, so only when asked)."""
+    if not packages:
+        return await answers.diff(ctx, user, base, target, private)
+    first, second = await ctx.peek.resolve(base), await ctx.peek.resolve(target)
+    compared = {"package-diff": [pinned(first), pinned(second)], "names": [base, target]}
+    reply = await changes_page(ctx, compared, await ctx.state.put(compared), 0)
+    reply.ephemeral = private
+    return reply
+
+
+async def changes_page(ctx: BotContext, data: dict[str, Any], key: str, number: int) -> Reply:
+    """Page ``number`` of a stored package diff: its counts, then a page of its changes."""
+    if "package-diff" not in data:
+        raise LayerpeekError("these buttons belong to another kind of message")
+    reports = [await inventory(ctx.peek, await ctx.peek.resolve(p)) for p in data["package-diff"]]
+    names = dict(zip("ab", data["names"], strict=True))
+    changes = package_changes(*reports).model_copy(update=names)
+    size = ctx.settings.page_size
+    number, last, page = _page_of(number, len(changes.changes), size)
+    embed = changes_embed(changes, reports, number * size, size, page)
+    return Reply(embeds=[embed], view=result_pages(key, number, last))
+
+
+def changes_embed(
+    changes: PackageChanges, reports: list[PackageReport], start: int, size: int, page: str
+) -> discord.Embed:
+    """Databases not read and the counts first (they always fit), then the page of ``size``
+    changes from ``start``, as many of them as fit."""
+    problems = [p for r in reports for p in r.problems]
+    unread = [
+        (f" in {untrusted(name, 60)}", d)
+        for name, r in zip((changes.a, changes.b), reports, strict=True)
+        for d in r.databases
+    ]
+    top = warnings(problems) + _unread(unread)
+    head = f"{counted(len(changes.changes), 'package change')}: {summary(changes)}"
+    shown = changes.changes[start : start + size]
+    lines = [untrusted(change_line(c), LINE, "code") for c in shown]
+    budget = limits.EMBED_DESCRIPTION - len(top) - len(head) - 40
+    body = _lines_within(lines, budget, more_of("change", tail=" on this page"))
+    digests = " → ".join(short_digest(r.digest) for r in reports)
+    cost = sum(r.bytes_read for r in reports), sum(r.files_read for r in reports)
+    read = f"{human_size(cost[0])} read from {counted(cost[1], 'file')}"
+    return discord.Embed(
+        title=f"Packages {untrusted(changes.a, 110)} → {untrusted(changes.b, 110)}"
+        + (f" · {page}" if page else ""),
+        description=f"{top}{head}\n```diff\n{body or '(no changes)'}\n```",
+        colour=COLOUR,
+    ).set_footer(text=untrusted(f"{digests} · {read}", 300, "plain"))

@@ -14,7 +14,12 @@ from collections.abc import Callable
 
 from layerpeek.cli.status import Outcome, UsageError
 from layerpeek.core.models import LayerProblem
-from layerpeek.core.packages.changes import Change, PackageChanges, package_changes
+from layerpeek.core.packages.changes import (
+    PackageChanges,
+    change_line,
+    package_changes,
+    summary,
+)
 from layerpeek.core.packages.inventory import inventory
 from layerpeek.core.packages.model import FORMATS, KINDS, Kind, PackageReport
 from layerpeek.core.service import Layerpeek
@@ -91,28 +96,13 @@ async def diff_packages(peek: Layerpeek, args: argparse.Namespace) -> Outcome:
     return Outcome(found=not changes.changes, problems=[*before.problems, *after.problems])
 
 
-_SIGNS: dict[Change, str] = {
-    "added": "+",
-    "removed": "-",
-    "upgraded": "^",
-    "downgraded": "v",
-    "changed": "~",
-}
-
-
 def render_changes(changes: PackageChanges) -> None:
-    """One line a change (``+`` added, ``-`` removed, ``^`` upgraded, ``v`` downgraded,
-    ``~`` changed), then the counts."""
+    """One line a change, then the counts."""
     _print(f"--- {changes.a}")
     _print(f"+++ {changes.b}")
     for change in changes.changes:
-        arch = f" {change.arch}" if change.arch else ""
-        versions = " -> ".join(v for v in (change.before, change.after) if v is not None)
-        layer = f"  (layer {change.layer})" if change.layer is not None else ""
-        _print(f"{_SIGNS[change.change]} {change.kind} {change.name}{arch} {versions}{layer}")
-    counts = Counter(c.change for c in changes.changes)
-    shown = ", ".join(f"{counts[c]} {c}" for c in _SIGNS)
-    _print(f"{shown}, {changes.unchanged} unchanged")
+        _print(change_line(change))
+    _print(summary(changes))
 
 
 def render_packages(report: PackageReport) -> None:

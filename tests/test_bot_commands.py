@@ -35,7 +35,7 @@ EXPECTED = {
     "cat": ["image", "path", "layer", "private"],
     "tags": ["repository", "private"],
     "find": ["image", "pattern", "regex", "merged", "private"],
-    "diff": ["base", "target", "private"],
+    "diff": ["base", "target", "packages", "private"],
     "triage": ["image", "platform", "private"],
     "packages": ["image", "filter", "platform", "private"],
 }

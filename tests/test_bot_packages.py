@@ -5,6 +5,7 @@ buttons through discord.py's own dispatch, on a bot that never saw the message."
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 
@@ -104,4 +105,58 @@ async def test_page_buttons_turn_through_every_package(small_pages, plain_regist
     names = sorted(name for name, _, _ in truth)
     listed = second["embeds"][0]["description"].split("```")[1].strip().splitlines()
     assert [line.split()[1] for line in listed] == names[5:10]
+    assert_within_limits(second)
+
+
+def test_diff_packages_names_upgrades_additions_and_removals(
+    env, capsys, plain_registry, package_images
+):
+    """From the status dpkg left after layer 1 to the one after layer 2, as the CLI says it."""
+    step1 = package_images.dpkg_step1.ref(plain_registry.host)
+    latest = package_images.dpkg_layers.ref(plain_registry.host)
+    message = preview(capsys, f"/diff base:{step1} target:{latest} packages:true")
+    assert_within_limits(message)
+    base = len(dpkg_installed(package_images.trees.dpkg_admin))
+    head, listing = message["embeds"][0]["description"].split("\n```diff\n")
+    assert head == (
+        f"3 package changes: 1 added, 1 removed, 1 upgraded, 0 downgraded, 0 changed, "
+        f"{base:,} unchanged"
+    )
+    assert listing.removesuffix("\n```").splitlines() == [
+        "+ deb extra all 0.1  (layer 2)",
+        "- deb gone all 1.0",
+        "^ deb tiny all 1.0 -> 2.0  (layer 2)",
+    ]
+    assert "components" not in message  # one page: no buttons
+
+
+@pytest.mark.anyio
+async def test_diff_packages_turns_to_page_two_after_a_restart(
+    small_pages, plain_registry, package_images
+):
+    """The Debian image's Python, Node and Go packages go; dpkg's two new ones come."""
+    debian = package_images.debian.ref(plain_registry.host)
+    latest = package_images.dpkg_layers.ref(plain_registry.host)
+    async with running_bot(small_pages) as bot:
+        done = await invoke(bot, commands.diff, base=debian, target=latest, packages=True)
+    first = sent_payload(done.named("edit_original")[0])
+    async with recorded_bot(small_pages) as (bot, adapter):
+        await click(bot, component(first, "▶"), message_payload(first["components"]))
+        await click(bot, component(first, "⏭"), message_payload(first["components"]))
+    second, last = adapter.requests[1][2], adapter.requests[3][2]
+    pages = [first, second, last]
+    assert [p["embeds"][0]["title"].rsplit(" · ", 1)[1] for p in pages] == [
+        "page 1 of 3", "page 2 of 3", "page 3 of 3",
+    ]  # fmt: skip
+    lines = [
+        line
+        for page in pages
+        for line in page["embeds"][0]["description"].split("```diff\n")[1].splitlines()[:-1]
+    ]
+    assert [len(lines), lines[:2]] == [12, ["+ deb extra all 0.1  (layer 2)",
+                                           "+ deb tiny all 2.0  (layer 2)"]]  # fmt: skip
+    assert Counter(line.split()[:2][1] for line in lines[2:] if line[0] == "-") == {
+        "golang": 4, "npm": 3, "pypi": 3,
+    }  # fmt: skip
+    assert component(second, "◀")["disabled"] is False and component(last, "▶")["disabled"]
     assert_within_limits(second)

@@ -3,7 +3,7 @@ upgraded, downgraded (or "changed" where a version cannot be ordered in its kind
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -12,6 +12,15 @@ from layerpeek.core.packages.model import Kind, Package, PackageReport
 from layerpeek.core.packages.versions import compare
 
 Change = Literal["added", "removed", "upgraded", "downgraded", "changed"]
+
+SIGNS: dict[Change, str] = {
+    "added": "+",
+    "removed": "-",
+    "upgraded": "^",
+    "downgraded": "v",
+    "changed": "~",
+}
+"""How a change is marked on its line, in the order the summary counts them."""
 
 
 class PackageChange(BaseModel):
@@ -79,3 +88,21 @@ def _one(
         after=new,
         layer=layer,
     )
+
+
+def change_line(change: PackageChange) -> str:
+    """``^ deb tiny all 1.0 -> 2.0  (layer 2)``: one change on one line, as the CLI and the
+    bot show it (``+`` added, ``-`` removed, ``^`` upgraded, ``v`` downgraded, ``~``
+    changed); the text is the image's, for the front end to make safe."""
+    arch = f" {change.arch}" if change.arch else ""
+    versions = " -> ".join(v for v in (change.before, change.after) if v is not None)
+    layer = f"  (layer {change.layer})" if change.layer is not None else ""
+    return f"{SIGNS[change.change]} {change.kind} {change.name}{arch} {versions}{layer}"
+
+
+def summary(changes: PackageChanges) -> str:
+    """``1 added, 1 removed, 1 upgraded, 0 downgraded, 0 changed, 9 unchanged``: every kind
+    of change counted, so two answers read alike whatever changed."""
+    counts = Counter(c.change for c in changes.changes)
+    shown = ", ".join(f"{counts[c]:,} {c}" for c in SIGNS)
+    return f"{shown}, {changes.unchanged:,} unchanged"
