@@ -39,8 +39,8 @@ class TarEntry(NamedTuple):
     name is not the one in the layer.
 
     A named tuple, immutable like the layer it describes: one is made for every file of every
-    layer scanned or read back from the cache, and a frozen dataclass took 2.9 us to build
-    against 0.4 us (70 ms of a 24,000-file listing, on the thread that scans tar headers).
+    layer scanned or read back from the cache, and a frozen dataclass took several times as
+    long to build, on the thread that scans tar headers.
     Held in a layer index, one costs ~350 bytes (scanned) to ~390 (decoded from the cache,
     where no two entries share a number object) plus a byte a character of its name.
     """

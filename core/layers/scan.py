@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 # Network chunks are joined into batches for the worker thread: the first small, so the first
-# entries (and a ``--limit`` stop) come soon, then doubling up to BATCH, so the ~0.2 ms a
+# entries (and a ``--limit`` stop) come soon, then doubling up to BATCH, so what a
 # worker-thread hop costs stays small next to the work it carries.
 FIRST_BATCH = 64 << 10
 BATCH = 1 << 20
@@ -63,7 +63,7 @@ class LayerReader:
 
     ``feed`` queues bytes; ``step`` works through them, at most ``step_output`` decompressed
     bytes at a time, until ``needs_input``; ``close`` once the blob ends. One step per worker
-    thread hop, and ``needs_input`` known without an extra hop, because a hop costs ~0.25 ms.
+    thread hop, and ``needs_input`` known without an extra hop, because every hop costs.
     Errors are raised with how far the scan got (``offset`` in compressed bytes, ``entries``
     read) by the step after the one that returned the events found before the failure, so a
     listing of a damaged layer shows everything up to the damage.

@@ -1,6 +1,6 @@
 """A lean push parser for tar streams: 512-byte headers in, ``TarEntry`` events out.
 
-``tarfile`` costs ~3 s of pure Python per 53k entries and wants a file object to pull from;
+``tarfile`` costs far more pure Python per entry and wants a file object to pull from;
 layers arrive as pushed chunks and only the headers matter for a listing, so this scanner
 parses headers with a handful of slices per entry and skips file data by counting, never
 buffering it. It understands the dialects found in real layers: v7, ustar (prefix + name),
