@@ -7,6 +7,7 @@ is what the channel sees. No Discord I/O here: the callers defer, send and edit.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -325,9 +326,20 @@ async def find_page(ctx: BotContext, data: dict[str, Any], key: str, number: int
 
 async def diff(ctx: BotContext, user: int, base: str, target: str, private: bool = False) -> Reply:
     """The first page of what changed from ``base`` to ``target`` in the merged filesystems."""
+    return await compared(ctx, "diff", base, target, diff_page, private)
+
+
+PageOf = Callable[[BotContext, dict[str, Any], str, int], Awaitable[Reply]]
+
+
+async def compared(
+    ctx: BotContext, kind: str, base: str, target: str, page_of: PageOf, private: bool
+) -> Reply:
+    """Page 0 of a comparison of ``base`` and ``target`` (``kind``: files or packages), both
+    kept pinned by digest, so its buttons page the same two images after a restart."""
     first, second = await ctx.peek.resolve(base), await ctx.peek.resolve(target)
-    compared = {"diff": [pinned(first), pinned(second)], "names": [base, target]}
-    reply = await diff_page(ctx, compared, await ctx.state.put(compared), 0)
+    data = {kind: [pinned(first), pinned(second)], "names": [base, target]}
+    reply = await page_of(ctx, data, await ctx.state.put(data), 0)
     reply.ephemeral = private
     return reply
 

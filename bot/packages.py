@@ -135,11 +135,7 @@ async def diff(
     inventories, so only when asked)."""
     if not packages:
         return await answers.diff(ctx, user, base, target, private)
-    first, second = await ctx.peek.resolve(base), await ctx.peek.resolve(target)
-    compared = {"package-diff": [pinned(first), pinned(second)], "names": [base, target]}
-    reply = await changes_page(ctx, compared, await ctx.state.put(compared), 0)
-    reply.ephemeral = private
-    return reply
+    return await answers.compared(ctx, "package-diff", base, target, changes_page, private)
 
 
 async def changes_page(ctx: BotContext, data: dict[str, Any], key: str, number: int) -> Reply:
