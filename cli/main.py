@@ -14,6 +14,11 @@ which shows control characters as visible escapes (:func:`~layerpeek.core.text.p
 whatever field a string from an image or a registry lands in (a name, a build step, a digest,
 a platform, a port), it cannot move the cursor, retitle the window or reset the terminal.
 JSON output is data and is not escaped (JSON encodes control characters itself).
+
+The parser is built from light modules alone; the core (settings, the registry client, the
+façade, the answer models) is imported once the command line has parsed, and what only one
+command needs (packages, export, the raw documents) by that command: ``--help`` and
+``--version`` answer without the core, and ``ls`` does not load the analyses or packages.
 """
 
 from __future__ import annotations
@@ -29,35 +34,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import anyio
-
-from layerpeek.cli import jsonl
 from layerpeek.cli.packages import add_packages_command, diff_packages, packages_command
 from layerpeek.cli.progress import ProgressLine, clear_progress
 from layerpeek.cli.status import EPILOG, Exit, Outcome, UsageError
-from layerpeek.core import export, raw
-from layerpeek.core.errors import LayerpeekError
-from layerpeek.core.fs.find import TYPES, FindSpec
-from layerpeek.core.hints import with_hint
+from layerpeek.core.fs.find import TYPES
 from layerpeek.core.layers.progress import Progress
-from layerpeek.core.models import (
-    DiffChange,
-    EntryInfo,
-    ImageReport,
-    IrregularInfo,
-    LayerProblem,
-    PathEvent,
-    PlatformsReport,
-    RemovedFile,
-    TriageReport,
-)
-from layerpeek.core.registry.reference import parse_reference
-from layerpeek.core.runtime import tuned_process
-from layerpeek.core.service import Layerpeek
-from layerpeek.core.settings import Settings, load_settings
-from layerpeek.core.startup import open_service
 from layerpeek.core.text import (
     command_line,
     counted,
@@ -69,11 +52,26 @@ from layerpeek.core.text import (
     user_or_root,
 )
 
-Problems = list[LayerProblem]
-"""What a command returns: the layers it could not read to their end (printed last)."""
+if TYPE_CHECKING:
+    from layerpeek.core.models import (
+        DiffChange,
+        EntryInfo,
+        ImageReport,
+        IrregularInfo,
+        LayerProblem,
+        PathEvent,
+        PlatformsReport,
+        RemovedFile,
+        TriageReport,
+    )
+    from layerpeek.core.service import Layerpeek
+    from layerpeek.core.settings import Settings
 
-Command = Callable[[Layerpeek, argparse.Namespace], Awaitable["Outcome | Problems | None"]]
-"""A subcommand: what it answered (``Outcome``), or only the layers it could not read."""
+    Problems = list[LayerProblem]
+    """What a command returns: the layers it could not read to their end (printed last)."""
+
+    Command = Callable[[Layerpeek, argparse.Namespace], Awaitable[Outcome | Problems | None]]
+    """A subcommand: what it answered (``Outcome``), or only the layers it could not read."""
 
 _TYPE_BITS = {
     "file": stat.S_IFREG,
@@ -352,6 +350,8 @@ async def _ls_json(
 ) -> None:
     """``ls --json``: one JSON object a line, written a batch of entries at a time
     (``jsonl``), the same lines ``_dump`` writes of each ``EntryInfo``."""
+    from layerpeek.cli import jsonl
+
     left = args.limit
     listing = peek.entry_batches(
         image, args.layer, on_progress=progress, whole=left is None, problems=problems
@@ -440,6 +440,8 @@ def _refuse_terminal(what: str, instead: str) -> None:
 
 
 async def _tags(peek: Layerpeek, args: argparse.Namespace) -> None:
+    from layerpeek.core.registry.reference import parse_reference
+
     # `tags alpine:3.20` lists alpine's tags: the tag or digest names the repository too.
     ref = parse_reference(args.reference, default_tag=None)
     tags = await peek.tags(replace(ref, tag=None, digest=None))
@@ -471,14 +473,20 @@ def _add_raw_commands(command: Callable[[str, str], argparse.ArgumentParser]) ->
 
 
 async def _manifest(peek: Layerpeek, args: argparse.Namespace) -> None:
+    from layerpeek.core import raw
+
     _write((await raw.manifest(peek, args.reference, args.platform)).body)
 
 
 async def _config(peek: Layerpeek, args: argparse.Namespace) -> None:
+    from layerpeek.core import raw
+
     _write(await raw.config(peek, args.reference, args.platform))
 
 
 async def _digest(peek: Layerpeek, args: argparse.Namespace) -> None:
+    from layerpeek.core import raw
+
     _print(await raw.digest(peek, args.reference, args.platform))
 
 
@@ -523,6 +531,8 @@ async def _export(peek: Layerpeek, args: argparse.Namespace) -> None:
 
 
 async def _export_to(peek: Layerpeek, image: Any, path: str | None, out: BinaryIO) -> None:
+    from layerpeek.core import export
+
     progress = ProgressLine("exporting")
     written = 0
     try:
@@ -674,6 +684,9 @@ def _by_removing_layer(files: list[RemovedFile]) -> dict[int, list[RemovedFile]]
 
 
 async def _find(peek: Layerpeek, args: argparse.Namespace) -> Outcome:
+    from layerpeek.core.errors import LayerpeekError
+    from layerpeek.core.fs.find import FindSpec
+
     try:
         spec = FindSpec.parse(args.pattern, args.regex, args.type, args.min_size, args.max_size)
     except LayerpeekError as exc:  # a pattern or size on the command line: usage
@@ -800,6 +813,9 @@ async def run(args: argparse.Namespace) -> Outcome:
     found anything and the layers its answer could not read to their end. Settings come from
     the environment alone, not from a ``.env`` in whatever directory the command runs in
     (``core.settings``)."""
+    from layerpeek.core.settings import Settings, load_settings
+    from layerpeek.core.startup import open_service
+
     settings = _insecure(load_settings(Settings, dotenv=False), args)
     async with open_service(settings, guarded=False) as peek:
         answer = await _COMMANDS[args.command](peek, args)
@@ -811,6 +827,8 @@ def _insecure(settings: Settings, args: argparse.Namespace) -> Settings:
     ``LAYERPEEK_PLAIN_HTTP`` for this run."""
     if not getattr(args, "insecure", False):
         return settings
+    from layerpeek.core.registry.reference import parse_reference
+
     named = (getattr(args, name, None) for name in ("reference", "other"))
     hosts = tuple(parse_reference(text).api_host for text in named if text)
     return settings.model_copy(update={"plain_http": (*settings.plain_http, *hosts)})
@@ -818,7 +836,13 @@ def _insecure(settings: Settings, args: argparse.Namespace) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``layerpeek`` console script; returns the exit status."""
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(argv)  # --help and --version end here, the core unloaded
+    import anyio
+
+    from layerpeek.core.errors import LayerpeekError
+    from layerpeek.core.hints import with_hint
+    from layerpeek.core.runtime import tuned_process
+
     try:
         with tuned_process():
             outcome = anyio.run(run, args)

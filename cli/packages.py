@@ -2,7 +2,11 @@
 
 Registered by :mod:`layerpeek.cli.main` like its other commands. Database problems (damaged,
 too large, not read) are named on stderr after the answer, which still lists what the other
-databases hold; a damaged layer is returned to ``main`` like every command's."""
+databases hold; a damaged layer is returned to ``main`` like every command's.
+
+The options name the kinds and formats from ``packages.kinds`` alone: the inventory, its
+parsers and the package models load when a command asks for packages, not with ``--help``
+or another command."""
 
 from __future__ import annotations
 
@@ -11,19 +15,17 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from layerpeek.cli.status import Outcome, UsageError
-from layerpeek.core.models import LayerProblem
-from layerpeek.core.packages.changes import (
-    PackageChanges,
-    change_line,
-    package_changes,
-    summary,
-)
-from layerpeek.core.packages.inventory import inventory
-from layerpeek.core.packages.model import FORMATS, KINDS, Kind, PackageReport
-from layerpeek.core.service import Layerpeek
+from layerpeek.core.packages.kinds import FORMATS, KINDS, Kind
 from layerpeek.core.text import human_size, printable
+
+if TYPE_CHECKING:
+    from layerpeek.core.models import LayerProblem
+    from layerpeek.core.packages.changes import PackageChanges
+    from layerpeek.core.packages.model import PackageReport
+    from layerpeek.core.service import Layerpeek
 
 OUTPUTS = ("table", "json", *FORMATS)
 
@@ -58,6 +60,8 @@ def parse_kinds(text: str | None) -> tuple[Kind, ...]:
 
 
 async def packages_command(peek: Layerpeek, args: argparse.Namespace) -> list[LayerProblem]:
+    from layerpeek.core.packages.inventory import inventory
+
     kinds = parse_kinds(args.kind)
     image = await peek.resolve(args.reference, args.platform)
     report = await inventory(peek, image, kinds)
@@ -81,6 +85,9 @@ async def packages_command(peek: Layerpeek, args: argparse.Namespace) -> list[La
 async def diff_packages(peek: Layerpeek, args: argparse.Namespace) -> Outcome:
     """``diff A B --packages``: the package changes from A to B (found: none, as diff says
     the images are the same)."""
+    from layerpeek.core.packages.changes import package_changes
+    from layerpeek.core.packages.inventory import inventory
+
     other = args.other or args.reference
     a = await peek.resolve(args.reference, args.platform)
     b = await peek.resolve(other, args.platform_b or args.platform)
@@ -98,6 +105,8 @@ async def diff_packages(peek: Layerpeek, args: argparse.Namespace) -> Outcome:
 
 def render_changes(changes: PackageChanges) -> None:
     """One line a change, then the counts."""
+    from layerpeek.core.packages.changes import change_line, summary
+
     _print(f"--- {changes.a}")
     _print(f"+++ {changes.b}")
     for change in changes.changes:

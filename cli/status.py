@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
-from layerpeek.core.models import LayerProblem
+if TYPE_CHECKING:  # the answer models load with the command, not with --help
+    from layerpeek.core.models import LayerProblem
 
 
 class Exit(IntEnum):

@@ -5,6 +5,8 @@ result; registries, HTTP, tar and caching stay behind this line. Each method is 
 over the module that does the work, in the order of the flow: ``image.resolve`` (reference →
 manifest → platform → config), ``layers.listing`` and ``layers.pull`` (a layer's entries or
 its blob), ``fs.read`` (one file), ``fs.analyses`` (questions of the merged filesystem).
+``fs.analyses`` (with its reports, triage rules and RE2) is imported by the methods that ask
+it, so that a process that only lists or reads layers never loads it.
 """
 
 from __future__ import annotations
@@ -12,10 +14,9 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from layerpeek.core.cache.interface import CacheStore, open_cache
-from layerpeek.core.fs import analyses
-from layerpeek.core.fs.find import FindSpec
 from layerpeek.core.fs.kept import MergedView
 from layerpeek.core.fs.merge import Merges
 from layerpeek.core.fs.overlay import Node, Overlay
@@ -45,6 +46,9 @@ from layerpeek.core.models import (
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.registry.platform import Platform
 from layerpeek.core.registry.reference import Reference, parse_repository
+
+if TYPE_CHECKING:
+    from layerpeek.core.fs.find import FindSpec
 
 
 class Layerpeek:
@@ -319,6 +323,8 @@ class Layerpeek:
         """The merged filesystem sorted by path: ``limit`` paths from ``start`` (None: all),
         a slice of the kept view; with ``where``, of the paths it accepts (and ``total``
         counts those)."""
+        from layerpeek.core.fs import analyses
+
         return await analyses.merged_listing(self._merges, image, start, limit, where)
 
     def merged_entries(
@@ -331,15 +337,21 @@ class Layerpeek:
         listing prints, without a model of every path held at once (a million-entry image
         would hold ~1 GB of them beside the tree). A damaged layer is added to ``problems``,
         names the view could not place to ``irregular`` (filled once the tree is built)."""
+        from layerpeek.core.fs import analyses
+
         return analyses.merged_entries(self._merges, image, problems, irregular)
 
     async def trace(self, image: ResolvedImage, path: str) -> PathTrace:
         """Where ``path`` came from: added, changed, deleted in which layers, by which steps."""
+        from layerpeek.core.fs import analyses
+
         return await analyses.trace(self._merges, image, path)
 
     async def removed_files(self, image: ResolvedImage) -> RemovedReport:
         """Files a later layer deleted or overwrote that a lower layer still ships (all of
         them, largest first); ``read_file(image, path, layer)`` reads any of them."""
+        from layerpeek.core.fs import analyses
+
         return await analyses.removed_files(self._merges, image)
 
     async def find(
@@ -352,15 +364,21 @@ class Layerpeek:
     ) -> FindResult:
         """Entries matching ``spec`` in the merged view (sorted by path) or in every layer
         (layer order, whiteouts included), each with its path's story; paged."""
+        from layerpeek.core.fs import analyses
+
         return await analyses.find(self._merges, image, spec, merged, start, limit)
 
     async def diff(self, a: ResolvedImage, b: ResolvedImage) -> DiffReport:
         """Added, removed and changed paths from ``a`` to ``b`` at the merged level, and the
         layers they share (every list complete, sorted by path)."""
+        from layerpeek.core.fs import analyses
+
         return await analyses.diff(self._merges, a, b)
 
     async def triage(self, image: ResolvedImage, largest: int = 10) -> TriageReport:
         """Secrets (present, or deleted above a layer that still ships them), setuid/setgid
         and world-writable paths, the user, the OS and the largest files; findings sorted by
         severity. Reads only os-release and at most CONTENT_READS small key-like files."""
+        from layerpeek.core.fs import analyses
+
         return await analyses.triage(self._reads, image, largest)

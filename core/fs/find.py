@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import get_args
-
-import re2
+from typing import TYPE_CHECKING, get_args
 
 from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.layers.entry import EntryType
+
+if TYPE_CHECKING:
+    import re2
 
 TYPES = frozenset(get_args(EntryType))
 MAX_PATTERN = 1024
@@ -125,7 +126,11 @@ def _utf8(text: str) -> str:
 
 
 def _matcher(pattern: str, regex: bool) -> re2._Regexp:
-    """The RE2 program for a regex or a glob; a clear error for what RE2 cannot run."""
+    """The RE2 program for a regex or a glob; a clear error for what RE2 cannot run.
+
+    RE2 loads with the first pattern: a command line offers ``find``'s options without it."""
+    import re2
+
     _check_length(pattern)
     options = re2.Options()
     options.log_errors = False  # RE2 would print every refused pattern on stderr

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from layerpeek.core.image.manifest import Descriptor
+if TYPE_CHECKING:  # a front end shows progress without loading the manifest parser
+    from layerpeek.core.image.manifest import Descriptor
 
 
 @dataclass(frozen=True)

@@ -10,18 +10,15 @@ spec's own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from packageurl import PackageURL
 from pydantic import BaseModel, Field
 
 from layerpeek.core.models import Partial
-
-Kind = Literal["deb", "apk", "rpm", "pypi", "npm", "golang"]
-KINDS: tuple[Kind, ...] = ("deb", "apk", "rpm", "pypi", "npm", "golang")
-Format = Literal["cyclonedx-json", "spdx-json"]
-FORMATS: tuple[Format, ...] = ("cyclonedx-json", "spdx-json")
-"""The SBOM documents of an inventory (``sbom``, whose libraries load only when asked)."""
+from layerpeek.core.packages.kinds import FORMATS as FORMATS
+from layerpeek.core.packages.kinds import KINDS as KINDS
+from layerpeek.core.packages.kinds import Format as Format
+from layerpeek.core.packages.kinds import Kind as Kind
 
 MAX_PACKAGES = 200_000
 """Packages one inventory holds at most; past it the answer says it was cut."""
