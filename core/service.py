@@ -156,11 +156,6 @@ class Layerpeek:
             self.indexes, image, layer, on_progress, whole=whole, problems=problems
         )
 
-    async def count(self, image: ResolvedImage, layer: int | None = None) -> int:
-        """Entries of one layer, or of every layer: a damaged layer's up to its damage (the
-        page that reaches it names it). Read from the layers' indexes, no model made."""
-        return await listing.count(self.indexes, image, layer)
-
     async def list_page(
         self,
         image: ResolvedImage,

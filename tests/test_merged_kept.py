@@ -263,12 +263,3 @@ async def test_a_layer_page_deep_in_a_listing_models_only_its_own_entries(
     assert paths == [m.entry.path for m in lower(0)]
     # Each page models its 50 entries and the one that did not fit (where the next starts).
     assert made == [51] * (FILES // 50 - 1) + [50]
-
-
-async def test_counting_a_layer_makes_no_model_of_its_entries(layerpeek_env, images, models):
-    async with RegistryClient() as client, Layerpeek(client) as peek:
-        image = await peek.resolve(ref(images, "v0"))
-        assert await peek.count(image, 0) == FILES
-        assert await peek.count(image) == FILES + len(UPPER)
-        assert await peek.count(await peek.resolve(ref(images, "cut")), 0) < FILES
-    assert models == []

@@ -1,4 +1,4 @@
-"""Listings of an image's own layers: entries one at a time, a count, or one page.
+"""Listings of an image's own layers: entries one at a time, in batches, or one page.
 
 Each reads the layers' indexes (``LayerIndexes.view``) only as far as the answer needs. A
 damaged layer's entries end at its damage; a caller that answers with what was read records
@@ -115,17 +115,6 @@ async def batches(
                 break
             if view.complete:
                 break
-
-
-async def count(indexes: LayerIndexes, image: ResolvedImage, layer: int | None = None) -> int:
-    """Entries of one layer, or of every layer: a damaged layer's up to its damage (the
-    page that reaches it names it). Read from the layers' indexes, no model made."""
-    total = 0
-    for index in image.layers(layer):
-        descriptor = image.manifest.layers[index]
-        view = await indexes.view(image.reference, descriptor, None, whole=True)
-        total += len(view.entries)
-    return total
 
 
 async def page(
