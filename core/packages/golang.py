@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from layerpeek.core.errors import PackageDataError
-from layerpeek.core.packages.model import Found, clip
+from layerpeek.core.packages.model import Found, Partly, clip
 
 BIN_DIRS = frozenset(
     {"bin", "sbin", "usr/bin", "usr/sbin", "usr/local/bin", "usr/local/sbin", "go/bin", "ko-app"}
@@ -36,6 +36,9 @@ WINDOW = 64 << 10
 MAX_INFO = 4 << 20
 """Bytes of version and module information read at most from one binary."""
 MAX_SECTIONS = 1024
+MAX_MODULES = 10_000
+"""Modules one binary's build information may list: real programs name hundreds; 4 MiB of
+hostile lines could name half a million, each a package to make."""
 MAX_NAMES = 64 << 10
 """Bytes of section names (``.shstrtab``) read at most; a Go binary's are a few hundred."""
 MAX_SEGMENTS = 64
@@ -338,13 +341,16 @@ def _unframe(info: bytes) -> str:
 
 def parse_modules(info: str) -> list[Found]:
     """The main module and each dependency (its replacement's version where the replacement
-    is a module, not a local directory),
-    with the binary's ``GOARCH``."""
+    is a module, not a local directory), with the binary's ``GOARCH``; past ``MAX_MODULES``,
+    ``Partly`` with those read (the ``GOARCH`` line, which follows them, then unknown)."""
     modules: list[list[str]] = []
     arch = ""
     for line in info.splitlines():
         words = line.split("\t")
         if words[0] in ("mod", "dep") and len(words) >= 3:
+            if len(modules) == MAX_MODULES:
+                found = [_module(path, version, arch) for path, version in modules if path]
+                raise Partly(found, f"lists more than {MAX_MODULES:,} modules; the rest not read")
             modules.append([words[1], words[2]])
         elif words[0] == "=>" and len(words) >= 3 and modules and words[2] not in _NO_VERSION:
             modules[-1][1] = words[2]

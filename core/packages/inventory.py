@@ -33,9 +33,10 @@ from layerpeek.core.packages.model import (
     Distro,
     Kind,
     PackageReport,
+    Partly,
 )
 from layerpeek.core.packages.reads import read_layer, read_source
-from layerpeek.core.packages.sources import MANIFEST_LIMIT, Partly, Source, file_of, find_sources
+from layerpeek.core.packages.sources import MANIFEST_LIMIT, Source, file_of, find_sources
 from layerpeek.core.service import Layerpeek
 
 PARALLEL = 8

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from packageurl import PackageURL
 from pydantic import BaseModel, Field
 
+from layerpeek.core.errors import PackageDataError
 from layerpeek.core.models import Partial
 from layerpeek.core.packages.kinds import FORMATS as FORMATS
 from layerpeek.core.packages.kinds import KINDS as KINDS
@@ -128,3 +129,11 @@ def purl_for(kind: Kind, found: Found, distro: Distro) -> str:
 def clip(value: str) -> str:
     """A field as kept: at most ``FIELD_LIMIT`` characters, surrounding space removed."""
     return value.strip()[:FIELD_LIMIT]
+
+
+class Partly(PackageDataError):
+    """A database read in part: the packages read, and why the rest were not."""
+
+    def __init__(self, found: list[Found], message: str) -> None:
+        super().__init__(message)
+        self.found = found

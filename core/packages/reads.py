@@ -14,13 +14,9 @@ from layerpeek.core.errors import FileNotInLayer, LayerError, PackageDataError
 from layerpeek.core.image.resolve import ResolvedImage
 from layerpeek.core.packages import golang
 from layerpeek.core.packages.collect import Tally, add, problem
-from layerpeek.core.packages.model import (
-    Distro,
-    Found,
-)
+from layerpeek.core.packages.model import Distro, Found, Partly
 from layerpeek.core.packages.sources import (
     MANIFEST_LIMIT,
-    Partly,
     Source,
     file_of,
     size_of,
@@ -132,7 +128,7 @@ async def _finish(piece: _Piece, distro: Distro, tally: Tally, later: list[Sourc
                 continue
             if piece.golang:
                 info = piece.scan.found
-                found = golang.parse_modules(info[1]) if info else []
+                found = await _modules(info[1]) if info else []
             elif source.parse is not None:
                 found = await anyio.to_thread.run_sync(source.parse, bytes(piece.data))
         except Partly as exc:
@@ -148,8 +144,13 @@ async def _found(source: Source, read_at: Callable[[int, int], Awaitable[bytes]]
     size = size_of(source.node)
     if source.parse is None:
         info = await golang.read_buildinfo(read_at, size)
-        return golang.parse_modules(info[1]) if info else []
+        return await _modules(info[1]) if info else []
     if size > source.limit:
         raise PackageDataError(too_large(source))
     data = await read_at(0, size)
     return await anyio.to_thread.run_sync(source.parse, data)
+
+
+async def _modules(info: str) -> list[Found]:
+    """A binary's modules, parsed in a worker thread: its build information may be 4 MiB."""
+    return await anyio.to_thread.run_sync(golang.parse_modules, info)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from layerpeek.core.errors import PackageDataError
 from layerpeek.core.fs.overlay import Node
 from layerpeek.core.packages import apk, dpkg, golang, npm, python, rpm
 from layerpeek.core.packages.model import (
@@ -17,6 +16,7 @@ from layerpeek.core.packages.model import (
     DatabaseProblem,
     Found,
     Kind,
+    Partly,
 )
 
 DATABASE_LIMIT = 64 << 20
@@ -118,14 +118,6 @@ def _parse_rpm(data: bytes) -> list[Found]:
     if damaged:
         raise Partly(found, f"{len(damaged)} headers not read ({damaged[0]})")
     return found
-
-
-class Partly(PackageDataError):
-    """A database read in part: the packages read, and why the rest were not."""
-
-    def __init__(self, found: list[Found], message: str) -> None:
-        super().__init__(message)
-        self.found = found
 
 
 def size_of(node: Node) -> int:
