@@ -195,3 +195,19 @@ async def test_many_files_of_a_plain_gzip_layer_come_from_one_pass(peek, fault_p
     one_pass, requests_one_pass = await exported(stream_after=1)
     assert one_pass == by_file
     assert (requests_by_file, requests_one_pass) == (4, 1)  # bin/sh and three docs
+
+
+def test_names_no_extraction_may_take_are_left_out_of_an_export(
+    capsysbinary, layerpeek_env, plain_registry, fs_images
+):
+    """A layer may name ``../../etc/evil`` or ``x/../y``: the merged view lists them as they
+    are, but an archive holding them would write outside, or elsewhere than, the directory a
+    user extracts it into."""
+    ref = fs_images.hostile.ref(plain_registry.host)
+    status, out, _ = export(capsysbinary, ref)
+    assert status == 0
+    with tarfile.open(fileobj=io.BytesIO(out)) as tar:
+        names = tar.getnames()
+    assert names and "a" in names
+    assert not [n for n in names if n.startswith("/") or ".." in n.split("/") or "//" in n]
+    assert "dangling" not in names  # a hard link to a name no layer holds

@@ -22,7 +22,7 @@ import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from layerpeek.core.fs.overlay import Node
+from layerpeek.core.fs.overlay import Node, irregular_name
 
 BLOCK = tarfile.BLOCKSIZE
 END = bytes(2 * BLOCK)
@@ -71,10 +71,15 @@ def subtree(nodes: Sequence[Node], top: str) -> Sequence[Node]:
 
 def extraction_order(nodes: Sequence[Node]) -> list[Node]:
     """``nodes`` in the order containerd creates them: by layer, then by place in the
-    layer's tar; each implicit directory just before the first entry under it."""
+    layer's tar; each implicit directory just before the first entry under it.
+
+    Names no extraction may take (``../etc/x``, ``x/../y``, ``/abs``: the merged view lists
+    them as the layer wrote them, ``overlay.irregular_name``) are left out: in an archive
+    they would write outside, or elsewhere than, the directory it is extracted into."""
     implicit = {node.path: node for node in nodes if node.implicit}
     ordered: list[Node] = []
-    for node in sorted((n for n in nodes if not n.implicit), key=_created):
+    regular = (n for n in nodes if not n.implicit and not irregular_name(n.path))
+    for node in sorted(regular, key=_created):
         for parent in _parents(node.path):
             if parent in implicit:
                 ordered.append(implicit.pop(parent))
@@ -95,13 +100,16 @@ def _parents(path: str) -> Iterator[str]:
 
 
 def members(nodes: Sequence[Node]) -> Iterator[Member]:
-    """The members for ``nodes``, in their order. A hard link whose file the view no longer
-    resolves is kept as the view shows it (a link to its name)."""
+    """The members for ``nodes``, in their order. A hard link whose file the view does not
+    resolve is left out: its name (any text a layer wrote) is nothing the archive holds, and
+    an extractor would link to whatever that name reaches where it runs."""
     first: dict[int, str] = {}  # id of a file node -> the archive path that carries its bytes
     for node in nodes:
         file = node.linked if node.type == "hardlink" else node
-        if node.type not in ("file", "hardlink") or file is None:
-            yield Member(node, node.link if node.type == "hardlink" else "")
+        if file is None:
+            continue
+        if node.type not in ("file", "hardlink"):
+            yield Member(node)
         elif id(file) in first:
             yield Member(node, first[id(file)])
         else:
