@@ -59,6 +59,8 @@ def tool_errors() -> Iterator[None]:
 RANGES = frozenset({"less_than_equal", "greater_than_equal", "less_than", "greater_than"})
 MAX_SHOWN = 40
 """Characters of a rejected value repeated in the message."""
+MAX_ERRORS = 3
+"""Rejected arguments named in the message (a list argument can fail once per item)."""
 
 
 def _bounds(name: str, schema: dict[str, Any]) -> str:
@@ -87,4 +89,7 @@ def argument_message(error: ValidationError, schema: dict[str, Any]) -> str:
     """The one line a model reads for arguments its tool's schema refuses (pydantic's own
     text spans lines and ends with a documentation URL)."""
     properties = schema.get("properties", {})
-    return printable("; ".join(_argument_error(e, properties) for e in error.errors()))
+    errors = error.errors()
+    said = [_argument_error(e, properties) for e in errors[:MAX_ERRORS]]
+    more = f"; and {len(errors) - MAX_ERRORS} more" if len(errors) > MAX_ERRORS else ""
+    return printable("; ".join(said) + more)

@@ -647,3 +647,9 @@ async def test_http_beyond_loopback_without_a_token_warns_at_start(monkeypatch, 
     async with served("--host", "0.0.0.0"), served():
         pass
     assert "warning" not in capsys.readouterr().err
+
+
+async def test_a_list_refused_item_by_item_is_named_in_a_bounded_line(mcp):
+    text = await error(mcp, "find_files", reference="alpine", pattern="*", types=["nope"] * 500)
+    assert text.count("types.") == 3 and text.endswith("; and 497 more")
+    assert "\n" not in text and len(text) < 1000
