@@ -130,8 +130,9 @@ def write_attachments(reply: Reply, out: Path) -> None:
     (names the bot made safe: ``links.endpoint.attachment_name`` or fixed ones)."""
     out.mkdir(parents=True, exist_ok=True)
     for name, data in reply.files.items():
-        (out / name).write_bytes(data)
-        sys.stderr.write(f"layerpeek-bot: wrote {printable(str(out / name))}\n")
+        target = out / Path(name).name  # a bare name, whatever a future answer calls it
+        target.write_bytes(data)
+        sys.stderr.write(f"layerpeek-bot: wrote {printable(str(target))}\n")
 
 
 def _preview_main(line: str, out: Path | None) -> int:
