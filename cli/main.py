@@ -32,7 +32,6 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import aclosing, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -51,6 +50,7 @@ from layerpeek.core.text import (
     short_digest,
     user_or_root,
 )
+from layerpeek.core.version import VERSION
 
 if TYPE_CHECKING:
     from layerpeek.core.models import (
@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
@@ -873,14 +873,6 @@ def _option(name: str, value: str | None = None) -> str:
 def _fail(message: str, status: Exit = Exit.ERROR) -> int:
     _note(f"error: {message}")
     return status
-
-
-def _version() -> str:
-    """The installed distribution's version, the one ``pip show layerpeek`` names."""
-    try:
-        return metadata.version("layerpeek")
-    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
 
 
 if __name__ == "__main__":

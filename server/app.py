@@ -5,7 +5,6 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib.metadata import PackageNotFoundError, version
 
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
@@ -15,6 +14,7 @@ from pydantic import AnyHttpUrl
 from layerpeek.core.settings import Settings, load_settings
 from layerpeek.core.startup import open_service
 from layerpeek.core.tokens import kept_key
+from layerpeek.core.version import VERSION
 from layerpeek.links.endpoint import LinkServer
 from layerpeek.links.settings import ROUTE, LinkSettings
 from layerpeek.server.common import AppState, CallLimit
@@ -42,13 +42,6 @@ LINK_NOTE = (
     " download_link makes an expiring URL for a layer blob or one file: give it to the user "
     "when they want the bytes themselves."
 )
-
-
-def _version() -> str:
-    try:
-        return version("layerpeek")
-    except PackageNotFoundError:
-        return "0"
 
 
 class StaticToken:
@@ -101,7 +94,7 @@ def create_server(
     server = MCPServer(
         "layerpeek",
         instructions=INSTRUCTIONS + (LINK_NOTE if links else ""),
-        version=_version(),
+        version=VERSION,
         lifespan=lifespan,
         token_verifier=StaticToken(token) if token else None,
         auth=auth,

@@ -20,6 +20,8 @@ from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.registry.guard import NetworkGuard
 from layerpeek.core.registry.reference import parse_reference
 
+_TLS = httpx.create_ssl_context()
+
 
 def blob_path(digest: str) -> str:
     return rf"/blobs/{re.escape(digest)}$"
@@ -113,10 +115,10 @@ async def test_a_guarded_client_reads_bulk_windows_from_allowed_hosts(
 def test_a_bulk_connection_is_vetted_by_the_guard(plain_registry, catalog):
     layer = catalog.gzip.layers[1]
     url = httpx.URL(f"{plain_registry.url}/v2/{catalog.gzip.repo}/blobs/{layer.digest}")
-    guarded = BulkReader(NetworkGuard(), True, 5.0, use_proxies=False)
+    guarded = BulkReader(NetworkGuard(), _TLS, 5.0, use_proxies=False)
     with pytest.raises(NetworkRefused, match="loopback"):
         guarded.open(Route(url, ()), 0, 9)
-    allowed = BulkReader(NetworkGuard([plain_registry.host]), True, 5.0, use_proxies=False)
+    allowed = BulkReader(NetworkGuard([plain_registry.host]), _TLS, 5.0, use_proxies=False)
     body = allowed.open(Route(url, ()), 0, 9)
     assert body is not None
     try:
@@ -128,7 +130,7 @@ def test_a_bulk_connection_is_vetted_by_the_guard(plain_registry, catalog):
 def test_a_bulk_route_answering_anything_but_the_range_is_declined(plain_registry, catalog):
     missing = "sha256:" + "0" * 64
     url = httpx.URL(f"{plain_registry.url}/v2/{catalog.gzip.repo}/blobs/{missing}")
-    assert BulkReader(None, True, 5.0, use_proxies=False).open(Route(url, ()), 0, 9) is None
+    assert BulkReader(None, _TLS, 5.0, use_proxies=False).open(Route(url, ()), 0, 9) is None
 
 
 @pytest.mark.parametrize(
@@ -152,9 +154,9 @@ def test_no_bulk_route_is_offered_through_a_proxy(monkeypatch, environment, offe
         headers={"Authorization": "Bearer t", "User-Agent": "layerpeek", "Cookie": "c"},
     )
     response = httpx.Response(206, request=request)
-    route = BulkReader(None, True, 5.0, use_proxies=True).route(response)
+    route = BulkReader(None, _TLS, 5.0, use_proxies=True).route(response)
     assert (route is not None) == offered
     if route is not None:
         assert dict(route.headers) == {"authorization": "Bearer t", "user-agent": "layerpeek"}
     # A guarded client never uses a proxy, so its routes never depend on the environment.
-    assert BulkReader(None, True, 5.0, use_proxies=False).route(response) is not None
+    assert BulkReader(None, _TLS, 5.0, use_proxies=False).route(response) is not None

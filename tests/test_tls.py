@@ -62,3 +62,21 @@ async def test_bulk_windows_verify_the_registry_certificate_too(
         data = b"".join([chunk async for chunk in reader.chunks()])
     assert data == layer.blob
     assert reader.bulk_requests >= 1
+
+
+async def test_ssl_cert_file_is_trusted_by_requests_and_bulk_windows_alike(
+    monkeypatch, layerpeek_env, tls_registry, catalog
+):
+    """httpx trusts SSL_CERT_FILE when it is set; the bulk reader shares the client's one TLS
+    context, so a blob's large ranges trust the same certificates as its first request."""
+    process, cert = tls_registry
+    monkeypatch.delenv("LAYERPEEK_PLAIN_HTTP")
+    monkeypatch.delenv("LAYERPEEK_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    layer = catalog.gzip.layers[1]
+    async with RegistryClient() as client:
+        ref = parse_reference(catalog.gzip.ref(process.host))
+        reader = BlobReader(client, ref, layer.digest)
+        data = b"".join([chunk async for chunk in reader.chunks()])
+    assert data == layer.blob
+    assert reader.bulk_requests >= 1

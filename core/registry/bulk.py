@@ -36,7 +36,6 @@ import time
 import urllib.request
 from dataclasses import dataclass
 
-import certifi
 import httpx
 
 from layerpeek.core.registry.guard import NetworkGuard, connect
@@ -163,7 +162,7 @@ class BulkReader:
     def __init__(
         self,
         guard: NetworkGuard | None,
-        tls: ssl.SSLContext | bool,
+        tls: ssl.SSLContext,
         timeout: float,
         *,
         use_proxies: bool,
@@ -171,7 +170,7 @@ class BulkReader:
         """``use_proxies``: the httpx client honours proxy variables, so routes through a
         proxy are not offered."""
         self._guard = guard
-        self._tls = tls if isinstance(tls, ssl.SSLContext) else _default_tls()
+        self._tls = tls
         self._timeout = timeout
         self._use_proxies = use_proxies
 
@@ -291,8 +290,3 @@ def content_range(value: str | None) -> tuple[int, int, int | None] | None:
     if match is None:
         return None
     return int(match[1]), int(match[2]), None if match[3] == "*" else int(match[3])
-
-
-def _default_tls() -> ssl.SSLContext:
-    """What httpx verifies against by default: certifi's public CAs."""
-    return ssl.create_default_context(cafile=certifi.where())
