@@ -21,7 +21,7 @@ from layerpeek.core.layers import pump as pump_module
 from layerpeek.core.layers.entry import TarEntry
 from layerpeek.core.layers.pump import InflatePump
 from layerpeek.core.layers.scan import Inflated, LayerReader
-from layerpeek.core.runtime import tuned_process
+from layerpeek.core.runtime import YOUNG_THRESHOLD, tuned_process
 
 BATCH = 64 << 10
 STEP = 256 << 10
@@ -182,14 +182,17 @@ def test_close_stops_the_inflater_and_drops_what_waits():
 
 
 def test_the_switch_interval_is_short_while_a_front_end_runs_and_restored_after():
-    before = sys.getswitchinterval()
+    before, thresholds = sys.getswitchinterval(), gc.get_threshold()
     InflatePump(LayerReader())
     assert sys.getswitchinterval() == before  # a pump alone leaves the interpreter as it was
     with tuned_process():
         assert sys.getswitchinterval() <= pump_module.SWITCH_INTERVAL
         assert gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] >= YOUNG_THRESHOLD > thresholds[0]
+        assert gc.get_threshold()[1:] == thresholds[1:]
     assert sys.getswitchinterval() == before
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == thresholds
 
 
 SHARED_HEAP_SOURCE = """
