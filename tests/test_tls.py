@@ -55,13 +55,7 @@ async def test_bulk_windows_verify_the_registry_certificate_too(
     process, cert = tls_registry
     monkeypatch.delenv("LAYERPEEK_PLAIN_HTTP")
     monkeypatch.setenv("LAYERPEEK_CA_BUNDLE", str(cert))
-    layer = catalog.gzip.layers[1]
-    async with RegistryClient() as client:
-        ref = parse_reference(catalog.gzip.ref(process.host))
-        reader = BlobReader(client, ref, layer.digest)
-        data = b"".join([chunk async for chunk in reader.chunks()])
-    assert data == layer.blob
-    assert reader.bulk_requests >= 1
+    await _read_a_blob_in_bulk_windows(process, catalog)
 
 
 async def test_ssl_cert_file_is_trusted_by_requests_and_bulk_windows_alike(
@@ -73,6 +67,12 @@ async def test_ssl_cert_file_is_trusted_by_requests_and_bulk_windows_alike(
     monkeypatch.delenv("LAYERPEEK_PLAIN_HTTP")
     monkeypatch.delenv("LAYERPEEK_CA_BUNDLE", raising=False)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    await _read_a_blob_in_bulk_windows(process, catalog)
+
+
+async def _read_a_blob_in_bulk_windows(process, catalog) -> None:
+    """Read a layer blob over HTTPS and check it came whole, through at least one bulk
+    window (which opens its own TLS connections beside httpx's)."""
     layer = catalog.gzip.layers[1]
     async with RegistryClient() as client:
         ref = parse_reference(catalog.gzip.ref(process.host))
