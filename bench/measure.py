@@ -19,6 +19,9 @@ from pathlib import Path
 import anyio
 import httpx
 
+from layerpeek.core.layers.buffers import OutputPool
+from layerpeek.core.layers.checkpoints import OUTPUT, CheckpointInflater
+from layerpeek.core.layers.index.builder import SCAN_BATCH
 from layerpeek.core.registry.client import RegistryClient
 from layerpeek.core.runtime import tuned_process
 from layerpeek.core.service import Layerpeek
@@ -71,7 +74,28 @@ async def naive(peek: Layerpeek, ref: str, _: str) -> dict[str, object]:
     return {"entries": count}
 
 
+async def inflate_alone(_: Layerpeek, __: str, path: str) -> dict[str, object]:
+    """The scan's own inflater (``CheckpointInflater``, zlib-ng into the scan's buffers,
+    checkpoints and all) over the layer's local file, and nothing else: no network, no tar
+    scan, no index. Under a full listing of that layer this is the floor; it runs in a
+    worker thread, as a listing's inflater does."""
+
+    def inflate() -> int:
+        pool = OutputPool(OUTPUT)
+        inflater, produced = CheckpointInflater(pool=pool), 0
+        with open(path, "rb") as blob:
+            while batch := blob.read(SCAN_BATCH):
+                for piece in inflater.feed(batch):
+                    produced += len(piece)
+                    pool.give_back([piece])
+        inflater.finish()
+        return produced
+
+    return {"bytes": await anyio.to_thread.run_sync(inflate)}
+
+
 STEPS: dict[str, Callable[[Layerpeek, str, str], Awaitable[dict[str, object]]]] = {
+    "inflate-alone": inflate_alone,
     "first-page": first_page,
     "full-listing": full_listing,
     "cat": cat,

@@ -19,9 +19,13 @@ with it, and the median ``tar -tzf`` is every row's baseline.
 The real layer (``build_real_layer``: ~50,000 files of this machine's ``/usr``) is listed the same
 way, each run next to a ``tar -tzf`` of that file: through the whole ``layerpeek ls REF
 --json > /dev/null`` process (start-up and output included, ``cli.py``) and by the engine
-alone (``measure.py``), with entries and bytes per second beside the ratios. ``--before DIR``
-lists it also with the ``layerpeek`` package found in DIR (an older tree), interleaved in
-the same pairs, so a change is measured against the code before it under the same load.
+alone (``measure.py``), with entries and bytes per second beside the ratios, and, in the same
+rounds, the floor under the first: the command's start-up with its first page (``ls --limit
+1``) and the scan's inflater (zlib-ng, checkpoints and all) inflating the local file alone;
+their sum is what no listing through the CLI can beat on this machine with this inflater.
+``--before DIR`` lists it also with the ``layerpeek`` package found in DIR (an older tree),
+interleaved in the same pairs, so a change is measured against the code before it under the
+same load.
 """
 
 from __future__ import annotations
@@ -218,11 +222,13 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def cli_listing(ref: str, cache: Path, plain: str, source: Path | None = None) -> dict:
-    """``layerpeek ls REF --json > /dev/null`` in a fresh process, timed whole."""
+def cli_listing(
+    ref: str, cache: Path, plain: str, source: Path | None = None, extra: tuple[str, ...] = ()
+) -> dict:
+    """``layerpeek ls REF --json [EXTRA…] > /dev/null`` in a fresh process, timed whole."""
     started, cpu = time.perf_counter(), _children_cpu()
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "cli.py"), "ls", ref, "--json"],
+        [sys.executable, str(ROOT / "bench" / "cli.py"), "ls", ref, "--json", *extra],
         env=_env(cache, plain, source),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -386,6 +392,8 @@ def side_by_side(
         runs: dict[str, list[tuple[float, dict]]] = {}
         for i in range(repeat):
             tar_seconds = _gnu_tar(blob_path)
+            for label, run in _floor(ref, blob_path, scratch / f"floor-{i}", registry.host):
+                runs.setdefault(label, []).append((tar_seconds, run))
             for name, source in variants if i % 2 == 0 else variants[::-1]:
                 cache = scratch / f"real-{name or 'this'}-{i}"
                 run = cli_listing(ref, cache / "cli", registry.host, source)
@@ -393,6 +401,22 @@ def side_by_side(
                 run = measure("full-listing", ref, "", cache / "engine", registry.host, source)
                 runs.setdefault(f"engine alone {name}".rstrip(), []).append((tar_seconds, run))
     report_pairs(title, runs, entries, blob_path.stat().st_size, _tar_size(blob_path))
+
+
+FLOOR_START = "floor: ls --limit 1 (CLI)"
+FLOOR_INFLATE = "floor: inflater alone"
+
+
+def _floor(ref: str, blob_path: Path, cache: Path, plain: str) -> list[tuple[str, dict]]:
+    """What a full listing through the CLI cannot go below on this machine, measured in the
+    same round: the command's start-up with its first page (``ls --limit 1``, a fresh cache),
+    and the scan's inflater inflating the local file with nothing else to do."""
+    start = cli_listing(ref, cache / "cli", plain, extra=("--limit", "1"))
+    inflate = measure("inflate-alone", "-", str(blob_path), cache / "engine", plain)
+    return [
+        (FLOOR_START, {**start, "floor": "start"}),
+        (FLOOR_INFLATE, {**inflate, "floor": "inflate"}),
+    ]
 
 
 def report_pairs(
@@ -421,12 +445,24 @@ def report_pairs(
             f"{statistics.median(ratios):.2f}",
             f"{ratios[0]:.2f}-{ratios[-1]:.2f}",
             f"{seconds:.3f}",
-            f"{entries / seconds:,.0f}",
-            f"{gzip_size / 1e6 / seconds:.0f}",
+            "-" if pairs[0][1].get("floor") else f"{entries / seconds:,.0f}",
+            "-" if pairs[0][1].get("floor") == "start" else f"{gzip_size / 1e6 / seconds:.0f}",
             f"{statistics.median(run['cpu_seconds'] for _, run in pairs):.2f}",
             f"{max(run['rss_mb'] for _, run in pairs):.0f}",
         )
         print(f"{label:26} " + " ".join(f"{c:>11}" for c in cells))
+    if FLOOR_START in runs:
+        floors = sorted(
+            (start["seconds"] + inflate["seconds"]) / seconds
+            for (seconds, start), (_, inflate) in zip(
+                runs[FLOOR_START], runs[FLOOR_INFLATE], strict=True
+            )
+        )
+        print(
+            "floor of a CLI listing (its start-up and first page, then the inflater alone), round "
+            f"by round: median {statistics.median(floors):.2f}x tar -tzf "
+            f"({floors[0]:.2f}-{floors[-1]:.2f})"
+        )
     for label, pairs in runs.items():
         older = runs.get(f"{label} before")
         if older is not None:
@@ -438,7 +474,9 @@ def report_pairs(
                     f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
                 )
     for label, pairs in runs.items():
-        lags = [run["loop_lag_ms"] for _, run in pairs if "loop_lag_ms" in run]
+        lags = [
+            run["loop_lag_ms"] for _, run in pairs if "loop_lag_ms" in run and not run.get("floor")
+        ]
         if lags:
             print(f"{label}: longest event-loop stall {max(lags):.1f} ms")
 
