@@ -12,6 +12,11 @@ from pathlib import Path
 
 from layerpeek.cli.main import main
 
+try:
+    from layerpeek.cli.main import end_process
+except ImportError:  # an older tree (``run.py --before``), whose command ended with sys.exit
+    end_process = sys.exit
+
 
 def _peak_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -24,4 +29,4 @@ if __name__ == "__main__":
     status = main(sys.argv[1:])
     sys.stdout.flush()
     sys.stderr.write(json.dumps({"rss_mb": _peak_mb()}) + "\n")
-    sys.exit(status)
+    end_process(status)

@@ -1,7 +1,5 @@
 """``python -m layerpeek.cli``: the same as the ``layerpeek`` command."""
 
-import sys
+from layerpeek.cli.main import entry
 
-from layerpeek.cli.main import main
-
-sys.exit(main())
+entry()

@@ -24,6 +24,7 @@ command needs (packages, export, the raw documents) by that command: ``--help`` 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import stat
@@ -33,7 +34,7 @@ from contextlib import aclosing, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 from layerpeek.cli.packages import add_packages_command, diff_packages, packages_command
 from layerpeek.cli.progress import ProgressLine, clear_progress
@@ -865,6 +866,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return outcome.status
 
 
+def entry() -> NoReturn:
+    """The ``layerpeek`` command as a process (its console script, ``python -m
+    layerpeek.cli``): ``main``, then ``end_process``."""
+    end_process(main())
+
+
+def end_process(status: int) -> NoReturn:
+    """End the process with ``status``, freezing the objects still alive first.
+
+    ``main`` has closed what it opened, and the process ends now; the interpreter's last
+    collection on the way out would otherwise walk every object alive, which after a
+    50,000-entry listing took ~55 ms of a ~1.3 s command (~10 ms frozen). Objects are
+    still freed as their references go; only that last walk for cycles skips them."""
+    gc.freeze()
+    sys.exit(status)
+
+
 def _option(name: str, value: str | None = None) -> str:
     """How a hint names this command's options: ``--layer 0``."""
     return f"--{name}" if value is None else f"--{name} {value}"
@@ -876,4 +894,4 @@ def _fail(message: str, status: Exit = Exit.ERROR) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

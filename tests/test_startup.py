@@ -72,3 +72,19 @@ def test_ls_loads_no_other_command(layerpeek_env, plain_registry, catalog):
     assert entries and all("path" in entry for entry in entries)
     assert set(CORE) <= loaded
     assert loaded & set(OTHER_COMMANDS) == set()
+
+
+def test_the_command_freezes_what_is_alive_before_the_process_ends():
+    """``entry`` ends the process with every object frozen, so the interpreter's last
+    collection skips them; ``main`` itself hands them back (test_cli)."""
+    check = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: sys.stderr.write(f'frozen at exit: {gc.get_freeze_count()}'))\n"
+        "sys.argv = ['layerpeek', 'inspect', 'not a reference']\n"
+        "from layerpeek.cli.main import entry\n"
+        "entry()\n"
+    )
+    run = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 3, run.stderr
+    frozen = int(run.stderr.rpartition("frozen at exit: ")[2])
+    assert frozen > 10_000
