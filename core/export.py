@@ -37,7 +37,6 @@ from layerpeek.core.fs.read import FileCopy
 from layerpeek.core.image.resolve import ResolvedImage
 from layerpeek.core.layers.entry import TarEntry, display_path
 from layerpeek.core.layers.scan import FileData
-from layerpeek.core.layers.tar.sparse import zero_chunks
 from layerpeek.core.service import Layerpeek
 
 STREAM_AFTER = 16
@@ -133,10 +132,8 @@ class _LayerPass:
                     f"layer {self._layer} gave {event.entry.path!r} where {file.layer_path!r} "
                     "was next"
                 )
-            for zeros in zero_chunks(event.zeros):
-                yield zeros
-            if event.data:
-                yield event.data
+            for chunk in event.content():
+                yield chunk
             if event.last:
                 return
         raise TruncatedLayer(f"layer {self._layer} ends before the data of {file.layer_path!r}")

@@ -28,7 +28,6 @@ from layerpeek.core.layers.index.ranged import ranged, read_ranged
 from layerpeek.core.layers.index.store import LayerIndexes
 from layerpeek.core.layers.reader import BlobReader
 from layerpeek.core.layers.scan import FileData, scan_layer
-from layerpeek.core.layers.tar.sparse import zero_chunks
 from layerpeek.core.layers.toc.files import read_toc_file
 from layerpeek.core.registry.client import RegistryClient
 
@@ -189,10 +188,8 @@ class FileReads:
         try:
             async for event in events:
                 if isinstance(event, FileData):
-                    for zeros in zero_chunks(event.zeros):
-                        yield zeros
-                    if event.data:
-                        yield event.data
+                    for chunk in event.content():
+                        yield chunk
                     if event.last:
                         return
         finally:

@@ -27,7 +27,7 @@ at ``LAYER_LIMITS``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from layerpeek.core.errors import CorruptLayer, HostileLayer, TruncatedLayer
@@ -57,6 +57,7 @@ from layerpeek.core.layers.tar.sparse import (
     SparseFile,
     gnu_fragments,
     pax_fragments,
+    zero_chunks,
 )
 
 
@@ -73,6 +74,13 @@ class FileData:
     data: bytes
     last: bool
     zeros: int = 0
+
+    def content(self) -> Iterator[bytes]:
+        """This piece's bytes of the file, in order: its hole's zeros (in shared chunks of at
+        most 1 MiB, ``sparse.zero_chunks``), then ``data``; nothing for an empty piece."""
+        yield from zero_chunks(self.zeros)
+        if self.data:
+            yield self.data
 
 
 ScanEvent = TarEntry | FileData
