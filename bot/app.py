@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -138,32 +139,43 @@ class LayerpeekBot(discord.Client):
     async def _navigate(
         self, interaction: discord.Interaction[Any], key: str, scope: Scope, page: int, nav: str
     ) -> None:
-        """Anyone in the channel may page: check limits and state, acknowledge, then edit."""
-        try:
-            with self.ctx.limits.working(interaction.user.id):
-                self.ctx.limits.check(interaction.user.id, interaction.guild_id)
-                data = await self._state(interaction, key)
-                if data is None:
-                    return
-                await interaction.response.defer()
-                user = interaction.user.id
-                reply = await answers.page(self.ctx, user, data, key, scope, page, nav)
-                await edit(interaction, reply)
-        except Exception as error:  # one line for the presser; message_for logs the unexpected
-            await fail(interaction, message_for(error))
+        """Anyone in the channel may page a /peek listing (``_pressed``), edited in place."""
+
+        async def turn(data: dict[str, Any]) -> None:
+            user = interaction.user.id
+            await edit(interaction, await answers.page(self.ctx, user, data, key, scope, page, nav))
+
+        await self._pressed(interaction, key, turn)
 
     async def turn_result(self, interaction: discord.Interaction[Any], key: str, page: int) -> None:
         """A page of /packages, /find or /diff (files or packages), as ``_navigate`` turns a
         /peek page."""
+
+        async def turn(data: dict[str, Any]) -> None:
+            render = next((PAGES[kind] for kind in PAGES if kind in data), packages_page)
+            await edit(interaction, await render(self.ctx, data, key, page))
+
+        await self._pressed(interaction, key, turn)
+
+    async def _pressed(
+        self,
+        interaction: discord.Interaction[Any],
+        key: str,
+        answer: Callable[[dict[str, Any]], Awaitable[None]],
+        *,
+        thinking: bool = False,
+    ) -> None:
+        """A press on a component of message ``key``: check the presser's limits and the
+        message's state, acknowledge, then ``answer`` with that state, all as one of the
+        presser's running commands; a failure is one line to the presser."""
         try:
             with self.ctx.limits.working(interaction.user.id):
                 self.ctx.limits.check(interaction.user.id, interaction.guild_id)
                 data = await self._state(interaction, key)
                 if data is None:
                     return
-                await interaction.response.defer()
-                turn = next((PAGES[kind] for kind in PAGES if kind in data), packages_page)
-                await edit(interaction, await turn(self.ctx, data, key, page))
+                await interaction.response.defer(thinking=thinking)
+                await answer(data)
         except Exception as error:  # one line for the presser; message_for logs the unexpected
             await fail(interaction, message_for(error))
 
@@ -177,13 +189,8 @@ class LayerpeekBot(discord.Client):
         self, interaction: discord.Interaction[Any], key: str, scope: Scope, pattern: str
     ) -> None:
         """The matches as a new message in the channel (the listing stays as it was)."""
-        try:
-            with self.ctx.limits.working(interaction.user.id):
-                self.ctx.limits.check(interaction.user.id, interaction.guild_id)
-                data = await self._state(interaction, key)
-                if data is None:
-                    return
-                await interaction.response.defer(thinking=True)
-                await send(interaction, await answers.find_in(self.ctx, data, scope, pattern))
-        except Exception as error:  # one line for the presser; message_for logs the unexpected
-            await fail(interaction, message_for(error))
+
+        async def found(data: dict[str, Any]) -> None:
+            await send(interaction, await answers.find_in(self.ctx, data, scope, pattern))
+
+        await self._pressed(interaction, key, found, thinking=True)
