@@ -17,6 +17,7 @@ from fixtures.bot import (
     interaction_payload,
     invoke,
     message_payload,
+    press_next_and_last,
     recorded_bot,
     running_bot,
     sent_payload,
@@ -201,13 +202,7 @@ async def test_find_pages_through_every_match_after_a_restart(settings, plain_re
     total = int(shown(sent["embeds"][0]["title"]).split()[0])
     pages = -(-total // settings.page_size)
     assert pages > 2 and sent["embeds"][0]["title"].endswith(f" · page 1 of {pages}")
-    async with recorded_bot(settings) as (bot, adapter):
-        await click(bot, component(sent, "▶"), message_payload(sent["components"]))
-        await click(bot, component(sent, "⏭"), message_payload(sent["components"]))
-    second, last = adapter.requests[1][2], adapter.requests[3][2]
-    assert second["embeds"][0]["title"].endswith(f" · page 2 of {pages}")
-    assert last["embeds"][0]["title"].endswith(f" · page {pages} of {pages}")
-    assert component(last, "▶")["disabled"] and not component(last, "◀")["disabled"]
+    second = await press_next_and_last(settings, sent, pages)
     listed = [line for line in second["embeds"][0]["description"].splitlines() if "[" in line]
     assert len(listed) == settings.page_size
     assert_within_limits(second)

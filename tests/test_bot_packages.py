@@ -16,6 +16,7 @@ from fixtures.bot import (
     component,
     invoke,
     message_payload,
+    press_next_and_last,
     recorded_bot,
     running_bot,
     sent_payload,
@@ -95,13 +96,7 @@ async def test_page_buttons_turn_through_every_package(small_pages, plain_regist
     sent = sent_payload(done.named("edit_original")[0])
     truth = dpkg_installed(package_images.trees.dpkg_root / "var/lib/dpkg")
     pages = -(-len(truth) // 5)
-    async with recorded_bot(small_pages) as (bot, adapter):
-        await click(bot, component(sent, "▶"), message_payload(sent["components"]))
-        await click(bot, component(sent, "⏭"), message_payload(sent["components"]))
-    second, last = adapter.requests[1][2], adapter.requests[3][2]
-    assert second["embeds"][0]["title"].endswith(f" · page 2 of {pages}")
-    assert last["embeds"][0]["title"].endswith(f" · page {pages} of {pages}")
-    assert component(last, "▶")["disabled"] and not component(last, "◀")["disabled"]
+    second = await press_next_and_last(small_pages, sent, pages)
     names = sorted(name for name, _, _ in truth)
     listed = second["embeds"][0]["description"].split("```")[1].strip().splitlines()
     assert [line.split()[1] for line in listed] == names[5:10]
