@@ -34,6 +34,8 @@ from layerpeek.core.text import human_size
 from layerpeek.links.endpoint import attachment_name
 
 EXPIRED = "these buttons have expired (or the bot forgot them); run the command again"
+OTHER_KIND = "these buttons belong to another kind of message"
+"""A press whose stored state is another answer's: a button's id names the state."""
 
 
 @dataclass
@@ -58,6 +60,8 @@ class PeekState:
 
     @classmethod
     def load(cls, data: dict[str, Any]) -> PeekState:
+        if "pinned" not in data:
+            raise LayerpeekError(OTHER_KIND)
         return cls(data["pinned"], ImageReport.model_validate(data["report"]))
 
 
@@ -269,7 +273,7 @@ def _searched(search: dict[str, Any]) -> str:
     return "every layer" if search.get("layer") is None else f"layer {search['layer']}"
 
 
-def _page_of(number: int, total: int, size: int) -> tuple[int, int, str]:
+def page_span(number: int, total: int, size: int) -> tuple[int, int, str]:
     """The page to show (``number``, or the last one if past it), the last page, and how the
     title names the page (nothing when there is only one)."""
     last = max(0, (total - 1) // size)
@@ -305,14 +309,12 @@ async def find(
 
 async def find_page(ctx: BotContext, data: dict[str, Any], key: str, number: int) -> Reply:
     """Page ``number`` of a stored search (a /find or a Find button's), with its buttons."""
-    if "find" not in data:
-        raise LayerpeekError("these buttons belong to another kind of message")
     image = await ctx.peek.resolve(data["find"])
     spec = FindSpec.parse(data["pattern"], regex=data["regex"])
     found = await ctx.peek.find(image, spec, merged=data["merged"])
     matches = [m for m in found.matches if data["layer"] in (None, m.layer)]
     size = ctx.settings.page_size
-    number, last, page = _page_of(number, len(matches), size)
+    number, last, page = page_span(number, len(matches), size)
     shown = found.model_copy(
         update={
             "reference": data["reference"],
@@ -346,14 +348,12 @@ async def compared(
 
 async def diff_page(ctx: BotContext, data: dict[str, Any], key: str, number: int) -> Reply:
     """Page ``number`` of a stored diff: its counts, then a page of its paths."""
-    if "diff" not in data:
-        raise LayerpeekError("these buttons belong to another kind of message")
     before, after = data["diff"]
     report = await ctx.peek.diff(await ctx.peek.resolve(before), await ctx.peek.resolve(after))
     report = report.model_copy(update=dict(zip("ab", data["names"], strict=True)))
     size = ctx.settings.page_size
     total = len(report.added) + len(report.removed) + len(report.changed)
-    number, last, page = _page_of(number, total, size)
+    number, last, page = page_span(number, total, size)
     embed = render.diff_embed(report, number * size, size, page)
     return Reply(embeds=[embed], view=result_pages(key, number, last))
 

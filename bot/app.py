@@ -18,7 +18,7 @@ import discord
 import uvicorn
 
 from layerpeek.bot import answers
-from layerpeek.bot.answers import EXPIRED, BotContext
+from layerpeek.bot.answers import EXPIRED, OTHER_KIND, BotContext
 from layerpeek.bot.commands import LayerpeekTree, add_commands, message_for
 from layerpeek.bot.packages import changes_page, packages_page
 from layerpeek.bot.ratelimit import RateLimits
@@ -27,6 +27,7 @@ from layerpeek.bot.scope import Scope
 from layerpeek.bot.settings import BotSettings
 from layerpeek.bot.state import StateStore
 from layerpeek.bot.views import FindButton, FindModal, PageButton, ResultPageButton, ScopeSelect
+from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.service import Layerpeek
 from layerpeek.core.settings import Settings
 from layerpeek.core.startup import open_service
@@ -152,7 +153,9 @@ class LayerpeekBot(discord.Client):
         /peek page."""
 
         async def turn(data: dict[str, Any]) -> None:
-            render = next((PAGES[kind] for kind in PAGES if kind in data), packages_page)
+            render = next((PAGES[kind] for kind in PAGES if kind in data), None)
+            if render is None:
+                raise LayerpeekError(OTHER_KIND)
             await edit(interaction, await render(self.ctx, data, key, page))
 
         await self._pressed(interaction, key, turn)

@@ -17,7 +17,7 @@ import discord
 
 from layerpeek.bot import answers
 from layerpeek.bot import discord_limits as limits
-from layerpeek.bot.answers import BotContext, _page_of, pinned
+from layerpeek.bot.answers import BotContext, page_span, pinned
 from layerpeek.bot.render import (
     COLOUR,
     LINE,
@@ -29,7 +29,6 @@ from layerpeek.bot.render import (
 )
 from layerpeek.bot.reply import Reply
 from layerpeek.bot.views import result_pages
-from layerpeek.core.errors import LayerpeekError
 from layerpeek.core.packages.changes import PackageChanges, change_line, package_changes, summary
 from layerpeek.core.packages.inventory import inventory
 from layerpeek.core.packages.model import KINDS, DatabaseProblem, Package, PackageReport
@@ -57,8 +56,6 @@ async def packages(
 
 async def packages_page(ctx: BotContext, data: dict[str, Any], key: str, number: int) -> Reply:
     """A button's page of the packages a /packages message shows."""
-    if "packages" not in data:
-        raise LayerpeekError("these buttons belong to another kind of message")
     report = await inventory(ctx.peek, await ctx.peek.resolve(data["packages"]))
     return _reply(ctx, key, report, data.get("filter", ""), number)
 
@@ -67,10 +64,9 @@ def _reply(ctx: BotContext, key: str, report: PackageReport, filter: str, number
     size = ctx.settings.page_size
     needle = filter.casefold()
     matching = [p for p in report.packages if needle in p.name.casefold()]
-    last = max(0, (len(matching) - 1) // size)
-    number = min(number, last)
+    number, last, page = page_span(number, len(matching), size)
     shown = matching[number * size : (number + 1) * size]
-    embed = packages_embed(report, matching, filter, shown, f"page {number + 1} of {last + 1}")
+    embed = packages_embed(report, matching, filter, shown, page)
     return Reply(embeds=[embed], view=result_pages(key, number, last))
 
 
@@ -79,9 +75,10 @@ def packages_embed(
     matching: list[Package],
     filter: str,
     shown: list[Package],
-    where: str,
+    page: str,
 ) -> discord.Embed:
-    """Counts by kind first (they always fit), databases not read, then the page's lines."""
+    """Counts by kind first (they always fit), databases not read, then the page's lines;
+    ``page`` names the page in the title (``answers.page_span``: nothing on a single page)."""
     counts = Counter(p.kind for p in matching)
     summary = [f"**{kind}** {counted(counts[kind], 'package')}" for kind in KINDS if counts[kind]]
     head = "\n".join(summary) or "no packages found"
@@ -95,7 +92,7 @@ def packages_embed(
     cost = f"{human_size(report.bytes_read)} read from {report.files_read} files"
     footer = _footer(report.platform, report.digest) + untrusted(f" · {cost}", 80, "plain")
     return discord.Embed(
-        title=untrusted(f"Packages of {report.reference}", 220) + f" · {where}",
+        title=untrusted(f"Packages of {report.reference}", 220) + (f" · {page}" if page else ""),
         description=f"{top}{head}{listing}",
         colour=COLOUR,
     ).set_footer(text=footer)
@@ -140,13 +137,11 @@ async def diff(
 
 async def changes_page(ctx: BotContext, data: dict[str, Any], key: str, number: int) -> Reply:
     """Page ``number`` of a stored package diff: its counts, then a page of its changes."""
-    if "package-diff" not in data:
-        raise LayerpeekError("these buttons belong to another kind of message")
     reports = [await inventory(ctx.peek, await ctx.peek.resolve(p)) for p in data["package-diff"]]
     names = dict(zip("ab", data["names"], strict=True))
     changes = package_changes(*reports).model_copy(update=names)
     size = ctx.settings.page_size
-    number, last, page = _page_of(number, len(changes.changes), size)
+    number, last, page = page_span(number, len(changes.changes), size)
     embed = changes_embed(changes, reports, number * size, size, page)
     return Reply(embeds=[embed], view=result_pages(key, number, last))
 

@@ -24,7 +24,7 @@ from fixtures.bot import (
     shown,
 )
 from layerpeek.bot import commands
-from layerpeek.bot.answers import EXPIRED
+from layerpeek.bot.answers import EXPIRED, OTHER_KIND
 from layerpeek.bot.app import LayerpeekBot
 from layerpeek.bot.settings import BotSettings
 from layerpeek.core.settings import Settings
@@ -223,3 +223,23 @@ async def test_diff_pages_through_every_path_after_a_restart(settings, plain_reg
     assert last["title"].endswith(f" · page {pages} of {pages}")
     tail = [line for line in last["description"].splitlines() if line[:2] in ("+ ", "- ", "~ ")]
     assert len(tail) == total - (pages - 1) * settings.page_size
+
+
+async def test_a_button_naming_another_answers_state_answers_one_line(
+    settings, plain_registry, catalog
+):
+    """Buttons carry their state's key in their id: a /peek page button given a /find's
+    key, or a result page button given a /peek's, tells the presser so, and edits nothing."""
+    image = catalog.gzip.ref(plain_registry.host)
+    listing = await first_message(settings, image)
+    found = await sent_answer(settings, commands.find, image=image, pattern="*")
+    peek_key = component(listing, "▶")["custom_id"].split(":")[1]
+    find_key = component(found, "▶")["custom_id"].split(":")[1]
+    for custom_id in (f"lp:{find_key}:a:1:n", f"lpk:{peek_key}:1:n"):
+        forged = {"type": 2, "style": 2, "label": "▶", "custom_id": custom_id}
+        async with recorded_bot(settings) as (bot, adapter):
+            await click(bot, forged, message_payload([{"type": 1, "components": [forged]}]))
+        assert [method for method, _, _ in adapter.requests] == ["POST", "POST"]  # ack, line
+        answer = adapter.requests[-1][2]
+        assert answer["content"] == OTHER_KIND
+        assert answer["flags"] == discord.MessageFlags(ephemeral=True).value
